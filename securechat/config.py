@@ -1,0 +1,290 @@
+"""Typed server configuration: flags > SECURECHAT_* environment > TOML file > defaults.
+
+Each section is a frozen dataclass. Every value is validated on load and an error names its key
+path (``config chat.max_message_bytes: must be at least 1024``). Environment variables are
+``SECURECHAT_<SECTION>_<KEY>`` (``SECURECHAT_SERVER_PORT=50052``) plus a few short aliases
+(``SECURECHAT_DB``, ``SECURECHAT_BUS``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from securechat.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 50051
+    data_dir: Path = Path("data")
+    certs_dir: Path = Path("certs")
+    # Seconds a graceful shutdown waits for streams to finish after the reconnect hint.
+    grace_period_s: float = 5.0
+    max_receive_bytes: int = 64 * 1024 + 4096
+    max_concurrent_streams: int = 100
+    keepalive_time_s: int = 45
+    keepalive_timeout_s: int = 20
+    # SO_REUSEPORT worker processes sharing the port (scale-out on one host).
+    workers: int = 1
+    node: str = ""
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    # Empty means <server.certs_dir>/ca.crt, server.crt, server.key, revoked.json.
+    ca: str = ""
+    cert: str = ""
+    key: str = ""
+    revocation_list: str = ""
+    bind_client_cert_to_user: bool = False
+    # Seconds between checks of the certificate files for rotation.
+    reload_interval_s: float = 2.0
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    bcrypt_cost: int = 12
+    # Concurrent bcrypt computations (each occupies a thread); the rest queue.
+    bcrypt_workers: int = 2
+    token_ttl_s: int = 24 * 3600
+    max_failures_per_user: int = 5
+    max_failures_per_peer: int = 20
+    failure_window_s: float = 900.0
+    lockout_s: float = 300.0
+    registrations_per_peer_per_hour: int = 30
+    admin_user: str = ""
+    admin_password: str = dataclasses.field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class ChatConfig:
+    default_room: str = "lobby"
+    retention_days: float = 30.0
+    max_message_bytes: int = 64 * 1024
+    max_recipients: int = 1000
+    send_rate_per_s: float = 20.0
+    send_burst: int = 60
+    # Events queued for one stream before it is cut off with RESOURCE_EXHAUSTED.
+    stream_queue_bound: int = 2000
+    # Mailbox entries read per replay page on (re)connect.
+    replay_page: int = 500
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    # Empty: SQLite at <server.data_dir>/securechat.db. Or postgresql://..., sqlite:///path.
+    db: str = ""
+    sqlite_synchronous: str = "FULL"
+
+
+@dataclass(frozen=True)
+class BusConfig:
+    # "memory:" (in-process) or redis://host:port/db
+    url: str = "memory:"
+
+
+@dataclass(frozen=True)
+class StatusConfig:
+    host: str = "127.0.0.1"
+    # 0 disables the status page and metrics.
+    port: int = 8080
+    # Required when host is not a loopback address; sent as `Authorization: Bearer ...`.
+    admin_token: str = dataclasses.field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    format: str = "plain"
+    level: str = "INFO"
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    chat: ChatConfig = field(default_factory=ChatConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    bus: BusConfig = field(default_factory=BusConfig)
+    status: StatusConfig = field(default_factory=StatusConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    # ---- derived paths --------------------------------------------------------------------
+    def tls_path(self, name: str) -> Path:
+        explicit = {"ca": self.tls.ca, "cert": self.tls.cert, "key": self.tls.key}.get(name, "")
+        if name == "revocation_list":
+            explicit = self.tls.revocation_list
+        if explicit:
+            return Path(explicit)
+        default = {
+            "ca": "ca.crt",
+            "cert": "server.crt",
+            "key": "server.key",
+            "revocation_list": "revoked.json",
+        }[name]
+        return self.server.certs_dir / default
+
+    @property
+    def db_url(self) -> str:
+        return self.storage.db or str(self.server.data_dir / "securechat.db")
+
+
+ENV_ALIASES = {
+    "SECURECHAT_DB": ("storage", "db"),
+    "SECURECHAT_BUS": ("bus", "url"),
+    "SECURECHAT_ADMIN_USER": ("auth", "admin_user"),
+    "SECURECHAT_ADMIN_PASSWORD": ("auth", "admin_password"),
+    "SECURECHAT_HOST": ("server", "host"),
+    "SECURECHAT_PORT": ("server", "port"),
+    "SECURECHAT_DATA_DIR": ("server", "data_dir"),
+    "SECURECHAT_CERTS_DIR": ("server", "certs_dir"),
+}
+
+_CHOICES = {
+    ("log", "format"): {"plain", "json"},
+    ("log", "level"): {"DEBUG", "INFO", "WARNING", "ERROR"},
+    ("storage", "sqlite_synchronous"): {"OFF", "NORMAL", "FULL", "EXTRA"},
+}
+
+
+def _convert(path: str, raw: object, kind: type) -> object:
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.lower() in {
+            "1",
+            "true",
+            "yes",
+            "on",
+            "0",
+            "false",
+            "no",
+            "off",
+        }:
+            return raw.lower() in {"1", "true", "yes", "on"}
+        raise ConfigError(path, f"expected true or false, got {raw!r}")
+    if kind is int:
+        if isinstance(raw, bool):
+            raise ConfigError(path, f"expected an integer, got {raw!r}")
+        try:
+            return int(str(raw), 10) if isinstance(raw, str) else int(raw)  # type: ignore[call-overload]
+        except (TypeError, ValueError):
+            raise ConfigError(path, f"expected an integer, got {raw!r}") from None
+    if kind is float:
+        if isinstance(raw, bool):
+            raise ConfigError(path, f"expected a number, got {raw!r}")
+        try:
+            return float(raw)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise ConfigError(path, f"expected a number, got {raw!r}") from None
+    if kind is Path:
+        if not isinstance(raw, str | Path) or not str(raw):
+            raise ConfigError(path, f"expected a path, got {raw!r}")
+        return Path(raw)
+    if kind is str:
+        if not isinstance(raw, str):
+            raise ConfigError(path, f"expected a string, got {raw!r}")
+        return raw
+    raise ConfigError(path, f"unsupported type {kind}")  # pragma: no cover
+
+
+def _validate(cfg: Config) -> None:
+    def need(ok: bool, path: str, problem: str) -> None:
+        if not ok:
+            raise ConfigError(path, problem)
+
+    need(0 <= cfg.server.port <= 65535, "server.port", "must be between 0 and 65535")
+    need(0 <= cfg.status.port <= 65535, "status.port", "must be between 0 and 65535")
+    need(cfg.server.grace_period_s >= 0, "server.grace_period_s", "must not be negative")
+    need(cfg.server.max_receive_bytes >= 1024, "server.max_receive_bytes", "must be at least 1024")
+    need(cfg.server.workers >= 1, "server.workers", "must be at least 1")
+    need(cfg.server.keepalive_time_s >= 10, "server.keepalive_time_s", "must be at least 10")
+    need(4 <= cfg.auth.bcrypt_cost <= 31, "auth.bcrypt_cost", "must be between 4 and 31")
+    need(cfg.auth.bcrypt_workers >= 1, "auth.bcrypt_workers", "must be at least 1")
+    need(cfg.auth.token_ttl_s >= 1, "auth.token_ttl_s", "must be at least 1")
+    need(cfg.auth.max_failures_per_user >= 1, "auth.max_failures_per_user", "must be at least 1")
+    need(cfg.auth.max_failures_per_peer >= 1, "auth.max_failures_per_peer", "must be at least 1")
+    need(cfg.chat.max_message_bytes >= 256, "chat.max_message_bytes", "must be at least 256")
+    need(cfg.chat.send_rate_per_s > 0, "chat.send_rate_per_s", "must be positive")
+    need(cfg.chat.send_burst >= 1, "chat.send_burst", "must be at least 1")
+    need(cfg.chat.stream_queue_bound >= 10, "chat.stream_queue_bound", "must be at least 10")
+    need(cfg.chat.retention_days > 0, "chat.retention_days", "must be positive")
+    need(cfg.chat.max_recipients >= 1, "chat.max_recipients", "must be at least 1")
+    need(
+        cfg.bus.url == "memory:" or cfg.bus.url.startswith(("redis://", "rediss://")),
+        "bus.url",
+        "must be memory: or redis://HOST:PORT",
+    )
+    for (section, key), allowed in _CHOICES.items():
+        value = getattr(getattr(cfg, section), key)
+        need(value in allowed, f"{section}.{key}", f"must be one of {', '.join(sorted(allowed))}")
+
+
+def load_config(
+    file: Path | None = None,
+    overrides: Mapping[str, object] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Config:
+    """Build the Config. ``overrides`` maps "section.key" to values from command-line flags."""
+    env = os.environ if env is None else env
+    layers: dict[tuple[str, str], tuple[str, object]] = {}
+    if file is not None:
+        try:
+            data = tomllib.loads(file.read_text())
+        except FileNotFoundError:
+            raise ConfigError(str(file), "file not found") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(str(file), f"cannot read: {exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(str(file), f"invalid TOML: {exc}") from None
+        for section, values in data.items():
+            if not isinstance(values, dict):
+                raise ConfigError(section, "expected a [section] table")
+            for key, value in values.items():
+                layers[(section, key)] = (f"{section}.{key}", value)
+    sections = {f.name: f.type for f in dataclasses.fields(Config)}
+    hints = get_type_hints(Config)
+    for section_name in sections:
+        section_cls = hints[section_name]
+        for f in dataclasses.fields(section_cls):
+            var = f"SECURECHAT_{section_name.upper()}_{f.name.upper()}"
+            if var in env:
+                layers[(section_name, f.name)] = (var, env[var])
+    for var, target in ENV_ALIASES.items():
+        if var in env and env[var] != "":
+            layers[target] = (var, env[var])
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        section, _, key = dotted.partition(".")
+        layers[(section, key)] = (dotted, value)
+
+    built: dict[str, Any] = {}
+    for section_name in sections:
+        section_cls = hints[section_name]
+        section_hints = get_type_hints(section_cls)
+        values: dict[str, object] = {}
+        for (section, key), (source, raw) in layers.items():
+            if section != section_name:
+                continue
+            if key not in section_hints:
+                raise ConfigError(f"{section}.{key}", f"unknown setting (from {source})")
+            kind = section_hints[key]
+            if isinstance(kind, types.UnionType):  # pragma: no cover - no optional fields yet
+                kind = next(a for a in kind.__args__ if a is not type(None))
+            values[key] = _convert(f"{section}.{key}", raw, kind)
+        built[section_name] = section_cls(**values)
+    for section, _key in layers:
+        if section not in sections:
+            raise ConfigError(section, "unknown section")
+    cfg = Config(**built)
+    _validate(cfg)
+    return cfg

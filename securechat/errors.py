@@ -1,0 +1,166 @@
+"""The one error hierarchy: every failure securechat reports is a SecureChatError.
+
+Each class carries a stable ``code`` (shown to users and scripts), the gRPC status name the
+server maps it to (``status``, a plain string so this module imports nothing of grpc) and the
+CLI exit code. The message always says what to do next.
+
+    SecureChatError
+    ├── ConfigError               a configuration value is wrong (names the key path)
+    ├── CertificateError          certificate/key files missing, mismatched, expired, revoked
+    ├── InvalidArgument           bad input: names, sizes, malformed frames
+    ├── NotFound                  unknown user, room, device
+    ├── AlreadyExists             duplicate registration, room name taken
+    ├── Unauthenticated           missing/expired/revoked token, wrong password
+    ├── PermissionDenied          not a member, not an admin, wrong room password
+    ├── ResourceExhausted         rate limits and lockouts (carries retry_after)
+    ├── FailedPrecondition        the request is valid but the state forbids it
+    │   └── StaleDevices          send built on an outdated recipient device list
+    ├── Unavailable               server unreachable or shutting down
+    └── CryptoError
+        ├── DecryptionError       the one opaque "message could not be decrypted"
+        ├── KeystoreError         the local keystore cannot be opened or is damaged
+        ├── BadSignature          a key bundle whose signatures do not verify
+        └── IdentityChanged       a pinned contact's identity key changed
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class SecureChatError(Exception):
+    """Root of every securechat error."""
+
+    code: ClassVar[str] = "error"
+    status: ClassVar[str] = "UNKNOWN"
+    exit_code: ClassVar[int] = 1
+    default_message: ClassVar[str] = "something went wrong"
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or self.default_message
+        super().__init__(self.message)
+
+
+class ConfigError(SecureChatError):
+    code = "config"
+    status = "INVALID_ARGUMENT"
+    exit_code = 78  # EX_CONFIG
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        super().__init__(f"config {path}: {problem}")
+
+
+class CertificateError(SecureChatError):
+    code = "certificate"
+    status = "UNAUTHENTICATED"
+    exit_code = 77
+
+
+class InvalidArgument(SecureChatError):
+    code = "invalid_argument"
+    status = "INVALID_ARGUMENT"
+    exit_code = 64  # EX_USAGE
+
+
+class NotFound(SecureChatError):
+    code = "not_found"
+    status = "NOT_FOUND"
+    exit_code = 66
+
+
+class AlreadyExists(SecureChatError):
+    code = "already_exists"
+    status = "ALREADY_EXISTS"
+    exit_code = 65
+
+
+class Unauthenticated(SecureChatError):
+    code = "unauthenticated"
+    status = "UNAUTHENTICATED"
+    exit_code = 67
+    default_message = "not logged in or session expired: run `securechat login USER`"
+
+
+class PermissionDenied(SecureChatError):
+    code = "permission_denied"
+    status = "PERMISSION_DENIED"
+    exit_code = 68
+
+
+class ResourceExhausted(SecureChatError):
+    code = "resource_exhausted"
+    status = "RESOURCE_EXHAUSTED"
+    exit_code = 75  # EX_TEMPFAIL
+
+    def __init__(self, message: str | None = None, retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        if retry_after is not None and message is not None:
+            message = f"{message} (retry after {retry_after:.0f}s)"
+        super().__init__(message)
+
+
+class FailedPrecondition(SecureChatError):
+    code = "failed_precondition"
+    status = "FAILED_PRECONDITION"
+    exit_code = 70
+
+
+class StaleDevices(FailedPrecondition):
+    """The sender encrypted for an outdated device list; ``devices`` is the current one."""
+
+    code = "stale_devices"
+    default_message = "the recipient device list changed: re-encrypt for the current devices"
+
+    def __init__(self, devices: list[tuple[str, int]], message: str | None = None) -> None:
+        self.devices = devices
+        super().__init__(message)
+
+
+class Unavailable(SecureChatError):
+    code = "unavailable"
+    status = "UNAVAILABLE"
+    exit_code = 69  # EX_UNAVAILABLE
+    default_message = "server unavailable: check --server and that securechat-server is running"
+
+
+class CryptoError(SecureChatError):
+    code = "crypto"
+    status = "INVALID_ARGUMENT"
+    exit_code = 71
+
+
+class DecryptionError(CryptoError):
+    """Opaque by design: never says which check failed (no oracle)."""
+
+    code = "decryption"
+    default_message = "message could not be decrypted"
+
+    def __init__(self) -> None:
+        super().__init__(None)
+
+
+class KeystoreError(CryptoError):
+    code = "keystore"
+    exit_code = 72
+
+
+class BadSignature(CryptoError):
+    code = "bad_signature"
+    default_message = "a key bundle signature does not verify"
+
+
+class IdentityChanged(CryptoError):
+    code = "identity_changed"
+    exit_code = 73
+
+    def __init__(self, user: str, verified: bool) -> None:
+        self.user = user
+        self.verified = verified
+        action = (
+            f"compare the safety number (`securechat keys safety-number {user}`) and run "
+            f"`securechat keys verify {user}`"
+            if verified
+            else f"run `securechat keys trust {user}` to accept the new key"
+        )
+        super().__init__(f"the identity key of {user} changed: {action} before sending")
