@@ -1,0 +1,70 @@
+"""Domain-separation labels and the two key-derivation helpers every module uses.
+
+Every derivation, signature and associated-data block in securechat is prefixed by one of the
+labels below, so a value computed for one purpose can never be reused for another. The labels
+are part of the protocol: changing one breaks compatibility (the golden transcript test fails).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+PROTOCOL_PREFIX = b"securechat/v1/"
+
+# Signatures (Ed25519 over a labelled canonical encoding).
+IDENTITY_DH_SIGNATURE = b"securechat/v1/identity-dh-signature"
+PREKEY_SIGNATURE = b"securechat/v1/prekey-signature"
+
+# Handshake (PQXDH-style).
+HANDSHAKE_TRANSCRIPT = b"securechat/v1/handshake-transcript"
+HANDSHAKE_ROOT = b"securechat/v1/handshake-root"
+
+# Double Ratchet.
+RATCHET_ROOT = b"securechat/v1/ratchet-root"
+MESSAGE_KEYS = b"securechat/v1/message-keys"
+ASSOCIATED_DATA = b"securechat/v1/associated-data"
+
+# Keystore and account state.
+KEYSTORE_FILE = b"securechat/v1/keystore-file"
+
+# Chain KDF constants (libsignal's ChainKey MESSAGE_KEY_SEED / CHAIN_KEY_SEED).
+CHAIN_MESSAGE_KEY_SEED = b"\x01"
+CHAIN_NEXT_KEY_SEED = b"\x02"
+
+# X3DH's 32 bytes of 0xFF prepended to the key material for curve25519 (X3DH spec, §2.2).
+KDF_PREFIX_F = b"\xff" * 32
+
+ALL_LABELS = (
+    IDENTITY_DH_SIGNATURE,
+    PREKEY_SIGNATURE,
+    HANDSHAKE_TRANSCRIPT,
+    HANDSHAKE_ROOT,
+    RATCHET_ROOT,
+    MESSAGE_KEYS,
+    ASSOCIATED_DATA,
+    KEYSTORE_FILE,
+)
+
+
+def hkdf(ikm: bytes, salt: bytes | None, info: bytes, length: int) -> bytes:
+    """HKDF-SHA256 (RFC 5869); ``salt=None`` means a string of zero bytes."""
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=info).derive(ikm)
+
+
+def hmac_sha256(key: bytes, data: bytes) -> bytes:
+    """HMAC-SHA256 of ``data`` under ``key``."""
+    return hmac.new(key, data, hashlib.sha256).digest()
+
+
+def sha256(data: bytes) -> bytes:
+    """SHA-256 digest (used for transcript hashes)."""
+    return hashlib.sha256(data).digest()
+
+
+def constant_time_equal(a: bytes, b: bytes) -> bool:
+    """Compare two byte strings without leaking where they differ."""
+    return hmac.compare_digest(a, b)

@@ -1,0 +1,1 @@
+"""Tests of securechat.crypto: known answers, tamper, bad input and hypothesis properties."""
