@@ -271,7 +271,7 @@ def load_config(
     for section_name in sections:
         section_cls = hints[section_name]
         section_hints = get_type_hints(section_cls)
-        values: dict[str, object] = {}
+        section_values: dict[str, object] = {}
         for (section, key), (source, raw) in layers.items():
             if section != section_name:
                 continue
@@ -280,8 +280,8 @@ def load_config(
             kind = section_hints[key]
             if isinstance(kind, types.UnionType):  # pragma: no cover - no optional fields yet
                 kind = next(a for a in kind.__args__ if a is not type(None))
-            values[key] = _convert(f"{section}.{key}", raw, kind)
-        built[section_name] = section_cls(**values)
+            section_values[key] = _convert(f"{section}.{key}", raw, kind)
+        built[section_name] = section_cls(**section_values)
     for section, _key in layers:
         if section not in sections:
             raise ConfigError(section, "unknown section")

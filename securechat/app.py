@@ -1,0 +1,105 @@
+"""The composition root and `securechat-server` entry point."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from securechat.errors import SecureChatError
+
+log = logging.getLogger("securechat.app")
+
+
+async def serve(config: Any) -> int:
+    from securechat.transport.server import SecureChatServer
+
+    server = SecureChatServer(config)
+    await server.start()
+    host = config.server.host
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"securechat-server listening on {shown}:{server.port}", err=False)
+    sys.stdout.flush()
+    loop = asyncio.get_running_loop()
+    stopping: asyncio.Task[None] | None = None
+
+    def request_stop(signame: str) -> None:
+        nonlocal stopping
+        if stopping is None:
+            log.info("received %s: shutting down gracefully", signame)
+            stopping = asyncio.create_task(server.stop())
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, request_stop, sig.name)
+    await server.wait()
+    return 0
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML config file.")
+@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default 50051; 0 picks a free one).")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="Server data.")
+@click.option("--certs-dir", type=click.Path(path_type=Path), default=None, help="ca.crt, server.*")
+@click.option("--db", default=None, help="Database: a SQLite path or postgresql://...")
+@click.option("--bus", default=None, help="Bus: memory: (default) or redis://HOST:PORT")
+@click.option("--status-port", type=int, default=None, help="Status page port (0 disables).")
+@click.option("--log-format", type=click.Choice(["plain", "json"]), default=None)
+@click.option("--log-level", default=None)
+def cli(
+    config_file: Path | None,
+    host: str | None,
+    port: int | None,
+    data_dir: Path | None,
+    certs_dir: Path | None,
+    db: str | None,
+    bus: str | None,
+    status_port: int | None,
+    log_format: str | None,
+    log_level: str | None,
+) -> None:
+    """Run the securechat server (gRPC over mutual TLS)."""
+    from securechat.config import load_config
+    from securechat.ops.logsetup import configure_logging
+
+    overrides = {
+        "server.host": host,
+        "server.port": port,
+        "server.data_dir": data_dir,
+        "server.certs_dir": certs_dir,
+        "storage.db": db,
+        "bus.url": bus,
+        "status.port": status_port,
+        "log.format": log_format,
+        "log.level": log_level.upper() if log_level else None,
+    }
+    config = load_config(config_file, overrides)
+    configure_logging(config.log.format, config.log.level)
+    sys.exit(asyncio.run(serve(config)))
+
+
+def main() -> None:
+    """Entry point: one clear line and a non-zero exit for every set-up error."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        sys.exit(130)
+    except SecureChatError as exc:
+        click.echo(f"securechat-server: error: {exc.message}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

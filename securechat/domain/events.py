@@ -1,0 +1,71 @@
+"""Events that travel between server nodes over the Bus and out to Chat streams."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from securechat.domain.model import DeviceRef, MailboxEntry
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """Entries just stored in mailboxes; nodes push them to the recipients' live streams."""
+
+    entries: tuple[MailboxEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceChanged:
+    user: str
+    online: bool
+    at_ms: int
+    # Users to tell (those sharing a room or a private conversation with ``user``).
+    audience: tuple[str, ...]
+
+
+class MembershipKind(enum.IntEnum):
+    JOINED = 1
+    LEFT = 2
+    DEVICE_ADDED = 3
+    IDENTITY_CHANGED = 4
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipChanged:
+    room: str
+    user: str
+    kind: MembershipKind
+    at_ms: int
+    audience: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UserKicked:
+    user: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEnded:
+    """A session was logged out: streams opened with it end."""
+
+    token_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateRevoked:
+    fingerprint: str
+    serial_hex: str
+
+
+BusEvent = (
+    Delivered | PresenceChanged | MembershipChanged | UserKicked | SessionEnded | CertificateRevoked
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OnlineDevice:
+    device: DeviceRef
+    node: str
+    since_ms: int

@@ -1,0 +1,1 @@
+"""Operations: metrics, logging setup, the status page and the server console."""

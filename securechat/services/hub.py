@@ -1,0 +1,109 @@
+"""The live hub of one node: which devices have a stream here, and routing bus events to them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from securechat.bus.port import Bus
+from securechat.domain.events import (
+    BusEvent,
+    CertificateRevoked,
+    Delivered,
+    MembershipChanged,
+    PresenceChanged,
+    SessionEnded,
+    UserKicked,
+)
+from securechat.domain.model import DeviceRef
+from securechat.services.clock import Clock
+from securechat.services.stream import Control, StreamSession
+from securechat.storage.port import Store
+
+log = logging.getLogger("securechat.hub")
+
+
+class Hub:
+    def __init__(self, store: Store, bus: Bus, clock: Clock) -> None:
+        self.store = store
+        self.bus = bus
+        self.clock = clock
+        self.streams: dict[DeviceRef, StreamSession] = {}
+        self.by_user: dict[str, set[DeviceRef]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # ---- streams coming and going -----------------------------------------------------------
+    async def attach(self, stream: StreamSession) -> None:
+        """Register a stream; a previous stream of the same device is replaced (ABORTED)."""
+        previous = self.streams.get(stream.device)
+        if previous is not None:
+            previous.end("ABORTED", "replaced by a newer connection of the same device")
+            await self._forget(previous)
+        self.streams[stream.device] = stream
+        self.by_user.setdefault(stream.device.user, set()).add(stream.device)
+        if await self.bus.mark_online(stream.device, stream.connected_ms):
+            await self._presence(stream.device.user, online=True)
+
+    async def detach(self, stream: StreamSession) -> None:
+        if self.streams.get(stream.device) is stream:
+            await self._forget(stream)
+
+    async def _forget(self, stream: StreamSession) -> None:
+        del self.streams[stream.device]
+        devices = self.by_user.get(stream.device.user)
+        if devices is not None:
+            devices.discard(stream.device)
+            if not devices:
+                del self.by_user[stream.device.user]
+        if await self.bus.mark_offline(stream.device):
+            await self._presence(stream.device.user, online=False)
+
+    async def _presence(self, user: str, *, online: bool) -> None:
+        audience = tuple(sorted(await self.store.contacts_of(user)))
+        await self.bus.publish(PresenceChanged(user, online, self.clock.now_ms(), audience))
+
+    # ---- bus events -----------------------------------------------------------------------
+    def handle(self, event: BusEvent) -> None:
+        """Route one bus event to the local streams it concerns (never blocks)."""
+        if isinstance(event, Delivered):
+            for entry in event.entries:
+                stream = self.streams.get(entry.recipient)
+                if stream is not None:
+                    stream.deliver(entry)
+        elif isinstance(event, PresenceChanged | MembershipChanged):
+            for user in event.audience:
+                if isinstance(event, PresenceChanged) and user == event.user:
+                    continue
+                for device in self.by_user.get(user, ()):
+                    self.streams[device].notify(event)
+        elif isinstance(event, UserKicked):
+            for device in list(self.by_user.get(event.user, ())):
+                reason = f": {event.reason}" if event.reason else ""
+                self.streams[device].end(
+                    "UNAUTHENTICATED", f"you were disconnected by an admin{reason}"
+                )
+        elif isinstance(event, SessionEnded):
+            for stream in list(self.streams.values()):
+                if stream.session.token_hash == event.token_hash:
+                    stream.end("UNAUTHENTICATED", "you logged out: log in again to continue")
+        elif isinstance(event, CertificateRevoked):
+            self.end_revoked({event.fingerprint} - {""}, {event.serial_hex} - {""})
+
+    def end_revoked(self, fingerprints: set[str], serials: set[str]) -> int:
+        ended = 0
+        for stream in list(self.streams.values()):
+            if stream.cert_fingerprint in fingerprints or stream.cert_serial in serials:
+                stream.end("UNAUTHENTICATED", "your client certificate has been revoked")
+                ended += 1
+        return ended
+
+    def kick_local(self, user: str, reason: str) -> int:
+        devices = list(self.by_user.get(user, ()))
+        self.handle(UserKicked(user, reason))
+        return len(devices)
+
+    def reconnect_all(self, retry_after_ms: int, reason: str) -> None:
+        """Graceful shutdown: every stream gets a reconnect hint, then ends."""
+        for stream in list(self.streams.values()):
+            stream.notify(Control("reconnect", (retry_after_ms, reason)))
+            stream.end("OK", reason)

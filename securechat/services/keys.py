@@ -1,0 +1,151 @@
+"""The key directory: verify and store public bundles, hand out one-time prekeys once."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from securechat.bus.port import Bus
+from securechat.crypto.identity import IdentityPublic
+from securechat.crypto.prekeys import (
+    KemPreKeyPublic,
+    OneTimePreKeyPublic,
+    SignedPreKeyPublic,
+    verify_kem_prekey,
+    verify_one_time_prekey,
+    verify_signed_prekey,
+)
+from securechat.domain import names
+from securechat.domain.events import MembershipChanged, MembershipKind
+from securechat.domain.model import (
+    Bundle,
+    ClaimedBundle,
+    Device,
+    DeviceRef,
+    KemPreKeyRecord,
+    OneTimePreKeyRecord,
+    PreKeyCounts,
+    SignedPreKeyRecord,
+)
+from securechat.errors import BadSignature, FailedPrecondition, InvalidArgument, NotFound
+from securechat.services.clock import Clock
+from securechat.storage.port import Store
+
+MAX_PREKEYS_PER_UPLOAD = 200
+
+
+class KeyDirectory:
+    def __init__(self, store: Store, bus: Bus, clock: Clock) -> None:
+        self.store = store
+        self.bus = bus
+        self.clock = clock
+
+    @staticmethod
+    def _identity(raw: bytes) -> IdentityPublic:
+        identity = IdentityPublic.from_bytes(raw)
+        identity.verify()
+        return identity
+
+    @staticmethod
+    def _verify(
+        identity: IdentityPublic,
+        device: DeviceRef,
+        signed: SignedPreKeyRecord | None,
+        one_time: Sequence[OneTimePreKeyRecord],
+        kem: Sequence[KemPreKeyRecord],
+    ) -> None:
+        if len(one_time) > MAX_PREKEYS_PER_UPLOAD or len(kem) > MAX_PREKEYS_PER_UPLOAD:
+            raise InvalidArgument(f"at most {MAX_PREKEYS_PER_UPLOAD} prekeys of a kind per upload")
+        try:
+            if signed is not None:
+                verify_signed_prekey(
+                    identity,
+                    device.user,
+                    device.device_id,
+                    SignedPreKeyPublic(
+                        signed.key_id, signed.public_key, signed.created_at, signed.signature
+                    ),
+                )
+            for key in one_time:
+                verify_one_time_prekey(
+                    identity,
+                    device.user,
+                    device.device_id,
+                    OneTimePreKeyPublic(key.key_id, key.public_key, key.signature),
+                )
+            for k in kem:
+                verify_kem_prekey(
+                    identity,
+                    device.user,
+                    device.device_id,
+                    KemPreKeyPublic(k.key_id, k.public_key, k.signature, k.last_resort),
+                )
+        except BadSignature as exc:
+            raise InvalidArgument(f"key bundle refused: {exc.message}") from exc
+
+    async def publish(self, device: DeviceRef, bundle: Bundle) -> PreKeyCounts:
+        identity = self._identity(bundle.identity_key)
+        if bundle.last_resort is None or not bundle.last_resort.last_resort:
+            raise InvalidArgument("a bundle needs a last-resort post-quantum prekey")
+        if any(k.last_resort for k in bundle.kem_prekeys):
+            raise InvalidArgument("one-time post-quantum prekeys must not be marked last-resort")
+        self._verify(
+            identity,
+            device,
+            bundle.signed_prekey,
+            bundle.one_time_prekeys,
+            [*bundle.kem_prekeys, bundle.last_resort],
+        )
+        before = await self.store.get_device(device.user, device.device_id)
+        if before is None:
+            raise NotFound(f"device {device.device_id} of {device.user} is not registered")
+        counts = await self.store.publish_bundle(device, bundle)
+        if before.identity_key != bundle.identity_key:
+            kind = (
+                MembershipKind.DEVICE_ADDED
+                if before.identity_key is None
+                else MembershipKind.IDENTITY_CHANGED
+            )
+            audience = tuple(sorted(await self.store.contacts_of(device.user)))
+            await self.bus.publish(
+                MembershipChanged("", device.user, kind, self.clock.now_ms(), audience)
+            )
+        return counts
+
+    async def add_prekeys(
+        self,
+        device: DeviceRef,
+        one_time: Sequence[OneTimePreKeyRecord],
+        kem: Sequence[KemPreKeyRecord],
+        signed: SignedPreKeyRecord | None,
+    ) -> PreKeyCounts:
+        current = await self.store.get_device(device.user, device.device_id)
+        if current is None or current.identity_key is None:
+            raise FailedPrecondition("publish a key bundle before adding prekeys")
+        if any(k.last_resort for k in kem):
+            raise InvalidArgument("added post-quantum prekeys must be one-time keys")
+        self._verify(self._identity(current.identity_key), device, signed, one_time, kem)
+        return await self.store.add_prekeys(device, one_time, kem, signed)
+
+    async def claim(self, user: str, device_ids: Sequence[int]) -> list[ClaimedBundle]:
+        names.check_name(user)
+        devices = await self.devices(user)
+        wanted = set(device_ids)
+        bundles = []
+        for device in devices:
+            if wanted and device.device_id not in wanted:
+                continue
+            claimed = await self.store.claim_bundle(DeviceRef(user, device.device_id))
+            if claimed is not None:
+                bundles.append(claimed)
+        if not bundles:
+            raise NotFound(f"{user} has no published keys yet: they must log in once")
+        return bundles
+
+    async def devices(self, user: str) -> list[Device]:
+        names.check_name(user)
+        if await self.store.get_user(user) is None:
+            raise NotFound(f"no user named {user!r}")
+        return await self.store.list_devices(user)
+
+    async def counts(self, device: DeviceRef) -> PreKeyCounts:
+        return await self.store.count_prekeys(device)

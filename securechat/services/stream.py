@@ -1,0 +1,169 @@
+"""One live Chat stream: a bounded outgoing queue, the delivery cursor and mailbox catch-up.
+
+The transport's single writer task drains ``next_batch()`` into one frame per wake-up; this class
+decides what goes into the queue. It never touches grpc.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass
+
+from securechat.domain.cursor import DeliveryCursor, Verdict
+from securechat.domain.events import MembershipChanged, PresenceChanged
+from securechat.domain.model import DeviceRef, MailboxEntry, Session
+from securechat.errors import InvalidArgument
+from securechat.storage.port import Store
+
+log = logging.getLogger("securechat.stream")
+
+
+@dataclass(frozen=True, slots=True)
+class Control:
+    """A non-mailbox event for the stream (send results, pongs, notices, reconnect hints)."""
+
+    kind: str
+    payload: object
+
+
+OutEvent = MailboxEntry | PresenceChanged | MembershipChanged | Control
+
+
+@dataclass(frozen=True, slots=True)
+class Ending:
+    status: str  # a gRPC status name: OK, RESOURCE_EXHAUSTED, UNAUTHENTICATED, ...
+    message: str
+
+
+class StreamSession:
+    def __init__(
+        self,
+        session: Session,
+        store: Store,
+        *,
+        resume_after: int,
+        bound: int,
+        page: int,
+        peer: str,
+        cert_subject: str,
+        cert_fingerprint: str,
+        cert_serial: str,
+        connected_ms: int,
+    ) -> None:
+        self.session = session
+        self.device = DeviceRef(session.user, session.device_id)
+        self.store = store
+        self.bound = bound
+        self.page = page
+        self.peer = peer
+        self.cert_subject = cert_subject
+        self.cert_fingerprint = cert_fingerprint
+        self.cert_serial = cert_serial
+        self.connected_ms = connected_ms
+        self.cursor = DeliveryCursor(resume_after)
+        self.queue: deque[OutEvent] = deque()
+        self.ending: Ending | None = None
+        self._wake = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._need_fetch = asyncio.Event()
+        self._need_fetch.set()  # the initial replay
+        self._ack_task: asyncio.Task[None] | None = None
+        self._acked_to_store = resume_after
+        self.delivered = 0
+
+    @property
+    def ended(self) -> bool:
+        return self.ending is not None
+
+    # ---- producers ------------------------------------------------------------------------
+    def _put(self, event: OutEvent) -> None:
+        if self.ending is not None:
+            return
+        if len(self.queue) >= self.bound:
+            self.end(
+                "RESOURCE_EXHAUSTED",
+                "you fell too far behind and were disconnected; reconnect to resume (nothing "
+                "was lost)",
+            )
+            return
+        self.queue.append(event)
+        self._wake.set()
+
+    def deliver(self, entry: MailboxEntry) -> None:
+        """A live notification of a stored entry (possibly lost, duplicated or early)."""
+        verdict = self.cursor.offer(entry.seq)
+        if verdict is Verdict.PUSH:
+            self._put(entry)
+        elif verdict is Verdict.GAP:
+            self._need_fetch.set()
+
+    def notify(self, event: PresenceChanged | MembershipChanged | Control) -> None:
+        self._put(event)
+
+    def end(self, status: str, message: str) -> None:
+        if self.ending is None:
+            self.ending = Ending(status, message)
+            self._wake.set()
+            self._need_fetch.set()
+
+    # ---- mailbox catch-up -----------------------------------------------------------------
+    async def pump(self) -> None:
+        """Fetch from the mailbox whenever the cursor saw a gap (and once at start: replay)."""
+        while self.ending is None:
+            await self._need_fetch.wait()
+            self._need_fetch.clear()
+            if self.ended:
+                return
+            while self.ending is None:
+                # Flow control: let the writer drain before reading the next page.
+                while len(self.queue) > self.bound // 2 and self.ending is None:
+                    self._drained.clear()
+                    await self._drained.wait()
+                entries = await self.store.fetch(self.device, self.cursor.pushed, self.page)
+                for entry in entries:
+                    if self.cursor.advance(entry.seq):
+                        self._put(entry)
+                if len(entries) < self.page:
+                    break
+            self.cursor.replaying = False
+
+    # ---- the writer's side ----------------------------------------------------------------
+    async def next_batch(self) -> list[OutEvent] | None:
+        """Everything queued now (waiting for at least one event); None once the stream ends."""
+        while not self.queue:
+            if self.ending is not None:
+                return None
+            self._wake.clear()
+            await self._wake.wait()
+        if self.ending is not None and self.ending.status != "OK":
+            return None
+        batch = list(self.queue)
+        self.queue.clear()
+        self._drained.set()
+        self.delivered += sum(1 for e in batch if isinstance(e, MailboxEntry))
+        return batch
+
+    # ---- acks -----------------------------------------------------------------------------
+    def ack(self, seq: int) -> None:
+        """Client acked up to seq. Writes are coalesced: at most one in flight per stream."""
+        if not self.cursor.can_ack(seq):
+            raise InvalidArgument(
+                f"cannot acknowledge sequence {seq}: only {self.cursor.pushed} were delivered"
+            )
+        if self.cursor.ack(seq) and (self._ack_task is None or self._ack_task.done()):
+            self._ack_task = asyncio.create_task(self._flush_acks(), name="ack-flush")
+
+    async def _flush_acks(self) -> None:
+        while self._acked_to_store < self.cursor.acked:
+            target = self.cursor.acked
+            await self.store.ack(self.device, target)
+            self._acked_to_store = target
+
+    async def close(self) -> None:
+        """Persist the last ack (called when the stream ends, however it ends)."""
+        if self._ack_task is not None and not self._ack_task.done():
+            await asyncio.shield(self._ack_task)
+        if self._acked_to_store < self.cursor.acked:
+            await self._flush_acks()

@@ -1,0 +1,44 @@
+"""Who is on the other end: the client certificate from the TLS auth context."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import lru_cache
+
+import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+
+@dataclass(frozen=True, slots=True)
+class PeerCertificate:
+    subject: str
+    common_name: str | None
+    fingerprint: str  # SHA-256 of the DER, colon-separated upper-case hex
+    serial_hex: str
+
+
+NO_CERTIFICATE = PeerCertificate("", None, "", "")
+
+
+@lru_cache(maxsize=4096)
+def _parse(pem: bytes) -> PeerCertificate:
+    cert = x509.load_pem_x509_certificate(pem)
+    digest = hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest().upper()
+    cns = cert.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)
+    cn = cns[0].value if cns else None
+    return PeerCertificate(
+        subject=cert.subject.rfc4514_string(),
+        common_name=cn if isinstance(cn, str) else None,
+        fingerprint=":".join(digest[i : i + 2] for i in range(0, len(digest), 2)),
+        serial_hex=format(cert.serial_number, "x"),
+    )
+
+
+def peer_certificate(context: grpc.aio.ServicerContext) -> PeerCertificate:
+    auth = context.auth_context()
+    pems = auth.get("x509_pem_cert") if auth else None
+    if not pems:
+        return NO_CERTIFICATE
+    return _parse(bytes(pems[0]))

@@ -1,0 +1,66 @@
+"""Shared fixtures: a throwaway PKI per test session and a real grpc.aio server per test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from securechat.config import Config, load_config
+from securechat.pki import DevPki, make_dev_pki
+from securechat.transport.server import SecureChatServer
+from tests.support.net import Api, secure_channel
+
+CLIENTS = ("client", "alice", "bob", "carol", "admin", "revokee")
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> DevPki:
+    return make_dev_pki(
+        tmp_path_factory.mktemp("pki"), clients=CLIENTS, expired=("expired",), foreign=("foreign",)
+    )
+
+
+def server_config(pki: DevPki, data_dir: Path, **overrides: object) -> Config:
+    base: dict[str, object] = {
+        "server.port": 0,
+        "server.data_dir": data_dir,
+        "server.certs_dir": pki.directory,
+        "server.grace_period_s": 1.0,
+        "auth.bcrypt_cost": 4,
+        "status.port": 0,
+        "tls.reload_interval_s": 0.0,
+    }
+    base.update(overrides)
+    return load_config(None, base, env={})
+
+
+@pytest.fixture
+async def server(pki: DevPki, tmp_path: Path) -> AsyncIterator[SecureChatServer]:
+    srv = SecureChatServer(server_config(pki, tmp_path / "data"))
+    await srv.start()
+    yield srv
+    await srv.stop(grace=0.5)
+
+
+ApiFactory = Callable[..., Awaitable[Api]]
+
+
+@pytest.fixture
+async def connect(server: SecureChatServer, pki: DevPki) -> AsyncIterator[ApiFactory]:
+    """connect(user, register=True, cert="client") -> a logged-in Api."""
+    apis: list[Api] = []
+
+    async def make(user: str = "", *, register: bool = True, cert: str = "client") -> Api:
+        api = Api(secure_channel(pki, server.port, cert))
+        apis.append(api)
+        if user:
+            if register:
+                await api.register(user)
+            await api.login(user)
+        return api
+
+    yield make
+    for api in apis:
+        await api.channel.close()
