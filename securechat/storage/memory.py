@@ -1,0 +1,347 @@
+"""The in-memory Store adapter, for unit tests: same semantics as the SQL adapters, no I/O.
+
+Every method validates before it mutates and never awaits in between, so each call is atomic on
+one event loop exactly as a database transaction would be. Data lives as long as the object
+(``close()`` then ``open()`` keeps it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+from securechat.domain.model import (
+    Bundle,
+    ClaimedBundle,
+    Device,
+    DeviceRef,
+    KemPreKeyRecord,
+    MailboxEntry,
+    OneTimePreKeyRecord,
+    OutgoingCiphertext,
+    PendingSend,
+    PreKeyCounts,
+    Role,
+    Room,
+    RoomSummary,
+    Session,
+    SignedPreKeyRecord,
+    StoreStats,
+    User,
+)
+from securechat.storage import rules
+from securechat.storage.migrations import LATEST_VERSION
+
+
+@dataclass(slots=True)
+class _DeviceState:
+    device: Device
+    last_seq: int = 0
+    signed_prekey: SignedPreKeyRecord | None = None
+    one_time: dict[int, OneTimePreKeyRecord] = field(default_factory=dict)
+    kem: dict[int, KemPreKeyRecord] = field(default_factory=dict)
+    mailbox: dict[int, MailboxEntry] = field(default_factory=dict)
+
+    def counts(self) -> PreKeyCounts:
+        kem = sum(1 for k in self.kem.values() if not k.last_resort)
+        return PreKeyCounts(one_time=len(self.one_time), kem_one_time=kem)
+
+
+class MemoryStore:
+    """Store kept in dictionaries."""
+
+    def __init__(self) -> None:
+        self._users: dict[str, User] = {}
+        self._last_device_id: dict[str, int] = {}
+        self._sessions: dict[bytes, Session] = {}
+        self._devices: dict[DeviceRef, _DeviceState] = {}
+        self._rooms: dict[str, Room] = {}
+        self._members: dict[str, dict[str, int]] = {}  # room -> user -> joined_at_ms
+        self._contacts: set[tuple[str, str]] = set()
+        self._revocations: dict[str, tuple[str, str, int]] = {}
+
+    def __repr__(self) -> str:
+        return "MemoryStore()"
+
+    # ---- lifecycle ------------------------------------------------------------------------
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def schema_version(self) -> int:
+        return LATEST_VERSION
+
+    # ---- accounts -------------------------------------------------------------------------
+    async def create_user(self, name: str, password_hash: bytes, role: Role, now_ms: int) -> User:
+        if name in self._users:
+            raise rules.user_taken(name)
+        user = User(name, password_hash, role, now_ms)
+        self._users[name] = user
+        self._last_device_id[name] = 0
+        return user
+
+    async def get_user(self, name: str) -> User | None:
+        return self._users.get(name)
+
+    async def set_user_password_and_role(self, name: str, password_hash: bytes, role: Role) -> None:
+        self._users[name] = replace(self._user(name), password_hash=password_hash, role=role)
+
+    def _user(self, name: str) -> User:
+        if name not in self._users:
+            raise rules.user_not_found(name)
+        return self._users[name]
+
+    # ---- sessions -------------------------------------------------------------------------
+    async def create_session(self, session: Session) -> None:
+        self._user(session.user)
+        if session.token_hash in self._sessions:
+            raise rules.session_exists()
+        self._sessions[bytes(session.token_hash)] = session
+
+    async def get_session(self, token_hash: bytes) -> Session | None:
+        return self._sessions.get(token_hash)
+
+    async def revoke_session(self, token_hash: bytes) -> bool:
+        return self._sessions.pop(token_hash, None) is not None
+
+    async def revoke_user_sessions(self, user: str) -> int:
+        return self._drop_sessions(lambda s: s.user == user)
+
+    async def purge_expired_sessions(self, now_ms: int) -> int:
+        return self._drop_sessions(lambda s: s.expires_at_ms <= now_ms)
+
+    def _drop_sessions(self, doomed: Callable[[Session], bool]) -> int:
+        keys = [k for k, s in self._sessions.items() if doomed(s)]
+        for key in keys:
+            del self._sessions[key]
+        return len(keys)
+
+    # ---- devices --------------------------------------------------------------------------
+    async def add_device(self, user: str, now_ms: int) -> int:
+        self._user(user)
+        device_id = self._last_device_id[user] + 1
+        self._last_device_id[user] = device_id
+        device = Device(user, device_id, now_ms, now_ms, None)
+        self._devices[DeviceRef(user, device_id)] = _DeviceState(device)
+        return device_id
+
+    async def get_device(self, user: str, device_id: int) -> Device | None:
+        state = self._devices.get(DeviceRef(user, device_id))
+        return None if state is None else state.device
+
+    async def list_devices(self, user: str) -> list[Device]:
+        found = [s.device for ref, s in self._devices.items() if ref.user == user]
+        return sorted(found, key=lambda d: d.device_id)
+
+    async def touch_device(self, device: DeviceRef, now_ms: int) -> None:
+        state = self._device(device)
+        state.device = replace(state.device, last_seen_ms=now_ms)
+
+    def _device(self, device: DeviceRef) -> _DeviceState:
+        state = self._devices.get(device)
+        if state is None:
+            raise rules.device_not_found(device)
+        return state
+
+    # ---- key directory --------------------------------------------------------------------
+    async def publish_bundle(self, device: DeviceRef, bundle: Bundle) -> PreKeyCounts:
+        rules.check_bundle(bundle)
+        state = self._device(device)
+        state.device = replace(state.device, identity_key=bundle.identity_key)
+        state.signed_prekey = bundle.signed_prekey
+        state.one_time = {k.key_id: k for k in bundle.one_time_prekeys}
+        state.kem = {k.key_id: k for k in rules.bundle_kem_records(bundle)}
+        return state.counts()
+
+    async def add_prekeys(
+        self,
+        device: DeviceRef,
+        one_time: Sequence[OneTimePreKeyRecord],
+        kem: Sequence[KemPreKeyRecord],
+        signed_prekey: SignedPreKeyRecord | None,
+    ) -> PreKeyCounts:
+        rules.check_prekeys(one_time, kem)
+        state = self._device(device)
+        replaces_last_resort = any(k.last_resort for k in kem)
+        for otk in one_time:
+            if otk.key_id in state.one_time:
+                raise rules.existing_key_conflict("one-time", otk.key_id)
+        for kem_key in kem:
+            old = state.kem.get(kem_key.key_id)
+            if old is not None and not (replaces_last_resort and old.last_resort):
+                raise rules.existing_key_conflict("KEM", kem_key.key_id)
+        if replaces_last_resort:
+            state.kem = {i: k for i, k in state.kem.items() if not k.last_resort}
+        if signed_prekey is not None:
+            state.signed_prekey = signed_prekey
+        state.one_time.update((k.key_id, k) for k in one_time)
+        state.kem.update((k.key_id, k) for k in kem)
+        return state.counts()
+
+    async def claim_bundle(self, device: DeviceRef) -> ClaimedBundle | None:
+        state = self._devices.get(device)
+        if state is None or state.device.identity_key is None or state.signed_prekey is None:
+            return None
+        kem_one_time = sorted(i for i, k in state.kem.items() if not k.last_resort)
+        last_resorts = sorted(i for i, k in state.kem.items() if k.last_resort)
+        if kem_one_time:
+            kem = state.kem.pop(kem_one_time[0])
+        elif last_resorts:
+            kem = state.kem[last_resorts[-1]]
+        else:
+            return None
+        one_time = state.one_time.pop(min(state.one_time)) if state.one_time else None
+        return ClaimedBundle(device, state.device.identity_key, state.signed_prekey, one_time, kem)
+
+    async def count_prekeys(self, device: DeviceRef) -> PreKeyCounts:
+        return self._device(device).counts()
+
+    # ---- rooms ----------------------------------------------------------------------------
+    async def create_room(
+        self, name: str, password_hash: bytes | None, creator: str, now_ms: int
+    ) -> Room:
+        self._user(creator)
+        if name in self._rooms:
+            raise rules.room_taken(name)
+        room = Room(name, password_hash, creator, now_ms)
+        self._rooms[name] = room
+        self._members[name] = {creator: now_ms}
+        return room
+
+    async def get_room(self, name: str) -> Room | None:
+        return self._rooms.get(name)
+
+    async def list_rooms(self, for_user: str) -> list[RoomSummary]:
+        return [
+            RoomSummary(
+                room.name,
+                len(self._members[room.name]),
+                room.protected,
+                for_user in self._members[room.name],
+                room.created_at_ms,
+            )
+            for room in sorted(self._rooms.values(), key=lambda r: r.name)
+        ]
+
+    async def add_member(self, room: str, user: str, now_ms: int) -> bool:
+        if room not in self._rooms:
+            raise rules.room_not_found(room)
+        self._user(user)
+        members = self._members[room]
+        if user in members:
+            return False
+        members[user] = now_ms
+        return True
+
+    async def remove_member(self, room: str, user: str) -> bool:
+        return self._members.get(room, {}).pop(user, None) is not None
+
+    async def is_member(self, room: str, user: str) -> bool:
+        return user in self._members.get(room, {})
+
+    async def room_members(self, room: str) -> list[str]:
+        return sorted(self._members.get(room, {}))
+
+    async def room_devices(self, room: str) -> list[DeviceRef]:
+        members = self._members.get(room, {})
+        return sorted(
+            (ref for ref in self._devices if ref.user in members),
+            key=lambda r: (r.user, r.device_id),
+        )
+
+    async def rooms_of(self, user: str) -> list[str]:
+        return sorted(name for name, members in self._members.items() if user in members)
+
+    async def record_contact(self, a: str, b: str, now_ms: int) -> None:
+        pair = rules.contact_pair(a, b)
+        self._user(pair[0])
+        self._user(pair[1])
+        self._contacts.add(pair)
+
+    async def contacts_of(self, user: str) -> set[str]:
+        found = {u for m in self._members.values() if user in m for u in m}
+        found.update(b for a, b in self._contacts if a == user)
+        found.update(a for a, b in self._contacts if b == user)
+        found.discard(user)
+        return found
+
+    # ---- mailboxes ------------------------------------------------------------------------
+    async def enqueue(
+        self,
+        message_id: str,
+        sender: DeviceRef,
+        sent_at_ms: int,
+        items: Sequence[OutgoingCiphertext],
+    ) -> list[MailboxEntry]:
+        send = PendingSend(message_id, sender, sent_at_ms, tuple(items))
+        return (await self.enqueue_batch([send]))[0]
+
+    async def enqueue_batch(self, sends: Sequence[PendingSend]) -> list[list[MailboxEntry]]:
+        states = {ref: self._device(ref) for ref in rules.recipient_counts(sends)}
+        results: list[list[MailboxEntry]] = []
+        for send in sends:
+            entries = []
+            for item in send.items:
+                state = states[item.recipient]
+                state.last_seq += 1
+                entry = MailboxEntry(
+                    recipient=item.recipient,
+                    seq=state.last_seq,
+                    message_id=send.message_id,
+                    sender=send.sender,
+                    conversation=item.conversation,
+                    ciphertext=bytes(item.ciphertext),
+                    sent_at_ms=send.sent_at_ms,
+                )
+                state.mailbox[entry.seq] = entry
+                entries.append(entry)
+            results.append(entries)
+        return results
+
+    async def fetch(self, device: DeviceRef, after_seq: int, limit: int) -> list[MailboxEntry]:
+        rules.check_limit(limit)
+        state = self._devices.get(device)
+        if state is None:
+            return []
+        return [e for seq, e in state.mailbox.items() if seq > after_seq][:limit]
+
+    async def ack(self, device: DeviceRef, up_to_seq: int) -> int:
+        state = self._device(device)
+        if up_to_seq > state.last_seq:
+            raise rules.ack_beyond_last(up_to_seq, state.last_seq)
+        doomed = [seq for seq in state.mailbox if seq <= up_to_seq]
+        for seq in doomed:
+            del state.mailbox[seq]
+        return len(doomed)
+
+    async def last_seq(self, device: DeviceRef) -> int:
+        return self._device(device).last_seq
+
+    async def pending_count(self, device: DeviceRef, after_seq: int) -> int:
+        state = self._devices.get(device)
+        return 0 if state is None else sum(1 for seq in state.mailbox if seq > after_seq)
+
+    async def expire_messages(self, before_ms: int) -> int:
+        removed = 0
+        for state in self._devices.values():
+            doomed = [s for s, e in state.mailbox.items() if e.sent_at_ms < before_ms]
+            for seq in doomed:
+                del state.mailbox[seq]
+            removed += len(doomed)
+        return removed
+
+    # ---- revocations and stats ------------------------------------------------------------
+    async def add_revocation(
+        self, serial_hex: str, fingerprint: str, subject: str, now_ms: int
+    ) -> None:
+        self._revocations.setdefault(serial_hex, (fingerprint, subject, now_ms))
+
+    async def list_revocations(self) -> list[tuple[str, str]]:
+        ordered = sorted(self._revocations.items(), key=lambda kv: (kv[1][2], kv[0]))
+        return [(serial, fingerprint) for serial, (fingerprint, _, _) in ordered]
+
+    async def stats(self) -> StoreStats:
+        pending = sum(len(s.mailbox) for s in self._devices.values())
+        return StoreStats(len(self._users), len(self._rooms), pending)

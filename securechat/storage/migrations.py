@@ -1,0 +1,92 @@
+"""Numbered schema migrations, applied in order at ``open()`` and recorded in ``schema_version``.
+
+Each step is a function of a synchronous SQLAlchemy ``Connection`` (run through ``run_sync``)
+that must work on both SQLite and PostgreSQL. ``migrate`` runs inside the caller's transaction,
+so a failing step leaves the database at its previous version.
+
+Adding a migration: append ``Migration(N + 1, ...)`` to ``MIGRATIONS`` and change ``schema.py``
+to the new shape. Step 1 builds the tables from ``schema.py``; the first time a later step
+alters an existing table, freeze step 1 by copying the version-1 table definitions here so that
+a fresh database still goes through every step.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, func, insert, select
+
+from securechat.errors import FailedPrecondition
+from securechat.storage import schema
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[Connection], None]
+
+
+class SchemaTooNew(FailedPrecondition):
+    """The database was written by a newer securechat than this one."""
+
+    code = "schema_too_new"
+
+    def __init__(self, found: int, known: int) -> None:
+        self.found = found
+        self.known = known
+        super().__init__(
+            f"the database schema is version {found}, but this securechat only knows versions "
+            f"up to {known}: upgrade securechat, or point it at a different database"
+        )
+
+
+def _v1_initial(conn: Connection) -> None:
+    for table in schema.V1_TABLES:
+        table.create(conn)
+
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _v1_initial),)
+
+LATEST_VERSION = MIGRATIONS[-1].version
+
+
+def _check_numbering() -> None:
+    expected = list(range(1, len(MIGRATIONS) + 1))
+    if [m.version for m in MIGRATIONS] != expected:
+        raise RuntimeError("MIGRATIONS must be numbered 1, 2, 3, ... without gaps")
+
+
+_check_numbering()
+
+
+def current_version(conn: Connection) -> int:
+    """The highest version recorded (0 for an empty database)."""
+    if not conn.dialect.has_table(conn, schema.schema_version.name):
+        return 0
+    found = conn.execute(select(func.max(schema.schema_version.c.version))).scalar_one()
+    return int(found or 0)
+
+
+def migrate(conn: Connection) -> list[int]:
+    """Apply every pending step; return the versions applied (empty when up to date).
+
+    Raises SchemaTooNew, changing nothing, when the database is newer than this code.
+    """
+    found = current_version(conn)
+    if found > LATEST_VERSION:
+        raise SchemaTooNew(found, LATEST_VERSION)
+    if found == 0:
+        schema.schema_version.create(conn, checkfirst=True)
+    applied: list[int] = []
+    for step in MIGRATIONS[found:]:
+        step.apply(conn)
+        conn.execute(
+            insert(schema.schema_version).values(
+                version=step.version, applied_at_ms=time.time_ns() // 1_000_000
+            )
+        )
+        applied.append(step.version)
+    return applied

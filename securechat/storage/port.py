@@ -1,0 +1,159 @@
+"""The Store port: every persistent operation the server needs, named by intention.
+
+No SQL lives outside the adapters. All methods are coroutines; adapters must be safe to call
+concurrently from one event loop. Errors are securechat.errors types (AlreadyExists, NotFound,
+InvalidArgument), never driver exceptions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from securechat.domain.model import (
+    Bundle,
+    ClaimedBundle,
+    Device,
+    DeviceRef,
+    KemPreKeyRecord,
+    MailboxEntry,
+    OneTimePreKeyRecord,
+    OutgoingCiphertext,
+    PendingSend,
+    PreKeyCounts,
+    Role,
+    Room,
+    RoomSummary,
+    Session,
+    SignedPreKeyRecord,
+    StoreStats,
+    User,
+)
+
+
+class Store(Protocol):
+    # ---- lifecycle ------------------------------------------------------------------------
+    async def open(self) -> None:
+        """Connect and apply pending schema migrations (recording the schema version)."""
+
+    async def close(self) -> None: ...
+
+    async def schema_version(self) -> int: ...
+
+    # ---- accounts -------------------------------------------------------------------------
+    async def create_user(self, name: str, password_hash: bytes, role: Role, now_ms: int) -> User:
+        """Insert a user; AlreadyExists when the name is taken (nothing changes)."""
+
+    async def get_user(self, name: str) -> User | None: ...
+
+    async def set_user_password_and_role(self, name: str, password_hash: bytes, role: Role) -> None:
+        """Used for the bootstrap admin. NotFound when the user does not exist."""
+
+    # ---- sessions -------------------------------------------------------------------------
+    async def create_session(self, session: Session) -> None: ...
+
+    async def get_session(self, token_hash: bytes) -> Session | None:
+        """The session for a token hash, or None (expired ones are returned; callers check)."""
+
+    async def revoke_session(self, token_hash: bytes) -> bool: ...
+
+    async def revoke_user_sessions(self, user: str) -> int: ...
+
+    async def purge_expired_sessions(self, now_ms: int) -> int: ...
+
+    # ---- devices --------------------------------------------------------------------------
+    async def add_device(self, user: str, now_ms: int) -> int:
+        """Register a new device and return its id (1, 2, ... per user)."""
+
+    async def get_device(self, user: str, device_id: int) -> Device | None: ...
+
+    async def list_devices(self, user: str) -> list[Device]: ...
+
+    async def touch_device(self, device: DeviceRef, now_ms: int) -> None: ...
+
+    # ---- key directory --------------------------------------------------------------------
+    async def publish_bundle(self, device: DeviceRef, bundle: Bundle) -> PreKeyCounts:
+        """Replace the device's identity key, signed prekey and prekeys. InvalidArgument on
+        duplicate key ids."""
+
+    async def add_prekeys(
+        self,
+        device: DeviceRef,
+        one_time: Sequence[OneTimePreKeyRecord],
+        kem: Sequence[KemPreKeyRecord],
+        signed_prekey: SignedPreKeyRecord | None,
+    ) -> PreKeyCounts: ...
+
+    async def claim_bundle(self, device: DeviceRef) -> ClaimedBundle | None:
+        """Atomically take one one-time prekey of each kind (falling back to the last-resort
+        KEM key); None when the device has no bundle."""
+
+    async def count_prekeys(self, device: DeviceRef) -> PreKeyCounts: ...
+
+    # ---- rooms ----------------------------------------------------------------------------
+    async def create_room(
+        self, name: str, password_hash: bytes | None, creator: str, now_ms: int
+    ) -> Room:
+        """Create a room with its creator as member. AlreadyExists when taken."""
+
+    async def get_room(self, name: str) -> Room | None: ...
+
+    async def list_rooms(self, for_user: str) -> list[RoomSummary]: ...
+
+    async def add_member(self, room: str, user: str, now_ms: int) -> bool:
+        """True when added, False when already a member."""
+
+    async def remove_member(self, room: str, user: str) -> bool: ...
+
+    async def is_member(self, room: str, user: str) -> bool: ...
+
+    async def room_members(self, room: str) -> list[str]: ...
+
+    async def room_devices(self, room: str) -> list[DeviceRef]:
+        """Every device of every member, ordered by (user, device_id)."""
+
+    async def rooms_of(self, user: str) -> list[str]: ...
+
+    async def record_contact(self, a: str, b: str, now_ms: int) -> None:
+        """Remember that a and b have a private conversation (for presence)."""
+
+    async def contacts_of(self, user: str) -> set[str]:
+        """Users sharing a room or a private conversation with user (user excluded)."""
+
+    # ---- mailboxes ------------------------------------------------------------------------
+    async def enqueue(
+        self,
+        message_id: str,
+        sender: DeviceRef,
+        sent_at_ms: int,
+        items: Sequence[OutgoingCiphertext],
+    ) -> list[MailboxEntry]:
+        """Durably store each ciphertext in its recipient's mailbox, in one transaction,
+        assigning the next per-device sequence number. Returns the entries in item order."""
+
+    async def enqueue_batch(self, sends: Sequence[PendingSend]) -> list[list[MailboxEntry]]:
+        """Several sends in ONE transaction (group commit: the server coalesces concurrent
+        sends into one). Same semantics as enqueue for each; result lists in send order."""
+
+    async def fetch(self, device: DeviceRef, after_seq: int, limit: int) -> list[MailboxEntry]: ...
+
+    async def ack(self, device: DeviceRef, up_to_seq: int) -> int:
+        """Delete entries up to and including up_to_seq; InvalidArgument when up_to_seq is
+        greater than the last sequence ever assigned to the device. Returns rows deleted."""
+
+    async def last_seq(self, device: DeviceRef) -> int:
+        """The highest sequence ever assigned to the device (0 if none)."""
+
+    async def pending_count(self, device: DeviceRef, after_seq: int) -> int: ...
+
+    async def expire_messages(self, before_ms: int) -> int: ...
+
+    # ---- revocations (shared across nodes) ------------------------------------------------
+    async def add_revocation(
+        self, serial_hex: str, fingerprint: str, subject: str, now_ms: int
+    ) -> None: ...
+
+    async def list_revocations(self) -> list[tuple[str, str]]:
+        """(serial_hex, fingerprint) pairs."""
+
+    async def stats(self) -> StoreStats: ...

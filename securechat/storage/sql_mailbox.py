@@ -1,0 +1,198 @@
+"""Mailbox queries for the SQL Store adapters: per-device sequences, group commit, ack, expiry.
+
+Sequence numbers come from ``devices.last_seq``. ``enqueue_batch`` does, in ONE transaction and
+whatever the batch size: lock the recipient device rows in (user, device_id) order (PostgreSQL
+only; SQLite's write transaction already excludes other writers), one ``UPDATE devices ...
+RETURNING last_seq`` that reserves a block of sequence numbers for every recipient at once, and
+one ``executemany`` INSERT of all mailbox rows. Statements are chunked only for very large
+batches. A missing recipient raises NotFound and rolls everything back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Row, case, delete, func, insert, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from securechat.domain.model import (
+    Conversation,
+    ConversationKind,
+    DeviceRef,
+    MailboxEntry,
+    OutgoingCiphertext,
+    PendingSend,
+)
+from securechat.storage import rules
+from securechat.storage.schema import devices, mailbox
+from securechat.storage.sql_core import SqlCore
+
+#: Recipient devices per UPDATE statement (keeps bind parameters far below driver limits).
+_CHUNK = 500
+
+
+def _of(device: DeviceRef) -> ColumnElement[bool]:
+    return (mailbox.c.user_name == device.user) & (mailbox.c.device_id == device.device_id)
+
+
+def _entry(row: Row[Any]) -> MailboxEntry:
+    return MailboxEntry(
+        recipient=DeviceRef(row.user_name, row.device_id),
+        seq=row.seq,
+        message_id=row.message_id,
+        sender=DeviceRef(row.sender_user, row.sender_device),
+        conversation=Conversation(ConversationKind(row.conversation_kind), row.conversation_name),
+        ciphertext=row.ciphertext,
+        sent_at_ms=row.sent_at_ms,
+    )
+
+
+class MailboxSql(SqlCore):
+    """Store methods of the per-device mailboxes."""
+
+    async def enqueue(
+        self,
+        message_id: str,
+        sender: DeviceRef,
+        sent_at_ms: int,
+        items: Sequence[OutgoingCiphertext],
+    ) -> list[MailboxEntry]:
+        send = PendingSend(message_id, sender, sent_at_ms, tuple(items))
+        return (await self.enqueue_batch([send]))[0]
+
+    async def enqueue_batch(self, sends: Sequence[PendingSend]) -> list[list[MailboxEntry]]:
+        counts = rules.recipient_counts(sends)
+        if not counts:
+            return [[] for _ in sends]
+        async with self._write() as conn:
+            refs = list(counts)
+            await self._lock_devices(conn, refs)
+            next_seq: dict[DeviceRef, int] = {}
+            for start in range(0, len(refs), _CHUNK):
+                chunk = refs[start : start + _CHUNK]
+                next_seq.update(await self._reserve(conn, chunk, counts))
+            for ref in refs:
+                if ref not in next_seq:
+                    raise rules.device_not_found(ref)
+            results: list[list[MailboxEntry]] = []
+            rows: list[dict[str, Any]] = []
+            for send in sends:
+                entries = []
+                for item in send.items:
+                    seq = next_seq[item.recipient]
+                    next_seq[item.recipient] = seq + 1
+                    entries.append(
+                        MailboxEntry(
+                            recipient=item.recipient,
+                            seq=seq,
+                            message_id=send.message_id,
+                            sender=send.sender,
+                            conversation=item.conversation,
+                            ciphertext=item.ciphertext,
+                            sent_at_ms=send.sent_at_ms,
+                        )
+                    )
+                    rows.append(
+                        {
+                            "user_name": item.recipient.user,
+                            "device_id": item.recipient.device_id,
+                            "seq": seq,
+                            "message_id": send.message_id,
+                            "sender_user": send.sender.user,
+                            "sender_device": send.sender.device_id,
+                            "conversation_kind": item.conversation.kind.value,
+                            "conversation_name": item.conversation.name,
+                            "ciphertext": item.ciphertext,
+                            "sent_at_ms": send.sent_at_ms,
+                        }
+                    )
+                results.append(entries)
+            await conn.execute(insert(mailbox), rows)
+        return results
+
+    async def _reserve(
+        self, conn: AsyncConnection, refs: Sequence[DeviceRef], counts: dict[DeviceRef, int]
+    ) -> dict[DeviceRef, int]:
+        """Bump last_seq of every device in refs; return each one's first reserved sequence."""
+        amounts = {counts[r] for r in refs}
+        increment: ColumnElement[int] | int
+        if len(amounts) == 1:
+            increment = amounts.pop()
+        else:
+            increment = case(
+                *[
+                    (
+                        (devices.c.user_name == r.user) & (devices.c.device_id == r.device_id),
+                        counts[r],
+                    )
+                    for r in refs
+                ],
+                else_=0,
+            )
+        result = await conn.execute(
+            update(devices)
+            .where(
+                tuple_(devices.c.user_name, devices.c.device_id).in_(
+                    [(r.user, r.device_id) for r in refs]
+                )
+            )
+            .values(last_seq=devices.c.last_seq + increment)
+            .returning(devices.c.user_name, devices.c.device_id, devices.c.last_seq)
+        )
+        first: dict[DeviceRef, int] = {}
+        for user, device_id, last in result:
+            ref = DeviceRef(user, device_id)
+            first[ref] = int(last) - counts[ref] + 1
+        return first
+
+    async def fetch(self, device: DeviceRef, after_seq: int, limit: int) -> list[MailboxEntry]:
+        rules.check_limit(limit)
+        if limit == 0:
+            return []
+        async with self._read() as conn:
+            result = await conn.execute(
+                select(mailbox)
+                .where(_of(device) & (mailbox.c.seq > after_seq))
+                .order_by(mailbox.c.seq)
+                .limit(limit)
+            )
+            return [_entry(row) for row in result]
+
+    async def _last_seq(self, conn: AsyncConnection, device: DeviceRef) -> int:
+        last = await conn.scalar(
+            select(devices.c.last_seq).where(
+                (devices.c.user_name == device.user) & (devices.c.device_id == device.device_id)
+            )
+        )
+        if last is None:
+            raise rules.device_not_found(device)
+        return int(last)
+
+    async def ack(self, device: DeviceRef, up_to_seq: int) -> int:
+        async with self._write() as conn:
+            last = await self._last_seq(conn, device)
+            if up_to_seq > last:
+                raise rules.ack_beyond_last(up_to_seq, last)
+            result = await conn.execute(
+                delete(mailbox).where(_of(device) & (mailbox.c.seq <= up_to_seq))
+            )
+            return int(result.rowcount)
+
+    async def last_seq(self, device: DeviceRef) -> int:
+        async with self._read() as conn:
+            return await self._last_seq(conn, device)
+
+    async def pending_count(self, device: DeviceRef, after_seq: int) -> int:
+        async with self._read() as conn:
+            found = await conn.scalar(
+                select(func.count())
+                .select_from(mailbox)
+                .where(_of(device) & (mailbox.c.seq > after_seq))
+            )
+            return int(found or 0)
+
+    async def expire_messages(self, before_ms: int) -> int:
+        async with self._write() as conn:
+            result = await conn.execute(delete(mailbox).where(mailbox.c.sent_at_ms < before_ms))
+            return int(result.rowcount)
