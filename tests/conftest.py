@@ -29,6 +29,9 @@ def server_config(pki: DevPki, data_dir: Path, **overrides: object) -> Config:
         "server.certs_dir": pki.directory,
         "server.grace_period_s": 1.0,
         "auth.bcrypt_cost": 4,
+        "auth.registrations_per_peer_per_hour": 100_000,
+        "chat.send_rate_per_s": 10_000.0,
+        "chat.send_burst": 10_000,
         "status.port": 0,
         "tls.reload_interval_s": 0.0,
     }

@@ -66,6 +66,7 @@ class StreamSession:
         self.queue: deque[OutEvent] = deque()
         self.ending: Ending | None = None
         self._wake = asyncio.Event()
+        self.ended_event = asyncio.Event()
         self._drained = asyncio.Event()
         self._need_fetch = asyncio.Event()
         self._need_fetch.set()  # the initial replay
@@ -99,12 +100,17 @@ class StreamSession:
         elif verdict is Verdict.GAP:
             self._need_fetch.set()
 
+    def catch_up(self) -> None:
+        """Re-read the mailbox: live notifications may have been lost (see events.Resync)."""
+        self._need_fetch.set()
+
     def notify(self, event: PresenceChanged | MembershipChanged | Control) -> None:
         self._put(event)
 
     def end(self, status: str, message: str) -> None:
         if self.ending is None:
             self.ending = Ending(status, message)
+            self.ended_event.set()
             self._wake.set()
             self._need_fetch.set()
 

@@ -72,17 +72,13 @@ class ChatServicer:
         self.metrics.send_latency.observe(time.perf_counter() - started)
         return convert.accepted_to_proto(request.client_message_id, accepted)
 
-    async def Send(
-        self, request: chat_pb2.SendRequest, call: Call
-    ) -> chat_pb2.SendResult:
+    async def Send(self, request: chat_pb2.SendRequest, call: Call) -> chat_pb2.SendResult:
         try:
             return await self._send(request, call)
         except StaleDevices as error:
             return rejection(request.client_message_id, error)
 
-    async def Fetch(
-        self, request: chat_pb2.FetchRequest, call: Call
-    ) -> chat_pb2.FetchResponse:
+    async def Fetch(self, request: chat_pb2.FetchRequest, call: Call) -> chat_pb2.FetchResponse:
         entries = await self.messenger.fetch(call.device, request.after_seq, request.limit)
         return chat_pb2.FetchResponse(deliveries=[convert.delivery_to_proto(e) for e in entries])
 
@@ -112,9 +108,7 @@ class ChatServicer:
         return chat_pb2.ListOnlineResponse(users=[users[name] for name in sorted(users)])
 
     # ---- the stream -----------------------------------------------------------------------
-    async def Chat(
-        self, requests: AsyncIterator[chat_pb2.ClientFrame], call: Call
-    ) -> None:
+    async def Chat(self, requests: AsyncIterator[chat_pb2.ClientFrame], call: Call) -> None:
         assert call.session is not None
         try:
             first = await asyncio.wait_for(anext(requests), OPEN_TIMEOUT_S)
@@ -168,9 +162,11 @@ class ChatServicer:
         )
         reader = asyncio.create_task(self._read(requests, call, stream), name="chat-reader")
         pump = asyncio.create_task(stream.pump(), name="chat-pump")
+        writer = asyncio.create_task(self._write(call.context, stream), name="chat-writer")
         try:
-            await self._write(call, stream)
+            await self._serve(call.context, stream, writer)
         finally:
+            writer.cancel()
             expiry.cancel()
             reader.cancel()
             pump.cancel()
@@ -178,18 +174,39 @@ class ChatServicer:
             await self.hub.detach(stream)
             await stream.close()
 
-    async def _write(self, call: Call, stream: StreamSession) -> None:
+    async def _write(self, context: grpc.aio.ServicerContext, stream: StreamSession) -> None:
         """The stream's one writer: each wake-up drains the whole queue into one frame."""
-        context = call.context
         while (batch := await stream.next_batch()) is not None:
-            frame = chat_pb2.ServerFrame(events=[convert.event_to_proto(e) for e in batch])
-            await context.write(frame)
+            await context.write(
+                chat_pb2.ServerFrame(events=[convert.event_to_proto(e) for e in batch])
+            )
             self.metrics.frames.inc()
+
+    async def _serve(
+        self,
+        context: grpc.aio.ServicerContext,
+        stream: StreamSession,
+        writer: asyncio.Task[None],
+    ) -> None:
+        """Wait for the stream to end; a writer stuck on a stalled reader is not waited for."""
+        ended = asyncio.ensure_future(stream.ended_event.wait())
+        try:
+            await asyncio.wait((writer, ended), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ended.cancel()
         ending = stream.ending
-        if ending is not None and ending.status not in {"OK", "CANCELLED"}:
-            if ending.status == "RESOURCE_EXHAUSTED":
-                self.metrics.queue_drops.inc()
-            await context.abort(getattr(grpc.StatusCode, ending.status), ending.message)
+        if ending is None or ending.status == "OK":
+            try:
+                await writer  # flush what is queued (a reconnect hint) and finish normally
+            except Exception as exc:
+                log.debug("chat writer ended: %s", type(exc).__name__)
+            return
+        writer.cancel()
+        if ending.status == "CANCELLED":
+            return
+        if ending.status == "RESOURCE_EXHAUSTED":
+            self.metrics.queue_drops.inc()
+        await context.abort(getattr(grpc.StatusCode, ending.status), ending.message)
 
     async def _read(
         self, requests: AsyncIterator[chat_pb2.ClientFrame], call: Call, stream: StreamSession

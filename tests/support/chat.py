@@ -1,0 +1,136 @@
+"""A scripted Chat-stream client for tests: records every event, acks, sends by room or user."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import AsyncIterator, Callable
+
+import grpc
+
+from generated.securechat.v1 import chat_pb2, common_pb2, rooms_pb2
+from tests.support.net import Api
+
+_ids = itertools.count(1)
+
+
+class ChatClient:
+    def __init__(self, api: Api, *, resume_after: int = 0, auto_ack: bool = True) -> None:
+        self.api = api
+        self.auto_ack = auto_ack
+        self.resume_after = resume_after
+        self.outbox: asyncio.Queue[chat_pb2.ClientFrame | None] = asyncio.Queue()
+        self.events: list[chat_pb2.ServerEvent] = []
+        self.deliveries: list[chat_pb2.Delivery] = []
+        self.results: dict[str, chat_pb2.SendResult] = {}
+        self.frames = 0
+        self.error: grpc.aio.AioRpcError | None = None
+        self.changed = asyncio.Condition()
+        self.call = api.chat.Chat(self._requests(), metadata=api.md)
+        self.reader = asyncio.create_task(self._read())
+
+    async def _requests(self) -> AsyncIterator[chat_pb2.ClientFrame]:
+        yield chat_pb2.ClientFrame(
+            open=chat_pb2.OpenStream(
+                device_id=self.api.device_id, resume_after_seq=self.resume_after
+            )
+        )
+        while (frame := await self.outbox.get()) is not None:
+            yield frame
+
+    async def _read(self) -> None:
+        try:
+            async for frame in self.call:
+                self.frames += 1
+                last_seq = 0
+                for event in frame.events:
+                    self.events.append(event)
+                    kind = event.WhichOneof("event")
+                    if kind == "delivery":
+                        self.deliveries.append(event.delivery)
+                        last_seq = event.delivery.seq
+                    elif kind == "send_result":
+                        self.results[event.send_result.client_message_id] = event.send_result
+                if last_seq and self.auto_ack:
+                    self.ack(last_seq)
+                async with self.changed:
+                    self.changed.notify_all()
+        except grpc.aio.AioRpcError as error:
+            self.error = error
+        finally:
+            async with self.changed:
+                self.changed.notify_all()
+
+    def ack(self, seq: int) -> None:
+        self.outbox.put_nowait(chat_pb2.ClientFrame(ack=chat_pb2.AckRequest(seq=seq)))
+
+    def put(self, frame: chat_pb2.ClientFrame) -> None:
+        self.outbox.put_nowait(frame)
+
+    async def wait_until(self, check: Callable[[], bool], timeout: float = 20.0) -> None:
+        async def wait() -> None:
+            async with self.changed:
+                await self.changed.wait_for(lambda: check() or self.reader.done())
+
+        await asyncio.wait_for(wait(), timeout)
+        assert check(), f"stream ended first: {self.error!r}"
+
+    async def wait_ended(self, timeout: float = 20.0) -> grpc.aio.AioRpcError | None:
+        await asyncio.wait_for(asyncio.shield(self.reader), timeout)
+        return self.error
+
+    def texts(self) -> list[bytes]:
+        return [d.ciphertext for d in self.deliveries]
+
+    async def send(
+        self,
+        conversation: common_pb2.Conversation,
+        ciphertexts: dict[tuple[str, int], bytes],
+        client_id: str | None = None,
+    ) -> chat_pb2.SendResult:
+        cid = client_id or f"c{next(_ids)}"
+        request = chat_pb2.SendRequest(
+            conversation=conversation,
+            client_message_id=cid,
+            ciphertexts=[
+                chat_pb2.RecipientCiphertext(
+                    device=common_pb2.DeviceAddress(user=u, device_id=d), ciphertext=c
+                )
+                for (u, d), c in ciphertexts.items()
+            ],
+        )
+        self.put(chat_pb2.ClientFrame(send=request))
+        await self.wait_until(lambda: cid in self.results)
+        return self.results[cid]
+
+    async def kill(self) -> None:
+        """Drop the connection abruptly, as a crashed client would."""
+        self.call.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.reader
+
+    async def close(self) -> None:
+        self.outbox.put_nowait(None)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.shield(self.reader), 5)
+        self.call.cancel()
+        self.reader.cancel()
+        with contextlib.suppress(BaseException):
+            await self.reader
+
+
+async def room_devices(api: Api, room: str) -> list[tuple[str, int]]:
+    members = await api.rooms.ListMembers(rooms_pb2.ListMembersRequest(name=room), metadata=api.md)
+    return [(m.user, d) for m in members.members for d in m.device_ids]
+
+
+async def room_send(
+    client: ChatClient, room: str, body: bytes, client_id: str | None = None
+) -> chat_pb2.SendResult:
+    """One ciphertext per member device except the sender's own (the body, tagged per device)."""
+    me = (client.api.user, client.api.device_id)
+    devices = [d for d in await room_devices(client.api, room) if d != me]
+    return await client.send(
+        common_pb2.Conversation(room=room), {d: body for d in devices}, client_id
+    )
