@@ -32,7 +32,9 @@ def main() -> int:
         shutil.rmtree(OUT)
     target = OUT / "securechat" / "v1"
     target.mkdir(parents=True)
-    sources = sorted(str(p.relative_to(PROTOS)) for p in (PROTOS / "securechat" / "v1").glob("*.proto"))
+    sources = sorted(
+        str(p.relative_to(PROTOS)) for p in (PROTOS / "securechat" / "v1").glob("*.proto")
+    )
     well_known = str(Path(protoc.__file__).parent / "_proto")
     args = [
         "grpc_tools.protoc",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -67,3 +68,14 @@ async def connect(server: SecureChatServer, pki: DevPki) -> AsyncIterator[ApiFac
     yield make
     for api in apis:
         await api.channel.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """In CI (SECURECHAT_REQUIRE_SERVICES=1) a PostgreSQL or Redis test may not skip."""
+    outcome = yield
+    report = outcome.get_result()
+    needs_service = item.get_closest_marker("postgres") or item.get_closest_marker("redis")
+    if report.skipped and needs_service and os.environ.get("SECURECHAT_REQUIRE_SERVICES") == "1":
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI, where PostgreSQL and Redis must run: {report.longrepr}"
