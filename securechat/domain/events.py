@@ -42,6 +42,8 @@ class MembershipChanged:
 
 @dataclass(frozen=True, slots=True)
 class UserKicked:
+    """End every stream of the user; ``reason`` is shown to them as is."""
+
     user: str
     reason: str
 
@@ -59,8 +61,20 @@ class CertificateRevoked:
     serial_hex: str
 
 
+@dataclass(frozen=True, slots=True)
+class Resync:
+    """Local only, never published: a bus adapter may have lost notifications (it was cut off
+    from its broker), so every live stream re-reads its mailbox."""
+
+
 BusEvent = (
-    Delivered | PresenceChanged | MembershipChanged | UserKicked | SessionEnded | CertificateRevoked
+    Delivered
+    | PresenceChanged
+    | MembershipChanged
+    | UserKicked
+    | SessionEnded
+    | CertificateRevoked
+    | Resync
 )
 
 

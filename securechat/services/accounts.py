@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from securechat.bus.port import Bus
 from securechat.config import AuthConfig
 from securechat.domain import names
-from securechat.domain.events import SessionEnded
-from securechat.domain.model import Role, Session, User
+from securechat.domain.events import SessionEnded, UserKicked
+from securechat.domain.model import DeviceRef, Role, Session, User
 from securechat.domain.ratelimit import FailureThrottle, KeyedBuckets
 from securechat.errors import (
     AlreadyExists,
@@ -147,6 +147,14 @@ class Accounts:
                 f"password is longer than {names.BCRYPT_MAX_BYTES} bytes, so it cannot be right"
             )
         self._check_locks(username, peer, now)
+        if self.bind_cert_to_user and cert_common_name != username:
+            # Refused before the password is checked, so the answer says nothing about it.
+            self.peer_throttle.fail(peer, now)
+            self.login_outcomes["failed"] += 1
+            raise Unauthenticated(
+                "this server requires a client certificate issued to your username: "
+                "ask the operator for one"
+            )
         delay = max(self.user_throttle.delay(username, now), self.peer_throttle.delay(peer, now))
         if delay:
             await asyncio.sleep(delay)
@@ -157,18 +165,14 @@ class Accounts:
             self.user_throttle.fail(username, now)
             self.peer_throttle.fail(peer, now)
             self.login_outcomes["failed"] += 1
-            log.info("login failed user=%s peer=%s", names_for_log(username), peer)
+            # An unknown name may be a password typed into the wrong field: never log it.
+            shown = username if user is not None else "<unknown>"
+            log.info("login failed user=%s peer=%s", shown, peer)
             raise Unauthenticated(WRONG_CREDENTIALS)
-        if self.bind_cert_to_user and cert_common_name != username:
-            self.login_outcomes["failed"] += 1
-            raise Unauthenticated(
-                f"{WRONG_CREDENTIALS} (this server requires a client certificate issued to "
-                "your username)"
-            )
         self.user_throttle.succeed(username)
         now_ms = self.clock.now_ms()
         if device_id == 0:
-            device_id = await self.store.add_device(username, now_ms)
+            device_id = await self._new_device(username, now_ms)
         elif await self.store.get_device(username, device_id) is None:
             raise NotFound(f"device {device_id} is not registered for {username}: log in again")
         token = secrets.token_urlsafe(32)
@@ -185,6 +189,19 @@ class Accounts:
         self.login_outcomes["ok"] += 1
         log.info("login ok user=%s device=%d", username, device_id)
         return LoginResult(token, session)
+
+    async def _new_device(self, username: str, now_ms: int) -> int:
+        """Stage 1 allows one device per user: a new device retires the others (their keys,
+        mailboxes and sessions; their streams end). Contacts see the new identity when the new
+        device publishes its keys, so the change is never silent."""
+        old = await self.store.list_devices(username)
+        device_id = await self.store.add_device(username, now_ms)
+        for device in old:
+            await self.store.remove_device(DeviceRef(username, device.device_id))
+        if old:
+            await self.bus.publish(UserKicked(username, "you signed in on another device"))
+            log.info("user=%s replaced %d device(s) with device %d", username, len(old), device_id)
+        return device_id
 
     async def authenticate(self, token: str) -> Session:
         """The live session for a bearer token, or Unauthenticated."""

@@ -79,7 +79,12 @@ class Admin:
             raise NotFound(f"no user named {user!r}")
         sessions = await self.store.revoke_user_sessions(user)
         streams = len(self.hub.by_user.get(user, ()))
-        await self.bus.publish(UserKicked(user, reason[:200]))
+        why = (
+            f"you were disconnected by an admin: {reason[:200]}"
+            if reason
+            else ("you were disconnected by an admin")
+        )
+        await self.bus.publish(UserKicked(user, why))
         return streams, sessions
 
     async def stats(self) -> Stats:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 
 from securechat.domain.model import MailboxEntry, PendingSend
 from securechat.storage.port import Store
@@ -23,6 +25,8 @@ class GroupCommitter:
         self._task: asyncio.Task[None] | None = None
         self.commits = 0
         self.sends = 0
+        # Told the duration of every successful commit (the server feeds a histogram).
+        self.on_commit: Callable[[float], None] | None = None
 
     def submit(self, send: PendingSend) -> asyncio.Future[list[MailboxEntry]]:
         """Queue a send; the future resolves once it is durably stored (in submission order)."""
@@ -36,6 +40,7 @@ class GroupCommitter:
         while self._queue:
             batch = self._queue[: self.max_batch]
             del self._queue[: self.max_batch]
+            started = time.perf_counter()
             try:
                 results = await self.store.enqueue_batch([send for send, _ in batch])
             except Exception:
@@ -43,6 +48,8 @@ class GroupCommitter:
                 continue
             self.commits += 1
             self.sends += len(batch)
+            if self.on_commit is not None:
+                self.on_commit(time.perf_counter() - started)
             for (_, future), entries in zip(batch, results, strict=True):
                 if not future.done():
                     future.set_result(entries)

@@ -12,6 +12,7 @@ from securechat.domain.events import (
     Delivered,
     MembershipChanged,
     PresenceChanged,
+    Resync,
     SessionEnded,
     UserKicked,
 )
@@ -78,16 +79,16 @@ class Hub:
                     self.streams[device].notify(event)
         elif isinstance(event, UserKicked):
             for device in list(self.by_user.get(event.user, ())):
-                reason = f": {event.reason}" if event.reason else ""
-                self.streams[device].end(
-                    "UNAUTHENTICATED", f"you were disconnected by an admin{reason}"
-                )
+                self.streams[device].end("UNAUTHENTICATED", event.reason)
         elif isinstance(event, SessionEnded):
             for stream in list(self.streams.values()):
                 if stream.session.token_hash == event.token_hash:
                     stream.end("UNAUTHENTICATED", "you logged out: log in again to continue")
         elif isinstance(event, CertificateRevoked):
             self.end_revoked({event.fingerprint} - {""}, {event.serial_hex} - {""})
+        elif isinstance(event, Resync):
+            for stream in self.streams.values():
+                stream.catch_up()
 
     def end_revoked(self, fingerprints: set[str], serials: set[str]) -> int:
         ended = 0
@@ -96,11 +97,6 @@ class Hub:
                 stream.end("UNAUTHENTICATED", "your client certificate has been revoked")
                 ended += 1
         return ended
-
-    def kick_local(self, user: str, reason: str) -> int:
-        devices = list(self.by_user.get(user, ()))
-        self.handle(UserKicked(user, reason))
-        return len(devices)
 
     def reconnect_all(self, retry_after_ms: int, reason: str) -> None:
         """Graceful shutdown: every stream gets a reconnect hint, then ends."""

@@ -34,7 +34,7 @@ class Rooms:
         names.check_name(name, what="room name")
         room = await self.store.get_room(name)
         if room is None:
-            raise NotFound(f"no room named {name!r}: see `/rooms` for the list")
+            raise NotFound(f"no room named {name!r}: list the rooms to see which exist")
         return room
 
     async def _announce(self, room: str, user: str, kind: MembershipKind) -> None:

@@ -139,6 +139,12 @@ class MemoryStore:
         state = self._device(device)
         state.device = replace(state.device, last_seen_ms=now_ms)
 
+    async def remove_device(self, device: DeviceRef) -> bool:
+        if self._devices.pop(device, None) is None:
+            return False
+        self._drop_sessions(lambda s: s.user == device.user and s.device_id == device.device_id)
+        return True
+
     def _device(self, device: DeviceRef) -> _DeviceState:
         state = self._devices.get(device)
         if state is None:

@@ -71,6 +71,10 @@ class Store(Protocol):
 
     async def touch_device(self, device: DeviceRef, now_ms: int) -> None: ...
 
+    async def remove_device(self, device: DeviceRef) -> bool:
+        """Delete a device with its keys, mailbox and sessions (stage 1 allows one device per
+        user, so a new device retires the old ones). False when it did not exist."""
+
     # ---- key directory --------------------------------------------------------------------
     async def publish_bundle(self, device: DeviceRef, bundle: Bundle) -> PreKeyCounts:
         """Replace the device's identity key, signed prekey and prekeys. InvalidArgument on

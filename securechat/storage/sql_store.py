@@ -26,11 +26,14 @@ from securechat.storage import rules
 from securechat.storage.schema import (
     contacts,
     devices,
+    kem_prekeys,
     mailbox,
+    one_time_prekeys,
     revocations,
     room_members,
     rooms,
     sessions,
+    signed_prekeys,
     users,
 )
 from securechat.storage.sql_keys import KeyDirectorySql
@@ -162,6 +165,21 @@ class SqlStore(KeyDirectorySql, MailboxSql):
                 )
             )
             return int(device_id)
+
+    async def remove_device(self, device: DeviceRef) -> bool:
+        async with self._write() as conn:
+            for table in (mailbox, one_time_prekeys, kem_prekeys, signed_prekeys, sessions):
+                await conn.execute(
+                    delete(table).where(
+                        (table.c.user_name == device.user) & (table.c.device_id == device.device_id)
+                    )
+                )
+            result = await conn.execute(
+                delete(devices).where(
+                    (devices.c.user_name == device.user) & (devices.c.device_id == device.device_id)
+                )
+            )
+            return bool(result.rowcount)
 
     async def get_device(self, user: str, device_id: int) -> Device | None:
         async with self._read() as conn:

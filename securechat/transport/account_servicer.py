@@ -17,9 +17,7 @@ class AuthServicer:
         user = await self.accounts.register(request.username, request.password, _peer_host(call))
         return auth_pb2.RegisterResponse(username=user.name)
 
-    async def Login(
-        self, request: auth_pb2.LoginRequest, call: Call
-    ) -> auth_pb2.LoginResponse:
+    async def Login(self, request: auth_pb2.LoginRequest, call: Call) -> auth_pb2.LoginResponse:
         result = await self.accounts.login(
             request.username,
             request.password,
@@ -35,9 +33,7 @@ class AuthServicer:
             role=result.session.role.value,
         )
 
-    async def Logout(
-        self, request: auth_pb2.LogoutRequest, call: Call
-    ) -> auth_pb2.LogoutResponse:
+    async def Logout(self, request: auth_pb2.LogoutRequest, call: Call) -> auth_pb2.LogoutResponse:
         assert call.session is not None
         await self.accounts.logout(call.session)
         return auth_pb2.LogoutResponse()

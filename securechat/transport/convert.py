@@ -86,7 +86,10 @@ def event_to_proto(event: OutEvent) -> chat_pb2.ServerEvent:
     if isinstance(event, MembershipChanged):
         return chat_pb2.ServerEvent(
             membership=chat_pb2.MembershipChange(
-                room=event.room, user=event.user, kind=chat_pb2.MembershipChange.Kind.ValueType(int(event.kind)), at_ms=event.at_ms
+                room=event.room,
+                user=event.user,
+                kind=chat_pb2.MembershipChange.Kind.ValueType(int(event.kind)),
+                at_ms=event.at_ms,
             )
         )
     return control_to_proto(event)

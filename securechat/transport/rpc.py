@@ -18,10 +18,10 @@ from typing import Any
 import grpc
 from google.protobuf import message_factory
 from google.protobuf.descriptor import ServiceDescriptor
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 
 from securechat.domain.model import DeviceRef, Session
-from securechat.errors import SecureChatError, Unauthenticated
+from securechat.errors import InvalidArgument, SecureChatError, Unauthenticated
 from securechat.ops.logsetup import request_id
 from securechat.ops.metrics import Metrics
 from securechat.services.accounts import Accounts
@@ -97,6 +97,37 @@ def bearer_token(context: grpc.aio.ServicerContext) -> str:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class MalformedRequest:
+    """Stands in for request bytes that do not parse (e.g. a string field that is not UTF-8)."""
+
+    type_name: str
+
+    def refuse(self) -> InvalidArgument:
+        return InvalidArgument(
+            f"the request is not a valid {self.type_name} message: string fields must be UTF-8 text"
+        )
+
+
+def _parser(cls: type[Message]) -> Callable[[bytes], Message | MalformedRequest]:
+    """A request deserializer that reports bad bytes as INVALID_ARGUMENT, not UNKNOWN."""
+
+    def parse(data: bytes) -> Message | MalformedRequest:
+        try:
+            return cls.FromString(data)
+        except DecodeError:
+            return MalformedRequest(cls.DESCRIPTOR.name)
+
+    return parse
+
+
+async def _parsed(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async for request in requests:
+        if isinstance(request, MalformedRequest):
+            raise request.refuse()
+        yield request
+
+
 UnaryImpl = Callable[[Any, Call], Awaitable[Message]]
 StreamImpl = Callable[[AsyncIterator[Any], Call], Awaitable[None]]
 AnyImpl = Any
@@ -113,12 +144,16 @@ def _unimplemented(name: str) -> UnaryImpl:
 def _unary(guard: Guard, full: str, impl: UnaryImpl, public: bool, admin: bool) -> Any:
     short = full.rsplit("/", 1)[-1]
 
-    async def handler(request: Message, context: grpc.aio.ServicerContext) -> Message | None:
+    async def handler(
+        request: Message | MalformedRequest, context: grpc.aio.ServicerContext
+    ) -> Message | None:
         call = guard.start(context, full)
         started = time.perf_counter()
         code = "OK"
         try:
             await guard.admit(call, public=public, admin=admin)
+            if isinstance(request, MalformedRequest):
+                raise request.refuse()
             return await impl(request, call)
         except SecureChatError as error:
             code = status_code(error).name
@@ -155,7 +190,7 @@ def _stream(guard: Guard, full: str, impl: StreamImpl) -> Any:
         code = "OK"
         try:
             await guard.admit(call, public=False, admin=False)
-            await impl(requests, call)
+            await impl(_parsed(requests), call)
         except SecureChatError as error:
             code = status_code(error).name
             await abort_with(context, error)
@@ -196,7 +231,7 @@ def service_handler(
                 impl = _unimplemented(method.name)
             handlers[method.name] = grpc.stream_stream_rpc_method_handler(
                 _stream(guard, full, impl),
-                request_deserializer=request_cls.FromString,
+                request_deserializer=_parser(request_cls),
                 response_serializer=response_cls.SerializeToString,
             )
         else:
@@ -208,7 +243,7 @@ def service_handler(
                     method.name in PUBLIC_METHODS,
                     admin,
                 ),
-                request_deserializer=request_cls.FromString,
+                request_deserializer=_parser(request_cls),
                 response_serializer=response_cls.SerializeToString,
             )
     return grpc.method_handlers_generic_handler(descriptor.full_name, handlers)

@@ -20,6 +20,7 @@ from securechat.config import Config
 from securechat.domain.events import BusEvent, CertificateRevoked
 from securechat.errors import ConfigError
 from securechat.ops.metrics import Metrics
+from securechat.ops.status import StatusServer  # ops: status page wiring
 from securechat.services.accounts import Accounts
 from securechat.services.admin import Admin
 from securechat.services.clock import Clock, SystemClock
@@ -81,6 +82,7 @@ class SecureChatServer:
         self._stopped = asyncio.Event()
         self.store: Store
         self.bus: Bus
+        self.status: StatusServer | None = None  # ops: the HTTP status side-server
 
     def _tls_paths(self) -> tuple[os.PathLike[str], ...]:
         c = self.config
@@ -90,6 +92,9 @@ class SecureChatServer:
         """Open everything and bind; returns the bound port. Raises SecureChatError subclasses
         (CertificateError, ConfigError) with one clear line on bad set-up."""
         cfg = self.config
+        # --- ops: validate the status page settings before opening anything (issue 7) ---
+        status = StatusServer(self, cfg.status) if cfg.status.port else None
+        # --- end ops ---
         ca, cert, key = (cfg.tls_path(n) for n in ("ca", "cert", "key"))
         self.credentials = RotatingCredentials(ca, cert, key, cfg.tls.reload_interval_s)
         self.store = open_store(cfg.db_url)
@@ -108,6 +113,7 @@ class SecureChatServer:
         )
         self.rooms = Rooms(self.store, self.bus, self.hasher, self.clock)
         self.messenger = Messenger(self.store, self.bus, self.rooms, cfg.chat, self.clock)
+        self.messenger.committer.on_commit = self.metrics.store_latency.observe
         self.keys = KeyDirectory(self.store, self.bus, self.clock)
         self.admin = Admin(
             self.store, self.bus, self.hub, self.messenger, self.clock, self.clock.now_ms()
@@ -153,6 +159,15 @@ class SecureChatServer:
         for service in ["", *names]:
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+        # --- ops: start the status page once the gRPC port is bound (issue 7) ---
+        if status is not None:
+            try:
+                await status.start()
+            except BaseException:
+                await self.stop(0)
+                raise
+            self.status = status
+        # --- end ops ---
         log.info(
             "listening on %s:%d (mTLS, client certificates required) node=%s",
             cfg.server.host,
@@ -195,6 +210,11 @@ class SecureChatServer:
         grace = self.config.server.grace_period_s if grace is None else grace
         log.info("shutting down: telling %d streams to reconnect", len(self.hub.streams))
         await self.health.enter_graceful_shutdown()
+        # --- ops: stop the status page (issue 7) ---
+        if self.status is not None:
+            status, self.status = self.status, None
+            await status.stop()
+        # --- end ops ---
         self.hub.reconnect_all(1000, "server shutting down: reconnect")
         await server.stop(grace)
         for task in self._tasks:

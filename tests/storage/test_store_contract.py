@@ -93,8 +93,10 @@ async def test_set_user_password_and_role(store: Store) -> None:
 
 
 # ---- sessions ---------------------------------------------------------------------------------
-def _session(token: bytes, user: str = "alice", expires: int = 5_000) -> Session:
-    return Session(token, user, 1, Role.USER, expires, 1_000, "CN=alice")
+def _session(
+    token: bytes, user: str = "alice", expires: int = 5_000, device_id: int = 1
+) -> Session:
+    return Session(token, user, device_id, Role.USER, expires, 1_000, "CN=alice")
 
 
 async def test_sessions_are_stored_by_token_hash(store: Store) -> None:
@@ -544,3 +546,21 @@ async def test_sqlite_creates_its_data_folder(tmp_path: Path) -> None:
     assert path.is_file()
     with pytest.raises(InvalidArgument, match="synchronous"):
         SqliteStore(path, synchronous="sometimes")
+
+
+async def test_remove_device_takes_its_keys_mailbox_and_sessions(store: Store) -> None:
+    await _people(store, "alice", "bob")
+    await store.publish_bundle(BOB2, _bundle())
+    await store.enqueue("m1", ALICE1, 10, [_item(BOB1), _item(BOB2)])
+    await store.create_session(_session(b"bob-2", user="bob", device_id=2))
+    await store.create_session(_session(b"bob-1", user="bob", device_id=1))
+    assert await store.remove_device(BOB2) is True
+    assert await store.remove_device(BOB2) is False
+    assert await store.get_device("bob", 2) is None
+    assert await store.claim_bundle(BOB2) is None
+    assert await store.fetch(BOB2, 0, 10) == []
+    assert await store.get_session(b"bob-2") is None
+    # The other device keeps everything, and device ids are never reused.
+    assert [e.message_id for e in await store.fetch(BOB1, 0, 10)] == ["m1"]
+    assert await store.get_session(b"bob-1") is not None
+    assert await store.add_device("bob", 2_000) == 3

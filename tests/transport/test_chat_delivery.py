@@ -201,3 +201,22 @@ async def test_messages_survive_a_server_restart(
     finally:
         await bob.channel.close()
         await again.stop(grace=0)
+
+
+async def test_a_new_device_replaces_the_old_one_and_senders_must_re_encrypt(
+    connect: ApiFactory,
+) -> None:
+    """Stage 1 allows one device per user; the switch ends the old device's stream."""
+    alice = ChatClient(await connect("alice"))
+    old_bob = ChatClient(await connect("bob"))
+    await old_bob.wait_until(lambda: len(old_bob.events) >= 1)
+    new_bob = await connect("bob", register=False)
+    assert new_bob.device_id == 2
+    error = await old_bob.wait_ended()
+    assert error is not None and "another device" in (error.details() or "")
+    stale = await alice.send(common_pb2.Conversation(user="bob"), {("bob", 1): b"old"})
+    assert not stale.accepted and stale.error_code == "stale_devices"
+    assert [(d.user, d.device_id) for d in stale.current_devices] == [("bob", 2)]
+    fresh = await alice.send(common_pb2.Conversation(user="bob"), {("bob", 2): b"new"})
+    assert fresh.accepted
+    await alice.close()
