@@ -1,4 +1,4 @@
-"""securechat-admin: the operator's command line (certificates; later the server admin API).
+"""securechat-admin: the operator's command line (certificates and the server admin API).
 
 Every command raises :class:`~securechat.errors.SecureChatError` for anything the operator can
 fix; :class:`AdminGroup` is the one place that turns it into ``error: <message>`` on stderr and
@@ -30,8 +30,22 @@ class AdminGroup(click.Group):
 
 
 @click.group(cls=AdminGroup, context_settings={"help_option_names": ["-h", "--help"]})
-def cli() -> None:
+@click.option("--server", default=None, help="Server HOST:PORT for the admin API commands.")
+@click.option("--ca", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="CA certificate for the admin API commands.")  # fmt: skip
+@click.option("--cert", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Client certificate for the admin API commands.")  # fmt: skip
+@click.option("--key", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Client key for the admin API commands.")  # fmt: skip
+@click.pass_context
+def cli(
+    ctx: click.Context, server: str | None, ca: Path | None, cert: Path | None, key: Path | None
+) -> None:
     """Administer a securechat deployment."""
+    # Connection options may come before the command (`securechat-admin --server H:P clients`);
+    # the admin API commands use them unless given again after the command name.
+    ctx.obj = {k: v for k, v in {"server": server, "ca": ca, "cert": cert, "key": key}.items()
+               if v is not None}  # fmt: skip
 
 
 def main() -> None:
@@ -144,10 +158,215 @@ def certs_revoke(target: str, directory: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Server admin API (AdminService over mTLS): `clients`, `kick`, `stats`, `rooms` go here as
-# separate commands registered on `cli` (e.g. `cli.add_command(clients)`), each importing the
-# grpc client lazily inside the command like the certs commands above.
+# Server admin API (AdminService over mTLS): `clients`, `kick`, `stats`, `rooms`. Each command logs
+# in as the admin account (SECURECHAT_ADMIN_USER; password from SECURECHAT_ADMIN_PASSWORD,
+# --password-stdin or a hidden prompt), makes its calls and logs out. grpc is imported lazily.
 # ---------------------------------------------------------------------------------------------
+
+_GRPC_ERRORS = {
+    "UNAUTHENTICATED": "Unauthenticated",
+    "PERMISSION_DENIED": "PermissionDenied",
+    "NOT_FOUND": "NotFound",
+    "INVALID_ARGUMENT": "InvalidArgument",
+    "RESOURCE_EXHAUSTED": "ResourceExhausted",
+    "UNAVAILABLE": "Unavailable",
+    "FAILED_PRECONDITION": "FailedPrecondition",
+}
+
+
+def _api_options(command: Any) -> Any:
+    """--server, --ca, --cert, --key, --user, --password-stdin, --device-id for an API command."""
+    options = [
+        click.option("--server", default="localhost:50051", show_default=True,
+                     envvar="SECURECHAT_SERVER", help="The server's gRPC address HOST:PORT."),
+        click.option("--ca", type=click.Path(dir_okay=False, path_type=Path),
+                     default=Path("certs/ca.crt"), show_default=True, envvar="SECURECHAT_CA",
+                     help="CA certificate the server's certificate must chain to."),
+        click.option("--cert", type=click.Path(dir_okay=False, path_type=Path),
+                     default=Path("certs/admin.crt"), show_default=True, envvar="SECURECHAT_CERT",
+                     help="This machine's client certificate."),
+        click.option("--key", type=click.Path(dir_okay=False, path_type=Path),
+                     default=Path("certs/admin.key"), show_default=True, envvar="SECURECHAT_KEY",
+                     help="The client certificate's private key."),
+        click.option("--user", envvar="SECURECHAT_ADMIN_USER", default="admin", show_default=True,
+                     help="Admin account to log in as [env SECURECHAT_ADMIN_USER]."),
+        click.option("--password-stdin", is_flag=True,
+                     help="Read the password from the first line of stdin."),
+        click.option("--device-id", type=int, default=1, show_default=True,
+                     envvar="SECURECHAT_ADMIN_DEVICE",
+                     help="The admin device to log in as (created on first use)."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _password(password_stdin: bool) -> str:
+    import os
+    import sys
+
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    from_env = os.environ.get("SECURECHAT_ADMIN_PASSWORD", "")
+    if from_env:
+        return from_env
+    return str(click.prompt("admin password", hide_input=True))
+
+
+def _translate(error: Any) -> SecureChatError:
+    """A grpc.aio.AioRpcError as the matching SecureChatError, with the server's message."""
+    from securechat import errors
+
+    code = error.code().name
+    details = error.details() or code.lower().replace("_", " ")
+    if code == "UNAVAILABLE":
+        return errors.Unavailable(f"server unavailable ({details}): check --server, --ca, "
+                                  "--cert/--key and that securechat-server is running")  # fmt: skip
+    cls = getattr(errors, _GRPC_ERRORS.get(code, "SecureChatError"))
+    return cls(details)  # type: ignore[no-any-return]
+
+
+def _run_api(options: dict[str, Any], work: Any) -> Any:
+    """Log in, run ``await work(stubs, metadata)``, log out; errors as SecureChatError."""
+    import asyncio
+
+    ctx = click.get_current_context()
+    merged = dict(options)
+    for name, value in (ctx.find_root().obj or {}).items():
+        if ctx.get_parameter_source(name) is not click.core.ParameterSource.COMMANDLINE:
+            merged[name] = value
+    return asyncio.run(_api_session(merged, work))
+
+
+async def _api_session(o: dict[str, Any], work: Any) -> Any:
+    from datetime import UTC, datetime
+
+    import grpc
+
+    from generated.securechat.v1 import admin_pb2_grpc, auth_pb2, auth_pb2_grpc, rooms_pb2_grpc
+    from securechat.pki import load_client_material
+
+    material = load_client_material(o["ca"], o["cert"], o["key"], now=datetime.now(UTC))
+    credentials = grpc.ssl_channel_credentials(material.ca_pem, material.key_pem,
+                                               material.cert_pem)  # fmt: skip
+    password = _password(o["password_stdin"])
+    async with grpc.aio.secure_channel(o["server"], credentials) as channel:
+        auth = auth_pb2_grpc.AuthServiceStub(channel)
+        stubs = (admin_pb2_grpc.AdminServiceStub(channel), rooms_pb2_grpc.RoomServiceStub(channel))
+        try:
+            try:
+                login = await auth.Login(
+                    auth_pb2.LoginRequest(
+                        username=o["user"], password=password, device_id=o["device_id"]
+                    ),
+                    timeout=30,
+                )
+            except grpc.aio.AioRpcError as err:
+                if err.code() != grpc.StatusCode.NOT_FOUND:
+                    raise
+                # First use: the admin account has no device yet, so register one.
+                login = await auth.Login(
+                    auth_pb2.LoginRequest(username=o["user"], password=password, device_id=0),
+                    timeout=30,
+                )
+            if login.role != "admin":
+                from securechat.errors import PermissionDenied
+
+                raise PermissionDenied(f"{o['user']} is not an admin account")
+            metadata = (("authorization", f"Bearer {login.token}"),)
+            try:
+                return await work(*stubs, metadata)
+            finally:
+                with _suppress_rpc_errors():
+                    await auth.Logout(auth_pb2.LogoutRequest(), metadata=metadata, timeout=10)
+        except grpc.aio.AioRpcError as err:
+            raise _translate(err) from None
+
+
+def _suppress_rpc_errors() -> Any:
+    import contextlib
+
+    import grpc
+
+    return contextlib.suppress(grpc.aio.AioRpcError)
+
+
+def _when(ms: int) -> str:
+    from datetime import UTC, datetime
+
+    return f"{datetime.fromtimestamp(ms / 1000, UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+
+@cli.command("clients")
+@_api_options
+def clients_command(**options: Any) -> None:
+    """List the clients connected to the server (user/device, peer, certificate, since)."""
+    from generated.securechat.v1 import admin_pb2
+
+    async def work(admin: Any, rooms: Any, md: Any) -> Any:
+        return await admin.ListClients(admin_pb2.ListClientsRequest(), metadata=md, timeout=30)
+
+    response = _run_api(options, work)
+    if not response.clients:
+        click.echo("no clients connected")
+        return
+    click.echo(f"{'DEVICE':<24} {'PEER':<24} {'CERTIFICATE':<20} {'SINCE':<24} SENT  NODE")
+    for c in response.clients:
+        device = f"{c.device.user}/{c.device.device_id}"
+        click.echo(f"{device:<24} {c.peer:<24} {c.certificate_subject:<20} "
+                   f"{_when(c.connected_since_ms):<24} {c.messages_sent:>4}  {c.node}")  # fmt: skip
+
+
+@cli.command("kick")
+@click.argument("target_user", metavar="USER")
+@click.option("--reason", default="", help="Shown to the kicked user.")
+@_api_options
+def kick_command(target_user: str, reason: str, **options: Any) -> None:
+    """End every stream of USER and revoke all their sessions."""
+    from generated.securechat.v1 import admin_pb2
+
+    async def work(admin: Any, rooms: Any, md: Any) -> Any:
+        request = admin_pb2.KickUserRequest(user=target_user, reason=reason)
+        return await admin.KickUser(request, metadata=md, timeout=30)
+
+    response = _run_api(options, work)
+    click.echo(f"kicked {target_user}: {response.streams_closed} stream(s) closed, "
+               f"{response.sessions_revoked} session(s) revoked")  # fmt: skip
+
+
+@cli.command("stats")
+@_api_options
+def stats_command(**options: Any) -> None:
+    """Show server counters (uptime, streams, users, rooms, messages)."""
+    from generated.securechat.v1 import admin_pb2
+
+    async def work(admin: Any, rooms: Any, md: Any) -> Any:
+        return await admin.GetStats(admin_pb2.GetStatsRequest(), metadata=md, timeout=30)
+
+    s = _run_api(options, work)
+    rows = [("version", s.version), ("node", s.node), ("uptime_s", s.uptime_s),
+            ("connected_streams", s.connected_streams), ("users", s.users), ("rooms", s.rooms),
+            ("messages_accepted", s.messages_accepted), ("deliveries", s.deliveries)]  # fmt: skip
+    for name, value in rows:
+        click.echo(f"{name:<18} {value}")
+
+
+@cli.command("rooms")
+@_api_options
+def rooms_command(**options: Any) -> None:
+    """List every room with its member count."""
+    from generated.securechat.v1 import rooms_pb2
+
+    async def work(admin: Any, rooms: Any, md: Any) -> Any:
+        return await rooms.ListRooms(rooms_pb2.ListRoomsRequest(), metadata=md, timeout=30)
+
+    response = _run_api(options, work)
+    if not response.rooms:
+        click.echo("no rooms")
+        return
+    click.echo(f"{'ROOM':<32} {'MEMBERS':>7}  PASSWORD")
+    for r in response.rooms:
+        click.echo(f"{r.name:<32} {r.member_count:>7}  {'yes' if r.protected else 'no'}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,15 +16,11 @@ from securechat.errors import SecureChatError
 log = logging.getLogger("securechat.app")
 
 
-async def serve(config: Any) -> int:
+async def serve(config: Any, console: bool | None = None) -> int:
     from securechat.transport.server import SecureChatServer
 
     server = SecureChatServer(config)
     await server.start()
-    host = config.server.host
-    shown = f"[{host}]" if ":" in host else host
-    click.echo(f"securechat-server listening on {shown}:{server.port}", err=False)
-    sys.stdout.flush()
     loop = asyncio.get_running_loop()
     stopping: asyncio.Task[None] | None = None
 
@@ -36,7 +32,23 @@ async def serve(config: Any) -> int:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, request_stop, sig.name)
+    # Announce only once a signal would shut down gracefully (ops: moved below the handlers).
+    host = config.server.host
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"securechat-server listening on {shown}:{server.port}", err=False)
+    sys.stdout.flush()
+    # --- ops: the server console when stdin is a terminal, or forced with --console ---
+    console_task: asyncio.Task[None] | None = None
+    if console if console is not None else sys.stdin.isatty():
+        from securechat.ops.console import run_console
+
+        console_task = asyncio.create_task(
+            run_console(server, lambda: request_stop("/shutdown")), name="console"
+        )
+    # --- end ops ---
     await server.wait()
+    if console_task is not None:  # ops: console
+        console_task.cancel()
     return 0
 
 
@@ -51,6 +63,13 @@ async def serve(config: Any) -> int:
 @click.option("--status-port", type=int, default=None, help="Status page port (0 disables).")
 @click.option("--log-format", type=click.Choice(["plain", "json"]), default=None)
 @click.option("--log-level", default=None)
+@click.option(
+    "--console/--no-console",
+    default=None,
+    help="Read operator commands (/clients, /kick, ...) from stdin [default: when it is a TTY].",
+)
+# --- scale-out: --workers N forks N processes sharing the port (securechat/supervisor.py) ---
+@click.option("--workers", type=int, default=None, help="Processes sharing the port (default 1).")
 def cli(
     config_file: Path | None,
     host: str | None,
@@ -62,6 +81,8 @@ def cli(
     status_port: int | None,
     log_format: str | None,
     log_level: str | None,
+    console: bool | None,
+    workers: int | None,
 ) -> None:
     """Run the securechat server (gRPC over mutual TLS)."""
     from securechat.config import load_config
@@ -77,10 +98,15 @@ def cli(
         "status.port": status_port,
         "log.format": log_format,
         "log.level": log_level.upper() if log_level else None,
+        "server.workers": workers,
     }
     config = load_config(config_file, overrides)
     configure_logging(config.log.format, config.log.level)
-    sys.exit(asyncio.run(serve(config)))
+    if config.server.workers > 1:  # scale-out: fork before any grpc object exists
+        from securechat.supervisor import supervise
+
+        sys.exit(supervise(config, lambda worker: asyncio.run(serve(worker, False))))
+    sys.exit(asyncio.run(serve(config, console)))
 
 
 def main() -> None:

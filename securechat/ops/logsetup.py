@@ -75,3 +75,6 @@ def configure_logging(fmt: str = "plain", level: str = "INFO", stream: object = 
     root.setLevel(level)
     # grpc and asyncio chatter is not ours to show at INFO.
     logging.getLogger("asyncio").setLevel(logging.WARNING)
+    # Driver chatter (one line per SQLite call, grpc's event-loop set-up) even at DEBUG.
+    for noisy in ("aiosqlite", "grpc._cython", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.INFO)

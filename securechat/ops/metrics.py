@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
@@ -21,7 +23,7 @@ class Metrics:
             registry=r,
         )
         self.deliveries = Counter(
-            "securechat_deliveries", "Mailbox entries written to live streams", registry=r
+            "securechat_deliveries", "Mailbox entries stored for recipient devices", registry=r
         )
         self.messages = Counter("securechat_messages_accepted", "Sends accepted", registry=r)
         self.send_latency = Histogram(
@@ -45,3 +47,26 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
             registry=r,
         )
+        # What sync() last added, so scrapes only ever add the difference.
+        self._synced_logins: dict[str, int] = {}
+        self._synced_deliveries = 0
+
+    def sync(self, login_outcomes: Mapping[str, int], deliveries: int) -> None:
+        """Bring the login and delivery counters up to the services' own running totals.
+
+        The services count logins (``Accounts.login_outcomes``) and deliveries
+        (``Messenger.deliveries``) without importing prometheus; the status server calls this
+        before every scrape and every status snapshot. Counters only move forward.
+        """
+        for outcome, total in login_outcomes.items():
+            delta = total - self._synced_logins.get(outcome, 0)
+            if delta > 0:
+                self.logins.labels(outcome).inc(delta)
+                self._synced_logins[outcome] = total
+            elif outcome not in self._synced_logins:
+                self.logins.labels(outcome)  # expose a zero sample for every known outcome
+                self._synced_logins[outcome] = total
+        delta = deliveries - self._synced_deliveries
+        if delta > 0:
+            self.deliveries.inc(delta)
+            self._synced_deliveries = deliveries

@@ -1,0 +1,94 @@
+"""The server console: commands over a pipe in-process, and in a real server on a pipe or pty."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import pty
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from generated.securechat.v1 import rooms_pb2
+from securechat.ops.console import Console, LineReader
+from securechat.pki import DevPki
+from securechat.transport.server import SecureChatServer
+from tests.conftest import ApiFactory
+from tests.ops.conftest import open_stream
+
+
+@pytest.fixture
+def pipe() -> Iterator[tuple[int, int]]:
+    read_fd, write_fd = os.pipe()
+    yield read_fd, write_fd
+    for fd in (read_fd, write_fd):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+async def test_console_commands_over_a_pipe(
+    server: SecureChatServer, connect: ApiFactory, pipe: tuple[int, int]
+) -> None:
+    bob = await open_stream(await connect("bob"))
+    await bob.api.rooms.CreateRoom(rooms_pb2.CreateRoomRequest(name="ops", password="door key 1"),
+                                   metadata=bob.api.md)  # fmt: skip
+    output: list[str] = []
+    stops: list[str] = []
+    console = Console(server, lambda: stops.append("stop"), output.append)
+    read_fd, write_fd = pipe
+    session = asyncio.create_task(console.run(LineReader(read_fd)))
+    os.write(write_fd, b"/help\n/clients\n/rooms\n/stats\n")
+    os.write(
+        write_fd, b"/kick bob 'flooding the lobby'\n/kick nobody\n/bogus\n\n/shutdown\n/help\n"
+    )
+    await asyncio.wait_for(session, 30)
+
+    text = "\n".join(output)
+    assert output[0] == "console ready: /help lists the commands"
+    assert "  /kick USER [REASON] end USER's streams and sessions" in output
+    assert "1 connected:" in output
+    assert any(line.startswith("  bob/1  ipv") and "CN=client" in line for line in output)
+    assert "  lobby  1 member" in output and "  ops  1 member  (password)" in output
+    assert any(line.startswith("  streams 1  users 1  rooms 2") for line in output)
+    assert "kicked bob: 1 stream(s) ended, 1 session(s) revoked" in output
+    assert "error: no user named 'nobody'" in output
+    assert "unknown command '/bogus': /help lists the commands" in output
+    assert output[-1] == "shutting down" and stops == ["stop"]  # nothing runs after /shutdown
+    assert "door key 1" not in text
+    error = await bob.wait_ended()
+    assert error is not None and error.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+@pytest.mark.parametrize("terminal", ["pty", "pipe"])
+async def test_server_console_in_a_real_process(pki: DevPki, tmp_path: Path, terminal: str) -> None:
+    """On a terminal the console starts by itself; on a pipe `--console` forces it on."""
+    env = {**os.environ, "SECURECHAT_AUTH_BCRYPT_COST": "4"}
+    args = [sys.executable, "-m", "securechat.app", "--port", "0", "--status-port", "0",
+            "--data-dir", str(tmp_path / "data"), "--certs-dir", str(pki.directory)]  # fmt: skip
+    if terminal == "pty":
+        controller, stdin = pty.openpty()
+    else:
+        stdin, controller = os.pipe()
+        args.append("--console")
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *args, stdin=stdin, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )  # fmt: skip
+        os.close(stdin)
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), 60)
+        assert b"listening on" in line, line
+        os.write(controller, b"/clients\n/rooms\n/shutdown\n")
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+    finally:
+        os.close(controller)
+    assert process.returncode == 0, err.decode()[-2000:]
+    lines = out.decode().splitlines()
+    assert lines[:4] == ["console ready: /help lists the commands", "no clients connected",
+                         "no rooms", "shutting down"]  # fmt: skip
+    assert "received /shutdown: shutting down gracefully" in err.decode()

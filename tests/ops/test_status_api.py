@@ -1,0 +1,176 @@
+"""The status side-server over HTTP: /api/status, /healthz, the page, and the admin token."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from pathlib import Path
+
+import aiohttp
+import grpc
+import pytest
+
+from generated.securechat.v1 import rooms_pb2
+from securechat.config import StatusConfig
+from securechat.errors import ConfigError
+from securechat.ops.snapshot import RateMeter
+from securechat.ops.status import StatusServer, is_loopback
+from securechat.pki import DevPki
+from securechat.transport.server import SecureChatServer
+from tests.conftest import ApiFactory, server_config
+from tests.ops.conftest import open_stream
+from tests.support.chat import room_send
+from tests.support.net import PASSWORD
+
+TOKEN = "s3cret-status-token-0123456789"
+EVERYWHERE = "0.0.0.0"  # noqa: S104 - binding beyond loopback is what these tests exercise
+
+
+async def test_api_status_lists_clients_rooms_logins_and_rate(
+    connect: ApiFactory, status: StatusServer, http: aiohttp.ClientSession
+) -> None:
+    alice = await open_stream(await connect("alice"))
+    bob = await open_stream(await connect("bob"))
+    await bob.api.rooms.CreateRoom(rooms_pb2.CreateRoomRequest(name="ops"), metadata=bob.api.md)
+    stranger = await connect()
+    with pytest.raises(grpc.aio.AioRpcError):
+        await stranger.login("alice", "not the password")
+    for i in range(3):
+        assert (await room_send(alice, "lobby", f"ciphertext {i}".encode())).accepted
+    async with http.get(f"http://127.0.0.1:{status.port}/api/status") as response:
+        assert response.status == 200
+        body = await response.json()
+    assert [(c["user"], c["device"]) for c in body["clients"]] == [("alice", 1), ("bob", 1)]
+    assert all(c["peer"].startswith("ipv") and c["since_ms"] > 0 for c in body["clients"])
+    assert body["clients"][0]["certificate_subject"].startswith("CN=client")
+    assert {r["name"]: r["members"] for r in body["rooms"]} == {"lobby": 2, "ops": 1}
+    assert body["logins"]["ok"] == 2 and body["logins"]["failed"] == 1
+    assert body["messages_accepted"] == 3
+    assert body["messages_per_second"] > 0
+    assert body["connected_streams"] == 2 and body["node"] == status.view.node
+    text = str(body)
+    assert PASSWORD not in text and alice.api.token not in text and "ciphertext" not in text
+    await alice.close()
+    await bob.close()
+
+
+async def test_page_escapes_the_node_name_and_allows_only_its_own_script(
+    pki: DevPki, tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    srv = SecureChatServer(server_config(pki, tmp_path, **{"server.node": "<b>n&1</b>"}))
+    await srv.start()
+    side = StatusServer(srv, StatusConfig(port=0))
+    await side.start()
+    try:
+        async with http.get(f"http://127.0.0.1:{side.port}/") as response:
+            page = await response.text()
+            policy = response.headers["Content-Security-Policy"]
+    finally:
+        await side.stop()
+        await srv.stop(0.1)
+    assert "<b>n&1</b>" not in page and "&lt;b&gt;n&amp;1&lt;/b&gt;" in page
+    script = re.search(r"<script>(.*)</script>", page, re.S)
+    assert script is not None
+    digest = base64.b64encode(hashlib.sha256(script.group(1).encode()).digest()).decode()
+    assert f"script-src 'sha256-{digest}'" in policy
+    assert "innerHTML" not in page
+
+
+async def test_healthz_and_metrics_answer_on_loopback_without_a_token(
+    status: StatusServer, http: aiohttp.ClientSession
+) -> None:
+    async with http.get(f"http://127.0.0.1:{status.port}/healthz") as response:
+        assert (response.status, await response.text()) == (200, "ok\n")
+    async with http.get(f"http://127.0.0.1:{status.port}/metrics") as response:
+        assert response.status == 200
+        assert "securechat_streams" in await response.text()
+
+
+def test_non_loopback_without_admin_token_is_refused(pki: DevPki, tmp_path: Path) -> None:
+    srv = SecureChatServer(server_config(pki, tmp_path))
+    with pytest.raises(ConfigError) as info:
+        StatusServer(srv, StatusConfig(host=EVERYWHERE, port=0))
+    assert info.value.path == "status.admin_token"
+    assert "status.admin_token" in info.value.message
+
+
+async def test_server_refuses_to_start_with_an_exposed_status_page_and_no_token(
+    pki: DevPki, tmp_path: Path
+) -> None:
+    config = server_config(pki, tmp_path, **{"status.host": EVERYWHERE, "status.port": 18080})
+    srv = SecureChatServer(config)
+    with pytest.raises(ConfigError, match=r"status\.admin_token"):
+        await srv.start()
+    assert srv.status is None
+
+
+@pytest.mark.parametrize("path", ["/", "/api/status", "/metrics"])
+async def test_token_is_required_off_loopback_except_for_healthz(
+    server: SecureChatServer, http: aiohttp.ClientSession, path: str
+) -> None:
+    side = StatusServer(server, StatusConfig(host=EVERYWHERE, port=0, admin_token=TOKEN))
+    await side.start()
+    url = f"http://127.0.0.1:{side.port}"
+    try:
+        async with http.get(url + path) as response:
+            assert response.status == 401
+            assert TOKEN not in await response.text()
+        bad = {"Authorization": "Bearer wrong-token-wrong-token"}
+        async with http.get(url + path, headers=bad) as response:
+            assert response.status == 401
+        good = {"Authorization": f"Bearer {TOKEN}"}
+        async with http.get(url + path, headers=good) as response:
+            assert response.status == 200
+        async with http.get(url + "/healthz") as response:
+            assert response.status == 200
+    finally:
+        await side.stop()
+
+
+async def test_the_server_runs_its_status_page_on_the_configured_port(
+    pki: DevPki, tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    port = _free_port()
+    srv = SecureChatServer(server_config(pki, tmp_path, **{"status.port": port}))
+    await srv.start()
+    side = srv.status
+    assert side is not None and side.port == port
+    async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+        assert response.status == 200
+    await srv.stop(0.1)
+    assert vars(srv)["status"] is None
+    with pytest.raises(aiohttp.ClientConnectionError):
+        async with http.get(f"http://127.0.0.1:{port}/healthz"):
+            pass
+
+
+def test_loopback_detection() -> None:
+    assert all(map(is_loopback, ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost"]))
+    assert not any(map(is_loopback, [EVERYWHERE, "::", "10.0.0.1", "example.org"]))
+
+
+def test_rate_meter_spans_its_window() -> None:
+    now = [0.0]
+    total = [0]
+    meter = RateMeter(lambda: total[0], window_s=10, clock=lambda: now[0])
+    assert meter.rate() == 0.0
+    for _ in range(30):  # 30 s at 5 messages per second
+        meter.sample()
+        now[0] += 1
+        total[0] += 5
+    assert meter.rate() == pytest.approx(5.0)
+    now[0] += 20  # quiet from here on: the last 5 messages spread over the gap
+    meter.sample()
+    assert meter.rate() == pytest.approx(5 / 21)
+    now[0] += 11  # a whole window later the burst is forgotten
+    meter.sample()
+    assert meter.rate() == 0.0
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
