@@ -1,0 +1,82 @@
+"""The chat's input language: slash commands, `@user text` and plain text, parsed purely."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from securechat.errors import InvalidArgument
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "help": ("", "show this help"),
+    "join": ("ROOM", "join a room and switch to it"),
+    "create": ("ROOM [--password]", "create a room (optionally password protected)"),
+    "leave": ("[ROOM]", "leave the current room (or ROOM)"),
+    "rooms": ("", "list rooms"),
+    "members": ("[ROOM]", "list the members of the current room (or ROOM)"),
+    "who": ("", "who is online"),
+    "w": ("USER TEXT", "private message (also /whisper USER TEXT and @USER TEXT)"),
+    "switch": ("ROOM|@USER", "send plain text to another room or person"),
+    "verify": ("USER", "compare safety numbers with USER and mark them verified"),
+    "trust": ("USER", "accept the new identity key of an unverified contact"),
+    "quit": ("", "leave the chat (also Ctrl+D or Ctrl+C)"),
+}
+ALIASES = {"whisper": "w", "msg": "w", "exit": "quit", "q": "quit", "h": "help", "?": "help"}
+ARGUMENTS = {
+    "join": (1, 1),
+    "create": (1, 2),
+    "leave": (0, 1),
+    "members": (0, 1),
+    "switch": (1, 1),
+    "verify": (1, 1),
+    "trust": (1, 1),
+}
+
+
+@dataclass(frozen=True)
+class Command:
+    """A parsed input line: ``name`` is a command, or "say" for plain text."""
+
+    name: str
+    args: tuple[str, ...] = ()
+    text: str = ""
+
+
+def parse(line: str) -> Command | None:
+    """Parse one input line (None for a blank line); InvalidArgument says what is wrong."""
+    stripped = line.strip()
+    if not stripped:
+        return None
+    if stripped.startswith("@"):
+        user, _, text = stripped[1:].partition(" ")
+        return _whisper(user, text)
+    if not stripped.startswith("/") or stripped.startswith("//"):
+        return Command("say", text=line.removeprefix("/") if stripped.startswith("//") else line)
+    word, _, rest = stripped[1:].partition(" ")
+    name = ALIASES.get(word.lower(), word.lower())
+    if name not in COMMANDS:
+        raise InvalidArgument(f"unknown command /{word}: type /help for the list")
+    if name == "w":
+        user, _, text = rest.strip().partition(" ")
+        return _whisper(user, text)
+    args = tuple(rest.split())
+    low, high = ARGUMENTS.get(name, (0, 0))
+    if not low <= len(args) <= high:
+        usage, _ = COMMANDS[name]
+        raise InvalidArgument(f"usage: /{name} {usage}".rstrip())
+    if name == "create" and len(args) == 2 and args[1] != "--password":
+        raise InvalidArgument("usage: /create ROOM [--password]")
+    return Command(name, args)
+
+
+def _whisper(user: str, text: str) -> Command:
+    if not user or not text.strip():
+        raise InvalidArgument("usage: /w USER TEXT (or @USER TEXT)")
+    return Command("w", (user,), text.strip())
+
+
+def help_lines() -> list[str]:
+    lines = ["commands (plain text goes to the current room or person):"]
+    for name, (usage, summary) in COMMANDS.items():
+        lines.append(f"  /{name} {usage}".ljust(30) + summary)
+    lines.append("  //text".ljust(30) + "send text that starts with a slash")
+    return lines

@@ -1,0 +1,54 @@
+"""The chat input language: commands, whispers and plain text."""
+
+from __future__ import annotations
+
+import pytest
+
+from securechat.client.commands import Command, help_lines, parse
+from securechat.errors import InvalidArgument
+
+
+@pytest.mark.parametrize(
+    ("line", "command"),
+    [
+        ("hello there", Command("say", text="hello there")),
+        ("//etc/passwd is a path", Command("say", text="/etc/passwd is a path")),
+        ("/w bob hi there", Command("w", ("bob",), "hi there")),
+        ("/whisper bob hi", Command("w", ("bob",), "hi")),
+        ("@bob  hi", Command("w", ("bob",), "hi")),
+        ("/JOIN dev", Command("join", ("dev",))),
+        ("/create dev --password", Command("create", ("dev", "--password"))),
+        ("/leave", Command("leave")),
+        ("/switch @bob", Command("switch", ("@bob",))),
+        ("/q", Command("quit")),
+    ],
+)
+def test_parse(line: str, command: Command) -> None:
+    assert parse(line) == command
+
+
+def test_blank_line_is_nothing() -> None:
+    assert parse("   ") is None
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("/frobnicate", "unknown command /frobnicate"),
+        ("/join", "usage: /join ROOM"),
+        ("/w bob", "usage: /w USER TEXT"),
+        ("@bob", "usage: /w USER TEXT"),
+        ("/create dev --pw", "usage: /create ROOM [--password]"),
+        ("/who extra", "usage: /who"),
+    ],
+)
+def test_bad_input_says_what_to_do(line: str, message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message.replace("[", r"\[").replace("]", r"\]")):
+        parse(line)
+
+
+def test_help_lists_every_command() -> None:
+    text = "\n".join(help_lines())
+    for name in ("/help", "/join", "/create", "/leave", "/rooms", "/members", "/who", "/w",
+                 "/switch", "/verify", "/trust", "/quit"):  # fmt: skip
+        assert name in text
