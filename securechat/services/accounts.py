@@ -109,12 +109,18 @@ class Accounts:
         ):
             return
         hashed = await self.hasher.hash(secret)
+        created = False
         if existing is None:
             now = self.clock.now_ms()
-            await self.store.create_user(username, hashed, Role.ADMIN, now)
-            if self.default_room:
-                await self._join_default_room(username, now)
-        else:
+            try:
+                await self.store.create_user(username, hashed, Role.ADMIN, now)
+                created = True
+            except AlreadyExists:  # another node created it at the same moment
+                pass
+            else:
+                if self.default_room:
+                    await self._join_default_room(username, now)
+        if not created:
             await self.store.set_user_password_and_role(username, hashed, Role.ADMIN)
         log.info("bootstrap admin ready user=%s", username)
 

@@ -17,7 +17,7 @@ from generated.securechat.v1 import admin_pb2, auth_pb2, chat_pb2, keys_pb2, roo
 from securechat.bus.factory import open_bus
 from securechat.bus.port import Bus
 from securechat.config import Config
-from securechat.domain.events import BusEvent, CertificateRevoked
+from securechat.domain.events import BusEvent, CertificateRevoked, Resync
 from securechat.errors import ConfigError
 from securechat.ops.metrics import Metrics
 from securechat.ops.status import StatusServer  # ops: status page wiring
@@ -79,6 +79,7 @@ class SecureChatServer:
         self.port = 0
         self._server: grpc.aio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
         self._stopped = asyncio.Event()
         self.store: Store
         self.bus: Bus
@@ -179,6 +180,11 @@ class SecureChatServer:
     def _on_event(self, event: BusEvent) -> None:
         if isinstance(event, CertificateRevoked):
             self.revocations.add(event.fingerprint, event.serial_hex)
+        elif isinstance(event, Resync):
+            # Revocations published while the bus was down reach us through the store.
+            task = asyncio.create_task(self.revocations.load_from_store(self.store))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         self.hub.handle(event)
 
     async def _housekeeping(self) -> None:
