@@ -31,13 +31,16 @@ class ServerProcess:
 
 @pytest.fixture(scope="module")
 def server_process(
-    pki: DevPki, tmp_path_factory: pytest.TempPathFactory
+    pki: DevPki, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[ServerProcess]:
-    """`securechat-server --port 0` with bcrypt cost 4; the port is parsed from its stdout."""
+    """`securechat-server --port 0` with bcrypt cost 4; the port is parsed from its stdout.
+
+    A test module may set ``SERVER_ENV`` (a dict) for extra server environment."""
     root = tmp_path_factory.mktemp("server")
     out, log = root / "stdout.txt", root / "server.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SECURECHAT_")}
     env.update(SECURECHAT_AUTH_BCRYPT_COST="4", SECURECHAT_STATUS_PORT="0")
+    env.update(getattr(request.module, "SERVER_ENV", {}))
     command = [str(BIN / "securechat-server"), "--port", "0", "--data-dir", str(root / "data"),
                "--certs-dir", str(pki.directory)]  # fmt: skip
     with out.open("wb") as stdout, log.open("wb") as stderr:

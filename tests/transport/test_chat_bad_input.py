@@ -280,3 +280,37 @@ def secure_channel_credentials(pki: DevPki, name: str) -> grpc.ChannelCredential
 
     paths = pki.client(name)
     return credentials(pki.ca_cert, paths.cert, paths.key)
+
+
+async def test_send_rate_limit_says_when_to_retry(pki: DevPki, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    config = server_config(
+        pki, tmp_path / "data", **{"chat.send_rate_per_s": 0.5, "chat.send_burst": 2}
+    )
+    server = SecureChatServer(config)
+    await server.start()
+    try:
+        alice = Api(secure_channel(pki, server.port, "alice"))
+        bob = Api(secure_channel(pki, server.port, "bob"))
+        for api, name in ((alice, "alice"), (bob, "bob")):
+            await api.register(name)
+            await api.login(name)
+        dm = common_pb2.Conversation(user="bob")
+        assert (await send(alice, dm, one("bob", 1, b"1"))).accepted
+        assert (await send(alice, dm, one("bob", 1, b"2"))).accepted
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await send(alice, dm, one("bob", 1, b"3"))
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "too fast" in (info.value.details() or "")
+        trailers = dict(info.value.trailing_metadata() or ())
+        assert int(trailers["retry-after"]) >= 1
+        # On the stream the same limit is a rejected SendResult, and the stream goes on.
+        stream = ChatClient(alice)
+        result = await stream.send(dm, {("bob", 1): b"4"})
+        assert not result.accepted and result.error_code == "resource_exhausted"
+        assert result.retry_after_s >= 1
+        assert await pending(bob) == 2
+        await stream.close()
+        await alice.channel.close()
+        await bob.channel.close()
+    finally:
+        await server.stop(grace=0)
