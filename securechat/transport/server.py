@@ -70,6 +70,19 @@ def grpc_options(config: Config) -> list[tuple[str, int]]:
     ]
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Fail with one clear line before grpc core logs its own bind error."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigError("server.port", f"cannot listen on {host}:{port}: {reason}") from None
+
+
 class SecureChatServer:
     def __init__(self, config: Config, *, clock: Clock | None = None) -> None:
         self.config = config
@@ -96,6 +109,8 @@ class SecureChatServer:
         # --- ops: validate the status page settings before opening anything (issue 7) ---
         status = StatusServer(self, cfg.status) if cfg.status.port else None
         # --- end ops ---
+        if cfg.server.port and cfg.server.workers == 1:
+            check_port_free(cfg.server.host, cfg.server.port)
         ca, cert, key = (cfg.tls_path(n) for n in ("ca", "cert", "key"))
         self.credentials = RotatingCredentials(ca, cert, key, cfg.tls.reload_interval_s)
         self.store = open_store(cfg.db_url)
