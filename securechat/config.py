@@ -53,7 +53,8 @@ class TlsConfig:
 class AuthConfig:
     bcrypt_cost: int = 12
     # Concurrent bcrypt computations (each occupies a thread); the rest queue.
-    bcrypt_workers: int = 2
+    # 0: one less than the number of cores, so chat keeps a core during a login storm.
+    bcrypt_workers: int = 0
     token_ttl_s: int = 24 * 3600
     max_failures_per_user: int = 5
     max_failures_per_peer: int = 20
@@ -208,7 +209,7 @@ def _validate(cfg: Config) -> None:
     need(cfg.server.workers >= 1, "server.workers", "must be at least 1")
     need(cfg.server.keepalive_time_s >= 10, "server.keepalive_time_s", "must be at least 10")
     need(4 <= cfg.auth.bcrypt_cost <= 31, "auth.bcrypt_cost", "must be between 4 and 31")
-    need(cfg.auth.bcrypt_workers >= 1, "auth.bcrypt_workers", "must be at least 1")
+    need(cfg.auth.bcrypt_workers >= 0, "auth.bcrypt_workers", "must be 0 (auto) or more")
     need(cfg.auth.token_ttl_s >= 1, "auth.token_ttl_s", "must be at least 1")
     need(cfg.auth.max_failures_per_user >= 1, "auth.max_failures_per_user", "must be at least 1")
     need(cfg.auth.max_failures_per_peer >= 1, "auth.max_failures_per_peer", "must be at least 1")

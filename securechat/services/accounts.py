@@ -11,7 +11,12 @@ from dataclasses import dataclass
 from securechat.bus.port import Bus
 from securechat.config import AuthConfig
 from securechat.domain import names
-from securechat.domain.events import SessionEnded, UserKicked
+from securechat.domain.events import (
+    MembershipChanged,
+    MembershipKind,
+    SessionEnded,
+    UserKicked,
+)
 from securechat.domain.model import DeviceRef, Role, Session, User
 from securechat.domain.ratelimit import FailureThrottle, KeyedBuckets
 from securechat.errors import (
@@ -207,6 +212,11 @@ class Accounts:
         if old:
             await self.bus.publish(UserKicked(username, "you signed in on another device"))
             log.info("user=%s replaced %d device(s) with device %d", username, len(old), device_id)
+        # Senders must now encrypt for the new device (and caches of device lists drop).
+        audience = tuple(sorted(await self.store.contacts_of(username)))
+        await self.bus.publish(
+            MembershipChanged("", username, MembershipKind.DEVICE_ADDED, now_ms, audience)
+        )
         return device_id
 
     async def authenticate(self, token: str) -> Session:

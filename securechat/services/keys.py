@@ -99,12 +99,8 @@ class KeyDirectory:
         if before is None:
             raise NotFound(f"device {device.device_id} of {device.user} is not registered")
         counts = await self.store.publish_bundle(device, bundle)
-        if before.identity_key != bundle.identity_key:
-            kind = (
-                MembershipKind.DEVICE_ADDED
-                if before.identity_key is None
-                else MembershipKind.IDENTITY_CHANGED
-            )
+        if before.identity_key is not None and before.identity_key != bundle.identity_key:
+            kind = MembershipKind.IDENTITY_CHANGED
             audience = tuple(sorted(await self.store.contacts_of(device.user)))
             await self.bus.publish(
                 MembershipChanged("", device.user, kind, self.clock.now_ms(), audience)

@@ -65,23 +65,24 @@ class Messenger:
         """The devices the send must cover, and the conversation as each recipient sees it."""
         if conversation.kind is ConversationKind.ROOM:
             await self.rooms.require_member(conversation.name, sender.user)
-            devices = await self.store.room_devices(conversation.name)
+            devices = await self.rooms.directory.room_devices(conversation.name)
             return expected_recipients(sender, devices), {}
         peer = conversation.name
         names.check_name(peer)
         if peer == sender.user:
             raise InvalidArgument("you cannot send a private message to yourself")
-        if await self.store.get_user(peer) is None:
-            raise NotFound(f"no user named {peer!r}")
-        peer_devices = [DeviceRef(d.user, d.device_id) for d in await self.store.list_devices(peer)]
+        directory = self.rooms.directory
+        peer_devices = await directory.user_devices(peer)
         if not peer_devices:
+            if await self.store.get_user(peer) is None:
+                raise NotFound(f"no user named {peer!r}")
             raise FailedPrecondition(f"{peer} has not logged in on any device yet: try later")
-        own = [DeviceRef(d.user, d.device_id) for d in await self.store.list_devices(sender.user)]
+        own = await directory.user_devices(sender.user)
         views = {
             peer: Conversation(ConversationKind.DIRECT, sender.user),
             sender.user: Conversation(ConversationKind.DIRECT, peer),
         }
-        return expected_recipients(sender, peer_devices + own), views
+        return expected_recipients(sender, (*peer_devices, *own)), views
 
     def _check_sizes(
         self, items: Sequence[tuple[DeviceRef, bytes]], client_message_id: str

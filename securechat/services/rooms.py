@@ -16,6 +16,7 @@ from securechat.errors import (
     ResourceExhausted,
 )
 from securechat.services.clock import Clock
+from securechat.services.directory import Directory
 from securechat.services.passwords import PasswordHasher
 from securechat.storage.port import Store
 
@@ -23,8 +24,11 @@ log = logging.getLogger("securechat.rooms")
 
 
 class Rooms:
-    def __init__(self, store: Store, bus: Bus, hasher: PasswordHasher, clock: Clock) -> None:
+    def __init__(
+        self, store: Store, bus: Bus, hasher: PasswordHasher, clock: Clock, directory: Directory
+    ) -> None:
         self.store = store
+        self.directory = directory
         self.bus = bus
         self.hasher = hasher
         self.clock = clock
@@ -32,7 +36,7 @@ class Rooms:
 
     async def _get(self, name: str) -> Room:
         names.check_name(name, what="room name")
-        room = await self.store.get_room(name)
+        room = await self.directory.room(name)
         if room is None:
             raise NotFound(f"no room named {name!r}: list the rooms to see which exist")
         return room
@@ -94,6 +98,6 @@ class Rooms:
 
     async def require_member(self, name: str, user: str) -> Room:
         room = await self._get(name)
-        if not await self.store.is_member(name, user):
-            raise PermissionDenied(f"you are not a member of {name!r}: `/join {name}` first")
+        if user not in await self.directory.members(name):
+            raise PermissionDenied(f"you are not a member of {name!r}: join it first")
         return room

@@ -24,6 +24,7 @@ from securechat.ops.status import StatusServer  # ops: status page wiring
 from securechat.services.accounts import Accounts
 from securechat.services.admin import Admin
 from securechat.services.clock import Clock, SystemClock
+from securechat.services.directory import Directory
 from securechat.services.hub import Hub
 from securechat.services.keys import KeyDirectory
 from securechat.services.messaging import Messenger
@@ -68,6 +69,11 @@ def grpc_options(config: Config) -> list[tuple[str, int]]:
         ("grpc.http2.bdp_probe", 0),
         ("grpc.so_reuseport", 1 if s.workers > 1 else 0),
     ]
+
+
+def default_bcrypt_workers() -> int:
+    """Leave one core to the event loop: a login storm must not stall chat."""
+    return max(1, (os.cpu_count() or 2) - 1)
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -116,7 +122,9 @@ class SecureChatServer:
         self.store = open_store(cfg.db_url)
         await self.store.open()
         self.bus = open_bus(cfg.bus.url, self.node)
-        self.hasher = PasswordHasher(cfg.auth.bcrypt_cost, cfg.auth.bcrypt_workers)
+        self.hasher = PasswordHasher(
+            cfg.auth.bcrypt_cost, cfg.auth.bcrypt_workers or default_bcrypt_workers()
+        )
         self.hub = Hub(self.store, self.bus, self.clock)
         self.accounts = Accounts(
             self.store,
@@ -127,7 +135,8 @@ class SecureChatServer:
             cfg.chat.default_room,
             cfg.tls.bind_client_cert_to_user,
         )
-        self.rooms = Rooms(self.store, self.bus, self.hasher, self.clock)
+        self.directory = Directory(self.store)
+        self.rooms = Rooms(self.store, self.bus, self.hasher, self.clock, self.directory)
         self.messenger = Messenger(self.store, self.bus, self.rooms, cfg.chat, self.clock)
         self.messenger.committer.on_commit = self.metrics.store_latency.observe
         self.keys = KeyDirectory(self.store, self.bus, self.clock)
@@ -193,6 +202,7 @@ class SecureChatServer:
         return self.port
 
     def _on_event(self, event: BusEvent) -> None:
+        self.directory.observe(event)
         if isinstance(event, CertificateRevoked):
             self.revocations.add(event.fingerprint, event.serial_hex)
         elif isinstance(event, Resync):

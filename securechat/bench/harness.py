@@ -1,0 +1,211 @@
+"""The bench's shared set-up: parameters, the throwaway PKI, servers, and one measured load step."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from securechat.bench import procs
+from securechat.bench.procs import ServerProcess
+from securechat.bench.report import percentiles, ratio
+from securechat.bench.workers import Workers, split
+from securechat.pki import DevPki, make_dev_pki
+
+LEAD_S = 1.5  # time the load processes get to prepare a step before it starts
+
+
+@dataclass(frozen=True)
+class Params:
+    """Every knob of a run (recorded in each result so a run can be repeated)."""
+
+    quick: bool
+    room_members: int = 50
+    room_processes: int = 2
+    fixed_rate_per_member: float = 2.0  # 50 members x 2 msg/s x 49 recipients = 4,900/s
+    fanout_warmup_s: float = 2.0
+    fanout_s: float = 15.0
+    saturation_step_s: float = 6.0
+    saturation_max_p99_ms: float = 1000.0
+    saturation_min_delivered_fraction: float = 0.9
+    saturation_rates: tuple[float, ...] = (2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0)
+    idle_clients: int = 5000
+    idle_processes: int = 4
+    storm_logins: int = 50
+    storm_room_members: int = 30
+    storm_rate_per_member: float = 2.0
+    storm_before_s: float = 6.0
+    catchup_messages: int = 10_000
+    catchup_senders: int = 4
+    catchup_concurrency: int = 64
+    setup_bcrypt_cost: int = 4
+    storm_bcrypt_cost: str = "default (12)"
+    ciphertext_bytes: str = "200-400 random, first 8 = send time"
+    ack_every_s: float = 0.05
+
+    @classmethod
+    def for_run(cls, quick: bool) -> Params:
+        if not quick:
+            return cls(quick=False)
+        return cls(
+            quick=True,
+            fanout_warmup_s=1.0,
+            fanout_s=4.0,
+            saturation_step_s=2.5,
+            idle_clients=500,
+            idle_processes=2,
+            storm_logins=20,
+            storm_room_members=10,
+            storm_before_s=3.0,
+            catchup_messages=1000,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Bench:
+    """A run's working directory, PKI and servers (stopped by ``close``)."""
+
+    workdir: Path
+    params: Params
+    pki: DevPki = field(init=False)
+    servers: list[ServerProcess] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.pki = make_dev_pki(self.workdir / "pki", clients=("bench",))
+
+    def tls_spec(self, port: int) -> dict[str, Any]:
+        paths = self.pki.client("bench")
+        return {
+            "port": port,
+            "ca": str(self.pki.ca_cert),
+            "cert": str(paths.cert),
+            "key": str(paths.key),
+        }
+
+    def securechat(
+        self, tag: str, bcrypt_cost: int | None, extra_env: dict[str, str] | None = None
+    ) -> ServerProcess:
+        env = procs.securechat_env(bcrypt_cost, extra_env)
+        server = procs.start_securechat(self.workdir, self.pki.directory, env, tag)
+        self.servers.append(server)
+        return server
+
+    def reference(self) -> ServerProcess:
+        server = procs.start_reference(self.workdir, self.pki.directory)
+        self.servers.append(server)
+        return server
+
+    def stop(self, server: ServerProcess) -> None:
+        server.stop()
+        if server in self.servers:
+            self.servers.remove(server)
+
+    def close(self) -> None:
+        for server in list(self.servers):
+            self.stop(server)
+
+    def room_pool(
+        self, server: ServerProcess, system: str, members: int, room: str = "bench"
+    ) -> Workers:
+        users = [f"{room}{i:04d}" for i in range(members)]
+        specs = [
+            {
+                **self.tls_spec(server.port),
+                "system": system,
+                "room": room,
+                "users": chunk,
+                "ack_every_s": self.params.ack_every_s,
+            }
+            for chunk in split(users, self.params.room_processes)
+        ]
+        pool = Workers("room", specs)
+        try:
+            pool.call("setup")
+        except Exception:
+            pool.close()
+            raise
+        return pool
+
+
+def sleep_until(t_ns: int) -> None:
+    delay = (t_ns - time.time_ns()) / 1e9
+    if delay > 0:
+        time.sleep(delay)
+
+
+def loadgen_cpu(pool: Workers) -> float:
+    return sum(procs.cpu_seconds(p.pid) for p in pool.procs if p.pid is not None)
+
+
+def run_step(
+    pool: Workers,
+    server: ServerProcess,
+    members: int,
+    rate: float,
+    warmup_s: float,
+    duration_s: float,
+) -> dict[str, Any]:
+    """Offer ``rate`` messages/s per member; measure deliveries, latency and server CPU."""
+    start_ns = time.time_ns() + int(LEAD_S * 1e9)
+    window = (start_ns + int(warmup_s * 1e9), start_ns + int((warmup_s + duration_s) * 1e9))
+    pool.send("run", {"rate": rate, "start_ns": start_ns, "stop_ns": window[1], "window": window})
+    sleep_until(window[0])
+    cpu0, load0 = server.cpu(), loadgen_cpu(pool)
+    sleep_until(window[1])
+    cpu1, load1 = server.cpu(), loadgen_cpu(pool)
+    parts = pool.collect()
+    latencies = [x for part in parts for x in part["latency_ms"]]
+    delivered = sum(p["delivered"] for p in parts)
+    errors: dict[str, int] = {}
+    for part in parts:
+        for key, count in part["errors"].items():
+            errors[key] = errors.get(key, 0) + count
+    offered = members * rate * (members - 1)
+    server_cpu = cpu1 - cpu0
+    return {
+        "rate_per_member": rate,
+        "offered_deliveries_per_s": offered,
+        "delivered_per_s": delivered / duration_s,
+        "sent_messages": sum(p["sent"] for p in parts),
+        "latency_ms": percentiles(latencies),
+        "server_cpu_s": server_cpu,
+        "server_cpu_s_per_1k_deliveries": ratio(server_cpu * 1000, delivered),
+        "server_cpu_utilisation": server_cpu / duration_s,
+        "loadgen_cpu_utilisation": (load1 - load0) / duration_s,
+        "errors": errors,
+        "reconnects_total": sum(p["reconnects"] for p in parts),
+        "duration_s": duration_s,
+    }
+
+
+def step_row(system: str, step: dict[str, Any]) -> list[Any]:
+    lat = step["latency_ms"]
+    return [
+        system,
+        step["offered_deliveries_per_s"],
+        step["delivered_per_s"],
+        lat["p50"],
+        lat["p95"],
+        lat["p99"],
+        step["server_cpu_s_per_1k_deliveries"],
+        step["server_cpu_utilisation"],
+        step["loadgen_cpu_utilisation"],
+    ]
+
+
+STEP_HEADER = [
+    "system",
+    "offered/s",
+    "delivered/s",
+    "p50 ms",
+    "p95 ms",
+    "p99 ms",
+    "cpu s/1k",
+    "srv cpu",
+    "load cpu",
+]

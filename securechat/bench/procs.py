@@ -1,0 +1,148 @@
+"""The servers under test as child processes: start, read CPU and RSS from /proc, stop."""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from securechat.errors import SecureChatError
+
+LISTENING = re.compile(r"listening on \[?([^\]\s]+?)\]?:(\d+)\s*$")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+START_TIMEOUT_S = 60.0
+
+
+def raise_nofile_limit() -> int:
+    """Raise this process's open-file limit to its hard limit; returns the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        return target
+    return soft
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds of a process (all its threads) from /proc/PID/stat."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_kb(pid: int) -> int:
+    """Resident set size in KiB (VmRSS of /proc/PID/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise SecureChatError(f"no VmRSS for process {pid}")
+
+
+@dataclass
+class ServerProcess:
+    """A running server child: its pid, bound port and log file."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.pid)
+
+    def rss_kb(self) -> int:
+        return rss_kb(self.pid)
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        if self.popen.stdout is not None:
+            self.popen.stdout.close()
+
+
+def _start(name: str, argv: list[str], env: dict[str, str], log_path: Path) -> ServerProcess:
+    log_file = log_path.open("wb")
+    popen = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=log_file,
+        env=env,
+        preexec_fn=raise_nofile_limit,
+    )
+    log_file.close()
+    assert popen.stdout is not None
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        line = popen.stdout.readline().decode(errors="replace")
+        if not line:
+            break
+        match = LISTENING.search(line.strip())
+        if match:
+            return ServerProcess(name, popen, int(match.group(2)), log_path)
+    popen.kill()
+    popen.wait()
+    tail = log_path.read_text(errors="replace")[-2000:]
+    raise SecureChatError(f"{name} did not start; its log ends with:\n{tail}")
+
+
+def securechat_env(bcrypt_cost: int | None, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for securechat-server: limits raised so the bench, not a limiter, sets load."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SECURECHAT_")}
+    env.update(
+        {
+            "SECURECHAT_CHAT_SEND_RATE_PER_S": "1000000",
+            "SECURECHAT_CHAT_SEND_BURST": "1000000",
+            "SECURECHAT_AUTH_REGISTRATIONS_PER_PEER_PER_HOUR": "1000000",
+            "SECURECHAT_CHAT_MAX_RECIPIENTS": "1000",
+        }
+    )
+    if bcrypt_cost is not None:
+        env["SECURECHAT_AUTH_BCRYPT_COST"] = str(bcrypt_cost)
+    env.update(extra or {})
+    return env
+
+
+def start_securechat(
+    workdir: Path, certs_dir: Path, env: dict[str, str], tag: str = "securechat"
+) -> ServerProcess:
+    """`securechat-server --port 0` with its own data dir under ``workdir``."""
+    data = workdir / f"{tag}-data"
+    data.mkdir(parents=True, exist_ok=True)
+    exe = Path(sys.executable).with_name("securechat-server")
+    argv = [
+        str(exe),
+        "--port",
+        "0",
+        "--data-dir",
+        str(data),
+        "--certs-dir",
+        str(certs_dir),
+        "--status-port",
+        "0",
+    ]
+    return _start(tag, argv, env, workdir / f"{tag}.log")
+
+
+def start_reference(workdir: Path, certs_dir: Path) -> ServerProcess:
+    """The bare grpc.aio fan-out reference (securechat.bench.reference) on a free port."""
+    argv = [sys.executable, "-m", "securechat.bench.reference", "--certs-dir", str(certs_dir)]
+    env = dict(os.environ)
+    return _start("reference", argv, env, workdir / "reference.log")

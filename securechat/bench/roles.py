@@ -1,0 +1,250 @@
+"""What a load process does: chat in a room, hold idle streams, storm logins, fill a mailbox.
+
+Each role is built from a plain-dict spec and answers ``cmd_*`` commands with plain dicts
+(see workers.py). Specs carry the port and the client certificate paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from generated.securechat.v1 import auth_pb2, chat_pb2, common_pb2
+from securechat.bench.clients import (
+    ACK_EVERY_S,
+    PASSWORD,
+    Recorder,
+    ReferenceMember,
+    SecureMember,
+    Tls,
+    ciphertext,
+    pace,
+)
+from securechat.bench.workers import gather_limited
+
+SETUP_CONCURRENCY = 16
+
+
+def tls_of(spec: dict[str, Any]) -> Tls:
+    return Tls.load(spec["port"], Path(spec["ca"]), Path(spec["cert"]), Path(spec["key"]))
+
+
+class RoomRole:
+    """Members of one room (securechat or reference) sending at a fixed rate each."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        self.tls = tls_of(spec)
+        self.recorder = Recorder()
+        self.reference = spec["system"] == "reference"
+        self.members: list[Any] = []
+        self.sent_total = 0
+
+    async def cmd_setup(self) -> dict[str, Any]:
+        if self.reference:
+            self.members = [ReferenceMember(self.tls, self.recorder) for _ in self.spec["users"]]
+        else:
+            room = self.spec["room"]
+            ack = self.spec.get("ack_every_s", ACK_EVERY_S)
+            self.members = [
+                SecureMember(self.tls, u, room, self.recorder, ack) for u in self.spec["users"]
+            ]
+
+            async def account(member: SecureMember) -> None:
+                await member.register()
+                await member.login()
+                await member.enter_room()
+
+            await gather_limited([partial(account, m) for m in self.members], SETUP_CONCURRENCY)
+        await gather_limited([m.open for m in self.members], SETUP_CONCURRENCY)
+        return {"members": len(self.members)}
+
+    async def cmd_run(
+        self, rate: float, start_ns: int, stop_ns: int, window: tuple[int, int]
+    ) -> dict[str, Any]:
+        """Send at ``rate`` per member from start to stop; record deliveries inside ``window``."""
+        if not self.reference:
+            await asyncio.gather(*(m.load_recipients() for m in self.members))
+        self.recorder.window(*window)
+        self.recorder.errors.clear()
+        sent = await asyncio.gather(
+            *(pace(rate, start_ns, stop_ns, m.send_one) for m in self.members)
+        )
+        self.sent_total += sum(sent)
+        await asyncio.sleep(max(0.0, (window[1] - time.time_ns()) / 1e9) + 0.2)
+        r = self.recorder
+        return {
+            "sent": sum(sent),
+            "delivered": r.in_window,
+            "at_ms": list(r.at_ms),
+            "latency_ms": list(r.latency_ms),
+            "errors": dict(r.errors),
+            "reconnects": sum(m.reconnects for m in self.members),
+        }
+
+    async def cmd_counts(self) -> dict[str, Any]:
+        """Messages sent and deliveries received so far by this process's members."""
+        return {"sent": self.sent_total, "received": self.recorder.received}
+
+    async def cmd_drain(self, quiet_s: float, max_s: float) -> dict[str, Any]:
+        """Wait until no delivery has arrived for ``quiet_s`` (at most ``max_s``)."""
+        deadline = time.monotonic() + max_s
+        while time.monotonic() < deadline:
+            if time.time_ns() - self.recorder.last_receive_ns > quiet_s * 1e9:
+                return {"drained": True}
+            await asyncio.sleep(0.1)
+        return {"drained": False}
+
+    async def close(self) -> None:
+        await asyncio.gather(*(m.close() for m in self.members), return_exceptions=True)
+
+
+class IdleRole:
+    """Many authenticated Chat streams that do nothing (the memory-per-client scenario)."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        self.tls = tls_of(spec)
+        self.recorder = Recorder()
+        self.members: list[SecureMember] = []
+
+    async def cmd_register(self) -> dict[str, Any]:
+        """Create the accounts over one shared channel, then close it."""
+        member = SecureMember(self.tls, "", "", self.recorder)
+
+        async def register(user: str) -> None:
+            await member.auth.Register(auth_pb2.RegisterRequest(username=user, password=PASSWORD))
+
+        started = time.perf_counter()
+        await gather_limited([partial(register, u) for u in self.spec["users"]], 32)
+        await member.channel.close()
+        return {"registered": len(self.spec["users"]), "s": time.perf_counter() - started}
+
+    async def cmd_connect(self) -> dict[str, Any]:
+        """Each user: its own connection, a login, an open stream; then stay idle."""
+        started = time.perf_counter()
+        self.members = [SecureMember(self.tls, u, "", self.recorder) for u in self.spec["users"]]
+
+        async def connect(member: SecureMember) -> None:
+            await member.login()
+            await member.open()
+
+        await gather_limited([partial(connect, m) for m in self.members], SETUP_CONCURRENCY)
+        return {"connected": len(self.members), "s": time.perf_counter() - started}
+
+    async def close(self) -> None:
+        await gather_limited([m.close for m in self.members], 256)
+
+
+class StormRole:
+    """A crowd of accounts that all log in at once, each on a new connection."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        self.tls = tls_of(spec)
+
+    async def cmd_register(self) -> dict[str, Any]:
+        members = [SecureMember(self.tls, u, "", Recorder()) for u in self.spec["users"]]
+        await gather_limited([m.register for m in members], SETUP_CONCURRENCY)
+        await asyncio.gather(*(m.channel.close() for m in members))
+        return {"registered": len(members)}
+
+    async def cmd_storm(self, at_ns: int) -> dict[str, Any]:
+        await asyncio.sleep(max(0.0, (at_ns - time.time_ns()) / 1e9))
+        members = [SecureMember(self.tls, u, "", Recorder()) for u in self.spec["users"]]
+        started = time.time_ns()
+        ends: list[int] = []
+        failures = 0
+
+        async def login(member: SecureMember) -> None:
+            nonlocal failures
+            try:
+                await member.login()
+            except grpc.aio.AioRpcError:
+                failures += 1
+            ends.append(time.time_ns())
+
+        await asyncio.gather(*(login(m) for m in members))
+        await asyncio.gather(*(m.channel.close() for m in members))
+        return {
+            "start_ns": started,
+            "end_ns": max(ends),
+            "failures": failures,
+            "login_s": [(e - started) / 1e9 for e in ends],
+        }
+
+    async def close(self) -> None:
+        return None
+
+
+class CatchupRole:
+    """Fill one offline device's mailbox through private messages, then time its catch-up."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        self.tls = tls_of(spec)
+        self.recorder = Recorder()
+        self.target = SecureMember(self.tls, spec["target"], "", self.recorder)
+        self.senders = [SecureMember(self.tls, u, "", self.recorder) for u in spec["senders"]]
+
+    async def cmd_setup(self) -> dict[str, Any]:
+        everyone = [self.target, *self.senders]
+        await gather_limited([m.register for m in everyone], SETUP_CONCURRENCY)
+        await gather_limited([m.login for m in everyone], SETUP_CONCURRENCY)
+        return {"device_id": self.target.device_id}
+
+    async def cmd_fill(self, messages: int, concurrency: int) -> dict[str, Any]:
+        """Send ``messages`` private messages to the target (unary Send, many in flight)."""
+        address = common_pb2.DeviceAddress(user=self.target.user, device_id=self.target.device_id)
+        conversation = common_pb2.Conversation(user=self.target.user)
+        started = time.perf_counter()
+
+        async def send(index: int) -> None:
+            sender = self.senders[index % len(self.senders)]
+            request = chat_pb2.SendRequest(
+                conversation=conversation,
+                ciphertexts=[
+                    chat_pb2.RecipientCiphertext(
+                        device=address, ciphertext=ciphertext(time.time_ns())
+                    )
+                ],
+                client_message_id=str(index),
+            )
+            result = await sender.chat.Send(request, metadata=sender.md)
+            if not result.accepted:
+                raise RuntimeError(f"send rejected: {result.error_code}")
+
+        await gather_limited([partial(send, i) for i in range(messages)], concurrency)
+        return {"fill_s": time.perf_counter() - started}
+
+    async def cmd_drain(self, messages: int, timeout_s: float) -> dict[str, Any]:
+        """Reconnect the target device and time until every message has arrived."""
+        self.recorder.window(0, 1 << 62)
+        started = time.perf_counter()
+        await self.target.open()
+        deadline = time.monotonic() + timeout_s
+        # Poll: the count is bumped by the stream's reader callbacks.
+        while self.recorder.received < messages and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
+        elapsed = time.perf_counter() - started
+        return {
+            "received": self.recorder.received,
+            "drain_s": elapsed,
+            "errors": dict(self.recorder.errors),
+        }
+
+    async def close(self) -> None:
+        await asyncio.gather(*(m.close() for m in [self.target, *self.senders]))
+
+
+ROLES: dict[str, type[Any]] = {
+    "room": RoomRole,
+    "idle": IdleRole,
+    "storm": StormRole,
+    "catchup": CatchupRole,
+}

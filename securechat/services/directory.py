@@ -1,0 +1,86 @@
+"""A cached view of rooms, members and device lists: the send path's reads, without I/O.
+
+Every change to membership or devices is announced on the bus (MembershipChanged, UserKicked),
+and a bus reconnect emits Resync; each of them invalidates what it may have changed. A read that
+raced with an invalidation is not cached (generation check), so the cache never holds data older
+than the last announcement it saw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from securechat.domain.events import BusEvent, MembershipChanged, Resync, UserKicked
+from securechat.domain.model import DeviceRef, Room
+from securechat.storage.port import Store
+
+T = TypeVar("T")
+MAX_ENTRIES = 20_000
+
+
+class Directory:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._generation = 0
+        self._rooms: dict[str, Room] = {}
+        self._members: dict[str, frozenset[str]] = {}
+        self._room_devices: dict[str, tuple[DeviceRef, ...]] = {}
+        self._user_devices: dict[str, tuple[DeviceRef, ...]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    async def _cached(
+        self, table: dict[str, T], key: str, load: Callable[[], Awaitable[T | None]]
+    ) -> T | None:
+        if key in table:
+            self.hits += 1
+            return table[key]
+        self.misses += 1
+        generation = self._generation
+        value = await load()
+        if value is not None and generation == self._generation:
+            if len(table) >= MAX_ENTRIES:
+                table.clear()
+            table[key] = value
+        return value
+
+    async def room(self, name: str) -> Room | None:
+        return await self._cached(self._rooms, name, lambda: self.store.get_room(name))
+
+    async def members(self, room: str) -> frozenset[str]:
+        async def load() -> frozenset[str]:
+            return frozenset(await self.store.room_members(room))
+
+        return await self._cached(self._members, room, load) or frozenset()
+
+    async def room_devices(self, room: str) -> tuple[DeviceRef, ...]:
+        async def load() -> tuple[DeviceRef, ...]:
+            return tuple(await self.store.room_devices(room))
+
+        return await self._cached(self._room_devices, room, load) or ()
+
+    async def user_devices(self, user: str) -> tuple[DeviceRef, ...]:
+        async def load() -> tuple[DeviceRef, ...]:
+            return tuple(
+                DeviceRef(d.user, d.device_id) for d in await self.store.list_devices(user)
+            )
+
+        return await self._cached(self._user_devices, user, load) or ()
+
+    def observe(self, event: BusEvent) -> None:
+        """Drop whatever the event may have changed."""
+        if isinstance(event, MembershipChanged) and event.room:
+            self._generation += 1
+            self._members.pop(event.room, None)
+            self._room_devices.pop(event.room, None)
+            self._rooms.pop(event.room, None)
+        elif isinstance(event, MembershipChanged | UserKicked | Resync):
+            self.invalidate()
+
+    def invalidate(self) -> None:
+        self._generation += 1
+        self._rooms.clear()
+        self._members.clear()
+        self._room_devices.clear()
+        self._user_devices.clear()
