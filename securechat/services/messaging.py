@@ -23,6 +23,7 @@ from securechat.domain.model import (
 from securechat.domain.ratelimit import KeyedBuckets
 from securechat.domain.recipients import check_recipients, expected_recipients
 from securechat.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from securechat.services.acks import AckBatcher
 from securechat.services.clock import Clock
 from securechat.services.committer import GroupCommitter
 from securechat.services.rooms import Rooms
@@ -53,6 +54,7 @@ class Messenger:
         self.config = config
         self.clock = clock
         self.committer = GroupCommitter(store)
+        self.acks = AckBatcher(store)
         self.send_limits = KeyedBuckets(config.send_rate_per_s, config.send_burst)
         self._contacts: set[tuple[str, str]] = set()
         self.accepted = 0

@@ -15,6 +15,7 @@ from securechat.domain.cursor import DeliveryCursor, Verdict
 from securechat.domain.events import MembershipChanged, PresenceChanged
 from securechat.domain.model import DeviceRef, MailboxEntry, Session
 from securechat.errors import InvalidArgument
+from securechat.services.acks import AckBatcher
 from securechat.storage.port import Store
 
 log = logging.getLogger("securechat.stream")
@@ -42,6 +43,7 @@ class StreamSession:
         self,
         session: Session,
         store: Store,
+        acks: AckBatcher,
         *,
         resume_after: int,
         bound: int,
@@ -55,6 +57,7 @@ class StreamSession:
         self.session = session
         self.device = DeviceRef(session.user, session.device_id)
         self.store = store
+        self.acks = acks
         self.bound = bound
         self.page = page
         self.peer = peer
@@ -70,8 +73,6 @@ class StreamSession:
         self._drained = asyncio.Event()
         self._need_fetch = asyncio.Event()
         self._need_fetch.set()  # the initial replay
-        self._ack_task: asyncio.Task[None] | None = None
-        self._acked_to_store = resume_after
         self.delivered = 0
 
     @property
@@ -153,23 +154,10 @@ class StreamSession:
 
     # ---- acks -----------------------------------------------------------------------------
     def ack(self, seq: int) -> None:
-        """Client acked up to seq. Writes are coalesced: at most one in flight per stream."""
+        """Client acked up to seq; written by the shared AckBatcher with other streams' acks."""
         if not self.cursor.can_ack(seq):
             raise InvalidArgument(
                 f"cannot acknowledge sequence {seq}: only {self.cursor.pushed} were delivered"
             )
-        if self.cursor.ack(seq) and (self._ack_task is None or self._ack_task.done()):
-            self._ack_task = asyncio.create_task(self._flush_acks(), name="ack-flush")
-
-    async def _flush_acks(self) -> None:
-        while self._acked_to_store < self.cursor.acked:
-            target = self.cursor.acked
-            await self.store.ack(self.device, target)
-            self._acked_to_store = target
-
-    async def close(self) -> None:
-        """Persist the last ack (called when the stream ends, however it ends)."""
-        if self._ack_task is not None and not self._ack_task.done():
-            await asyncio.shield(self._ack_task)
-        if self._acked_to_store < self.cursor.acked:
-            await self._flush_acks()
+        if self.cursor.ack(seq):
+            self.acks.ack(self.device, seq)

@@ -322,6 +322,15 @@ class MemoryStore:
             del state.mailbox[seq]
         return len(doomed)
 
+    async def ack_many(self, acks: Sequence[tuple[DeviceRef, int]]) -> None:
+        for device, up_to_seq in acks:
+            state = self._devices.get(device)
+            if state is None:
+                continue
+            doomed = [seq for seq in state.mailbox if seq <= up_to_seq]
+            for seq in doomed:
+                del state.mailbox[seq]
+
     async def last_seq(self, device: DeviceRef) -> int:
         return self._device(device).last_seq
 

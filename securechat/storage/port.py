@@ -145,6 +145,10 @@ class Store(Protocol):
         """Delete entries up to and including up_to_seq; InvalidArgument when up_to_seq is
         greater than the last sequence ever assigned to the device. Returns rows deleted."""
 
+    async def ack_many(self, acks: Sequence[tuple[DeviceRef, int]]) -> None:
+        """Delete, in one transaction, each device's entries up to its sequence. No check
+        against the last sequence (callers validated it); unknown devices are skipped."""
+
     async def last_seq(self, device: DeviceRef) -> int:
         """The highest sequence ever assigned to the device (0 if none)."""
 

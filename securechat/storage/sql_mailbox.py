@@ -13,7 +13,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, case, delete, func, insert, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from securechat.domain.model import (
@@ -178,6 +189,19 @@ class MailboxSql(SqlCore):
                 delete(mailbox).where(_of(device) & (mailbox.c.seq <= up_to_seq))
             )
             return int(result.rowcount)
+
+    async def ack_many(self, acks: Sequence[tuple[DeviceRef, int]]) -> None:
+        if not acks:
+            return
+        statement = delete(mailbox).where(
+            (mailbox.c.user_name == bindparam("u"))
+            & (mailbox.c.device_id == bindparam("d"))
+            & (mailbox.c.seq <= bindparam("s"))
+        )
+        async with self._write() as conn:
+            await conn.execute(
+                statement, [{"u": d.user, "d": d.device_id, "s": seq} for d, seq in acks]
+            )
 
     async def last_seq(self, device: DeviceRef) -> int:
         async with self._read() as conn:

@@ -133,6 +133,7 @@ class ChatServicer:
         stream = StreamSession(
             call.session,
             self.store,
+            self.messenger.acks,
             resume_after=resume,
             bound=self.config.stream_queue_bound,
             page=self.config.replay_page,
@@ -172,7 +173,6 @@ class ChatServicer:
             pump.cancel()
             self.metrics.streams.dec()
             await self.hub.detach(stream)
-            await stream.close()
 
     async def _write(self, context: grpc.aio.ServicerContext, stream: StreamSession) -> None:
         """The stream's one writer: each wake-up drains the whole queue into one frame."""

@@ -254,6 +254,7 @@ class SecureChatServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.messenger.committer.drain()
+        await self.messenger.acks.drain()
         await self._close_resources()
         self._stopped.set()
         log.info("stopped")

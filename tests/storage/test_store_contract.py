@@ -564,3 +564,15 @@ async def test_remove_device_takes_its_keys_mailbox_and_sessions(store: Store) -
     assert [e.message_id for e in await store.fetch(BOB1, 0, 10)] == ["m1"]
     assert await store.get_session(b"bob-1") is not None
     assert await store.add_device("bob", 2_000) == 3
+
+
+async def test_ack_many_deletes_each_devices_entries_in_one_call(store: Store) -> None:
+    await _people(store, "alice", "bob", "carol")
+    for i in range(3):
+        await store.enqueue(f"m{i}", ALICE1, 10, [_item(BOB1), _item(CAROL1)])
+    ghost = DeviceRef("ghost", 1)
+    await store.ack_many([(BOB1, 2), (CAROL1, 1), (ghost, 5)])
+    assert [e.seq for e in await store.fetch(BOB1, 0, 10)] == [3]
+    assert [e.seq for e in await store.fetch(CAROL1, 0, 10)] == [2, 3]
+    await store.ack_many([])
+    assert [e.seq for e in await store.fetch(CAROL1, 0, 10)] == [2, 3]

@@ -1,0 +1,37 @@
+"""Acks from many streams are written together; a later ack supersedes an earlier one."""
+
+from __future__ import annotations
+
+from securechat.domain.model import (
+    Conversation,
+    ConversationKind,
+    DeviceRef,
+    OutgoingCiphertext,
+    Role,
+)
+from securechat.services.acks import AckBatcher
+from securechat.storage.memory import MemoryStore
+
+ROOM = Conversation(ConversationKind.ROOM, "lobby")
+
+
+async def test_acks_of_many_devices_go_in_one_round() -> None:
+    store = MemoryStore()
+    await store.open()
+    devices = []
+    for user in ("alice", "bob", "carol"):
+        await store.create_user(user, b"$2b$x", Role.USER, 1)
+        devices.append(DeviceRef(user, await store.add_device(user, 1)))
+    for i in range(4):
+        items = [OutgoingCiphertext(d, b"x", ROOM) for d in devices]
+        await store.enqueue(f"m{i}", devices[0], 1, items)
+    batcher = AckBatcher(store)
+    batcher.ack(devices[1], 2)
+    batcher.ack(devices[1], 3)
+    batcher.ack(devices[1], 1)  # an older ack never moves the mark back
+    batcher.ack(devices[2], 4)
+    await batcher.drain()
+    assert batcher.rounds == 1
+    assert [e.seq for e in await store.fetch(devices[1], 0, 10)] == [4]
+    assert await store.fetch(devices[2], 0, 10) == []
+    assert len(await store.fetch(devices[0], 0, 10)) == 4
