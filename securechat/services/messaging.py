@@ -55,6 +55,7 @@ class Messenger:
         self.clock = clock
         self.committer = GroupCommitter(store)
         self.acks = AckBatcher(store)
+        self._in_flight: set[asyncio.Task[Accepted]] = set()
         self.send_limits = KeyedBuckets(config.send_rate_per_s, config.send_burst)
         self._contacts: set[tuple[str, str]] = set()
         self.accepted = 0
@@ -142,6 +143,19 @@ class Messenger:
         await self.bus.publish(Delivered(tuple(entries)))
         return Accepted(send.message_id, send.sent_at_ms)
 
+    def deliver(self, send: PendingSend, conversation: Conversation) -> asyncio.Task[Accepted]:
+        """Commit then fan out, in a task nobody cancels: once stored, a message is always
+        announced, even if the sender's call or stream goes away meanwhile. Sends handed over
+        in order are stored in that order."""
+        task = asyncio.create_task(self._deliver(send, conversation), name="deliver")
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+        return task
+
+    async def _deliver(self, send: PendingSend, conversation: Conversation) -> Accepted:
+        entries = await self.commit(send)
+        return await self.publish(send, entries, conversation)
+
     async def send(
         self,
         sender: DeviceRef,
@@ -150,8 +164,12 @@ class Messenger:
         client_message_id: str,
     ) -> Accepted:
         pending = await self.prepare(sender, conversation, items, client_message_id)
-        entries = await self.commit(pending)
-        return await self.publish(pending, entries, conversation)
+        return await asyncio.shield(self.deliver(pending, conversation))
+
+    async def drain(self) -> None:
+        """Wait for every send already handed over (graceful shutdown)."""
+        while self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
 
     async def fetch(self, device: DeviceRef, after_seq: int, limit: int) -> list[MailboxEntry]:
         if limit == 0:

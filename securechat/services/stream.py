@@ -21,6 +21,9 @@ from securechat.storage.port import Store
 log = logging.getLogger("securechat.stream")
 
 
+MAX_IN_FLIGHT = 64
+
+
 @dataclass(frozen=True, slots=True)
 class Control:
     """A non-mailbox event for the stream (send results, pongs, notices, reconnect hints)."""
@@ -70,6 +73,8 @@ class StreamSession:
         self.ending: Ending | None = None
         self._wake = asyncio.Event()
         self.ended_event = asyncio.Event()
+        # Sends of this stream committed but not yet answered (bounded: backpressure).
+        self.in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._drained = asyncio.Event()
         self._need_fetch = asyncio.Event()
         self._need_fetch.set()  # the initial replay

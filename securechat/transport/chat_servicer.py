@@ -16,7 +16,7 @@ from securechat.errors import InvalidArgument, ResourceExhausted, SecureChatErro
 from securechat.ops.metrics import Metrics
 from securechat.services.clock import Clock
 from securechat.services.hub import Hub
-from securechat.services.messaging import Messenger
+from securechat.services.messaging import Accepted, Messenger
 from securechat.services.stream import Control, StreamSession
 from securechat.storage.port import Store
 from securechat.transport import convert
@@ -188,25 +188,25 @@ class ChatServicer:
         stream: StreamSession,
         writer: asyncio.Task[None],
     ) -> None:
-        """Wait for the stream to end; a writer stuck on a stalled reader is not waited for."""
+        """Wait for the stream to end, then for the writer to finish its current write. Only a
+        consumer that fell behind (whose write may be blocked for good) is not waited for:
+        interrupting a write that is about to complete confuses grpc's call state."""
         ended = asyncio.ensure_future(stream.ended_event.wait())
         try:
             await asyncio.wait((writer, ended), return_when=asyncio.FIRST_COMPLETED)
         finally:
             ended.cancel()
         ending = stream.ending
-        if ending is None or ending.status == "OK":
+        if ending is not None and ending.status == "RESOURCE_EXHAUSTED":
+            writer.cancel()
+            self.metrics.queue_drops.inc()
+        else:
             try:
-                await writer  # flush what is queued (a reconnect hint) and finish normally
+                await writer  # flushes a reconnect hint on a graceful ending
             except Exception as exc:
                 log.debug("chat writer ended: %s", type(exc).__name__)
-            return
-        writer.cancel()
-        if ending.status == "CANCELLED":
-            return
-        if ending.status == "RESOURCE_EXHAUSTED":
-            self.metrics.queue_drops.inc()
-        await context.abort(getattr(grpc.StatusCode, ending.status), ending.message)
+        if ending is not None and ending.status not in {"OK", "CANCELLED"}:
+            await context.abort(getattr(grpc.StatusCode, ending.status), ending.message)
 
     async def _read(
         self, requests: AsyncIterator[chat_pb2.ClientFrame], call: Call, stream: StreamSession
@@ -239,8 +239,35 @@ class ChatServicer:
     async def _stream_send(
         self, request: chat_pb2.SendRequest, call: Call, stream: StreamSession
     ) -> None:
+        """Checks run in order; commits are pipelined (up to MAX_IN_FLIGHT per stream), so a
+        client's next send does not wait for the previous one's fsync. Order is kept: sends
+        reach the group commit in the order they were checked."""
+        started = time.perf_counter()
+        client_id = request.client_message_id
         try:
-            result = await self._send(request, call)
+            conversation = convert.conversation_from_proto(request.conversation)
+            items = convert.items_from_proto(request)
+            pending = await self.messenger.prepare(call.device, conversation, items, client_id)
         except SecureChatError as error:
-            result = rejection(request.client_message_id, error)
-        stream.notify(Control("send_result", result))
+            stream.notify(Control("send_result", rejection(client_id, error)))
+            return
+        await stream.in_flight.acquire()
+        task = self.messenger.deliver(pending, conversation)
+
+        def finished(task: asyncio.Task[Accepted]) -> None:
+            stream.in_flight.release()
+            if task.cancelled():
+                return
+            error = task.exception()
+            if error is None:
+                self.metrics.messages.inc()
+                self.metrics.send_latency.observe(time.perf_counter() - started)
+                result = convert.accepted_to_proto(client_id, task.result())
+            elif isinstance(error, SecureChatError):
+                result = rejection(client_id, error)
+            else:
+                log.error("send failed: %s", type(error).__name__, exc_info=error)
+                result = rejection(client_id, SecureChatError("the server could not store it"))
+            stream.notify(Control("send_result", result))
+
+        task.add_done_callback(finished)

@@ -253,6 +253,7 @@ class SecureChatServer:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.messenger.drain()
         await self.messenger.committer.drain()
         await self.messenger.acks.drain()
         await self._close_resources()
