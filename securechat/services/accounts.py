@@ -12,8 +12,10 @@ from securechat.bus.port import Bus
 from securechat.config import AuthConfig
 from securechat.domain import names
 from securechat.domain.events import (
+    BusEvent,
     MembershipChanged,
     MembershipKind,
+    Resync,
     SessionEnded,
     UserKicked,
 )
@@ -34,6 +36,7 @@ from securechat.storage.port import Store
 log = logging.getLogger("securechat.accounts")
 
 WRONG_CREDENTIALS = "wrong username or password"
+SESSION_CACHE_SIZE = 50_000
 
 
 def hash_token(token: str) -> bytes:
@@ -75,6 +78,8 @@ class Accounts:
             config.registrations_per_peer_per_hour / 3600.0,
             config.registrations_per_peer_per_hour,
         )
+        self._sessions: dict[bytes, Session] = {}
+        self._session_generation = 0
         self.login_outcomes: dict[str, int] = {"ok": 0, "failed": 0, "locked": 0, "invalid": 0}
 
     async def register(self, username: str, password: str, peer: str) -> User:
@@ -220,10 +225,21 @@ class Accounts:
         return device_id
 
     async def authenticate(self, token: str) -> Session:
-        """The live session for a bearer token, or Unauthenticated."""
+        """The live session for a bearer token, or Unauthenticated.
+
+        Sessions are cached; logout (SessionEnded), kicks (UserKicked) and a bus resync drop
+        them, so a revoked token is refused on every node as soon as it hears of it."""
         if not token or len(token) > 256:
             raise Unauthenticated("missing or malformed session token: log in again")
-        session = await self.store.get_session(hash_token(token))
+        token_hash = hash_token(token)
+        session = self._sessions.get(token_hash)
+        if session is None:
+            generation = self._session_generation
+            session = await self.store.get_session(token_hash)
+            if session is not None and generation == self._session_generation:
+                if len(self._sessions) >= SESSION_CACHE_SIZE:
+                    self._sessions.clear()
+                self._sessions[token_hash] = session
         if session is None:
             raise Unauthenticated(
                 "session token is not valid (logged out or unknown): log in again"
@@ -232,7 +248,17 @@ class Accounts:
             raise Unauthenticated("session expired: log in again")
         return session
 
+    def observe(self, event: BusEvent) -> None:
+        """Forget cached sessions that an event may have ended."""
+        if isinstance(event, SessionEnded):
+            self._session_generation += 1
+            self._sessions.pop(event.token_hash, None)
+        elif isinstance(event, UserKicked | Resync):
+            self._session_generation += 1
+            self._sessions.clear()
+
     async def logout(self, session: Session) -> None:
+        self._sessions.pop(session.token_hash, None)
         await self.store.revoke_session(session.token_hash)
         await self.bus.publish(SessionEnded(session.token_hash))
 

@@ -44,9 +44,10 @@ class RoomServicer:
         self, request: rooms_pb2.ListMembersRequest, call: Call
     ) -> rooms_pb2.ListMembersResponse:
         await self.rooms.require_member(request.name, call.user)
-        devices = await self.store.room_devices(request.name)
+        directory = self.rooms.directory
+        devices = await directory.room_devices(request.name)
         online_users = {d.device.user for d in await self.bus.online()}
-        members: dict[str, list[int]] = {u: [] for u in await self.store.room_members(request.name)}
+        members: dict[str, list[int]] = {u: [] for u in await directory.members(request.name)}
         for device in devices:
             members.setdefault(device.user, []).append(device.device_id)
         return rooms_pb2.ListMembersResponse(

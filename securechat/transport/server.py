@@ -203,6 +203,7 @@ class SecureChatServer:
 
     def _on_event(self, event: BusEvent) -> None:
         self.directory.observe(event)
+        self.accounts.observe(event)
         if isinstance(event, CertificateRevoked):
             self.revocations.add(event.fingerprint, event.serial_hex)
         elif isinstance(event, Resync):
