@@ -77,6 +77,9 @@ class ChatConfig:
     stream_queue_bound: int = 2000
     # Mailbox entries read per replay page on (re)connect.
     replay_page: int = 500
+    # Presence changes go to co-members of rooms up to this size (and private contacts);
+    # in bigger rooms they would cost every connect a message to every member.
+    presence_room_limit: int = 500
 
 
 @dataclass(frozen=True)
@@ -219,6 +222,7 @@ def _validate(cfg: Config) -> None:
     need(cfg.chat.stream_queue_bound >= 10, "chat.stream_queue_bound", "must be at least 10")
     need(cfg.chat.retention_days > 0, "chat.retention_days", "must be positive")
     need(cfg.chat.max_recipients >= 1, "chat.max_recipients", "must be at least 1")
+    need(cfg.chat.presence_room_limit >= 0, "chat.presence_room_limit", "must not be negative")
     need(
         cfg.bus.url == "memory:" or cfg.bus.url.startswith(("redis://", "rediss://")),
         "bus.url",

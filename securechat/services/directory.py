@@ -27,6 +27,7 @@ class Directory:
         self._members: dict[str, frozenset[str]] = {}
         self._room_devices: dict[str, tuple[DeviceRef, ...]] = {}
         self._user_devices: dict[str, tuple[DeviceRef, ...]] = {}
+        self._rooms_of: dict[str, tuple[str, ...]] = {}
         self.hits = 0
         self.misses = 0
 
@@ -68,6 +69,24 @@ class Directory:
 
         return await self._cached(self._user_devices, user, load) or ()
 
+    async def rooms_of(self, user: str) -> tuple[str, ...]:
+        async def load() -> tuple[str, ...]:
+            return tuple(await self.store.rooms_of(user))
+
+        return await self._cached(self._rooms_of, user, load) or ()
+
+    async def presence_audience(self, user: str, room_limit: int) -> set[str]:
+        """Who hears that ``user`` came or went: private contacts, and members of the rooms
+        they share of at most ``room_limit`` members (presence is not broadcast to big rooms,
+        where it would cost every connect a message to every member; ListOnline still works)."""
+        audience = await self.store.private_contacts_of(user)
+        for room in await self.rooms_of(user):
+            members = await self.members(room)
+            if len(members) <= room_limit:
+                audience.update(members)
+        audience.discard(user)
+        return audience
+
     def observe(self, event: BusEvent) -> None:
         """Drop whatever the event may have changed."""
         if isinstance(event, MembershipChanged) and event.room:
@@ -75,6 +94,7 @@ class Directory:
             self._members.pop(event.room, None)
             self._room_devices.pop(event.room, None)
             self._rooms.pop(event.room, None)
+            self._rooms_of.pop(event.user, None)
         elif isinstance(event, MembershipChanged | UserKicked | Resync):
             self.invalidate()
 
@@ -84,3 +104,4 @@ class Directory:
         self._members.clear()
         self._room_devices.clear()
         self._user_devices.clear()
+        self._rooms_of.clear()

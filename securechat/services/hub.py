@@ -18,6 +18,7 @@ from securechat.domain.events import (
 )
 from securechat.domain.model import DeviceRef
 from securechat.services.clock import Clock
+from securechat.services.directory import Directory
 from securechat.services.stream import Control, StreamSession
 from securechat.storage.port import Store
 
@@ -25,10 +26,14 @@ log = logging.getLogger("securechat.hub")
 
 
 class Hub:
-    def __init__(self, store: Store, bus: Bus, clock: Clock) -> None:
+    def __init__(
+        self, store: Store, bus: Bus, clock: Clock, directory: Directory, room_limit: int
+    ) -> None:
         self.store = store
         self.bus = bus
         self.clock = clock
+        self.directory = directory
+        self.room_limit = room_limit
         self.streams: dict[DeviceRef, StreamSession] = {}
         self.by_user: dict[str, set[DeviceRef]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -60,7 +65,7 @@ class Hub:
             await self._presence(stream.device.user, online=False)
 
     async def _presence(self, user: str, *, online: bool) -> None:
-        audience = tuple(sorted(await self.store.contacts_of(user)))
+        audience = tuple(sorted(await self.directory.presence_audience(user, self.room_limit)))
         await self.bus.publish(PresenceChanged(user, online, self.clock.now_ms(), audience))
 
     # ---- bus events -----------------------------------------------------------------------

@@ -266,6 +266,11 @@ class MemoryStore:
         self._user(pair[1])
         self._contacts.add(pair)
 
+    async def private_contacts_of(self, user: str) -> set[str]:
+        found = {b for a, b in self._contacts if a == user}
+        found.update(a for a, b in self._contacts if b == user)
+        return found
+
     async def contacts_of(self, user: str) -> set[str]:
         found = {u for m in self._members.values() if user in m for u in m}
         found.update(b for a, b in self._contacts if a == user)

@@ -121,6 +121,9 @@ class Store(Protocol):
     async def record_contact(self, a: str, b: str, now_ms: int) -> None:
         """Remember that a and b have a private conversation (for presence)."""
 
+    async def private_contacts_of(self, user: str) -> set[str]:
+        """Users with whom ``user`` has a private conversation."""
+
     async def contacts_of(self, user: str) -> set[str]:
         """Users sharing a room or a private conversation with user (user excluded)."""
 

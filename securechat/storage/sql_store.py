@@ -331,6 +331,14 @@ class SqlStore(KeyDirectorySql, MailboxSql):
                 )
             )
 
+    async def private_contacts_of(self, user: str) -> set[str]:
+        query = union(
+            select(contacts.c.user_b).where(contacts.c.user_a == user),
+            select(contacts.c.user_a).where(contacts.c.user_b == user),
+        )
+        async with self._read() as conn:
+            return set((await conn.scalars(query)).all())
+
     async def contacts_of(self, user: str) -> set[str]:
         mine = room_members.alias("mine")
         theirs = room_members.alias("theirs")

@@ -177,9 +177,7 @@ class ChatServicer:
     async def _write(self, context: grpc.aio.ServicerContext, stream: StreamSession) -> None:
         """The stream's one writer: each wake-up drains the whole queue into one frame."""
         while (batch := await stream.next_batch()) is not None:
-            await context.write(
-                chat_pb2.ServerFrame(events=[convert.event_to_proto(e) for e in batch])
-            )
+            await context.write(convert.encode_frame(batch))
             self.metrics.frames.inc()
 
     async def _serve(

@@ -14,6 +14,7 @@ from securechat.domain.model import (
 from securechat.errors import InvalidArgument
 from securechat.services.messaging import Accepted
 from securechat.services.stream import Control, OutEvent
+from securechat.transport import wire
 
 
 def conversation_from_proto(message: common_pb2.Conversation) -> Conversation:
@@ -71,6 +72,18 @@ def accepted_to_proto(client_message_id: str, accepted: Accepted) -> chat_pb2.Se
         accepted=True,
         message_id=accepted.message_id,
         server_time_ms=accepted.server_time_ms,
+    )
+
+
+def encode_frame(batch: list[OutEvent]) -> bytes:
+    """One serialised ServerFrame: deliveries hand-encoded (the hot path), the rest by protobuf."""
+    return wire.frame(
+        [
+            wire.delivery_event(event)
+            if isinstance(event, MailboxEntry)
+            else event_to_proto(event).SerializeToString()
+            for event in batch
+        ]
     )
 
 

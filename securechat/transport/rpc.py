@@ -216,6 +216,11 @@ def _stream(guard: Guard, full: str, impl: StreamImpl) -> Any:
     return handler
 
 
+def _serialize_frame(message: Message | bytes) -> bytes:
+    """Streams may write frames already serialised (transport/wire.py) or messages."""
+    return message if isinstance(message, bytes) else message.SerializeToString()
+
+
 def service_handler(
     descriptor: ServiceDescriptor, servicer: object, guard: Guard, *, admin: bool = False
 ) -> grpc.GenericRpcHandler:
@@ -232,7 +237,7 @@ def service_handler(
             handlers[method.name] = grpc.stream_stream_rpc_method_handler(
                 _stream(guard, full, impl),
                 request_deserializer=_parser(request_cls),
-                response_serializer=response_cls.SerializeToString,
+                response_serializer=_serialize_frame,
             )
         else:
             handlers[method.name] = grpc.unary_unary_rpc_method_handler(

@@ -125,7 +125,6 @@ class SecureChatServer:
         self.hasher = PasswordHasher(
             cfg.auth.bcrypt_cost, cfg.auth.bcrypt_workers or default_bcrypt_workers()
         )
-        self.hub = Hub(self.store, self.bus, self.clock)
         self.accounts = Accounts(
             self.store,
             self.bus,
@@ -136,6 +135,9 @@ class SecureChatServer:
             cfg.tls.bind_client_cert_to_user,
         )
         self.directory = Directory(self.store)
+        self.hub = Hub(
+            self.store, self.bus, self.clock, self.directory, cfg.chat.presence_room_limit
+        )
         self.rooms = Rooms(self.store, self.bus, self.hasher, self.clock, self.directory)
         self.messenger = Messenger(self.store, self.bus, self.rooms, cfg.chat, self.clock)
         self.messenger.committer.on_commit = self.metrics.store_latency.observe
