@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import bcrypt
+
+BCRYPT_NICENESS = 10
+
+
+def _yield_to_chat() -> None:
+    """Run bcrypt threads at a lower priority (Linux: per-thread nice), so that during a login
+    storm the scheduler prefers the event loop thread: logins slow down, chat does not."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BCRYPT_NICENESS)
 
 
 class PasswordHasher:
@@ -17,7 +29,9 @@ class PasswordHasher:
 
     def __init__(self, cost: int, workers: int) -> None:
         self.cost = cost
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bcrypt")
+        self._pool = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="bcrypt", initializer=_yield_to_chat
+        )
         # A real hash at the same cost, checked for unknown users so they cost the same time.
         self._dummy = bcrypt.hashpw(b"securechat-dummy-password", bcrypt.gensalt(cost))
         self.in_flight = 0
