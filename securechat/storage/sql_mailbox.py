@@ -175,7 +175,8 @@ class MailboxSql(SqlCore):
                 "RETURNING user_name, device_id, last_seq"
             )
             result = await conn.exec_driver_sql(sql, tuple(params))
-            for row in result:
+            rows: list[Any] = list(result)
+            for row in rows:
                 ref = DeviceRef(str(row[0]), int(row[1]))
                 first[ref] = int(row[2]) - amount + 1
         return first
