@@ -15,6 +15,7 @@ from securechat.bench import scenarios
 from securechat.bench.harness import Bench, Params
 from securechat.bench.procs import raise_nofile_limit
 from securechat.bench.report import RESULTS_DIR, machine, show, write_json
+from securechat.bench.scaleout import scaleout
 
 TARGETS = {
     "saturation_ratio": (">=", 3.0),
@@ -23,7 +24,7 @@ TARGETS = {
     "rss_kb_per_client": ("<", 100.0),
     "login_storm_p99_factor": ("<=", 2.0),
 }
-ALL = ("fanout", "connections", "login_storm", "catchup", "crypto")
+ALL = ("fanout", "connections", "login_storm", "catchup", "crypto", "scaleout")
 
 
 def crypto_bench(quick: bool) -> dict[str, Any]:
@@ -45,6 +46,22 @@ def _meets(key: str, value: float) -> bool | None:
     return {"<": value < target, "<=": value <= target, ">=": value >= target}[op]
 
 
+def scaleout_summary(result: dict[str, Any]) -> dict[str, Any]:
+    """The scale-out figures for latest.json (NaN when not run or not available)."""
+
+    def best(workers: int) -> float:
+        return float(
+            result.get(f"workers_{workers}", {}).get("max_sustained_deliveries_per_s", math.nan)
+        )
+
+    return {
+        "scaleout_1_worker": best(1),
+        "scaleout_2_workers": best(2),
+        "scaleout_ratio": result.get("ratio", math.nan),
+        "scaleout_available": result.get("available"),
+    }
+
+
 def summarise(
     results: dict[str, dict[str, Any]], params: Params, info: dict[str, Any]
 ) -> dict[str, Any]:
@@ -64,8 +81,10 @@ def summarise(
         "cpu_per_delivery_ratio": fanout.get("cpu_per_delivery_ratio", nan),
         "rss_kb_per_client": results.get("connections", {}).get("rss_kb_per_client", nan),
         "login_storm_p99_factor": results.get("login_storm", {}).get("p99_factor", nan),
+        "login_storm_logins_per_s": results.get("login_storm", {}).get("logins_per_s", nan),
         "catchup_10k_s": results.get("catchup", {}).get("catchup_s", nan),
         "catchup_messages": params.catchup_messages,
+        **scaleout_summary(results.get("scaleout", {})),
         "crypto": {
             k: v for k, v in results.get("crypto", {"available": False}).items() if k != "machine"
         },
@@ -109,6 +128,7 @@ def run_bench(params: Params, wanted: set[str], results_dir: Path) -> dict[str, 
                 ("login_storm", lambda: results.update(login_storm=scenarios.login_storm(bench))),
                 ("catchup", lambda: results.update(catchup=scenarios.catchup(bench))),
                 ("crypto", lambda: results.update(crypto=crypto_bench(params.quick))),
+                ("scaleout", lambda: results.update(scaleout=scaleout(bench))),
             ]
             for name, run in steps:
                 if name in wanted:
@@ -127,7 +147,13 @@ def run_bench(params: Params, wanted: set[str], results_dir: Path) -> dict[str, 
         "summary (targets from issue 8)",
         ["figure", "value", "target", "met"],
         [[k, v["value"], v["target"], v["met"]] for k, v in summary["targets"].items()]
-        + [["catchup_10k_s", summary["catchup_10k_s"], f"{params.catchup_messages} messages", ""]],
+        + [
+            ["catchup_10k_s", summary["catchup_10k_s"], f"{params.catchup_messages} messages", ""],
+            ["login_storm_logins_per_s", summary["login_storm_logins_per_s"], "", ""],
+            ["scaleout_1_worker", summary["scaleout_1_worker"], "deliveries/s", ""],
+            ["scaleout_2_workers", summary["scaleout_2_workers"], "deliveries/s", ""],
+            ["scaleout_ratio", summary["scaleout_ratio"], "2 / 1 workers", ""],
+        ],
     )
     print(f"\nwrote {results_dir}/latest.json in {summary['run_s']:.0f} s", flush=True)
     return summary

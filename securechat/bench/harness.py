@@ -14,8 +14,6 @@ from securechat.bench.report import percentiles, ratio
 from securechat.bench.workers import Workers, split
 from securechat.pki import DevPki, make_dev_pki
 
-LEAD_S = 1.5  # time the load processes get to prepare a step before it starts
-
 
 @dataclass(frozen=True)
 class Params:
@@ -44,6 +42,13 @@ class Params:
     storm_bcrypt_cost: str = "default (12)"
     ciphertext_bytes: str = "200-400 random, first 8 = send time"
     ack_every_s: float = 0.05
+    step_lead_s: float = 1.5  # time the load processes get to prepare a step before it starts
+    idle_settle_before_s: float = 2.0
+    idle_settle_after_s: float = 3.0
+    storm_margin_s: float = 5.0  # added to the storm's estimated duration
+    scaleout_workers: tuple[int, ...] = (1, 2)
+    scaleout_postgres: str = "postgresql://postgres@127.0.0.1:5432"
+    scaleout_redis: str = "redis://127.0.0.1:6379/0"
 
     @classmethod
     def for_run(cls, quick: bool) -> Params:
@@ -149,15 +154,16 @@ def run_step(
     rate: float,
     warmup_s: float,
     duration_s: float,
+    lead_s: float,
 ) -> dict[str, Any]:
     """Offer ``rate`` messages/s per member; measure deliveries, latency and server CPU."""
-    start_ns = time.time_ns() + int(LEAD_S * 1e9)
+    start_ns = time.time_ns() + int(lead_s * 1e9)
     window = (start_ns + int(warmup_s * 1e9), start_ns + int((warmup_s + duration_s) * 1e9))
     pool.send("run", {"rate": rate, "start_ns": start_ns, "stop_ns": window[1], "window": window})
     sleep_until(window[0])
-    cpu0, load0 = server.cpu(), loadgen_cpu(pool)
+    cpu0, load0, box0 = server.cpu(), loadgen_cpu(pool), procs.machine_busy_seconds()
     sleep_until(window[1])
-    cpu1, load1 = server.cpu(), loadgen_cpu(pool)
+    cpu1, load1, box1 = server.cpu(), loadgen_cpu(pool), procs.machine_busy_seconds()
     parts = pool.collect()
     latencies = [x for part in parts for x in part["latency_ms"]]
     delivered = sum(p["delivered"] for p in parts)
@@ -177,6 +183,7 @@ def run_step(
         "server_cpu_s_per_1k_deliveries": ratio(server_cpu * 1000, delivered),
         "server_cpu_utilisation": server_cpu / duration_s,
         "loadgen_cpu_utilisation": (load1 - load0) / duration_s,
+        "machine_cpu_busy_cores": (box1 - box0) / duration_s,
         "errors": errors,
         "reconnects_total": sum(p["reconnects"] for p in parts),
         "duration_s": duration_s,
@@ -195,6 +202,7 @@ def step_row(system: str, step: dict[str, Any]) -> list[Any]:
         step["server_cpu_s_per_1k_deliveries"],
         step["server_cpu_utilisation"],
         step["loadgen_cpu_utilisation"],
+        step["machine_cpu_busy_cores"],
     ]
 
 
@@ -208,4 +216,5 @@ STEP_HEADER = [
     "cpu s/1k",
     "srv cpu",
     "load cpu",
+    "box cpu",
 ]

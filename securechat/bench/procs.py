@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import resource
@@ -9,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +38,35 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores of the machine spent not idle (/proc/stat), every process counted."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / CLK_TCK
+
+
+def children(pid: int) -> list[int]:
+    """Direct child processes of ``pid`` (scanning /proc: no CONFIG_PROC_CHILDREN needed)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # exited meanwhile
+        if int(text[text.rindex(")") + 2 :].split()[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of ``pid`` and its direct children (a supervisor and its workers)."""
+    total = cpu_seconds(pid)
+    for child in children(pid):
+        with contextlib.suppress(OSError, ValueError):  # exited between the scan and the read
+            total += cpu_seconds(child)
+    return total
+
+
 def rss_kb(pid: int) -> int:
     """Resident set size in KiB (VmRSS of /proc/PID/status)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -58,7 +89,8 @@ class ServerProcess:
         return self.popen.pid
 
     def cpu(self) -> float:
-        return cpu_seconds(self.pid)
+        """CPU seconds of the server, including its worker processes when it has any."""
+        return tree_cpu_seconds(self.pid)
 
     def rss_kb(self) -> int:
         return rss_kb(self.pid)
@@ -78,10 +110,14 @@ class ServerProcess:
             self.popen.stdout.close()
 
 
-def _start(name: str, argv: list[str], env: dict[str, str], log_path: Path) -> ServerProcess:
+def _start(
+    name: str, argv: list[str], env: dict[str, str], log_path: Path, listeners: int = 1
+) -> ServerProcess:
+    """Start ``argv``; return once ``listeners`` "listening on" lines (one per worker) arrived."""
     log_file = log_path.open("wb")
     popen = subprocess.Popen(
         argv,
+        stdin=subprocess.DEVNULL,  # never a TTY: no server console
         stdout=subprocess.PIPE,
         stderr=log_file,
         env=env,
@@ -90,13 +126,16 @@ def _start(name: str, argv: list[str], env: dict[str, str], log_path: Path) -> S
     log_file.close()
     assert popen.stdout is not None
     deadline = time.monotonic() + START_TIMEOUT_S
+    seen = 0
     while time.monotonic() < deadline:
         line = popen.stdout.readline().decode(errors="replace")
         if not line:
             break
         match = LISTENING.search(line.strip())
         if match:
-            return ServerProcess(name, popen, int(match.group(2)), log_path)
+            seen += 1
+            if seen >= listeners:
+                return ServerProcess(name, popen, int(match.group(2)), log_path)
     popen.kill()
     popen.wait()
     tail = log_path.read_text(errors="replace")[-2000:]
@@ -121,24 +160,32 @@ def securechat_env(bcrypt_cost: int | None, extra: dict[str, str] | None = None)
 
 
 def start_securechat(
-    workdir: Path, certs_dir: Path, env: dict[str, str], tag: str = "securechat"
+    workdir: Path,
+    certs_dir: Path,
+    env: dict[str, str],
+    tag: str = "securechat",
+    port: int = 0,
+    extra_args: Sequence[str] = (),
+    listeners: int = 1,
 ) -> ServerProcess:
-    """`securechat-server --port 0` with its own data dir under ``workdir``."""
+    """`securechat-server --port PORT` with its own data dir under ``workdir``; ``listeners``
+    is how many workers must announce themselves before it counts as started."""
     data = workdir / f"{tag}-data"
     data.mkdir(parents=True, exist_ok=True)
     exe = Path(sys.executable).with_name("securechat-server")
     argv = [
         str(exe),
         "--port",
-        "0",
+        str(port),
         "--data-dir",
         str(data),
         "--certs-dir",
         str(certs_dir),
         "--status-port",
         "0",
+        *extra_args,
     ]
-    return _start(tag, argv, env, workdir / f"{tag}.log")
+    return _start(tag, argv, env, workdir / f"{tag}.log", listeners)
 
 
 def start_reference(workdir: Path, certs_dir: Path) -> ServerProcess:

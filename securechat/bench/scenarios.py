@@ -49,7 +49,7 @@ def _drain(pool: Workers, members: int, max_s: float) -> bool:
     return False
 
 
-def _saturate(
+def saturate(
     bench: Bench, pool: Workers, server: ServerProcess, first: dict[str, Any]
 ) -> dict[str, Any]:
     """Double the offered load until a step fails, then try once halfway (geometrically).
@@ -61,7 +61,9 @@ def _saturate(
 
     def step(rate: float) -> dict[str, Any]:
         drained = _drain(pool, p.room_members, 30.0)
-        result = run_step(pool, server, p.room_members, rate, 1.0, p.saturation_step_s)
+        result = run_step(
+            pool, server, p.room_members, rate, 1.0, p.saturation_step_s, p.step_lead_s
+        )
         result["started_drained"] = drained
         steps.append(result)
         return result
@@ -109,11 +111,17 @@ def fanout_and_saturation(bench: Bench) -> tuple[dict[str, Any], dict[str, Any]]
         pool = bench.room_pool(server, system, p.room_members)
         try:
             step = run_step(
-                pool, server, p.room_members, p.fixed_rate_per_member, p.fanout_warmup_s, p.fanout_s
+                pool,
+                server,
+                p.room_members,
+                p.fixed_rate_per_member,
+                p.fanout_warmup_s,
+                p.fanout_s,
+                p.step_lead_s,
             )
             fanout[system] = step
             show(f"[1] room fan-out, {system}", STEP_HEADER, [step_row(system, step)])
-            saturation[system] = _saturate(bench, pool, server, step)
+            saturation[system] = saturate(bench, pool, server, step)
             show(
                 f"[2] saturation, {system}",
                 STEP_HEADER,
@@ -153,11 +161,11 @@ def connections(bench: Bench) -> dict[str, Any]:
     pool = Workers("idle", specs)
     try:
         registered = pool.call("register")
-        time.sleep(2.0)
+        time.sleep(p.idle_settle_before_s)
         rss_before = server.rss_kb()
         cpu_before = server.cpu()
         connected = pool.call("connect")
-        time.sleep(3.0)
+        time.sleep(p.idle_settle_after_s)
         rss_after = server.rss_kb()
         cpu_after = server.cpu()
     finally:
@@ -197,8 +205,9 @@ def login_storm(bench: Bench) -> dict[str, Any]:
         started = time.perf_counter()
         bcrypt.hashpw(b"estimate", salt)
         check_s = time.perf_counter() - started
-        budget = p.storm_logins * check_s + 5.0  # the server hashes on 2 threads: ~2x margin
-        start_ns = time.time_ns() + int(1.5e9)
+        # the server hashes on 2 threads: ~2x margin
+        budget = p.storm_logins * check_s + p.storm_margin_s
+        start_ns = time.time_ns() + int(p.step_lead_s * 1e9)
         window = (start_ns + int(1e9), start_ns + int((1 + p.storm_before_s + budget) * 1e9))
         storm_at = window[0] + int(p.storm_before_s * 1e9)
         pool.send(
@@ -220,6 +229,7 @@ def login_storm(bench: Bench) -> dict[str, Any]:
         storm.close()
         bench.stop(server)
     before_end = (storm_at - window[0]) / 1e6
+    storm_s = (storm_result["end_ns"] - storm_result["start_ns"]) / 1e9
     during = (
         (storm_result["start_ns"] - window[0]) / 1e6,
         (storm_result["end_ns"] - window[0]) / 1e6,
@@ -233,7 +243,8 @@ def login_storm(bench: Bench) -> dict[str, Any]:
         "params": p.as_dict(),
         "logins": p.storm_logins,
         "login_failures": storm_result["failures"],
-        "storm_s": (storm_result["end_ns"] - storm_result["start_ns"]) / 1e9,
+        "storm_s": storm_s,
+        "logins_per_s": ratio(p.storm_logins - storm_result["failures"], storm_s),
         "login_latency_s": percentiles(storm_result["login_s"]),
         "bcrypt_cost12_check_s_here": check_s,
         "chat_offered_deliveries_per_s": p.storm_room_members
@@ -252,6 +263,20 @@ def login_storm(bench: Bench) -> dict[str, Any]:
             ["before", before["n"], before["p50"], before["p99"], before["max"]],
             ["during", storm_lat["n"], storm_lat["p50"], storm_lat["p99"], storm_lat["max"]],
             ["factor", "", "", result["p99_factor"], ""],
+        ],
+    )
+    show(
+        "[4] logins",
+        ["logins", "failed", "storm s", "logins/s", "login p50 s", "login p99 s"],
+        [
+            [
+                p.storm_logins,
+                storm_result["failures"],
+                storm_s,
+                result["logins_per_s"],
+                result["login_latency_s"]["p50"],
+                result["login_latency_s"]["p99"],
+            ]
         ],
     )
     return result

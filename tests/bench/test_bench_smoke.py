@@ -6,11 +6,13 @@ import dataclasses
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from securechat.bench.__main__ import run_bench
 from securechat.bench.harness import Params
+from securechat.bench.scaleout import unavailable
 
 SUMMARY_KEYS = {
     "saturation_ratio",
@@ -18,8 +20,10 @@ SUMMARY_KEYS = {
     "cpu_per_delivery_ratio",
     "rss_kb_per_client",
     "login_storm_p99_factor",
+    "login_storm_logins_per_s",
     "catchup_10k_s",
 }
+SCALEOUT_KEYS = {"scaleout_1_worker", "scaleout_2_workers", "scaleout_ratio"}
 TINY = dataclasses.replace(
     Params.for_run(quick=True),
     room_members=4,
@@ -36,23 +40,71 @@ TINY = dataclasses.replace(
     catchup_messages=20,
     catchup_senders=2,
     catchup_concurrency=4,
+    step_lead_s=0.5,
+    idle_settle_before_s=0.5,
+    idle_settle_after_s=0.5,
+    storm_margin_s=1.0,
 )
+
+
+def assert_finite(summary: dict[str, Any], keys: set[str]) -> None:
+    for key in keys:
+        assert isinstance(summary[key], int | float), f"{key} is {summary[key]!r}"
+        assert math.isfinite(summary[key]), f"{key} is {summary[key]!r}"
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_tiny_run_writes_every_result_with_finite_figures(tmp_path: Path) -> None:
+    # scaleout has its own test below (it needs PostgreSQL and Redis)
     wanted = {"fanout", "connections", "login_storm", "catchup"}
     run_bench(TINY, wanted, tmp_path)
 
     summary = json.loads((tmp_path / "latest.json").read_text())
-    assert set(summary) >= SUMMARY_KEYS
-    for key in SUMMARY_KEYS:
-        assert isinstance(summary[key], int | float), f"{key} is {summary[key]!r}"
-        assert math.isfinite(summary[key]), f"{key} is {summary[key]!r}"
+    assert set(summary) >= SUMMARY_KEYS | SCALEOUT_KEYS
+    assert_finite(summary, SUMMARY_KEYS)
+    assert summary["scaleout_1_worker"] is None  # not run: null, not a made-up figure
     assert {"cores", "cpu_model", "python", "grpcio", "git_commit"} <= set(summary["machine"])
     assert summary["params"]["room_members"] == TINY.room_members
     for name in ("fanout", "saturation", "connections", "login_storm", "catchup"):
         assert (tmp_path / f"{name}.json").is_file(), name
+    assert not (tmp_path / "scaleout.json").exists()
     catchup = json.loads((tmp_path / "catchup.json").read_text())
     assert catchup["received"] == TINY.catchup_messages
+    storm = json.loads((tmp_path / "login_storm.json").read_text())
+    completed = TINY.storm_logins - storm["login_failures"]
+    assert storm["logins_per_s"] == pytest.approx(completed / storm["storm_s"])
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.timeout(300)
+def test_tiny_scaleout_measures_one_and_two_workers(tmp_path: Path) -> None:
+    params = dataclasses.replace(TINY, saturation_rates=(2.0,))
+    reason = unavailable(params)
+    if reason is not None:
+        pytest.skip(reason)
+    run_bench(params, {"scaleout"}, tmp_path)
+
+    summary = json.loads((tmp_path / "latest.json").read_text())
+    assert_finite(summary, SCALEOUT_KEYS)
+    assert summary["scaleout_available"] is True
+    result = json.loads((tmp_path / "scaleout.json").read_text())
+    assert result["workers_2"]["workers"] == 2
+    assert len(result["workers_2"]["worker_cpu_s_during_search"]) == 2  # two worker processes
+    assert summary["scaleout_ratio"] == pytest.approx(
+        summary["scaleout_2_workers"] / summary["scaleout_1_worker"]
+    )
+
+
+def test_unreachable_postgres_is_recorded_not_fatal(tmp_path: Path) -> None:
+    params = dataclasses.replace(TINY, scaleout_postgres="postgresql://postgres@127.0.0.1:1")
+    run_bench(params, {"scaleout"}, tmp_path)
+
+    result = json.loads((tmp_path / "scaleout.json").read_text())
+    assert result["available"] is False
+    assert "PostgreSQL not reachable" in result["reason"]
+    summary = json.loads((tmp_path / "latest.json").read_text())
+    assert summary["scaleout_available"] is False
+    assert summary["scaleout_1_worker"] is None
