@@ -32,12 +32,12 @@ async def serve(config: Any, console: bool | None = None) -> int:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, request_stop, sig.name)
-    # Announce only once a signal would shut down gracefully (ops: moved below the handlers).
+    # Announce only once a signal would shut down gracefully.
     host = config.server.host
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"securechat-server listening on {shown}:{server.port}", err=False)
     sys.stdout.flush()
-    # --- ops: the server console when stdin is a terminal, or forced with --console ---
+    # The server console when stdin is a terminal, or forced with --console.
     console_task: asyncio.Task[None] | None = None
     if console if console is not None else sys.stdin.isatty():
         from securechat.ops.console import run_console
@@ -45,9 +45,8 @@ async def serve(config: Any, console: bool | None = None) -> int:
         console_task = asyncio.create_task(
             run_console(server, lambda: request_stop("/shutdown")), name="console"
         )
-    # --- end ops ---
     await server.wait()
-    if console_task is not None:  # ops: console
+    if console_task is not None:
         console_task.cancel()
     return 0
 
@@ -68,7 +67,7 @@ async def serve(config: Any, console: bool | None = None) -> int:
     default=None,
     help="Read operator commands (/clients, /kick, ...) from stdin [default: when it is a TTY].",
 )
-# --- scale-out: --workers N forks N processes sharing the port (securechat/supervisor.py) ---
+# --workers N forks N processes sharing the port (securechat/supervisor.py).
 @click.option("--workers", type=int, default=None, help="Processes sharing the port (default 1).")
 def cli(
     config_file: Path | None,

@@ -20,7 +20,7 @@ from securechat.config import Config
 from securechat.domain.events import BusEvent, CertificateRevoked, Resync
 from securechat.errors import ConfigError
 from securechat.ops.metrics import Metrics
-from securechat.ops.status import StatusServer  # ops: status page wiring
+from securechat.ops.status import StatusServer
 from securechat.services.accounts import Accounts
 from securechat.services.admin import Admin
 from securechat.services.clock import Clock, SystemClock
@@ -102,7 +102,7 @@ class SecureChatServer:
         self._stopped = asyncio.Event()
         self.store: Store
         self.bus: Bus
-        self.status: StatusServer | None = None  # ops: the HTTP status side-server
+        self.status: StatusServer | None = None
 
     def _tls_paths(self) -> tuple[os.PathLike[str], ...]:
         c = self.config
@@ -112,9 +112,8 @@ class SecureChatServer:
         """Open everything and bind; returns the bound port. Raises SecureChatError subclasses
         (CertificateError, ConfigError) with one clear line on bad set-up."""
         cfg = self.config
-        # --- ops: validate the status page settings before opening anything (issue 7) ---
+        # Validate the status page settings before opening anything.
         status = StatusServer(self, cfg.status) if cfg.status.port else None
-        # --- end ops ---
         if cfg.server.port and cfg.server.workers == 1:
             check_port_free(cfg.server.host, cfg.server.port)
         ca, cert, key = (cfg.tls_path(n) for n in ("ca", "cert", "key"))
@@ -186,7 +185,7 @@ class SecureChatServer:
         for service in ["", *names]:
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
-        # --- ops: start the status page once the gRPC port is bound (issue 7) ---
+        # Start the status page once the gRPC port is bound.
         if status is not None:
             try:
                 await status.start()
@@ -194,7 +193,6 @@ class SecureChatServer:
                 await self.stop(0)
                 raise
             self.status = status
-        # --- end ops ---
         log.info(
             "listening on %s:%d (mTLS, client certificates required) node=%s",
             cfg.server.host,
@@ -244,11 +242,10 @@ class SecureChatServer:
         grace = self.config.server.grace_period_s if grace is None else grace
         log.info("shutting down: telling %d streams to reconnect", len(self.hub.streams))
         await self.health.enter_graceful_shutdown()
-        # --- ops: stop the status page (issue 7) ---
+        # Stop the status page.
         if self.status is not None:
             status, self.status = self.status, None
             await status.stop()
-        # --- end ops ---
         self.hub.reconnect_all(1000, "server shutting down: reconnect")
         await server.stop(grace)
         for task in self._tasks:
