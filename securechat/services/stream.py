@@ -122,7 +122,18 @@ class StreamSession:
 
     # ---- mailbox catch-up -----------------------------------------------------------------
     async def pump(self) -> None:
-        """Fetch from the mailbox whenever the cursor saw a gap (and once at start: replay)."""
+        """Fetch from the mailbox whenever the cursor saw a gap (and once at start: replay).
+
+        If the store fails, the stream ends UNAVAILABLE: the client reconnects and resumes from
+        its last ack, instead of staying connected to a stream that can no longer catch up."""
+        try:
+            await self._pump()
+        except Exception:
+            log.exception("mailbox catch-up failed for %s/%d", self.device.user,
+                          self.device.device_id)  # fmt: skip
+            self.end("UNAVAILABLE", "the server could not read your mailbox: reconnect")
+
+    async def _pump(self) -> None:
         while self.ending is None:
             await self._need_fetch.wait()
             self._need_fetch.clear()
