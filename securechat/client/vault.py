@@ -21,6 +21,7 @@ from typing import Any
 
 from securechat.crypto.account import CryptoAccount
 from securechat.crypto.keystore import DEFAULT_ARGON2, Argon2Params, Keystore
+from securechat.crypto.randomness import require_backend_support
 from securechat.errors import ConfigError, InvalidArgument, KeystoreError
 
 STATE_VERSION = 1
@@ -66,6 +67,7 @@ class Vault:
     @classmethod
     def create(cls, path: Path, password: str, user: str, device_id: int) -> Vault:
         """A fresh account for ``user``/``device_id``, saved before anything is published."""
+        require_backend_support()  # fail closed before any key is made
         account = CryptoAccount.create(user, device_id, now=now_s())
         state = ClientState(signed_prekey_at=now_s())
         keystore = Keystore.create(path, password, _encode(account, state), params=argon2_params())
@@ -74,6 +76,7 @@ class Vault:
     @classmethod
     def open(cls, path: Path, password: str) -> Vault:
         """Unlock the keystore (KeystoreError on a wrong password or damage)."""
+        require_backend_support()
         keystore, data = Keystore.open(path, password)
         account, state = _decode(data)
         vault = cls(keystore, account, state)
