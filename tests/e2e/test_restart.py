@@ -31,6 +31,7 @@ async def test_sends_across_a_graceful_restart_are_all_delivered(
     await bob.login("bob")
     stream = ChatClient(bob)
     acknowledged: list[bytes] = []
+    retried: set[bytes] = set()
     total = 60
     restarted = asyncio.Event()
 
@@ -50,10 +51,14 @@ async def test_sends_across_a_graceful_restart_are_all_delivered(
             try:
                 result = await alice.chat.Send(request, metadata=alice.md, timeout=5)
             except grpc.aio.AioRpcError as error:
+                # The server went away mid-call: not acknowledged, so send it again. (It may
+                # have been stored before the call was cut: at-least-once on the wire.)
                 assert error.code() in {
                     grpc.StatusCode.UNAVAILABLE,
                     grpc.StatusCode.DEADLINE_EXCEEDED,
+                    grpc.StatusCode.CANCELLED,
                 }
+                retried.add(body)
                 await asyncio.sleep(0.05)
                 continue  # not acknowledged: retry the same message
             assert result.accepted
@@ -85,7 +90,10 @@ async def test_sends_across_a_graceful_restart_are_all_delivered(
         )
         got = [d.ciphertext for d in stream.deliveries + resumed.deliveries]
         assert sorted(set(got)) == sorted(acknowledged)
-        assert len(got) == len(set(got))  # resumed after the last ack: no duplicates
+        # Resumed after the last ack: nothing twice, except a send whose first attempt was cut
+        # off after it was stored (the client drops those by message id).
+        twice = {body for body in got if got.count(body) > 1}
+        assert twice <= retried
         await resumed.close()
     finally:
         await alice.channel.close()
