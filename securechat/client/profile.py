@@ -18,12 +18,12 @@ import fcntl
 import json
 import os
 import re
-import secrets
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from securechat.atomicfile import write_atomically
 from securechat.errors import FailedPrecondition, InvalidArgument
 
 PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -42,18 +42,7 @@ def default_home(env: Mapping[str, str] = os.environ) -> Path:
 
 def write_private(path: Path, data: bytes) -> None:
     """Write ``data`` atomically to ``path`` with mode 0600."""
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()
-        raise
+    write_atomically(path, data, mode=FILE_MODE)
 
 
 @dataclass

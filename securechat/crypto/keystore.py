@@ -20,9 +20,7 @@ files together is not detected (see docs/threat-model.md).
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCMSIV
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
+from securechat.atomicfile import write_atomically
 from securechat.crypto import labels
 from securechat.crypto.encoding import Reader, Writer
 from securechat.errors import InvalidArgument, KeystoreError
@@ -135,27 +134,6 @@ def _associated_data(header: _Header) -> bytes:
     return labels.KEYSTORE_FILE + header.to_bytes()
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    directory = path.parent
-    temporary = directory / f".{path.name}.{secrets.token_hex(8)}.tmp"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 class Keystore:
     """An open keystore: keeps the derived key so saves do not pay for Argon2id again."""
 
@@ -224,8 +202,8 @@ class Keystore:
             FORMAT_VERSION, generation, self._salt, self._params, os.urandom(NONCE_SIZE)
         )
         ciphertext = AESGCMSIV(self._key).encrypt(header.nonce, state, _associated_data(header))
-        _write_atomically(self.path, header.to_bytes() + ciphertext)
-        _write_atomically(self.sidecar, f"{generation}\n".encode("ascii"))
+        write_atomically(self.path, header.to_bytes() + ciphertext)
+        write_atomically(self.sidecar, f"{generation}\n".encode("ascii"))
         self.generation = generation
 
     def change_passphrase(

@@ -9,9 +9,6 @@ reader never sees a half-written file.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import secrets
 from pathlib import Path
 
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -19,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
+from securechat.atomicfile import write_atomically
 from securechat.errors import AlreadyExists, CertificateError
 
 KEY_MODE = 0o600
@@ -107,40 +105,11 @@ def refuse_existing(paths: list[Path]) -> None:
 def write_file(path: Path, data: bytes, *, mode: int, force: bool = False) -> None:
     """Atomically write ``data`` to ``path`` with exactly ``mode``; never wider, not even briefly.
 
-    Without ``force`` an existing ``path`` is left untouched and :class:`AlreadyExists` is raised;
-    the final step is a hard link, which fails atomically when the name is taken.
+    Without ``force`` an existing ``path`` is left untouched and :class:`AlreadyExists` is raised.
     """
-    directory = path.parent
-    tmp = directory / f".{path.name}.{secrets.token_hex(8)}.tmp"
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, KEY_MODE)
-    except OSError as exc:
-        raise CertificateError(f"{path}: cannot write file: {exc.strerror or exc}") from None
-    try:
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-                os.fchmod(handle.fileno(), mode)
-            _move_into_place(tmp, path, force=force)
-        except OSError as exc:
-            raise CertificateError(f"{path}: cannot write file: {exc.strerror or exc}") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-
-
-def _move_into_place(tmp: Path, path: Path, *, force: bool) -> None:
-    if force:
-        os.replace(tmp, path)
-        return
-    try:
-        os.link(tmp, path)
+        write_atomically(path, data, mode=mode, overwrite=force)
     except FileExistsError:
         raise AlreadyExists(f"{path} already exists: pass --force to overwrite it") from None
-    except OSError:
-        # Filesystems without hard links: check, then rename (a narrow race, same result).
-        if path.exists():
-            raise AlreadyExists(f"{path} already exists: pass --force to overwrite it") from None
-        os.replace(tmp, path)
+    except OSError as exc:
+        raise CertificateError(f"{path}: cannot write file: {exc.strerror or exc}") from None
