@@ -11,7 +11,7 @@ from securechat.storage.port import Store
 _SQLITE_PREFIX = "sqlite:///"
 
 
-def open_store(url_or_path: str) -> Store:
+def open_store(url_or_path: str, *, sqlite_synchronous: str = "FULL") -> Store:
     """The (unopened) Store for an address; call ``await store.open()`` before use.
 
     - ``postgresql://USER@HOST:PORT/DB`` (or ``postgres://``, ``postgresql+asyncpg://``):
@@ -49,4 +49,4 @@ def open_store(url_or_path: str) -> Store:
         path = Path(address).expanduser()
     from securechat.storage.sqlite import SqliteStore
 
-    return SqliteStore(path)
+    return SqliteStore(path, synchronous=sqlite_synchronous)

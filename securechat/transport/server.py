@@ -118,7 +118,7 @@ class SecureChatServer:
             check_port_free(cfg.server.host, cfg.server.port)
         ca, cert, key = (cfg.tls_path(n) for n in ("ca", "cert", "key"))
         self.credentials = RotatingCredentials(ca, cert, key, cfg.tls.reload_interval_s)
-        self.store = open_store(cfg.db_url)
+        self.store = open_store(cfg.db_url, sqlite_synchronous=cfg.storage.sqlite_synchronous)
         await self.store.open()
         self.bus = open_bus(cfg.bus.url, self.node)
         self.hasher = PasswordHasher(

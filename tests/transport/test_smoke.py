@@ -20,3 +20,16 @@ async def test_call_without_token_is_unauthenticated(connect: ApiFactory) -> Non
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await api.rooms.ListRooms(rooms_pb2.ListRoomsRequest())
     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_the_sqlite_durability_setting_reaches_the_store(pki, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from securechat.transport.server import SecureChatServer
+    from tests.conftest import server_config
+
+    config = server_config(pki, tmp_path / "data", **{"storage.sqlite_synchronous": "NORMAL"})
+    server = SecureChatServer(config)
+    await server.start()
+    try:
+        assert getattr(server.store, "synchronous", None) == "NORMAL"
+    finally:
+        await server.stop(grace=0)
