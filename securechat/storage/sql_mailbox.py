@@ -69,6 +69,77 @@ _MAILBOX_COLUMNS = (
 )
 
 
+INSERT_MAILBOX_QMARK = (
+    f"INSERT INTO mailbox ({', '.join(_MAILBOX_COLUMNS)}) "  # noqa: S608
+    f"VALUES ({', '.join('?' for _ in _MAILBOX_COLUMNS)})"
+)
+
+
+def materialise(
+    sends: Sequence[PendingSend], next_seq: dict[DeviceRef, int]
+) -> tuple[list[list[MailboxEntry]], list[tuple[Any, ...]]]:
+    """Give every item its sequence (``next_seq`` holds each device's first reserved one and
+    is advanced) and build the entries and the mailbox rows, in send order."""
+    results: list[list[MailboxEntry]] = []
+    rows: list[tuple[Any, ...]] = []
+    for send in sends:
+        entries = []
+        for item in send.items:
+            recipient = item.recipient
+            seq = next_seq[recipient]
+            next_seq[recipient] = seq + 1
+            conversation = item.conversation
+            entries.append(
+                MailboxEntry(
+                    recipient,
+                    seq,
+                    send.message_id,
+                    send.sender,
+                    conversation,
+                    item.ciphertext,
+                    send.sent_at_ms,
+                )
+            )
+            rows.append(
+                (
+                    recipient.user,
+                    recipient.device_id,
+                    seq,
+                    send.message_id,
+                    send.sender.user,
+                    send.sender.device_id,
+                    conversation.kind.value,
+                    conversation.name,
+                    item.ciphertext,
+                    send.sent_at_ms,
+                )
+            )
+        results.append(entries)
+    return results, rows
+
+
+def reserve_sql(amount_group: Sequence[DeviceRef], dollar: bool) -> str:
+    """UPDATE ... RETURNING that adds one amount to the last_seq of every device in the group."""
+    if dollar:
+        pairs = [f"(${2 * i + 2}, ${2 * i + 3})" for i in range(len(amount_group))]
+    else:
+        pairs = ["(?, ?)"] * len(amount_group)
+    return (
+        f"UPDATE devices SET last_seq = last_seq + {'$1' if dollar else '?'} "  # noqa: S608
+        f"WHERE (user_name, device_id) IN ({', '.join(pairs)}) "
+        "RETURNING user_name, device_id, last_seq"
+    )
+
+
+def group_by_amount(
+    refs: Sequence[DeviceRef], counts: dict[DeviceRef, int]
+) -> dict[int, list[DeviceRef]]:
+    by_amount: dict[int, list[DeviceRef]] = {}
+    for ref in refs:
+        by_amount.setdefault(counts[ref], []).append(ref)
+    return by_amount
+
+
 class MailboxSql(SqlCore):
     """Store methods of the per-device mailboxes."""
 
@@ -98,39 +169,7 @@ class MailboxSql(SqlCore):
             for ref in refs:
                 if ref not in next_seq:
                     raise rules.device_not_found(ref)
-            results: list[list[MailboxEntry]] = []
-            rows: list[tuple[Any, ...]] = []
-            for send in sends:
-                entries = []
-                for item in send.items:
-                    seq = next_seq[item.recipient]
-                    next_seq[item.recipient] = seq + 1
-                    entries.append(
-                        MailboxEntry(
-                            recipient=item.recipient,
-                            seq=seq,
-                            message_id=send.message_id,
-                            sender=send.sender,
-                            conversation=item.conversation,
-                            ciphertext=item.ciphertext,
-                            sent_at_ms=send.sent_at_ms,
-                        )
-                    )
-                    rows.append(
-                        (
-                            item.recipient.user,
-                            item.recipient.device_id,
-                            seq,
-                            send.message_id,
-                            send.sender.user,
-                            send.sender.device_id,
-                            item.conversation.kind.value,
-                            item.conversation.name,
-                            item.ciphertext,
-                            send.sent_at_ms,
-                        )
-                    )
-                results.append(entries)
+            results, rows = materialise(sends, next_seq)
             # The hottest statement of the server: straight to the driver's executemany, without
             # SQLAlchemy's per-row parameter processing (plain str/int/bytes need none).
             await conn.exec_driver_sql(self._insert_mailbox_sql(conn), rows)
@@ -154,26 +193,13 @@ class MailboxSql(SqlCore):
         One UPDATE ... RETURNING per distinct amount (usually one: a message per device), in
         plain SQL: building the equivalent SQLAlchemy expression for every commit cost more CPU
         than the statement itself."""
-        by_amount: dict[int, list[DeviceRef]] = {}
-        for ref in refs:
-            by_amount.setdefault(counts[ref], []).append(ref)
         first: dict[DeviceRef, int] = {}
         dollar = conn.dialect.paramstyle == "numeric_dollar"
-        for amount, group in by_amount.items():
+        for amount, group in group_by_amount(refs, counts).items():
             params: list[object] = [amount]
-            pairs = []
             for ref in group:
-                if dollar:
-                    n = len(params)
-                    pairs.append(f"(${n + 1}, ${n + 2})")
-                else:
-                    pairs.append("(?, ?)")
                 params += [ref.user, ref.device_id]
-            sql = (
-                f"UPDATE devices SET last_seq = last_seq + {'$1' if dollar else '?'} "  # noqa: S608
-                f"WHERE (user_name, device_id) IN ({', '.join(pairs)}) "
-                "RETURNING user_name, device_id, last_seq"
-            )
+            sql = reserve_sql(group, dollar)
             result = await conn.exec_driver_sql(sql, tuple(params))
             rows: list[Any] = list(result)
             for row in rows:

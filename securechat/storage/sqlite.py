@@ -11,6 +11,7 @@ Reads use plain deferred transactions and run alongside a writer thanks to WAL.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.dml import Insert
 
-from securechat.domain.model import DeviceRef
+from securechat.domain.model import DeviceRef, MailboxEntry, PendingSend
 from securechat.errors import InvalidArgument, Unavailable
+from securechat.storage import rules
 from securechat.storage.sql_store import SqlStore
+from securechat.storage.sqlite_writer import SqliteWriter
 
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 BUSY_TIMEOUT_MS = 10_000
@@ -45,6 +48,41 @@ class SqliteStore(SqlStore):
         self.path = Path(path)
         self.synchronous = mode
         self._local_write_lock = asyncio.Lock()
+        self._writer = SqliteWriter(self.path, self._pragmas())
+
+    def _pragmas(self) -> list[str]:
+        return [
+            f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
+            "PRAGMA journal_mode = WAL",
+            f"PRAGMA synchronous = {self.synchronous}",
+            "PRAGMA foreign_keys = ON",
+        ]
+
+    async def enqueue_batch(self, sends: Sequence[PendingSend]) -> list[list[MailboxEntry]]:
+        """The group commit in one thread hop (see sqlite_writer.py)."""
+        counts = rules.recipient_counts(sends)
+        if not counts:
+            return [[] for _ in sends]
+        assert self._local_write_lock is not None
+        async with self._local_write_lock:
+            try:
+                return await self._writer.enqueue_batch(sends, counts)
+            except sqlite3.Error as exc:
+                raise Unavailable("the message store failed: try again") from exc
+
+    async def ack_many(self, acks: Sequence[tuple[DeviceRef, int]]) -> None:
+        if not acks:
+            return
+        assert self._local_write_lock is not None
+        async with self._local_write_lock:
+            try:
+                await self._writer.ack_many(acks)
+            except sqlite3.Error as exc:
+                raise Unavailable("the message store failed: try again") from exc
+
+    async def close(self) -> None:
+        await self._writer.close()
+        await super().close()
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r})"
@@ -60,8 +98,10 @@ class SqliteStore(SqlStore):
 
     def _create_engine(self) -> AsyncEngine:
         url = URL.create("sqlite+aiosqlite", database=str(self.path))
-        engine = create_async_engine(url, pool_size=8, max_overflow=8)
-        synchronous = self.synchronous
+        # A fixed pool: overflow connections were opened and closed under load, each a new
+        # aiosqlite thread plus its PRAGMAs.
+        engine = create_async_engine(url, pool_size=8, max_overflow=0)
+        pragmas = self._pragmas()
 
         @event.listens_for(engine.sync_engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -69,10 +109,8 @@ class SqliteStore(SqlStore):
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             try:
-                cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-                cursor.execute("PRAGMA journal_mode = WAL")
-                cursor.execute(f"PRAGMA synchronous = {synchronous}")
-                cursor.execute("PRAGMA foreign_keys = ON")
+                for pragma in pragmas:
+                    cursor.execute(pragma)
             finally:
                 cursor.close()
 
