@@ -42,6 +42,15 @@ class Ending:
 
 
 class StreamSession:
+    """An idle stream holds no task of its own here and no more objects than it needs: with
+    thousands of idle clients connected, every one counts (see docs/performance.md)."""
+
+    __slots__ = (
+        "_drained", "_fetch_wanted", "_in_flight", "_pump_task", "_wake", "acks", "bound",
+        "cert_fingerprint", "cert_serial", "cert_subject", "connected_ms", "cursor", "delivered",
+        "device", "ended_event", "ending", "page", "peer", "queue", "session", "store",
+    )  # fmt: skip
+
     def __init__(
         self,
         session: Session,
@@ -73,12 +82,32 @@ class StreamSession:
         self.ending: Ending | None = None
         self._wake = asyncio.Event()
         self.ended_event = asyncio.Event()
-        # Sends of this stream committed but not yet answered (bounded: backpressure).
-        self.in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
-        self._drained = asyncio.Event()
-        self._need_fetch = asyncio.Event()
-        self._need_fetch.set()  # the initial replay
+        self._in_flight: asyncio.Semaphore | None = None
+        self._drained: asyncio.Event | None = None
+        self._fetch_wanted = True  # the initial replay
+        self._pump_task: asyncio.Task[None] | None = None
         self.delivered = 0
+
+    @property
+    def in_flight(self) -> asyncio.Semaphore:
+        """Sends of this stream committed but not yet answered (bounded: backpressure)."""
+        if self._in_flight is None:
+            self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
+        return self._in_flight
+
+    def start(self) -> None:
+        """Replay the mailbox after the resume point (then follow live notifications)."""
+        self._want_fetch()
+
+    def stop(self) -> None:
+        if self._pump_task is not None:
+            self._pump_task.cancel()
+
+    def _want_fetch(self) -> None:
+        """Read the mailbox after the cursor; a pump task runs only while there is work."""
+        self._fetch_wanted = True
+        if self.ending is None and (self._pump_task is None or self._pump_task.done()):
+            self._pump_task = asyncio.get_running_loop().create_task(self.pump(), name="chat-pump")
 
     @property
     def ended(self) -> bool:
@@ -104,11 +133,11 @@ class StreamSession:
         if verdict is Verdict.PUSH:
             self._put(entry)
         elif verdict is Verdict.GAP:
-            self._need_fetch.set()
+            self._want_fetch()
 
     def catch_up(self) -> None:
         """Re-read the mailbox: live notifications may have been lost (see events.Resync)."""
-        self._need_fetch.set()
+        self._want_fetch()
 
     def notify(self, event: PresenceChanged | MembershipChanged | Control) -> None:
         self._put(event)
@@ -118,7 +147,8 @@ class StreamSession:
             self.ending = Ending(status, message)
             self.ended_event.set()
             self._wake.set()
-            self._need_fetch.set()
+            if self._drained is not None:
+                self._drained.set()
 
     # ---- mailbox catch-up -----------------------------------------------------------------
     async def pump(self) -> None:
@@ -134,14 +164,13 @@ class StreamSession:
             self.end("UNAVAILABLE", "the server could not read your mailbox: reconnect")
 
     async def _pump(self) -> None:
-        while self.ending is None:
-            await self._need_fetch.wait()
-            self._need_fetch.clear()
-            if self.ended:
-                return
+        while self._fetch_wanted and self.ending is None:
+            self._fetch_wanted = False
             while self.ending is None:
                 # Flow control: let the writer drain before reading the next page.
                 while len(self.queue) > self.bound // 2 and self.ending is None:
+                    if self._drained is None:
+                        self._drained = asyncio.Event()
                     self._drained.clear()
                     await self._drained.wait()
                 entries = await self.store.fetch(self.device, self.cursor.pushed, self.page)
@@ -164,7 +193,8 @@ class StreamSession:
             return None
         batch = list(self.queue)
         self.queue.clear()
-        self._drained.set()
+        if self._drained is not None:
+            self._drained.set()
         self.delivered += sum(1 for e in batch if isinstance(e, MailboxEntry))
         return batch
 

@@ -162,7 +162,7 @@ class ChatServicer:
             ttl, stream.end, "UNAUTHENTICATED", "session expired: log in again"
         )
         reader = asyncio.create_task(self._read(requests, call, stream), name="chat-reader")
-        pump = asyncio.create_task(stream.pump(), name="chat-pump")
+        stream.start()
         writer = asyncio.create_task(self._write(call.context, stream), name="chat-writer")
         try:
             await self._serve(call.context, stream, writer)
@@ -170,7 +170,7 @@ class ChatServicer:
             writer.cancel()
             expiry.cancel()
             reader.cancel()
-            pump.cancel()
+            stream.stop()
             self.metrics.streams.dec()
             await self.hub.detach(stream)
 
