@@ -48,7 +48,7 @@ class StreamSession:
     __slots__ = (
         "_drained", "_fetch_wanted", "_in_flight", "_pump_task", "_wake", "acks", "bound",
         "cert_fingerprint", "cert_serial", "cert_subject", "connected_ms", "cursor", "delivered",
-        "device", "ended_event", "ending", "page", "peer", "queue", "session", "store",
+        "device", "ending", "finished", "page", "peer", "queue", "session", "store",
     )  # fmt: skip
 
     def __init__(
@@ -81,7 +81,8 @@ class StreamSession:
         self.queue: deque[OutEvent] = deque()
         self.ending: Ending | None = None
         self._wake = asyncio.Event()
-        self.ended_event = asyncio.Event()
+        # Resolved when the stream ends (a bare future: no task waits on an event per stream).
+        self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._in_flight: asyncio.Semaphore | None = None
         self._drained: asyncio.Event | None = None
         self._fetch_wanted = True  # the initial replay
@@ -108,10 +109,6 @@ class StreamSession:
         self._fetch_wanted = True
         if self.ending is None and (self._pump_task is None or self._pump_task.done()):
             self._pump_task = asyncio.get_running_loop().create_task(self.pump(), name="chat-pump")
-
-    @property
-    def ended(self) -> bool:
-        return self.ending is not None
 
     # ---- producers ------------------------------------------------------------------------
     def _put(self, event: OutEvent) -> None:
@@ -145,7 +142,8 @@ class StreamSession:
     def end(self, status: str, message: str) -> None:
         if self.ending is None:
             self.ending = Ending(status, message)
-            self.ended_event.set()
+            if not self.finished.done():
+                self.finished.set_result(None)
             self._wake.set()
             if self._drained is not None:
                 self._drained.set()

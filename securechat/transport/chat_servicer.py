@@ -189,11 +189,7 @@ class ChatServicer:
         """Wait for the stream to end, then for the writer to finish its current write. Only a
         consumer that fell behind (whose write may be blocked for good) is not waited for:
         interrupting a write that is about to complete confuses grpc's call state."""
-        ended = asyncio.ensure_future(stream.ended_event.wait())
-        try:
-            await asyncio.wait((writer, ended), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            ended.cancel()
+        await asyncio.wait((writer, stream.finished), return_when=asyncio.FIRST_COMPLETED)
         ending = stream.ending
         if ending is not None and ending.status == "RESOURCE_EXHAUSTED":
             writer.cancel()
