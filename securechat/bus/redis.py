@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 
 from securechat.bus import codec
 from securechat.bus import redis_presence as rp
+from securechat.bus.local_presence import LocalPresence
 from securechat.bus.port import EventHandler
 from securechat.domain.events import BusEvent, OnlineDevice, Resync
 from securechat.domain.model import DeviceRef
@@ -104,12 +105,11 @@ class RedisBus:
             health_check_interval=5,
         )
         self._handler: EventHandler | None = None
-        self._connections: dict[DeviceRef, int] = {}
-        self._since: dict[DeviceRef, int] = {}
+        self._local = LocalPresence()
         self._outbox: deque[BusEvent] = deque()
         self._wake = asyncio.Event()
         self._owe_resync = False  # frames were dropped: ask every node to re-read mailboxes
-        self._presence_dirty = False  # Redis may not match self._since
+        self._presence_dirty = False  # Redis may not match self._local
         self._tasks: list[asyncio.Task[None]] = []
         self.connected = False
         self.dropped = 0
@@ -284,7 +284,7 @@ class RedisBus:
     # ---- presence ---------------------------------------------------------------------------
     async def _register_all(self) -> None:
         args: list[str | int] = [self.node, self.keys.prefix]
-        for device, since in self._since.items():
+        for device, since in self._local.since.items():
             args += [device.user, device.device_id, since]
         await self._redis.eval(rp.REGISTER_ALL, 1, self.keys.nodes, *args)
         self._presence_dirty = False
@@ -304,12 +304,9 @@ class RedisBus:
                 log.debug("redis bus: heartbeat failed (%s)", type(exc).__name__)
 
     async def mark_online(self, device: DeviceRef, since_ms: int) -> bool:
-        count = self._connections.get(device, 0)
-        self._connections[device] = count + 1
-        if count:
+        new_device, first_here = self._local.add(device, since_ms)
+        if not new_device:
             return False
-        self._since[device] = since_ms
-        first_here = not any(d.user == device.user for d in self._since if d != device)
         k = self.keys
         try:
             result = await self._redis.eval(
@@ -330,15 +327,9 @@ class RedisBus:
         return bool(result)
 
     async def mark_offline(self, device: DeviceRef) -> bool:
-        count = self._connections.get(device, 0)
-        if count > 1:
-            self._connections[device] = count - 1
+        gone, last_here = self._local.remove(device)
+        if not gone:
             return False
-        if count == 0:
-            return False
-        del self._connections[device]
-        del self._since[device]
-        last_here = not any(d.user == device.user for d in self._since)
         k = self.keys
         try:
             result = await self._redis.eval(
@@ -362,7 +353,8 @@ class RedisBus:
                 rp.ONLINE, 1, self.keys.nodes, self.keys.prefix, self.ttl_ms
             )
         except _ERRORS:
-            return [OnlineDevice(d, self.node, s) for d, s in sorted(self._since.items(), key=_key)]
+            local = sorted(self._local.since.items(), key=_key)
+            return [OnlineDevice(d, self.node, s) for d, s in local]
         return rp.parse_online(list(flat))
 
 
