@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from securechat.bus.port import Bus
@@ -36,7 +35,6 @@ class Hub:
         self.room_limit = room_limit
         self.streams: dict[DeviceRef, StreamSession] = {}
         self.by_user: dict[str, set[DeviceRef]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
 
     # ---- streams coming and going -----------------------------------------------------------
     async def attach(self, stream: StreamSession) -> None:

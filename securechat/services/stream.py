@@ -47,7 +47,7 @@ class StreamSession:
 
     __slots__ = (
         "_drained", "_fetch_wanted", "_in_flight", "_pump_task", "_wake", "acks", "bound",
-        "cert_fingerprint", "cert_serial", "cert_subject", "connected_ms", "cursor", "delivered",
+        "cert_fingerprint", "cert_serial", "cert_subject", "connected_ms", "cursor",
         "device", "ending", "finished", "page", "peer", "queue", "session", "store",
     )  # fmt: skip
 
@@ -87,7 +87,6 @@ class StreamSession:
         self._drained: asyncio.Event | None = None
         self._fetch_wanted = True  # the initial replay
         self._pump_task: asyncio.Task[None] | None = None
-        self.delivered = 0
 
     @property
     def in_flight(self) -> asyncio.Semaphore:
@@ -193,7 +192,6 @@ class StreamSession:
         self.queue.clear()
         if self._drained is not None:
             self._drained.set()
-        self.delivered += sum(1 for e in batch if isinstance(e, MailboxEntry))
         return batch
 
     # ---- acks -----------------------------------------------------------------------------

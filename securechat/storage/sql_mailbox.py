@@ -73,6 +73,10 @@ INSERT_MAILBOX_QMARK = (
     f"INSERT INTO mailbox ({', '.join(_MAILBOX_COLUMNS)}) "  # noqa: S608
     f"VALUES ({', '.join('?' for _ in _MAILBOX_COLUMNS)})"
 )
+INSERT_MAILBOX_DOLLAR = (
+    f"INSERT INTO mailbox ({', '.join(_MAILBOX_COLUMNS)}) "  # noqa: S608
+    f"VALUES ({', '.join(f'${i}' for i in range(1, len(_MAILBOX_COLUMNS) + 1))})"
+)
 
 
 def materialise(
@@ -143,8 +147,6 @@ def group_by_amount(
 class MailboxSql(SqlCore):
     """Store methods of the per-device mailboxes."""
 
-    _mailbox_insert: str | None = None
-
     async def enqueue(
         self,
         message_id: str,
@@ -172,18 +174,11 @@ class MailboxSql(SqlCore):
             results, rows = materialise(sends, next_seq)
             # The hottest statement of the server: straight to the driver's executemany, without
             # SQLAlchemy's per-row parameter processing (plain str/int/bytes need none).
-            await conn.exec_driver_sql(self._insert_mailbox_sql(conn), rows)
+            dollar = conn.dialect.paramstyle == "numeric_dollar"
+            await conn.exec_driver_sql(
+                INSERT_MAILBOX_DOLLAR if dollar else INSERT_MAILBOX_QMARK, rows
+            )
         return results
-
-    def _insert_mailbox_sql(self, conn: AsyncConnection) -> str:
-        if self._mailbox_insert is None:
-            columns = _MAILBOX_COLUMNS
-            if conn.dialect.paramstyle == "numeric_dollar":
-                marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
-            else:
-                marks = ", ".join("?" for _ in columns)
-            self._mailbox_insert = f"INSERT INTO mailbox ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608
-        return self._mailbox_insert
 
     async def _reserve(
         self, conn: AsyncConnection, refs: Sequence[DeviceRef], counts: dict[DeviceRef, int]
