@@ -243,8 +243,8 @@ async def _api_session(o: dict[str, Any], work: Any) -> Any:
 
     import grpc
 
-    from generated.securechat.v1 import admin_pb2_grpc, auth_pb2, auth_pb2_grpc, rooms_pb2_grpc
     from securechat.pki import load_client_material
+    from securechat_proto.v1 import admin_pb2_grpc, auth_pb2, auth_pb2_grpc, rooms_pb2_grpc
 
     material = load_client_material(o["ca"], o["cert"], o["key"], now=datetime.now(UTC))
     credentials = grpc.ssl_channel_credentials(material.ca_pem, material.key_pem,
@@ -301,7 +301,7 @@ def _when(ms: int) -> str:
 @_api_options
 def clients_command(**options: Any) -> None:
     """List the clients connected to the server (user/device, peer, certificate, since)."""
-    from generated.securechat.v1 import admin_pb2
+    from securechat_proto.v1 import admin_pb2
 
     async def work(admin: Any, rooms: Any, md: Any) -> Any:
         return await admin.ListClients(admin_pb2.ListClientsRequest(), metadata=md, timeout=30)
@@ -323,7 +323,7 @@ def clients_command(**options: Any) -> None:
 @_api_options
 def kick_command(target_user: str, reason: str, **options: Any) -> None:
     """End every stream of USER and revoke all their sessions."""
-    from generated.securechat.v1 import admin_pb2
+    from securechat_proto.v1 import admin_pb2
 
     async def work(admin: Any, rooms: Any, md: Any) -> Any:
         request = admin_pb2.KickUserRequest(user=target_user, reason=reason)
@@ -338,7 +338,7 @@ def kick_command(target_user: str, reason: str, **options: Any) -> None:
 @_api_options
 def stats_command(**options: Any) -> None:
     """Show server counters (uptime, streams, users, rooms, messages)."""
-    from generated.securechat.v1 import admin_pb2
+    from securechat_proto.v1 import admin_pb2
 
     async def work(admin: Any, rooms: Any, md: Any) -> Any:
         return await admin.GetStats(admin_pb2.GetStatsRequest(), metadata=md, timeout=30)
@@ -355,7 +355,7 @@ def stats_command(**options: Any) -> None:
 @_api_options
 def rooms_command(**options: Any) -> None:
     """List every room with its member count."""
-    from generated.securechat.v1 import rooms_pb2
+    from securechat_proto.v1 import rooms_pb2
 
     async def work(admin: Any, rooms: Any, md: Any) -> Any:
         return await rooms.ListRooms(rooms_pb2.ListRoomsRequest(), metadata=md, timeout=30)

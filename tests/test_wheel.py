@@ -16,13 +16,13 @@ pytestmark = pytest.mark.slow
 
 CHECK = """
 import pathlib, sys
-from generated.securechat.v1 import auth_pb2, chat_pb2, chat_pb2_grpc, admin_pb2_grpc
-import securechat, generated
+from securechat_proto.v1 import auth_pb2, chat_pb2, chat_pb2_grpc, admin_pb2_grpc
+import securechat, securechat_proto
 frame = chat_pb2.ClientFrame(open=chat_pb2.OpenStream(device_id=3))
 assert chat_pb2.ClientFrame.FromString(frame.SerializeToString()).open.device_id == 3
 assert hasattr(chat_pb2_grpc, "ChatServiceStub")
 print(securechat.__file__)
-print(generated.__file__)
+print(securechat_proto.__file__)
 """
 
 

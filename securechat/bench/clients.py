@@ -19,7 +19,8 @@ from pathlib import Path
 
 import grpc
 
-from generated.securechat.v1 import (
+from securechat.bench.reference import HELLO, METHOD
+from securechat_proto.v1 import (
     auth_pb2,
     auth_pb2_grpc,
     chat_pb2,
@@ -28,7 +29,6 @@ from generated.securechat.v1 import (
     rooms_pb2,
     rooms_pb2_grpc,
 )
-from securechat.bench.reference import HELLO, METHOD
 
 PASSWORD = "bench password 0123"  # noqa: S105 - throwaway bench accounts
 CIPHERTEXT_MIN, CIPHERTEXT_MAX = 200, 400

@@ -14,7 +14,6 @@ from typing import Any
 
 import grpc
 
-from generated.securechat.v1 import auth_pb2, chat_pb2, common_pb2
 from securechat.bench.clients import (
     ACK_EVERY_S,
     PASSWORD,
@@ -26,6 +25,7 @@ from securechat.bench.clients import (
     pace,
 )
 from securechat.bench.workers import gather_limited
+from securechat_proto.v1 import auth_pb2, chat_pb2, common_pb2
 
 SETUP_CONCURRENCY = 16
 

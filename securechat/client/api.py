@@ -8,16 +8,6 @@ from typing import Any, TypeVar
 
 import grpc
 
-from generated.securechat.v1 import (
-    auth_pb2,
-    auth_pb2_grpc,
-    chat_pb2,
-    chat_pb2_grpc,
-    keys_pb2,
-    keys_pb2_grpc,
-    rooms_pb2,
-    rooms_pb2_grpc,
-)
 from securechat.errors import (
     AlreadyExists,
     CertificateError,
@@ -29,6 +19,16 @@ from securechat.errors import (
     SecureChatError,
     Unauthenticated,
     Unavailable,
+)
+from securechat_proto.v1 import (
+    auth_pb2,
+    auth_pb2_grpc,
+    chat_pb2,
+    chat_pb2_grpc,
+    keys_pb2,
+    keys_pb2_grpc,
+    rooms_pb2,
+    rooms_pb2_grpc,
 )
 
 T = TypeVar("T")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from generated.securechat.v1 import keys_pb2
 from securechat.crypto.account import DeviceUpload
 from securechat.crypto.identity import IdentityPublic
 from securechat.crypto.prekeys import (
@@ -12,6 +11,7 @@ from securechat.crypto.prekeys import (
     SignedPreKeyPublic,
 )
 from securechat.errors import BadSignature, InvalidArgument
+from securechat_proto.v1 import keys_pb2
 
 
 def signed_to_proto(key: SignedPreKeyPublic) -> keys_pb2.SignedPreKey:

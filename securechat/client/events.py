@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from generated.securechat.v1 import common_pb2
 from securechat.domain.names import check_name
 from securechat.errors import InvalidArgument
+from securechat_proto.v1 import common_pb2
 
 
 @dataclass(frozen=True)

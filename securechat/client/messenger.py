@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
 
-from generated.securechat.v1 import chat_pb2, content_pb2
 from securechat.client.api import Api
 from securechat.client.bundles import bundle_from_proto
 from securechat.client.events import (
@@ -32,6 +31,7 @@ from securechat.errors import (
     ResourceExhausted,
     SecureChatError,
 )
+from securechat_proto.v1 import chat_pb2, content_pb2
 
 MAX_ATTEMPTS = 4
 Transport = Callable[[chat_pb2.SendRequest], Awaitable[chat_pb2.SendResult]]

@@ -14,7 +14,6 @@ import contextlib
 import random
 from collections.abc import AsyncIterator, Callable, Iterable
 
-from generated.securechat.v1 import chat_pb2
 from securechat.client.api import Api
 from securechat.client.events import (
     ConnectionEvent,
@@ -33,6 +32,7 @@ from securechat.errors import (
     SecureChatError,
     Unauthenticated,
 )
+from securechat_proto.v1 import chat_pb2
 
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0

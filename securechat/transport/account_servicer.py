@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from generated.securechat.v1 import auth_pb2
 from securechat.services.accounts import Accounts
 from securechat.transport.rpc import Call
+from securechat_proto.v1 import auth_pb2
 
 
 class AuthServicer:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from generated.securechat.v1 import admin_pb2
 from securechat.services.admin import Admin
 from securechat.transport.convert import device_to_proto
 from securechat.transport.rpc import Call
+from securechat_proto.v1 import admin_pb2
 
 
 class AdminServicer:

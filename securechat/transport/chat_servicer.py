@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from generated.securechat.v1 import chat_pb2
 from securechat.config import ChatConfig
 from securechat.domain.model import DeviceRef, Role
 from securechat.errors import InvalidArgument, ResourceExhausted, SecureChatError, StaleDevices
@@ -21,6 +20,7 @@ from securechat.services.stream import Control, StreamSession
 from securechat.storage.port import Store
 from securechat.transport import convert
 from securechat.transport.rpc import Call
+from securechat_proto.v1 import chat_pb2
 
 log = logging.getLogger("securechat.chat")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from generated.securechat.v1 import chat_pb2, common_pb2, rooms_pb2
 from securechat.domain.events import MembershipChanged, PresenceChanged
 from securechat.domain.model import (
     Conversation,
@@ -15,6 +14,7 @@ from securechat.errors import InvalidArgument
 from securechat.services.messaging import Accepted
 from securechat.services.stream import Control, OutEvent
 from securechat.transport import wire
+from securechat_proto.v1 import chat_pb2, common_pb2, rooms_pb2
 
 
 def conversation_from_proto(message: common_pb2.Conversation) -> Conversation:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from generated.securechat.v1 import keys_pb2
 from securechat.domain.model import (
     Bundle,
     ClaimedBundle,
@@ -14,6 +13,7 @@ from securechat.domain.model import (
 from securechat.services.keys import KeyDirectory
 from securechat.transport.convert import device_to_proto
 from securechat.transport.rpc import Call
+from securechat_proto.v1 import keys_pb2
 
 
 def _signed(m: keys_pb2.SignedPreKey) -> SignedPreKeyRecord:

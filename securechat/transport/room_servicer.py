@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from generated.securechat.v1 import rooms_pb2
 from securechat.bus.port import Bus
 from securechat.services.rooms import Rooms
 from securechat.storage.port import Store
 from securechat.transport.convert import room_to_proto
 from securechat.transport.rpc import Call
+from securechat_proto.v1 import rooms_pb2
 
 
 class RoomServicer:

@@ -13,7 +13,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from generated.securechat.v1 import admin_pb2, auth_pb2, chat_pb2, keys_pb2, rooms_pb2
 from securechat.bus.factory import open_bus
 from securechat.bus.port import Bus
 from securechat.config import Config
@@ -39,6 +38,7 @@ from securechat.transport.key_servicer import KeyServicer
 from securechat.transport.room_servicer import RoomServicer
 from securechat.transport.rpc import Guard, service_handler
 from securechat.transport.tls import Revocations, RotatingCredentials
+from securechat_proto.v1 import admin_pb2, auth_pb2, chat_pb2, keys_pb2, rooms_pb2
 
 log = logging.getLogger("securechat.server")
 

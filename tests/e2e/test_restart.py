@@ -8,8 +8,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from generated.securechat.v1 import chat_pb2, common_pb2
 from securechat.pki import DevPki
+from securechat_proto.v1 import chat_pb2, common_pb2
 from tests.support.chat import ChatClient
 from tests.support.net import Api, secure_channel
 from tests.support.process import ServerProcess

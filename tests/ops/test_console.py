@@ -13,10 +13,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from generated.securechat.v1 import rooms_pb2
 from securechat.ops.console import Console, LineReader
 from securechat.pki import DevPki
 from securechat.transport.server import SecureChatServer
+from securechat_proto.v1 import rooms_pb2
 from tests.conftest import ApiFactory
 from tests.ops.conftest import open_stream
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from generated.securechat.v1 import auth_pb2, common_pb2, rooms_pb2
 from securechat.ops.logsetup import configure_logging, redact
 from securechat.pki import DevPki
 from securechat.transport.server import SecureChatServer
+from securechat_proto.v1 import auth_pb2, common_pb2, rooms_pb2
 from tests.conftest import server_config
 from tests.ops.conftest import open_stream
 from tests.support.net import Api, secure_channel

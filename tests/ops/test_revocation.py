@@ -8,10 +8,10 @@ import grpc
 import pytest
 from click.testing import CliRunner
 
-from generated.securechat.v1 import admin_pb2, rooms_pb2
 from securechat.admin_cli import cli
 from securechat.pki import DevPki, fingerprint, load_certificate
 from securechat.transport.server import SecureChatServer
+from securechat_proto.v1 import admin_pb2, rooms_pb2
 from tests.conftest import server_config
 from tests.ops.conftest import copy_pki, fresh_channel, open_stream
 from tests.support.chat import ChatClient

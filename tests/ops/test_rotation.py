@@ -9,9 +9,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from generated.securechat.v1 import rooms_pb2
 from securechat.pki import DevPki, make_dev_pki
 from securechat.transport.server import SecureChatServer
+from securechat_proto.v1 import rooms_pb2
 from tests.conftest import server_config
 from tests.ops.conftest import copy_pki, fresh_channel
 from tests.support.net import Api

@@ -11,13 +11,13 @@ import aiohttp
 import grpc
 import pytest
 
-from generated.securechat.v1 import rooms_pb2
 from securechat.config import StatusConfig
 from securechat.errors import ConfigError
 from securechat.ops.snapshot import RateMeter
 from securechat.ops.status import StatusServer, is_loopback
 from securechat.pki import DevPki
 from securechat.transport.server import SecureChatServer
+from securechat_proto.v1 import rooms_pb2
 from tests.conftest import ApiFactory, server_config
 from tests.ops.conftest import open_stream
 from tests.support.chat import room_send

@@ -13,8 +13,8 @@ from collections import Counter
 
 import grpc
 
-from generated.securechat.v1 import chat_pb2, common_pb2
 from securechat.pki import DevPki
+from securechat_proto.v1 import chat_pb2, common_pb2
 from tests.support.net import Api, credentials
 
 RETRYABLE = {

@@ -10,8 +10,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from generated.securechat.v1 import admin_pb2, chat_pb2, common_pb2
 from securechat.pki import DevPki
+from securechat_proto.v1 import admin_pb2, chat_pb2, common_pb2
 from tests.bus.conftest import eventually
 from tests.bus.redis_server import RedisProcess
 from tests.scaleout.peer import Peer

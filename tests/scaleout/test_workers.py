@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from generated.securechat.v1 import admin_pb2
 from securechat.config import Config, load_config
 from securechat.errors import ConfigError
 from securechat.pki import DevPki
 from securechat.supervisor import check_workers, worker_config
+from securechat_proto.v1 import admin_pb2
 from tests.bus.conftest import eventually
 from tests.bus.redis_server import free_port
 from tests.scaleout.peer import channel

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 
 import grpc
 
-from generated.securechat.v1 import chat_pb2, common_pb2, rooms_pb2
+from securechat_proto.v1 import chat_pb2, common_pb2, rooms_pb2
 from tests.support.net import Api
 
 _ids = itertools.count(1)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import grpc
 
-from generated.securechat.v1 import (
+from securechat.pki import DevPki
+from securechat_proto.v1 import (
     admin_pb2_grpc,
     auth_pb2,
     auth_pb2_grpc,
@@ -15,7 +16,6 @@ from generated.securechat.v1 import (
     keys_pb2_grpc,
     rooms_pb2_grpc,
 )
-from securechat.pki import DevPki
 
 PASSWORD = "correct horse battery"
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from generated.securechat.v1 import admin_pb2, auth_pb2, chat_pb2, rooms_pb2
 from securechat.pki import DevPki
 from securechat.services.clock import SystemClock
 from securechat.transport.server import SecureChatServer
+from securechat_proto.v1 import admin_pb2, auth_pb2, chat_pb2, rooms_pb2
 from tests.conftest import ApiFactory, server_config
 from tests.support.net import PASSWORD, Api, secure_channel
 

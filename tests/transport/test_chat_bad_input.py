@@ -7,10 +7,10 @@ import asyncio
 import grpc
 import pytest
 
-from generated.securechat.v1 import admin_pb2, chat_pb2, common_pb2, rooms_pb2
 from securechat.config import Config
 from securechat.pki import DevPki
 from securechat.transport.server import SecureChatServer
+from securechat_proto.v1 import admin_pb2, chat_pb2, common_pb2, rooms_pb2
 from tests.conftest import ApiFactory, server_config
 from tests.support.chat import ChatClient, room_send
 from tests.support.net import Api, secure_channel

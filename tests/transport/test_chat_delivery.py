@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 
-from generated.securechat.v1 import chat_pb2, common_pb2, rooms_pb2
 from securechat.pki import DevPki
 from securechat.transport.server import SecureChatServer
+from securechat_proto.v1 import chat_pb2, common_pb2, rooms_pb2
 from tests.conftest import ApiFactory
 from tests.support.chat import ChatClient, room_devices, room_send
 from tests.support.net import Api, secure_channel

@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from generated.securechat.v1 import rooms_pb2
+from securechat_proto.v1 import rooms_pb2
 from tests.conftest import ApiFactory
 
 

@@ -8,9 +8,9 @@ import asyncio
 import grpc
 import pytest
 
-from generated.securechat.v1 import auth_pb2, auth_pb2_grpc
 from securechat.pki import DevPki
 from securechat.transport.server import SecureChatServer
+from securechat_proto.v1 import auth_pb2, auth_pb2_grpc
 from tests.support.net import PASSWORD, credentials, secure_channel
 
 

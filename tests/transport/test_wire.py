@@ -6,9 +6,9 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from generated.securechat.v1 import chat_pb2
 from securechat.domain.model import Conversation, ConversationKind, DeviceRef, MailboxEntry
 from securechat.transport import convert, wire
+from securechat_proto.v1 import chat_pb2
 
 names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789._-é", min_size=0, max_size=40)
 devices = st.builds(DeviceRef, names, st.integers(0, 2**32 - 1))

@@ -10,7 +10,7 @@ pushed to the room's members over their Chat streams as MembershipChange events.
 
 from collections import abc as _abc
 from grpc import aio as _aio
-from generated.securechat.v1 import rooms_pb2 as _rooms_pb2
+from securechat_proto.v1 import rooms_pb2 as _rooms_pb2
 import abc as _abc_1
 import grpc as _grpc
 import sys

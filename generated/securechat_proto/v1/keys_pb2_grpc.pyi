@@ -10,7 +10,7 @@ of identity keys and the signed encodings are defined by the client's crypto lay
 
 from collections import abc as _abc
 from grpc import aio as _aio
-from generated.securechat.v1 import keys_pb2 as _keys_pb2
+from securechat_proto.v1 import keys_pb2 as _keys_pb2
 import abc as _abc_1
 import grpc as _grpc
 import sys

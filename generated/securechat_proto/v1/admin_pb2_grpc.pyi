@@ -7,7 +7,7 @@ fails with PERMISSION_DENIED otherwise.
 
 from collections import abc as _abc
 from grpc import aio as _aio
-from generated.securechat.v1 import admin_pb2 as _admin_pb2
+from securechat_proto.v1 import admin_pb2 as _admin_pb2
 import abc as _abc_1
 import grpc as _grpc
 import sys

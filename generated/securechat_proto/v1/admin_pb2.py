@@ -22,14 +22,14 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
-from generated.securechat.v1 import common_pb2 as securechat_dot_v1_dot_common__pb2
+from securechat_proto.v1 import common_pb2 as securechat_dot_v1_dot_common__pb2
 
 
 DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19securechat/v1/admin.proto\x12\rsecurechat.v1\x1a\x1asecurechat/v1/common.proto\"\x14\n\x12ListClientsRequest\"\xab\x01\n\x0f\x43onnectedClient\x12,\n\x06\x64\x65vice\x18\x01 \x01(\x0b\x32\x1c.securechat.v1.DeviceAddress\x12\x0c\n\x04peer\x18\x02 \x01(\t\x12\x1b\n\x13\x63\x65rtificate_subject\x18\x03 \x01(\t\x12\x1a\n\x12\x63onnected_since_ms\x18\x04 \x01(\x03\x12\x15\n\rmessages_sent\x18\x05 \x01(\x04\x12\x0c\n\x04node\x18\x06 \x01(\t\"F\n\x13ListClientsResponse\x12/\n\x07\x63lients\x18\x01 \x03(\x0b\x32\x1e.securechat.v1.ConnectedClient\"/\n\x0fKickUserRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"D\n\x10KickUserResponse\x12\x16\n\x0estreams_closed\x18\x01 \x01(\r\x12\x18\n\x10sessions_revoked\x18\x02 \x01(\r\"\x11\n\x0fGetStatsRequest\"\xab\x01\n\x10GetStatsResponse\x12\x10\n\x08uptime_s\x18\x01 \x01(\x03\x12\x19\n\x11\x63onnected_streams\x18\x02 \x01(\r\x12\r\n\x05users\x18\x03 \x01(\r\x12\r\n\x05rooms\x18\x04 \x01(\r\x12\x19\n\x11messages_accepted\x18\x05 \x01(\x04\x12\x12\n\ndeliveries\x18\x06 \x01(\x04\x12\x0f\n\x07version\x18\x07 \x01(\t\x12\x0c\n\x04node\x18\x08 \x01(\t\"[\n\x18RevokeCertificateRequest\x12\x12\n\nserial_hex\x18\x01 \x01(\t\x12\x1a\n\x12sha256_fingerprint\x18\x02 \x01(\t\x12\x0f\n\x07subject\x18\x03 \x01(\t\"\x1b\n\x19RevokeCertificateResponse2\xe6\x02\n\x0c\x41\x64minService\x12T\n\x0bListClients\x12!.securechat.v1.ListClientsRequest\x1a\".securechat.v1.ListClientsResponse\x12K\n\x08KickUser\x12\x1e.securechat.v1.KickUserRequest\x1a\x1f.securechat.v1.KickUserResponse\x12K\n\x08GetStats\x12\x1e.securechat.v1.GetStatsRequest\x1a\x1f.securechat.v1.GetStatsResponse\x12\x66\n\x11RevokeCertificate\x12\'.securechat.v1.RevokeCertificateRequest\x1a(.securechat.v1.RevokeCertificateResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
-_builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'generated.securechat.v1.admin_pb2', _globals)
+_builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'securechat_proto.v1.admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_LISTCLIENTSREQUEST']._serialized_start=72

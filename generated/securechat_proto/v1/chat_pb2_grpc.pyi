@@ -13,7 +13,7 @@ message_id. Undelivered entries expire after the server's retention period (defa
 
 from collections import abc as _abc
 from grpc import aio as _aio
-from generated.securechat.v1 import chat_pb2 as _chat_pb2
+from securechat_proto.v1 import chat_pb2 as _chat_pb2
 import abc as _abc_1
 import grpc as _grpc
 import sys

@@ -9,7 +9,7 @@ random string; the server stores only its hash. Tokens are bound to one device o
 
 from collections import abc as _abc
 from grpc import aio as _aio
-from generated.securechat.v1 import auth_pb2 as _auth_pb2
+from securechat_proto.v1 import auth_pb2 as _auth_pb2
 import abc as _abc_1
 import grpc as _grpc
 import sys

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from generated.securechat.v1 import keys_pb2 as securechat_dot_v1_dot_keys__pb2
+from securechat_proto.v1 import keys_pb2 as securechat_dot_v1_dot_keys__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__

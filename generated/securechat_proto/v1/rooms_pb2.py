@@ -28,7 +28,7 @@ DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19securechat/v1/
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
-_builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'generated.securechat.v1.rooms_pb2', _globals)
+_builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'securechat_proto.v1.rooms_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CREATEROOMREQUEST']._serialized_start=44
