@@ -20,7 +20,8 @@ CLI exit code. The message always says what to do next.
         ├── DecryptionError       the one opaque "message could not be decrypted"
         ├── KeystoreError         the local keystore cannot be opened or is damaged
         ├── BadSignature          a key bundle whose signatures do not verify
-        └── IdentityChanged       a pinned contact's identity key changed
+        ├── IdentityChanged       a pinned contact's identity key changed
+        └── RosterRejected        a room roster event that fails a check (signature, chain, rule)
 """
 
 from __future__ import annotations
@@ -164,3 +165,10 @@ class IdentityChanged(CryptoError):
             else f"run `securechat keys trust {user}` to accept the new key"
         )
         super().__init__(f"the identity key of {user} changed: {action} before sending")
+
+
+class RosterRejected(CryptoError):
+    """A room roster event was not applied; the message says which check failed."""
+
+    code = "roster_rejected"
+    default_message = "a room membership event does not verify: it was not applied"

@@ -31,6 +31,29 @@ ASSOCIATED_DATA = b"securechat/v1/associated-data"
 # Keystore and account state.
 KEYSTORE_FILE = b"securechat/v1/keystore-file"
 
+# Rooms (issue 15: signed rosters, room passwords, sender keys; docs/e2e-wire-rooms.md).
+# Kept in one block of its own, collected in ROOM_LABELS (tests/crypto/test_room_labels.py).
+ROSTER_EVENT_SIGNATURE = b"securechat/v1/roster-event-signature"
+ROSTER_EVENT_HASH = b"securechat/v1/roster-event-hash"
+ROOM_PASSWORD_AUTHENTICATOR = b"securechat/v1/room-password-authenticator"
+ROOM_PASSWORD_PROOF_KEY = b"securechat/v1/room-password-proof-key"
+ROOM_JOIN_PROOF = b"securechat/v1/room-join-proof"
+SENDER_KEY_DISTRIBUTION = b"securechat/v1/sender-key-distribution"
+ROOM_MESSAGE_KEYS = b"securechat/v1/room-message-keys"
+ROOM_MESSAGE_AD = b"securechat/v1/room-message-ad"
+ROOM_MESSAGE_SIGNATURE = b"securechat/v1/room-message-signature"
+ROOM_LABELS = (
+    ROSTER_EVENT_SIGNATURE,
+    ROSTER_EVENT_HASH,
+    ROOM_PASSWORD_AUTHENTICATOR,
+    ROOM_PASSWORD_PROOF_KEY,
+    ROOM_JOIN_PROOF,
+    SENDER_KEY_DISTRIBUTION,
+    ROOM_MESSAGE_KEYS,
+    ROOM_MESSAGE_AD,
+    ROOM_MESSAGE_SIGNATURE,
+)
+
 # Chain KDF constants (libsignal's ChainKey MESSAGE_KEY_SEED / CHAIN_KEY_SEED).
 CHAIN_MESSAGE_KEY_SEED = b"\x01"
 CHAIN_NEXT_KEY_SEED = b"\x02"
