@@ -160,10 +160,16 @@ class RoomWorld:
         device.keys = RoomKeys(self.room, device.address)
 
     def any_roster(self) -> Roster:
+        roster = self.any_roster_or_none()
+        assert roster is not None, "nobody is in the room"
+        return roster
+
+    def any_roster_or_none(self) -> Roster | None:
+        """The roster of any device whose user is still a member."""
         for device in self.devices.values():
             if device.roster is not None and device.roster.is_member(device.address.user):
                 return device.roster
-        raise AssertionError("nobody is in the room")
+        return None
 
     # -- messages ------------------------------------------------------------------------------
 
