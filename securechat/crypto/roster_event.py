@@ -70,6 +70,14 @@ class RosterVersion:
     def to_bytes(self) -> bytes:
         return self.write(Writer()).to_bytes()
 
+    @classmethod
+    def from_bytes(cls, data: bytes) -> RosterVersion:
+        """Parse the 40-byte encoding (InvalidArgument if malformed)."""
+        reader = Reader(data)
+        version = cls.read(reader)
+        reader.finish()
+        return version
+
     def __str__(self) -> str:
         return f"{self.sequence}:{self.head[:6].hex()}"
 
