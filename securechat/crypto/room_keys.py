@@ -75,7 +75,7 @@ class SendPlan:
     """What a send needs besides the room ciphertext."""
 
     rotated: RotationReason | None
-    distribution: bytes  # the same plaintext for every device in ``recipients``
+    distribution: bytes  # the same plaintext for every device in ``recipients`` (or empty)
     recipients: list[Address]  # member devices lacking the current chain
     ignored: list[Address]  # listed devices of users who are not shown members: never used
 
@@ -123,13 +123,20 @@ class RoomKeys:
             self.sending = SendingChain.create(roster.version, now=now, randomness=randomness)
         chain = self.sending
         assert chain is not None
-        distribution = SenderKeyDistribution.of(chain, self.room, self.own, chain.made_for)
+        lacking = sorted(valid - chain.distributed_to)
+        distribution = b""
+        if lacking:
+            distribution = self.distribution()
         return SendPlan(
-            reason,
-            distribution.to_bytes(),
-            sorted(valid - chain.distributed_to),
-            sorted(d for d in listed if d.user not in shown),
+            reason, distribution, lacking, sorted(d for d in listed if d.user not in shown)
         )
+
+    def distribution(self) -> bytes:
+        """The current chain's distribution message (at its current iteration)."""
+        if self.sending is None:
+            raise InvalidArgument("no sending chain yet: call prepare_send")
+        chain = self.sending
+        return SenderKeyDistribution.of(chain, self.room, self.own, chain.made_for).to_bytes()
 
     def mark_distributed(self, devices: Iterable[Address]) -> None:
         """The server accepted the distribution envelopes for ``devices``."""

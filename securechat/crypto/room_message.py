@@ -20,6 +20,7 @@ Every malformed input raises the one opaque ``DecryptionError``.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCMSIV
@@ -128,13 +129,17 @@ class RoomMessageHeader:
     chain_id: int
     iteration: int
 
-    def to_bytes(self) -> bytes:
+    @cached_property
+    def encoded(self) -> bytes:
         writer = Writer().u8(MESSAGE_FORMAT).text(self.room)
         self.version.write(writer).text(self.sender.user).u32(self.sender.device_id)
         return writer.u32(self.chain_id).u32(self.iteration).to_bytes()
 
+    def to_bytes(self) -> bytes:
+        return self.encoded
+
     def associated_data(self) -> bytes:
-        return Writer(labels.ROOM_MESSAGE_AD).raw(self.to_bytes()).to_bytes()
+        return Writer(labels.ROOM_MESSAGE_AD).raw(self.encoded).to_bytes()
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,7 @@ def test_the_distribution_is_sent_once_per_chain() -> None:
     plan = device.k.prepare_send(device.r, [ALICE, BOB], now=NOW)
     assert plan.rotated is None
     assert plan.recipients == []
+    assert plan.distribution == b""  # nothing to sign or send in the steady state
 
 
 def test_messages_out_of_order_within_the_limits_open() -> None:
