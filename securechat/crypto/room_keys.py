@@ -21,8 +21,8 @@ from securechat.crypto.account import Address
 from securechat.crypto.encoding import Reader, Writer
 from securechat.crypto.randomness import SYSTEM_RANDOMNESS, SystemRandomness
 from securechat.crypto.room_message import (
+    ChainPosition,
     RoomMessage,
-    RoomMessageHeader,
     SenderKeyDistribution,
 )
 from securechat.crypto.roster import Roster, RosterChange, RosterRelation
@@ -150,7 +150,7 @@ class RoomKeys:
         if chain is None or needs_rotation(chain, roster, now) is not None:
             raise InvalidArgument("the room's sending chain must be rotated: call prepare_send")
         iteration, message_key = chain.next_message_key()
-        header = RoomMessageHeader(self.room, roster.version, self.own, chain.chain_id, iteration)
+        header = ChainPosition(self.room, roster.version, self.own, chain.chain_id, iteration)
         return RoomMessage.seal(header, message_key, chain, plaintext).to_bytes()
 
     def _require_member(self, roster: Roster) -> None:
@@ -169,29 +169,30 @@ class RoomKeys:
         signature or bytes do not hold.
         """
         distribution = SenderKeyDistribution.parse(data)
+        position = distribution.position
         if (
-            distribution.room != self.room
+            position.room != self.room
             or roster.room != self.room
-            or distribution.sender != sender
+            or position.sender != sender
             or sender == self.own
             or not roster.is_member(sender.user)
-            or roster.relation(distribution.version) not in _USABLE
+            or roster.relation(position.version) not in _USABLE
             or not distribution.signature_valid()
         ):
             raise DecryptionError()
         chains = self._receiving.get(sender, [])
         for known in chains:
-            if known.chain_id == distribution.chain_id:
+            if known.chain_id == position.chain_id:
                 if known.signing_public != distribution.signing_public:
                     raise DecryptionError()
                 return False
         chain = ReceivingChain(
             sender,
-            distribution.chain_id,
+            position.chain_id,
             distribution.signing_public,
-            distribution.iteration,
+            position.iteration,
             distribution.chain_key,
-            distribution.version,
+            position.version,
             now,
         )
         self._receiving[sender] = [chain, *chains][:MAX_CHAINS_PER_SENDER]

@@ -54,14 +54,37 @@ def _signature_valid(public_key: bytes, signature: bytes, message: bytes) -> boo
 
 
 @dataclass(frozen=True)
-class SenderKeyDistribution:
-    """A chain's current state, handed to one member device over a pairwise session."""
+class ChainPosition:
+    """Whose chain, at which iteration, for which roster version: a room message's public header
+    and the head of a distribution message."""
 
     room: str
     version: RosterVersion
     sender: Address
     chain_id: int
     iteration: int
+
+    def write(self, writer: Writer) -> Writer:
+        writer.text(self.room)
+        self.version.write(writer).text(self.sender.user).u32(self.sender.device_id)
+        return writer.u32(self.chain_id).u32(self.iteration)
+
+    @classmethod
+    def read(cls, reader: Reader) -> ChainPosition:
+        return cls(
+            check_name(reader.text(), "room"),
+            RosterVersion.read(reader),
+            Address(check_name(reader.text(), "sender"), reader.u32()),
+            reader.u32(),
+            reader.u32(),
+        )
+
+
+@dataclass(frozen=True)
+class SenderKeyDistribution:
+    """A chain's current state, handed to one member device over a pairwise session."""
+
+    position: ChainPosition
     chain_key: bytes
     signing_public: bytes
     signature: bytes = b""
@@ -71,21 +94,13 @@ class SenderKeyDistribution:
         cls, chain: SendingChain, room: str, sender: Address, version: RosterVersion
     ) -> SenderKeyDistribution:
         """The distribution of ``chain`` at its current iteration (never an earlier one)."""
-        unsigned = cls(
-            room,
-            version,
-            sender,
-            chain.chain_id,
-            chain.iteration,
-            chain.chain_key,
-            chain.signing_public,
-        )
+        position = ChainPosition(room, version, sender, chain.chain_id, chain.iteration)
+        unsigned = cls(position, chain.chain_key, chain.signing_public)
         return replace(unsigned, signature=chain.signing.sign(unsigned._signed()))
 
     def body(self) -> bytes:
-        writer = Writer().u8(DISTRIBUTION_FORMAT).text(self.room)
-        self.version.write(writer).text(self.sender.user).u32(self.sender.device_id)
-        writer.u32(self.chain_id).u32(self.iteration).fixed(self.chain_key, CHAIN_KEY_SIZE)
+        writer = self.position.write(Writer().u8(DISTRIBUTION_FORMAT))
+        writer.fixed(self.chain_key, CHAIN_KEY_SIZE)
         return writer.fixed(self.signing_public, KEY_SIZE).to_bytes()
 
     def _signed(self) -> bytes:
@@ -104,11 +119,7 @@ class SenderKeyDistribution:
             if reader.u8() != DISTRIBUTION_FORMAT:
                 raise DecryptionError()
             parsed = cls(
-                check_name(reader.text(), "room"),
-                RosterVersion.read(reader),
-                Address(check_name(reader.text(), "sender"), reader.u32()),
-                reader.u32(),
-                reader.u32(),
+                ChainPosition.read(reader),
                 reader.fixed(CHAIN_KEY_SIZE),
                 reader.fixed(KEY_SIZE),
                 reader.fixed(SIGNATURE_SIZE),
@@ -120,51 +131,36 @@ class SenderKeyDistribution:
 
 
 @dataclass(frozen=True)
-class RoomMessageHeader:
-    """The public part of a room message: whose chain, which position, for which roster."""
-
-    room: str
-    version: RosterVersion
-    sender: Address
-    chain_id: int
-    iteration: int
-
-    @cached_property
-    def encoded(self) -> bytes:
-        writer = Writer().u8(MESSAGE_FORMAT).text(self.room)
-        self.version.write(writer).text(self.sender.user).u32(self.sender.device_id)
-        return writer.u32(self.chain_id).u32(self.iteration).to_bytes()
-
-    def to_bytes(self) -> bytes:
-        return self.encoded
-
-    def associated_data(self) -> bytes:
-        return Writer(labels.ROOM_MESSAGE_AD).raw(self.encoded).to_bytes()
-
-
-@dataclass(frozen=True)
 class RoomMessage:
-    header: RoomMessageHeader
+    header: ChainPosition
     ciphertext: bytes
     signature: bytes
+
+    @cached_property
+    def header_bytes(self) -> bytes:
+        return self.header.write(Writer().u8(MESSAGE_FORMAT)).to_bytes()
+
+    def _associated_data(self) -> bytes:
+        return Writer(labels.ROOM_MESSAGE_AD).raw(self.header_bytes).to_bytes()
 
     def _signed(self) -> bytes:
         return (
             Writer(labels.ROOM_MESSAGE_SIGNATURE)
-            .raw(self.header.to_bytes())
+            .raw(self.header_bytes)
             .raw(self.ciphertext)
             .to_bytes()
         )
 
     def to_bytes(self) -> bytes:
-        return self.header.to_bytes() + self.ciphertext + self.signature
+        return self.header_bytes + self.ciphertext + self.signature
 
     @classmethod
     def seal(
-        cls, header: RoomMessageHeader, message_key: bytes, chain: SendingChain, plaintext: bytes
+        cls, header: ChainPosition, message_key: bytes, chain: SendingChain, plaintext: bytes
     ) -> RoomMessage:
         key, nonce = message_aead_keys(message_key)
-        ciphertext = AESGCMSIV(key).encrypt(nonce, pad(plaintext), header.associated_data())
+        unsealed = cls(header, b"", b"")
+        ciphertext = AESGCMSIV(key).encrypt(nonce, pad(plaintext), unsealed._associated_data())
         unsigned = cls(header, ciphertext, b"")
         return replace(unsigned, signature=chain.signing.sign(unsigned._signed()))
 
@@ -174,7 +170,7 @@ class RoomMessage:
     def open(self, message_key: bytes) -> bytes:
         key, nonce = message_aead_keys(message_key)
         try:
-            padded = AESGCMSIV(key).decrypt(nonce, self.ciphertext, self.header.associated_data())
+            padded = AESGCMSIV(key).decrypt(nonce, self.ciphertext, self._associated_data())
         except InvalidTag as exc:
             raise DecryptionError() from exc
         return unpad(padded)
@@ -186,13 +182,7 @@ class RoomMessage:
             reader = Reader(data)
             if reader.u8() != MESSAGE_FORMAT:
                 raise DecryptionError()
-            header = RoomMessageHeader(
-                check_name(reader.text(), "room"),
-                RosterVersion.read(reader),
-                Address(check_name(reader.text(), "sender"), reader.u32()),
-                reader.u32(),
-                reader.u32(),
-            )
+            header = ChainPosition.read(reader)
             rest = reader.rest()
         except InvalidArgument as exc:
             raise DecryptionError() from exc
@@ -202,6 +192,6 @@ class RoomMessage:
         return cls(header, rest[:-SIGNATURE_SIZE], rest[-SIGNATURE_SIZE:])
 
 
-def peek_room_message(data: bytes) -> RoomMessageHeader:
+def peek_room_message(data: bytes) -> ChainPosition:
     """The unauthenticated header, so the client can compare roster versions before decrypting."""
     return RoomMessage.parse(data).header

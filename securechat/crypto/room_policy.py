@@ -17,12 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
 from securechat.crypto import labels
 from securechat.crypto.encoding import Reader, Writer
 from securechat.crypto.identity import verify_signature
-from securechat.crypto.keystore import DEFAULT_ARGON2, Argon2Params
+from securechat.crypto.keystore import DEFAULT_ARGON2, Argon2Params, derive_key
 from securechat.errors import BadSignature, InvalidArgument
 
 ROOM_SALT_SIZE = 16
@@ -109,13 +108,7 @@ class RoomPasswordKeys:
             raise InvalidArgument("a room salt is 16 bytes")
         if not argon2_within_bounds(params):
             raise InvalidArgument("room password Argon2id parameters are out of bounds")
-        stretched = Argon2id(
-            salt=room_salt,
-            length=32,
-            iterations=params.iterations,
-            lanes=params.lanes,
-            memory_cost=params.memory_cost,
-        ).derive(password.encode("utf-8"))
+        stretched = derive_key(password, room_salt, params)  # within the keystore's bounds too
         check_name(room, "room name")
         auth_info = Writer(labels.ROOM_PASSWORD_AUTHENTICATOR).text(room).to_bytes()
         proof_info = Writer(labels.ROOM_PASSWORD_PROOF_KEY).text(room).to_bytes()

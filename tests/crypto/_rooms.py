@@ -187,3 +187,12 @@ class RoomWorld:
     def open(self, user: str, message: bytes, *, device_id: int = 1, now: int = NOW) -> bytes:
         device = self.devices[Address(user, device_id)]
         return device.k.decrypt(device.r, message, now=now).plaintext
+
+
+def open_room(*members: str) -> RoomWorld:
+    """An open room created by alice, which ``members`` joined in order."""
+    world = RoomWorld()
+    world.create("alice")
+    for user in members:
+        world.join(user)
+    return world

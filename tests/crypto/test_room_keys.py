@@ -17,8 +17,8 @@ from securechat.crypto.room_keys import (
 )
 from securechat.crypto.room_membership import join_event
 from securechat.crypto.room_message import (
+    ChainPosition,
     RoomMessage,
-    RoomMessageHeader,
     SenderKeyDistribution,
     distribution_conversation,
     peek_room_message,
@@ -33,18 +33,10 @@ from securechat.crypto.sender_chain import (
 )
 from securechat.errors import DecryptionError, InvalidArgument
 
-from ._rooms import RoomWorld, account_key, public
+from ._rooms import RoomWorld, account_key, open_room, public
 from ._support import NOW, paired
 
 ALICE, BOB, CAROL = Address("alice", 1), Address("bob", 1), Address("carol", 1)
-
-
-def room(*members: str) -> RoomWorld:
-    world = RoomWorld()
-    world.create("alice")
-    for user in members:
-        world.join(user)
-    return world
 
 
 def refused(world: RoomWorld, user: str, message: bytes, *, now: int = NOW) -> None:
@@ -56,7 +48,7 @@ def refused(world: RoomWorld, user: str, message: bytes, *, now: int = NOW) -> N
 
 
 def test_one_ciphertext_opens_for_every_member_exactly_once() -> None:
-    world = room("bob", "carol")
+    world = open_room("bob", "carol")
     message = world.send("alice", b"hello room")
     for user in ("bob", "carol"):
         opened = world.device(user).k.decrypt(world.device(user).r, message, now=NOW)
@@ -68,7 +60,7 @@ def test_one_ciphertext_opens_for_every_member_exactly_once() -> None:
 
 
 def test_the_distribution_is_sent_once_per_chain() -> None:
-    world = room("bob")
+    world = open_room("bob")
     device = world.device("alice")
     world.send("alice", b"one")
     plan = device.k.prepare_send(device.r, [ALICE, BOB], now=NOW)
@@ -78,7 +70,7 @@ def test_the_distribution_is_sent_once_per_chain() -> None:
 
 
 def test_messages_out_of_order_within_the_limits_open() -> None:
-    world = room("bob")
+    world = open_room("bob")
     sent = [world.send("alice", f"m{i}".encode()) for i in range(5)]
     for index in (3, 0, 4, 1, 2):
         assert world.open("bob", sent[index]) == f"m{index}".encode()
@@ -94,12 +86,12 @@ def send_at(world: RoomWorld, user: str, iteration: int, text: bytes) -> bytes:
     while chain.iteration < iteration:
         chain.next_message_key()
     number, key = chain.next_message_key()
-    header = RoomMessageHeader(world.room, device.r.version, device.address, chain.chain_id, number)
+    header = ChainPosition(world.room, device.r.version, device.address, chain.chain_id, number)
     return RoomMessage.seal(header, key, chain, text).to_bytes()
 
 
 def test_a_skip_beyond_the_limit_fails_and_changes_nothing() -> None:
-    world = room("bob")
+    world = open_room("bob")
     first = world.send("alice", b"first")
     far = send_at(world, "alice", MAX_FORWARD_JUMP + 1, b"far")
     refused(world, "bob", far)  # bob is at iteration 0: a jump of MAX_FORWARD_JUMP + 1
@@ -108,7 +100,7 @@ def test_a_skip_beyond_the_limit_fails_and_changes_nothing() -> None:
 
 
 def test_stored_skipped_keys_are_bounded_per_chain_and_expire() -> None:
-    world = room("bob")
+    world = open_room("bob")
     sent = [world.send("alice", b"x") for _ in range(3)]
     assert world.open("bob", sent[2]) == b"x"
     receiving = world.device("bob").k.receiving_chains(ALICE)[0]
@@ -126,7 +118,7 @@ def test_stored_skipped_keys_are_bounded_per_chain_and_expire() -> None:
 
 def test_skipped_keys_are_bounded_per_room_dropping_the_oldest() -> None:
     senders = ["alice", "carol", "dave", "erin", "frank", "grace"]
-    world = room("bob", *senders[1:])
+    world = open_room("bob", *senders[1:])
     jump = 900
     for offset, sender in enumerate(senders):
         world.send(sender, b"first (never delivered to bob)")
@@ -143,7 +135,7 @@ def test_skipped_keys_are_bounded_per_room_dropping_the_oldest() -> None:
 
 
 def test_a_message_signed_with_a_key_not_distributed_is_refused() -> None:
-    world = room("bob")
+    world = open_room("bob")
     genuine = world.send("alice", b"genuine")
     receiving = world.device("bob").k.receiving_chains(ALICE)[0]
     # The server (or anyone) makes a chain of its own under alice's name and chain id.
@@ -163,7 +155,7 @@ def test_a_message_signed_with_a_key_not_distributed_is_refused() -> None:
 
 
 def test_a_message_from_a_removed_member_for_an_old_version_is_refused() -> None:
-    world = room("bob", "carol")
+    world = open_room("bob", "carol")
     world.send("carol", b"while a member")
     old_version = world.device("carol").r.version
     late = world.send("carol", b"sent before the removal")
@@ -174,7 +166,7 @@ def test_a_message_from_a_removed_member_for_an_old_version_is_refused() -> None
 
 
 def test_a_removed_member_cannot_read_the_next_message() -> None:
-    world = room("bob", "carol")
+    world = open_room("bob", "carol")
     world.send("alice", b"before")
     carol = world.device("carol")
     carol_keys, carol_roster = RoomKeys.from_bytes(carol.k.to_bytes()), carol.r
@@ -186,7 +178,7 @@ def test_a_removed_member_cannot_read_the_next_message() -> None:
 
 
 def test_senders_rotate_on_every_removal_and_receivers_enforce_it() -> None:
-    world = room("bob", "carol")
+    world = open_room("bob", "carol")
     world.send("alice", b"before")
     alice = world.device("alice")
     old_chain = alice.k.sending
@@ -195,7 +187,7 @@ def test_senders_rotate_on_every_removal_and_receivers_enforce_it() -> None:
     assert needs_rotation(old_chain, alice.r, NOW) is RotationReason.MEMBER_REMOVED
     # A sender that kept its old chain after the removal is refused by receivers.
     iteration, key = old_chain.next_message_key()
-    header = RoomMessageHeader("lobby", alice.r.version, ALICE, old_chain.chain_id, iteration)
+    header = ChainPosition("lobby", alice.r.version, ALICE, old_chain.chain_id, iteration)
     refused(world, "bob", RoomMessage.seal(header, key, old_chain, b"stale chain").to_bytes())
     fresh = world.send("alice", b"after")
     assert alice.k.sending is not None
@@ -204,7 +196,7 @@ def test_senders_rotate_on_every_removal_and_receivers_enforce_it() -> None:
 
 
 def test_rotation_after_a_bounded_number_of_messages_or_days_or_a_lost_device() -> None:
-    world = room("bob")
+    world = open_room("bob")
     world.send("alice", b"one")
     alice = world.device("alice")
     chain = alice.k.sending
@@ -223,7 +215,7 @@ def test_rotation_after_a_bounded_number_of_messages_or_days_or_a_lost_device() 
 
 
 def test_encrypt_requires_membership_and_a_current_chain() -> None:
-    world = room("bob")
+    world = open_room("bob")
     alice = world.device("alice")
     with pytest.raises(InvalidArgument, match="prepare_send"):
         alice.k.encrypt(alice.r, b"no chain yet", now=NOW)
@@ -237,7 +229,7 @@ def test_encrypt_requires_membership_and_a_current_chain() -> None:
 
 
 def test_a_distribution_from_a_device_that_is_not_a_member_is_refused() -> None:
-    world = room("bob")
+    world = open_room("bob")
     world.device("mallory")
     mallory = RoomKeys("lobby", Address("mallory", 1))
     bob = world.device("bob")
@@ -251,13 +243,13 @@ def test_a_distribution_from_a_device_that_is_not_a_member_is_refused() -> None:
 
 
 def test_a_distribution_must_match_its_pairwise_sender_room_and_roster() -> None:
-    world = room("bob", "carol")
+    world = open_room("bob", "carol")
     alice, bob = world.device("alice"), world.device("bob")
     plan = alice.k.prepare_send(alice.r, [ALICE, BOB], now=NOW)
     parsed = SenderKeyDistribution.parse(plan.distribution)
     chain = alice.k.sending
     assert chain is not None
-    other_room = SenderKeyDistribution.of(chain, "other", ALICE, parsed.version).to_bytes()
+    other_room = SenderKeyDistribution.of(chain, "other", ALICE, parsed.position.version).to_bytes()
     forked = SenderKeyDistribution.of(chain, "lobby", ALICE, RosterVersion(2, bytes(32)))
     newer = SenderKeyDistribution.of(chain, "lobby", ALICE, RosterVersion(9, bytes(32)))
     before = bob.k.to_bytes()
@@ -274,15 +266,15 @@ def test_a_distribution_must_match_its_pairwise_sender_room_and_roster() -> None
     assert bob.k.to_bytes() == before
     assert bob.k.receive_distribution(bob.r, ALICE, plan.distribution, now=NOW)
     assert not bob.k.receive_distribution(bob.r, ALICE, plan.distribution, now=NOW)
-    swapped = SendingChain.create(parsed.version, now=NOW)
-    swapped.chain_id = parsed.chain_id
-    clash = SenderKeyDistribution.of(swapped, "lobby", ALICE, parsed.version).to_bytes()
+    swapped = SendingChain.create(parsed.position.version, now=NOW)
+    swapped.chain_id = parsed.position.chain_id
+    clash = SenderKeyDistribution.of(swapped, "lobby", ALICE, parsed.position.version).to_bytes()
     with pytest.raises(DecryptionError):
         bob.k.receive_distribution(bob.r, ALICE, clash, now=NOW)
 
 
 def test_a_new_member_reads_only_from_its_join_on() -> None:
-    world = room("bob")
+    world = open_room("bob")
     before = [world.send("alice", b"before carol") for _ in range(3)]
     world.join("carol")
     after = world.send("alice", b"after carol")
@@ -295,7 +287,7 @@ def test_a_new_member_reads_only_from_its_join_on() -> None:
 
 
 def test_a_join_not_yet_shown_gets_no_keys_and_a_ghost_never_does() -> None:
-    world = room("bob")
+    world = open_room("bob")
     alice = world.device("alice")
     world.send("alice", b"hi")
     world.join("carol")
@@ -311,7 +303,7 @@ def test_a_join_not_yet_shown_gets_no_keys_and_a_ghost_never_does() -> None:
 
 
 def test_the_senders_other_devices_get_the_chain_too() -> None:
-    world = room("bob")
+    world = open_room("bob")
     laptop = world.device("alice", 2)
     world._sync(laptop)  # alice's linked device verifies the roster as well
     message = world.send("alice", b"to bob and my laptop")
@@ -321,7 +313,7 @@ def test_the_senders_other_devices_get_the_chain_too() -> None:
 
 
 def test_an_older_roster_version_is_reported() -> None:
-    world = room("bob")
+    world = open_room("bob")
     message = world.send("alice", b"sent before dave joined")
     world.join("dave")
     opened = world.device("bob").k.decrypt(world.device("bob").r, message, now=NOW)
@@ -329,7 +321,7 @@ def test_an_older_roster_version_is_reported() -> None:
 
 
 def test_members_shown_different_rosters_see_the_fork_and_refuse() -> None:
-    world = room("bob")
+    world = open_room("bob")
     assert world.open("bob", world.send("alice", b"before the fork")) == b"before the fork"
     alice, bob = world.device("alice"), world.device("bob")
     world.pins.update(carol=public("carol"), dave=public("dave"))
@@ -349,7 +341,7 @@ def test_members_shown_different_rosters_see_the_fork_and_refuse() -> None:
 
 def test_a_distribution_travels_inside_a_pairwise_envelope_bound_to_the_room() -> None:
     alice_account, bob_account = paired()
-    world = room("bob")
+    world = open_room("bob")
     alice, bob = world.device("alice"), world.device("bob")
     plan = alice.k.prepare_send(alice.r, [ALICE, BOB], now=NOW)
     envelope = alice_account.encrypt(BOB, distribution_conversation("lobby"), plan.distribution)
@@ -362,7 +354,7 @@ def test_a_distribution_travels_inside_a_pairwise_envelope_bound_to_the_room() -
 
 
 def test_state_round_trips_and_refuses_damage() -> None:
-    world = room("bob", "carol")
+    world = open_room("bob", "carol")
     world.open("bob", world.send("alice", b"a"))
     world.send("carol", b"b")
     world.open("bob", world.send("carol", b"c"))

@@ -12,15 +12,7 @@ from securechat.crypto.roster import MAX_HISTORY, Roster, RosterRelation
 from securechat.crypto.roster_event import EventKind, RosterEvent, RosterVersion
 from securechat.errors import InvalidArgument, RosterRejected
 
-from ._rooms import ROOM, SALT, RoomWorld, account_key, public
-
-
-def open_room(*members: str) -> RoomWorld:
-    world = RoomWorld()
-    world.create("alice")
-    for user in members:
-        world.join(user)
-    return world
+from ._rooms import ROOM, SALT, RoomWorld, account_key, open_room, public
 
 
 def forge(event: bytes, **changes: object) -> RosterEvent:
