@@ -256,6 +256,10 @@ class RoomKeys:
         for sender in [s for s in self._receiving if s.user == change.subject]:
             del self._receiving[sender]
 
+    def forget_sending_chain(self) -> None:
+        """After a keystore rollback: never reuse a chain position; the next send rotates."""
+        self.sending = None
+
     def forget_device(self, device: Address) -> None:
         """A removed device: its chains are dropped (our chain rotates at the next send)."""
         self._receiving.pop(device, None)

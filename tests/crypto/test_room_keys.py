@@ -214,6 +214,19 @@ def test_rotation_after_a_bounded_number_of_messages_or_days_or_a_lost_device() 
     assert needs_rotation(diverged, alice.r, NOW) is RotationReason.ROSTER_DIVERGED
 
 
+def test_after_a_keystore_rollback_the_sending_chain_is_never_reused() -> None:
+    world = open_room("bob")
+    alice = world.device("alice")
+    assert world.open("bob", world.send("alice", b"one")) == b"one"
+    saved = alice.k.to_bytes()
+    assert world.open("bob", world.send("alice", b"two")) == b"two"
+    alice.keys = RoomKeys.from_bytes(saved)  # a restored copy: "two"'s position again
+    refused(world, "bob", alice.k.encrypt(alice.r, b"three", now=NOW))
+    alice.keys = RoomKeys.from_bytes(saved)
+    alice.k.forget_sending_chain()  # what the keystore's rollback check must trigger
+    assert world.open("bob", world.send("alice", b"three")) == b"three"
+
+
 def test_encrypt_requires_membership_and_a_current_chain() -> None:
     world = open_room("bob")
     alice = world.device("alice")
