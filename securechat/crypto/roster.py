@@ -210,7 +210,8 @@ class Roster:
         oldest = self._history[0].sequence
         if after + 1 < oldest:
             return True
-        return any(e.removal for e in self._history if after < e.sequence <= through)
+        window = self._history[after + 1 - oldest : max(through + 1 - oldest, 0)]
+        return any(entry.removal for entry in window)
 
     # -- applying events --------------------------------------------------------------------
 
