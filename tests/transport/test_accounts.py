@@ -11,9 +11,9 @@ from pathlib import Path
 import grpc
 import pytest
 
+from securechat.node import Node
 from securechat.pki import DevPki
 from securechat.services.clock import SystemClock
-from securechat.transport.server import SecureChatServer
 from securechat_proto.v1 import admin_pb2, auth_pb2, chat_pb2, rooms_pb2
 from tests.conftest import ApiFactory, server_config
 from tests.support.net import PASSWORD, Api, secure_channel
@@ -62,9 +62,7 @@ async def test_bad_usernames_are_refused(connect: ApiFactory, name: str, words: 
         await fails(api.auth.Login(login), Code.UNAUTHENTICATED)
 
 
-async def test_non_utf8_username_is_a_clear_invalid_argument(
-    server: SecureChatServer, pki: DevPki
-) -> None:
+async def test_non_utf8_username_is_a_clear_invalid_argument(server: Node, pki: DevPki) -> None:
     channel = secure_channel(pki, server.port)
     register = channel.unary_unary(
         "/securechat.v1.AuthService/Register",
@@ -212,18 +210,18 @@ class ShiftedClock(SystemClock):
         return super().now_ms() + self.shift_ms
 
 
-ServerFactory = Callable[..., Awaitable[SecureChatServer]]
+ServerFactory = Callable[..., Awaitable[Node]]
 
 
 @pytest.fixture
 async def start_server(pki: DevPki, tmp_path: Path) -> AsyncIterator[ServerFactory]:
     """start_server(clock=None, data="data", **overrides) -> a started server (stopped after)."""
-    servers: list[SecureChatServer] = []
+    servers: list[Node] = []
 
     async def start(
         clock: SystemClock | None = None, data: str = "data", **overrides: object
-    ) -> SecureChatServer:
-        srv = SecureChatServer(server_config(pki, tmp_path / data, **overrides), clock=clock)
+    ) -> Node:
+        srv = Node(server_config(pki, tmp_path / data, **overrides), clock=clock)
         await srv.start()
         servers.append(srv)
         return srv
@@ -234,7 +232,7 @@ async def start_server(pki: DevPki, tmp_path: Path) -> AsyncIterator[ServerFacto
 
 
 async def logged_in(
-    pki: DevPki, srv: SecureChatServer, user: str, cert: str = "client", register: bool = True
+    pki: DevPki, srv: Node, user: str, cert: str = "client", register: bool = True
 ) -> Api:
     api = Api(secure_channel(pki, srv.port, cert))
     if register:

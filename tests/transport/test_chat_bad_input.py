@@ -8,8 +8,8 @@ import grpc
 import pytest
 
 from securechat.config import Config
+from securechat.node import Node
 from securechat.pki import DevPki
-from securechat.transport.server import SecureChatServer
 from securechat_proto.v1 import admin_pb2, chat_pb2, common_pb2, rooms_pb2
 from tests.conftest import ApiFactory, server_config
 from tests.support.chat import ChatClient, room_send
@@ -111,9 +111,7 @@ async def test_stale_device_list_is_rejected_with_the_current_list(connect: ApiF
     assert code == grpc.StatusCode.INVALID_ARGUMENT
 
 
-async def test_empty_and_oversized_ciphertexts(
-    connect: ApiFactory, server: SecureChatServer
-) -> None:
+async def test_empty_and_oversized_ciphertexts(connect: ApiFactory, server: Node) -> None:
     alice = await connect("alice")
     bob = await connect("bob")
     code, details = await code_of(
@@ -195,7 +193,7 @@ async def test_kicked_user_cannot_go_on(pki: DevPki, tmp_path) -> None:  # type:
         tmp_path / "data",
         **{"auth.admin_user": "root.admin", "auth.admin_password": "admin password"},
     )
-    server = SecureChatServer(config)
+    server = Node(config)
     await server.start()
     apis: list[Api] = []
     try:
@@ -227,7 +225,7 @@ async def test_stalled_reader_is_cut_off_while_others_keep_receiving(
     tmp_path,  # type: ignore[no-untyped-def]
 ) -> None:
     config = server_config(pki, tmp_path / "data", **{"chat.stream_queue_bound": 20})
-    server = SecureChatServer(config)
+    server = Node(config)
     await server.start()
     opts = [("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", 1024)]
     try:
@@ -286,7 +284,7 @@ async def test_send_rate_limit_says_when_to_retry(pki: DevPki, tmp_path) -> None
     config = server_config(
         pki, tmp_path / "data", **{"chat.send_rate_per_s": 0.5, "chat.send_burst": 2}
     )
-    server = SecureChatServer(config)
+    server = Node(config)
     await server.start()
     try:
         alice = Api(secure_channel(pki, server.port, "alice"))
