@@ -117,7 +117,7 @@ class Node:
             cfg.chat.default_room, cfg.tls.bind_client_cert_to_user,
         )  # fmt: skip
         self.directory = Directory(store)
-        self.hub = Hub(store, bus, clock, self.directory, cfg.chat.presence_room_limit)
+        self.hub = Hub(bus, clock, self.directory, cfg.chat.presence_room_limit)
         self.rooms = Rooms(store, bus, self.hasher, clock, self.directory)
         self.messenger = Messenger(store, bus, self.rooms, cfg.chat, clock)
         self.messenger.committer.on_commit = self.metrics.store_latency.observe

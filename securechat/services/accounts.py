@@ -271,8 +271,3 @@ class Accounts:
     def require_admin(session: Session) -> None:
         if session.role is not Role.ADMIN:
             raise PermissionDenied("this call needs an admin account")
-
-
-def names_for_log(username: str) -> str:
-    """A username as safe to log: unknown input is trimmed and non-printables replaced."""
-    return "".join(ch if ch.isprintable() else "?" for ch in username[:40])

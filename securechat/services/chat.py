@@ -151,6 +151,9 @@ class ChatService:
             self.observer.stream_closed(stream.ending)
         if isinstance(stream.ending, SecureChatError):
             raise stream.ending
+        if stream.ending is not None:
+            log.debug("stream of %s/%d closed: %s", stream.device.user, stream.device.device_id,
+                      stream.ending.reason)  # fmt: skip
 
     async def open(
         self,

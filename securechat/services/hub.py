@@ -21,16 +21,12 @@ from securechat.services.clock import Clock
 from securechat.services.directory import Directory
 from securechat.services.stream import StreamSession
 from securechat.services.stream_events import ReconnectHint
-from securechat.storage.port import Store
 
 log = logging.getLogger("securechat.hub")
 
 
 class Hub:
-    def __init__(
-        self, store: Store, bus: Bus, clock: Clock, directory: Directory, room_limit: int
-    ) -> None:
-        self.store = store
+    def __init__(self, bus: Bus, clock: Clock, directory: Directory, room_limit: int) -> None:
         self.bus = bus
         self.clock = clock
         self.directory = directory

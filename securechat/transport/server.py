@@ -95,7 +95,6 @@ class GrpcServer:
         ca, cert, key = (config.tls_path(n) for n in ("ca", "cert", "key"))
         self.credentials = RotatingCredentials(ca, cert, key, config.tls.reload_interval_s)
         self.health = HealthServicer()
-        self.service_names: list[str] = []
         self.port = 0
         self._server: grpc.aio.Server | None = None
 
@@ -120,7 +119,6 @@ class GrpcServer:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         names.append(health_pb2.DESCRIPTOR.services_by_name["Health"].full_name)
         reflection.enable_server_reflection([*names, reflection.SERVICE_NAME], server)
-        self.service_names = names
         address = f"{self.config.server.host}:{self.config.server.port}"
         try:
             self.port = server.add_secure_port(address, self.credentials.credentials())
