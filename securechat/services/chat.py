@@ -222,7 +222,8 @@ class ChatService:
                 await writer  # flushes a reconnect hint on a graceful ending
             except Exception as exc:
                 log.debug("chat writer ended: %s", type(exc).__name__)
-        stream.end(Closed("connection lost"))  # unless it ended before
+        if stream.ending is None:  # the writer failed: the connection is gone
+            stream.end(Closed("connection lost"))
 
     async def _read(
         self, frames: AsyncIterator[Frame], codec: FrameCodec[Frame], stream: StreamSession
