@@ -147,8 +147,8 @@ class ChatService:
         finally:
             writer.cancel()
             reader.cancel()
-            await self.close(stream)
             self.observer.stream_closed(stream.ending)
+            await self.close(stream)
         if isinstance(stream.ending, SecureChatError):
             raise stream.ending
         if stream.ending is not None:
