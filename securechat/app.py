@@ -1,4 +1,5 @@
-"""The composition root and `securechat-server` entry point."""
+"""The `securechat-server` entry point: flags and config, signals, the console; it runs one
+node (securechat/node.py, the composition root) or, with --workers, a supervisor of several."""
 
 from __future__ import annotations
 
@@ -17,10 +18,10 @@ log = logging.getLogger("securechat.app")
 
 
 async def serve(config: Any, console: bool | None = None) -> int:
-    from securechat.transport.server import SecureChatServer
+    from securechat.node import Node
 
-    server = SecureChatServer(config)
-    await server.start()
+    node = Node(config)
+    await node.start()
     loop = asyncio.get_running_loop()
     stopping: asyncio.Task[None] | None = None
 
@@ -28,14 +29,14 @@ async def serve(config: Any, console: bool | None = None) -> int:
         nonlocal stopping
         if stopping is None:
             log.info("received %s: shutting down gracefully", signame)
-            stopping = asyncio.create_task(server.stop())
+            stopping = asyncio.create_task(node.stop())
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, request_stop, sig.name)
     # Announce only once a signal would shut down gracefully.
     host = config.server.host
     shown = f"[{host}]" if ":" in host else host
-    click.echo(f"securechat-server listening on {shown}:{server.port}", err=False)
+    click.echo(f"securechat-server listening on {shown}:{node.port}", err=False)
     sys.stdout.flush()
     # The server console when stdin is a terminal, or forced with --console.
     console_task: asyncio.Task[None] | None = None
@@ -43,9 +44,9 @@ async def serve(config: Any, console: bool | None = None) -> int:
         from securechat.ops.console import run_console
 
         console_task = asyncio.create_task(
-            run_console(server, lambda: request_stop("/shutdown")), name="console"
+            run_console(node.view, lambda: request_stop("/shutdown")), name="console"
         )
-    await server.wait()
+    await node.wait()
     if console_task is not None:
         console_task.cancel()
     return 0

@@ -2,20 +2,32 @@
 
 Each class carries a stable ``code`` (shown to users and scripts), the gRPC status name the
 server maps it to (``status``, a plain string so this module imports nothing of grpc) and the
-CLI exit code. The message always says what to do next.
+CLI exit code. The message always says what to do next. ``retry_after`` (seconds) is set when
+waiting is the remedy; the server sends it as the ``retry-after`` trailer.
+
+A Chat stream that the server ends always ends with one of these (the classes below
+``Unauthenticated``, ``SlowConsumer``, ``StreamReplaced``, ``ShuttingDown``, ...), so every
+ending carries its code in the ``securechat-error`` trailer.
 
     SecureChatError
     ├── ConfigError               a configuration value is wrong (names the key path)
     ├── CertificateError          certificate/key files missing, mismatched, expired, revoked
+    │   └── RevokedCertificate    the peer's client certificate is on the revocation list
     ├── InvalidArgument           bad input: names, sizes, malformed frames
     ├── NotFound                  unknown user, room, device
     ├── AlreadyExists             duplicate registration, room name taken
     ├── Unauthenticated           missing/expired/revoked token, wrong password
+    │   ├── SessionExpired        a stream's session ran out
+    │   ├── LoggedOut             a stream's session was logged out
+    │   └── Kicked                an admin (or a login on a new device) ended the user's streams
     ├── PermissionDenied          not a member, not an admin, wrong room password
     ├── ResourceExhausted         rate limits and lockouts (carries retry_after)
+    │   └── SlowConsumer          a stream's reader fell too far behind
     ├── FailedPrecondition        the request is valid but the state forbids it
     │   └── StaleDevices          send built on an outdated recipient device list
-    ├── Unavailable               server unreachable or shutting down
+    ├── StreamReplaced            a newer stream of the same device took over
+    ├── Unavailable               server unreachable (may carry retry_after)
+    │   └── ShuttingDown          the server is going away: reconnect after retry_after
     └── CryptoError
         ├── DecryptionError       the one opaque "message could not be decrypted"
         ├── KeystoreError         the local keystore cannot be opened or is damaged
@@ -36,6 +48,7 @@ class SecureChatError(Exception):
     status: ClassVar[str] = "UNKNOWN"
     exit_code: ClassVar[int] = 1
     default_message: ClassVar[str] = "something went wrong"
+    retry_after: float | None = None
 
     def __init__(self, message: str | None = None) -> None:
         self.message = message or self.default_message
@@ -123,6 +136,52 @@ class Unavailable(SecureChatError):
     status = "UNAVAILABLE"
     exit_code = 69  # EX_UNAVAILABLE
     default_message = "server unavailable: check --server and that securechat-server is running"
+
+    def __init__(self, message: str | None = None, retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+# ---- how the server ends a Chat stream --------------------------------------------------------
+class SessionExpired(Unauthenticated):
+    code = "session_expired"
+    default_message = "session expired: log in again"
+
+
+class LoggedOut(Unauthenticated):
+    code = "logged_out"
+    default_message = "you logged out: log in again to continue"
+
+
+class Kicked(Unauthenticated):
+    """The user's sessions were revoked (by an admin, or by a login on a new device)."""
+
+    code = "kicked"
+    default_message = "you were disconnected by an admin"
+
+
+class RevokedCertificate(CertificateError):
+    code = "certificate_revoked"
+    default_message = "your client certificate has been revoked: ask the operator for a new one"
+
+
+class SlowConsumer(ResourceExhausted):
+    code = "slow_consumer"
+    default_message = (
+        "you fell too far behind and were disconnected; reconnect to resume (nothing was lost)"
+    )
+
+
+class StreamReplaced(SecureChatError):
+    code = "stream_replaced"
+    status = "ABORTED"
+    exit_code = 75  # EX_TEMPFAIL
+    default_message = "replaced by a newer connection of the same device"
+
+
+class ShuttingDown(Unavailable):
+    code = "shutting_down"
+    default_message = "server shutting down: reconnect"
 
 
 class CryptoError(SecureChatError):

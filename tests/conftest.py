@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from securechat.config import Config, load_config
+from securechat.node import Node
 from securechat.pki import DevPki, make_dev_pki
-from securechat.transport.server import SecureChatServer
 from tests.support.net import Api, secure_channel
 
 CLIENTS = ("client", "alice", "bob", "carol", "admin", "revokee")
@@ -41,8 +41,8 @@ def server_config(pki: DevPki, data_dir: Path, **overrides: object) -> Config:
 
 
 @pytest.fixture
-async def server(pki: DevPki, tmp_path: Path) -> AsyncIterator[SecureChatServer]:
-    srv = SecureChatServer(server_config(pki, tmp_path / "data"))
+async def server(pki: DevPki, tmp_path: Path) -> AsyncIterator[Node]:
+    srv = Node(server_config(pki, tmp_path / "data"))
     await srv.start()
     yield srv
     await srv.stop(grace=0.5)
@@ -52,7 +52,7 @@ ApiFactory = Callable[..., Awaitable[Api]]
 
 
 @pytest.fixture
-async def connect(server: SecureChatServer, pki: DevPki) -> AsyncIterator[ApiFactory]:
+async def connect(server: Node, pki: DevPki) -> AsyncIterator[ApiFactory]:
     """connect(user, register=True, cert="client") -> a logged-in Api."""
     apis: list[Api] = []
 

@@ -112,7 +112,6 @@ class RedisBus:
         self._presence_dirty = False  # Redis may not match self._local
         self._tasks: list[asyncio.Task[None]] = []
         self.connected = False
-        self.dropped = 0
         self._closing = False
 
     # ---- lifecycle --------------------------------------------------------------------------
@@ -172,7 +171,6 @@ class RedisBus:
         if isinstance(event, Resync):
             return
         if len(self._outbox) >= OUTBOX_LIMIT:
-            self.dropped += 1
             self._owe_resync = True
             return
         self._outbox.append(event)
@@ -184,7 +182,6 @@ class RedisBus:
         try:
             await self._redis.publish(self.channel, codec.encode(self.node, batch, resync=resync))
         except _ERRORS:
-            self.dropped += len(batch)
             self._owe_resync = True
             raise
         if resync:

@@ -45,6 +45,19 @@ class Session:
 
 
 @dataclass(frozen=True, slots=True)
+class PeerCertificate:
+    """The client certificate a call arrived with (revocation checks, the operator's view)."""
+
+    subject: str
+    common_name: str | None
+    fingerprint: str  # SHA-256 of the DER, colon-separated upper-case hex
+    serial_hex: str
+
+
+NO_CERTIFICATE = PeerCertificate("", None, "", "")
+
+
+@dataclass(frozen=True, slots=True)
 class Device:
     user: str
     device_id: int

@@ -17,7 +17,8 @@ import time
 from collections.abc import Awaitable, Callable
 
 from securechat.errors import SecureChatError
-from securechat.ops.snapshot import ServerView, format_duration
+from securechat.ops.snapshot import format_duration
+from securechat.services.view import NodeView
 
 log = logging.getLogger("securechat.console")
 
@@ -69,11 +70,11 @@ class LineReader:
 
 
 class Console:
-    """Runs operator commands against a running server."""
+    """Runs operator commands against a running node."""
 
     def __init__(
         self,
-        view: ServerView,
+        view: NodeView,
         shutdown: Callable[[], object],
         write: Callable[[str], object],
     ) -> None:
@@ -127,11 +128,11 @@ class Console:
             self.write(line)
 
     async def clients(self, args: list[str]) -> None:
-        clients = self.view.admin.clients()
+        clients = self.view.clients()
         if not clients:
             self.write("no clients connected")
             return
-        now_ms = self.view.admin.clock.now_ms()
+        now_ms = self.view.now_ms()
         self.write(f"{len(clients)} connected:")
         for c in clients:
             since = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(c.connected_ms / 1000))
@@ -140,7 +141,7 @@ class Console:
                        f"since {since} UTC ({ago})  sent {c.messages_sent}")  # fmt: skip
 
     async def rooms(self, args: list[str]) -> None:
-        rooms = await self.view.admin.store.list_rooms("")
+        rooms = await self.view.rooms()
         if not rooms:
             self.write("no rooms")
             return
@@ -149,7 +150,7 @@ class Console:
             self.write(f"  {r.name}  {r.member_count} member{'s' * (r.member_count != 1)}{lock}")
 
     async def stats(self, args: list[str]) -> None:
-        s = await self.view.admin.stats()
+        s = await self.view.stats()
         self.write(f"securechat {s.version} node {s.node} up {format_duration(s.uptime_s)}")
         self.write(f"  streams {s.connected_streams}  users {s.users}  rooms {s.rooms}  "
                    f"accepted {s.messages_accepted}  deliveries {s.deliveries}  "
@@ -160,7 +161,7 @@ class Console:
             self.write("usage: /kick USER [REASON]")
             return
         user, reason = args[0], " ".join(args[1:]) or "disconnected by the operator"
-        streams, sessions = await self.view.admin.kick(user, reason)
+        streams, sessions = await self.view.kick(user, reason)
         log.info("console: kicked user=%s streams=%d sessions=%d", user, streams, sessions)
         self.write(f"kicked {user}: {streams} stream(s) ended, {sessions} session(s) revoked")
 
@@ -170,7 +171,7 @@ class Console:
 
 
 async def run_console(
-    view: ServerView, shutdown: Callable[[], object], fd: int = 0,
+    view: NodeView, shutdown: Callable[[], object], fd: int = 0,
     write: Callable[[str], object] | None = None,
 ) -> None:  # fmt: skip
     """Read commands from ``fd`` (stdin) until end of input or /shutdown."""

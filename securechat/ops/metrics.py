@@ -6,6 +6,9 @@ from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from securechat.errors import SlowConsumer
+from securechat.services.stream_events import Ending
+
 
 class Metrics:
     def __init__(self) -> None:
@@ -50,6 +53,22 @@ class Metrics:
         # What sync() last added, so scrapes only ever add the difference.
         self._synced_logins: dict[str, int] = {}
         self._synced_deliveries = 0
+
+    # ---- services.chat.ChatObserver: what the Chat streams report ----------------------------
+    def stream_opened(self) -> None:
+        self.streams.inc()
+
+    def stream_closed(self, ending: Ending | None) -> None:
+        self.streams.dec()
+        if isinstance(ending, SlowConsumer):
+            self.queue_drops.inc()
+
+    def frame_written(self) -> None:
+        self.frames.inc()
+
+    def send_accepted(self, seconds: float) -> None:
+        self.messages.inc()
+        self.send_latency.observe(seconds)
 
     def sync(self, login_outcomes: Mapping[str, int], deliveries: int) -> None:
         """Bring the login and delivery counters up to the services' own running totals.

@@ -1,49 +1,19 @@
-"""The running server as operators see it: a small Protocol, a message-rate meter, a snapshot.
+"""The running node as operators see it: a message-rate meter and the status snapshot.
 
-The status page, ``/api/status`` and the server console all read the server through
-:class:`ServerView`, which ``securechat.transport.server.SecureChatServer`` satisfies; this
-package never imports grpc or the transport. A snapshot holds no secrets and no message
-content: user names, device ids, peer addresses, certificate subjects, counts and times.
+The status page, ``/api/status`` and the server console read the node through
+:class:`securechat.services.view.NodeView`; this package never imports grpc or the transport.
+A snapshot holds no secrets and no message content.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
 from securechat.ops.metrics import Metrics
-from securechat.services.admin import Admin
-
-
-class LoginCounts(Protocol):
-    @property
-    def login_outcomes(self) -> Mapping[str, int]: ...
-
-
-class AcceptedCount(Protocol):
-    @property
-    def accepted(self) -> int: ...
-
-
-class ServerView(Protocol):
-    """What operations tools need from a running server."""
-
-    @property
-    def admin(self) -> Admin: ...
-
-    @property
-    def accounts(self) -> LoginCounts: ...
-
-    @property
-    def messenger(self) -> AcceptedCount: ...
-
-    @property
-    def metrics(self) -> Metrics: ...
-
-    @property
-    def node(self) -> str: ...
+from securechat.services.view import NodeView
 
 
 class RateMeter:
@@ -80,17 +50,17 @@ class RateMeter:
         return max(0, n1 - n0) / (t1 - t0)
 
 
-async def build_status(view: ServerView, rate: RateMeter) -> dict[str, Any]:
+async def build_status(view: NodeView, metrics: Metrics, rate: RateMeter) -> dict[str, Any]:
     """The JSON document behind ``/api/status`` and the status page."""
     rate.sample()
-    stats = await view.admin.stats()
-    rooms = await view.admin.store.list_rooms("")
-    logins = dict(view.accounts.login_outcomes)
-    view.metrics.sync(logins, view.admin.messenger.deliveries)
-    now_ms = view.admin.clock.now_ms()
+    stats = await view.stats()
+    rooms = await view.rooms()
+    logins = dict(view.login_outcomes)
+    metrics.sync(logins, view.deliveries)
+    now_ms = view.now_ms()
     return {
         "version": stats.version,
-        "node": view.node,
+        "node": view.name,
         "uptime_s": stats.uptime_s,
         "server_time_ms": now_ms,
         "connected_streams": stats.connected_streams,
@@ -109,7 +79,7 @@ async def build_status(view: ServerView, rate: RateMeter) -> dict[str, Any]:
                 "since_ms": c.connected_ms,
                 "messages_sent": c.messages_sent,
             }
-            for c in view.admin.clients()
+            for c in view.clients()
         ],
         "rooms": [
             {"name": r.name, "members": r.member_count, "protected": r.protected} for r in rooms

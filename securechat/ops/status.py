@@ -19,8 +19,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from securechat.config import StatusConfig
 from securechat.errors import ConfigError
-from securechat.ops.snapshot import RateMeter, ServerView, build_status
+from securechat.ops.metrics import Metrics
+from securechat.ops.snapshot import RateMeter, build_status
 from securechat.ops.status_page import CONTENT_SECURITY_POLICY, render_page
+from securechat.services.view import NodeView
 
 log = logging.getLogger("securechat.status")
 
@@ -52,13 +54,14 @@ def check_config(config: StatusConfig) -> None:
 
 
 class StatusServer:
-    """Owns the aiohttp runner and the message-rate sampler for one SecureChatServer."""
+    """Owns the aiohttp runner and the message-rate sampler for one node."""
 
-    def __init__(self, view: ServerView, config: StatusConfig) -> None:
+    def __init__(self, view: NodeView, metrics: Metrics, config: StatusConfig) -> None:
         check_config(config)
         self.view = view
+        self.metrics = metrics
         self.config = config
-        self.rate = RateMeter(lambda: view.messenger.accepted)
+        self.rate = RateMeter(lambda: view.messages_accepted)
         self.port = 0
         self._runner: web.AppRunner | None = None
         self._sampler: asyncio.Task[None] | None = None
@@ -127,19 +130,18 @@ class StatusServer:
 
     async def _page(self, request: web.Request) -> web.StreamResponse:
         return web.Response(
-            text=render_page(self.view.node),
+            text=render_page(self.view.name),
             content_type="text/html",
             charset="utf-8",
             headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY},
         )
 
     async def _status(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response(await build_status(self.view, self.rate))
+        return web.json_response(await build_status(self.view, self.metrics, self.rate))
 
     async def _metrics(self, request: web.Request) -> web.StreamResponse:
-        view = self.view
-        view.metrics.sync(view.accounts.login_outcomes, view.admin.messenger.deliveries)
-        body = generate_latest(view.metrics.registry)
+        self.metrics.sync(self.view.login_outcomes, self.view.deliveries)
+        body = generate_latest(self.metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _healthz(self, request: web.Request) -> web.StreamResponse:

@@ -29,6 +29,7 @@ from securechat.errors import (
     ResourceExhausted,
     Unauthenticated,
 )
+from securechat.services.acks import LastSeen
 from securechat.services.clock import Clock
 from securechat.services.passwords import PasswordHasher
 from securechat.storage.port import Store
@@ -58,10 +59,12 @@ class Accounts:
         hasher: PasswordHasher,
         config: AuthConfig,
         clock: Clock,
+        last_seen: LastSeen,
         default_room: str,
         bind_cert_to_user: bool = False,
     ) -> None:
         self.store = store
+        self.last_seen = last_seen
         self.bus = bus
         self.hasher = hasher
         self.config = config
@@ -191,6 +194,8 @@ class Accounts:
             device_id = await self._new_device(username, now_ms)
         elif await self.store.get_device(username, device_id) is None:
             raise NotFound(f"device {device_id} is not registered for {username}: log in again")
+        else:
+            self.last_seen.seen(DeviceRef(username, device_id), now_ms)
         token = secrets.token_urlsafe(32)
         session = Session(
             token_hash=hash_token(token),
@@ -266,8 +271,3 @@ class Accounts:
     def require_admin(session: Session) -> None:
         if session.role is not Role.ADMIN:
             raise PermissionDenied("this call needs an admin account")
-
-
-def names_for_log(username: str) -> str:
-    """A username as safe to log: unknown input is trimmed and non-printables replaced."""
-    return "".join(ch if ch.isprintable() else "?" for ch in username[:40])

@@ -1,46 +1,81 @@
-"""Acknowledgements of every stream, written together: one transaction per round, no delay.
+"""Per-device marks written together, one transaction per round and no delay: acknowledgements
+and last-seen times.
 
 An ack only deletes what a client has processed; losing one in a crash means a re-delivery
-that the client drops by message id. So acks need not be written one by one, and coalescing
-them keeps the single SQLite writer free for the group commit of sends.
+that the client drops by message id. A last-seen time is informational. So neither needs to be
+written one by one, and coalescing them keeps the single SQLite writer free for the group commit
+of sends (and makes a reconnect storm a handful of writes).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 
 from securechat.domain.model import DeviceRef
 from securechat.storage.port import Store
 
 log = logging.getLogger("securechat.acks")
 
+Write = Callable[[Sequence[tuple[DeviceRef, int]]], Awaitable[None]]
 
-class AckBatcher:
-    def __init__(self, store: Store) -> None:
-        self.store = store
+
+class Coalesced:
+    """The highest mark recorded per device since the last round, written by one task."""
+
+    what = "marks"  # for the log
+    task_name = "mark-batch"
+
+    def __init__(self, write: Write) -> None:
+        self._write = write
         self._pending: dict[DeviceRef, int] = {}
         self._task: asyncio.Task[None] | None = None
         self.rounds = 0
 
-    def ack(self, device: DeviceRef, seq: int) -> None:
-        """Record that ``device`` processed everything up to ``seq`` (validated by the caller)."""
-        if seq > self._pending.get(device, 0):
-            self._pending[device] = seq
+    def _record(self, device: DeviceRef, mark: int) -> None:
+        if mark > self._pending.get(device, 0):
+            self._pending[device] = mark
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="ack-batch")
+            self._task = asyncio.create_task(self._run(), name=self.task_name)
 
     async def _run(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, {}
             try:
-                await self.store.ack_many(list(batch.items()))
+                await self._write(list(batch.items()))
             except Exception:
-                # Not fatal: the entries stay in the mailbox and are delivered again.
-                log.warning("could not store %d acknowledgements; they will be redelivered",
-                            len(batch))  # fmt: skip
+                log.warning("could not store %d %s", len(batch), self.what)
             self.rounds += 1
 
     async def drain(self) -> None:
         while self._task is not None and not self._task.done():
             await asyncio.shield(self._task)
+
+
+class AckBatcher(Coalesced):
+    """Acks of every stream (a lost one means a redelivery the client drops by message id)."""
+
+    what = "acknowledgements (they will be redelivered)"
+    task_name = "ack-batch"
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store.ack_many)
+
+    def ack(self, device: DeviceRef, seq: int) -> None:
+        """Record that ``device`` processed everything up to ``seq`` (validated by the caller)."""
+        self._record(device, seq)
+
+
+class LastSeen(Coalesced):
+    """When each device was last seen: at login, when its stream opens and when it closes
+    (never per message). ``Device.last_seen_ms``, shown by ListDevices."""
+
+    what = "last-seen times"
+    task_name = "last-seen-batch"
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store.touch_devices)
+
+    def seen(self, device: DeviceRef, now_ms: int) -> None:
+        self._record(device, now_ms)

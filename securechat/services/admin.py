@@ -63,7 +63,7 @@ class Admin:
             ClientInfo(
                 s.device,
                 s.peer,
-                s.cert_subject,
+                s.certificate.subject,
                 s.connected_ms,
                 self.messenger.sent_by.get(s.device, 0),
                 self.bus.node,

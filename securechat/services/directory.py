@@ -28,16 +28,12 @@ class Directory:
         self._room_devices: dict[str, tuple[DeviceRef, ...]] = {}
         self._user_devices: dict[str, tuple[DeviceRef, ...]] = {}
         self._rooms_of: dict[str, tuple[str, ...]] = {}
-        self.hits = 0
-        self.misses = 0
 
     async def _cached(
         self, table: dict[str, T], key: str, load: Callable[[], Awaitable[T | None]]
     ) -> T | None:
         if key in table:
-            self.hits += 1
             return table[key]
-        self.misses += 1
         generation = self._generation
         value = await load()
         if value is not None and generation == self._generation:

@@ -16,19 +16,17 @@ from securechat.domain.events import (
     UserKicked,
 )
 from securechat.domain.model import DeviceRef
+from securechat.errors import Kicked, LoggedOut, RevokedCertificate, ShuttingDown, StreamReplaced
 from securechat.services.clock import Clock
 from securechat.services.directory import Directory
-from securechat.services.stream import Control, StreamSession
-from securechat.storage.port import Store
+from securechat.services.stream import StreamSession
+from securechat.services.stream_events import ReconnectHint
 
 log = logging.getLogger("securechat.hub")
 
 
 class Hub:
-    def __init__(
-        self, store: Store, bus: Bus, clock: Clock, directory: Directory, room_limit: int
-    ) -> None:
-        self.store = store
+    def __init__(self, bus: Bus, clock: Clock, directory: Directory, room_limit: int) -> None:
         self.bus = bus
         self.clock = clock
         self.directory = directory
@@ -38,10 +36,10 @@ class Hub:
 
     # ---- streams coming and going -----------------------------------------------------------
     async def attach(self, stream: StreamSession) -> None:
-        """Register a stream; a previous stream of the same device is replaced (ABORTED)."""
+        """Register a stream; a previous stream of the same device ends (StreamReplaced)."""
         previous = self.streams.get(stream.device)
         if previous is not None:
-            previous.end("ABORTED", "replaced by a newer connection of the same device")
+            previous.end(StreamReplaced())
             await self._forget(previous)
         self.streams[stream.device] = stream
         self.by_user.setdefault(stream.device.user, set()).add(stream.device)
@@ -82,11 +80,11 @@ class Hub:
                     self.streams[device].notify(event)
         elif isinstance(event, UserKicked):
             for device in list(self.by_user.get(event.user, ())):
-                self.streams[device].end("UNAUTHENTICATED", event.reason)
+                self.streams[device].end(Kicked(event.reason))
         elif isinstance(event, SessionEnded):
             for stream in list(self.streams.values()):
                 if stream.session.token_hash == event.token_hash:
-                    stream.end("UNAUTHENTICATED", "you logged out: log in again to continue")
+                    stream.end(LoggedOut())
         elif isinstance(event, CertificateRevoked):
             self.end_revoked({event.fingerprint} - {""}, {event.serial_hex} - {""})
         elif isinstance(event, Resync):
@@ -96,13 +94,16 @@ class Hub:
     def end_revoked(self, fingerprints: set[str], serials: set[str]) -> int:
         ended = 0
         for stream in list(self.streams.values()):
-            if stream.cert_fingerprint in fingerprints or stream.cert_serial in serials:
-                stream.end("UNAUTHENTICATED", "your client certificate has been revoked")
+            cert = stream.certificate
+            if cert.fingerprint in fingerprints or cert.serial_hex in serials:
+                stream.end(RevokedCertificate())
                 ended += 1
         return ended
 
     def reconnect_all(self, retry_after_ms: int, reason: str) -> None:
-        """Graceful shutdown: every stream gets a reconnect hint, then ends."""
+        """Graceful shutdown: every stream gets a reconnect hint, then ends with ShuttingDown
+        (its writer still flushes the hint)."""
+        hint = ReconnectHint(retry_after_ms, reason)
         for stream in list(self.streams.values()):
-            stream.notify(Control("reconnect", (retry_after_ms, reason)))
-            stream.end("OK", reason)
+            stream.notify(hint)
+            stream.end(ShuttingDown(reason, retry_after=retry_after_ms / 1000))

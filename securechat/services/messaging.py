@@ -97,6 +97,8 @@ class Messenger:
         if len(items) > self.config.max_recipients:
             raise InvalidArgument(f"too many recipients (at most {self.config.max_recipients})")
         for device, ciphertext in items:
+            if not device.user:
+                raise InvalidArgument("every ciphertext needs a recipient device")
             if not ciphertext:
                 raise InvalidArgument(f"empty ciphertext for {device.user}/{device.device_id}")
             if len(ciphertext) > self.config.max_message_bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from securechat.bus.port import Bus
 from securechat.domain import names
@@ -21,6 +22,13 @@ from securechat.services.passwords import PasswordHasher
 from securechat.storage.port import Store
 
 log = logging.getLogger("securechat.rooms")
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    user: str
+    device_ids: tuple[int, ...]
+    online: bool
 
 
 class Rooms:
@@ -92,6 +100,16 @@ class Rooms:
         if not await self.store.remove_member(name, user):
             raise FailedPrecondition(f"you are not a member of {name!r}")
         await self._announce(name, user, MembershipKind.LEFT)
+
+    async def members(self, name: str, user: str) -> list[Member]:
+        """The room's members (to a member only) with their devices and whether they are online
+        anywhere, sorted by name."""
+        await self.require_member(name, user)
+        devices: dict[str, list[int]] = {u: [] for u in await self.directory.members(name)}
+        for device in await self.directory.room_devices(name):
+            devices.setdefault(device.user, []).append(device.device_id)
+        online = {entry.device.user for entry in await self.bus.online()}
+        return [Member(u, tuple(ids), u in online) for u, ids in sorted(devices.items())]
 
     async def list(self, user: str) -> list[RoomSummary]:
         return await self.store.list_rooms(user)

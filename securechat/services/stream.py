@@ -1,7 +1,7 @@
 """One live Chat stream: a bounded outgoing queue, the delivery cursor and mailbox catch-up.
 
-The transport's single writer task drains ``next_batch()`` into one frame per wake-up; this class
-decides what goes into the queue. It never touches grpc.
+The stream's single writer task (services/chat.py) drains ``next_batch()`` into one frame per
+wake-up; this class decides what goes into the queue and how the stream ends. No grpc here.
 """
 
 from __future__ import annotations
@@ -9,13 +9,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from dataclasses import dataclass
 
 from securechat.domain.cursor import DeliveryCursor, Verdict
-from securechat.domain.events import MembershipChanged, PresenceChanged
-from securechat.domain.model import DeviceRef, MailboxEntry, Session
-from securechat.errors import InvalidArgument
+from securechat.domain.model import DeviceRef, MailboxEntry, PeerCertificate, Session
+from securechat.errors import (
+    InvalidArgument,
+    SessionExpired,
+    ShuttingDown,
+    SlowConsumer,
+    Unavailable,
+)
 from securechat.services.acks import AckBatcher
+from securechat.services.stream_events import Closed, Ending, Notification, OutEvent
 from securechat.storage.port import Store
 
 log = logging.getLogger("securechat.stream")
@@ -24,21 +29,10 @@ log = logging.getLogger("securechat.stream")
 MAX_IN_FLIGHT = 64
 
 
-@dataclass(frozen=True, slots=True)
-class Control:
-    """A non-mailbox event for the stream (send results, pongs, notices, reconnect hints)."""
-
-    kind: str
-    payload: object
-
-
-OutEvent = MailboxEntry | PresenceChanged | MembershipChanged | Control
-
-
-@dataclass(frozen=True, slots=True)
-class Ending:
-    status: str  # a gRPC status name: OK, RESOURCE_EXHAUSTED, UNAUTHENTICATED, ...
-    message: str
+def flushes(ending: Ending) -> bool:
+    """Whether the writer still sends what is queued (a graceful ending: the reconnect hint
+    before a shutdown, the last results before the client's own close)."""
+    return isinstance(ending, Closed | ShuttingDown)
 
 
 class StreamSession:
@@ -46,9 +40,9 @@ class StreamSession:
     thousands of idle clients connected, every one counts (see docs/performance.md)."""
 
     __slots__ = (
-        "_drained", "_fetch_wanted", "_in_flight", "_pump_task", "_wake", "acks", "bound",
-        "cert_fingerprint", "cert_serial", "cert_subject", "connected_ms", "cursor",
-        "device", "ending", "finished", "page", "peer", "queue", "session", "store",
+        "_drained", "_expiry", "_fetch_wanted", "_in_flight", "_pump_task", "_wake", "acks",
+        "bound", "certificate", "connected_ms", "cursor", "device", "ending", "finished", "page",
+        "peer", "queue", "session", "store",
     )  # fmt: skip
 
     def __init__(
@@ -61,9 +55,7 @@ class StreamSession:
         bound: int,
         page: int,
         peer: str,
-        cert_subject: str,
-        cert_fingerprint: str,
-        cert_serial: str,
+        certificate: PeerCertificate,
         connected_ms: int,
     ) -> None:
         self.session = session
@@ -73,13 +65,12 @@ class StreamSession:
         self.bound = bound
         self.page = page
         self.peer = peer
-        self.cert_subject = cert_subject
-        self.cert_fingerprint = cert_fingerprint
-        self.cert_serial = cert_serial
+        self.certificate = certificate
         self.connected_ms = connected_ms
         self.cursor = DeliveryCursor(resume_after)
         self.queue: deque[OutEvent] = deque()
         self.ending: Ending | None = None
+        self._expiry: asyncio.TimerHandle | None = None
         self._wake = asyncio.Event()
         # Resolved when the stream ends (a bare future: no task waits on an event per stream).
         self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -99,7 +90,17 @@ class StreamSession:
         """Replay the mailbox after the resume point (then follow live notifications)."""
         self._want_fetch()
 
+    def expire_after(self, delay_s: float) -> None:
+        """End the stream with SessionExpired ``delay_s`` from now (when its session runs out)."""
+        self._expiry = asyncio.get_running_loop().call_later(delay_s, self._expire)
+
+    def _expire(self) -> None:
+        self.end(SessionExpired())
+
     def stop(self) -> None:
+        """The stream is over: cancel its timer and its mailbox reads."""
+        if self._expiry is not None:
+            self._expiry.cancel()
         if self._pump_task is not None:
             self._pump_task.cancel()
 
@@ -114,11 +115,7 @@ class StreamSession:
         if self.ending is not None:
             return
         if len(self.queue) >= self.bound:
-            self.end(
-                "RESOURCE_EXHAUSTED",
-                "you fell too far behind and were disconnected; reconnect to resume (nothing "
-                "was lost)",
-            )
+            self.end(SlowConsumer())
             return
         self.queue.append(event)
         self._wake.set()
@@ -135,12 +132,13 @@ class StreamSession:
         """Re-read the mailbox: live notifications may have been lost (see events.Resync)."""
         self._want_fetch()
 
-    def notify(self, event: PresenceChanged | MembershipChanged | Control) -> None:
+    def notify(self, event: Notification) -> None:
         self._put(event)
 
-    def end(self, status: str, message: str) -> None:
+    def end(self, ending: Ending) -> None:
+        """End the stream (the first ending wins); the transport tells the client."""
         if self.ending is None:
-            self.ending = Ending(status, message)
+            self.ending = ending
             if not self.finished.done():
                 self.finished.set_result(None)
             self._wake.set()
@@ -151,14 +149,14 @@ class StreamSession:
     async def pump(self) -> None:
         """Fetch from the mailbox whenever the cursor saw a gap (and once at start: replay).
 
-        If the store fails, the stream ends UNAVAILABLE: the client reconnects and resumes from
+        If the store fails, the stream ends Unavailable: the client reconnects and resumes from
         its last ack, instead of staying connected to a stream that can no longer catch up."""
         try:
             await self._pump()
         except Exception:
             log.exception("mailbox catch-up failed for %s/%d", self.device.user,
                           self.device.device_id)  # fmt: skip
-            self.end("UNAVAILABLE", "the server could not read your mailbox: reconnect")
+            self.end(Unavailable("the server could not read your mailbox: reconnect"))
 
     async def _pump(self) -> None:
         while self._fetch_wanted and self.ending is None:
@@ -186,7 +184,7 @@ class StreamSession:
                 return None
             self._wake.clear()
             await self._wake.wait()
-        if self.ending is not None and self.ending.status != "OK":
+        if self.ending is not None and not flushes(self.ending):
             return None
         batch = list(self.queue)
         self.queue.clear()

@@ -135,9 +135,11 @@ class MemoryStore:
         found = [s.device for ref, s in self._devices.items() if ref.user == user]
         return sorted(found, key=lambda d: d.device_id)
 
-    async def touch_device(self, device: DeviceRef, now_ms: int) -> None:
-        state = self._device(device)
-        state.device = replace(state.device, last_seen_ms=now_ms)
+    async def touch_devices(self, seen: Sequence[tuple[DeviceRef, int]]) -> None:
+        for device, now_ms in seen:
+            state = self._devices.get(device)
+            if state is not None and state.device.last_seen_ms < now_ms:
+                state.device = replace(state.device, last_seen_ms=now_ms)
 
     async def remove_device(self, device: DeviceRef) -> bool:
         if self._devices.pop(device, None) is None:

@@ -69,7 +69,9 @@ class Store(Protocol):
 
     async def list_devices(self, user: str) -> list[Device]: ...
 
-    async def touch_device(self, device: DeviceRef, now_ms: int) -> None: ...
+    async def touch_devices(self, seen: Sequence[tuple[DeviceRef, int]]) -> None:
+        """Record, in one transaction, when each device was last seen (``Device.last_seen_ms``).
+        A time never moves back; unknown devices are skipped."""
 
     async def remove_device(self, device: DeviceRef) -> bool:
         """Delete a device with its keys, mailbox and sessions (stage 1 allows one device per

@@ -7,9 +7,10 @@ transaction plumbing in ``sql_core``. Only the dialect hooks of ``SqlCore`` diff
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, func, literal, select, union, update
+from sqlalchemy import Row, and_, bindparam, delete, func, literal, select, union, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from securechat.domain.model import (
@@ -199,17 +200,22 @@ class SqlStore(KeyDirectorySql, MailboxSql):
             )
             return [_device(row) for row in result]
 
-    async def touch_device(self, device: DeviceRef, now_ms: int) -> None:
-        async with self._write() as conn:
-            result = await conn.execute(
-                update(devices)
-                .where(
-                    (devices.c.user_name == device.user) & (devices.c.device_id == device.device_id)
-                )
-                .values(last_seen_ms=now_ms)
+    async def touch_devices(self, seen: Sequence[tuple[DeviceRef, int]]) -> None:
+        if not seen:
+            return
+        statement = (
+            update(devices)
+            .where(
+                (devices.c.user_name == bindparam("u"))
+                & (devices.c.device_id == bindparam("d"))
+                & (devices.c.last_seen_ms < bindparam("t"))
             )
-            if result.rowcount == 0:
-                raise rules.device_not_found(device)
+            .values(last_seen_ms=bindparam("t"))
+        )
+        async with self._write() as conn:
+            await conn.execute(
+                statement, [{"u": d.user, "d": d.device_id, "t": now_ms} for d, now_ms in seen]
+            )
 
     # ---- rooms ----------------------------------------------------------------------------
     async def create_room(

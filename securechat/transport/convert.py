@@ -10,20 +10,30 @@ from securechat.domain.model import (
     MailboxEntry,
     RoomSummary,
 )
-from securechat.errors import InvalidArgument
-from securechat.services.messaging import Accepted
-from securechat.services.stream import Control, OutEvent
+from securechat.errors import StaleDevices
+from securechat.services.stream_events import (
+    Opened,
+    OutEvent,
+    Pong,
+    ReconnectHint,
+    SendAccepted,
+    SendRejected,
+)
 from securechat.transport import wire
+from securechat.transport.errors import retry_after_s
 from securechat_proto.v1 import chat_pb2, common_pb2, rooms_pb2
 
+Items = list[tuple[DeviceRef, bytes]]
 
-def conversation_from_proto(message: common_pb2.Conversation) -> Conversation:
+
+def conversation_from_proto(message: common_pb2.Conversation) -> Conversation | None:
+    """The conversation a send names; None when it names none (the service refuses that)."""
     kind = message.WhichOneof("kind")
     if kind == "room":
         return Conversation(ConversationKind.ROOM, message.room)
     if kind == "user":
         return Conversation(ConversationKind.DIRECT, message.user)
-    raise InvalidArgument("the send names no conversation: set conversation.room or .user")
+    return None
 
 
 def conversation_to_proto(conversation: Conversation) -> common_pb2.Conversation:
@@ -36,13 +46,16 @@ def device_to_proto(device: DeviceRef) -> common_pb2.DeviceAddress:
     return common_pb2.DeviceAddress(user=device.user, device_id=device.device_id)
 
 
-def items_from_proto(request: chat_pb2.SendRequest) -> list[tuple[DeviceRef, bytes]]:
-    items = []
-    for item in request.ciphertexts:
-        if not item.HasField("device") or not item.device.user:
-            raise InvalidArgument("every ciphertext needs a recipient device")
-        items.append((DeviceRef(item.device.user, item.device.device_id), item.ciphertext))
-    return items
+def send_from_proto(
+    request: chat_pb2.SendRequest,
+) -> tuple[Conversation | None, Items, str]:
+    """(conversation, [(recipient device, ciphertext)], client_message_id); a ciphertext without
+    a device has an empty user, which the service refuses."""
+    items = [
+        (DeviceRef(item.device.user, item.device.device_id), item.ciphertext)
+        for item in request.ciphertexts
+    ]
+    return conversation_from_proto(request.conversation), items, request.client_message_id
 
 
 def delivery_to_proto(entry: MailboxEntry) -> chat_pb2.Delivery:
@@ -66,13 +79,27 @@ def room_to_proto(room: RoomSummary) -> rooms_pb2.RoomInfo:
     )
 
 
-def accepted_to_proto(client_message_id: str, accepted: Accepted) -> chat_pb2.SendResult:
-    return chat_pb2.SendResult(
-        client_message_id=client_message_id,
-        accepted=True,
-        message_id=accepted.message_id,
-        server_time_ms=accepted.server_time_ms,
+def send_result(outcome: SendAccepted | SendRejected) -> chat_pb2.SendResult:
+    if isinstance(outcome, SendAccepted):
+        return chat_pb2.SendResult(
+            client_message_id=outcome.client_message_id,
+            accepted=True,
+            message_id=outcome.message_id,
+            server_time_ms=outcome.server_time_ms,
+        )
+    error = outcome.error
+    result = chat_pb2.SendResult(
+        client_message_id=outcome.client_message_id,
+        accepted=False,
+        error_code=error.code,
+        error_message=error.message,
+        retry_after_s=retry_after_s(error) or 0,
     )
+    if isinstance(error, StaleDevices):
+        result.current_devices.extend(
+            device_to_proto(DeviceRef(user, device)) for user, device in error.devices
+        )
+    return result
 
 
 def encode_frame(batch: list[OutEvent]) -> bytes:
@@ -90,6 +117,8 @@ def encode_frame(batch: list[OutEvent]) -> bytes:
 def event_to_proto(event: OutEvent) -> chat_pb2.ServerEvent:
     if isinstance(event, MailboxEntry):
         return chat_pb2.ServerEvent(delivery=delivery_to_proto(event))
+    if isinstance(event, SendAccepted | SendRejected):
+        return chat_pb2.ServerEvent(send_result=send_result(event))
     if isinstance(event, PresenceChanged):
         return chat_pb2.ServerEvent(
             presence=chat_pb2.PresenceChange(
@@ -105,25 +134,21 @@ def event_to_proto(event: OutEvent) -> chat_pb2.ServerEvent:
                 at_ms=event.at_ms,
             )
         )
-    return control_to_proto(event)
-
-
-def control_to_proto(event: Control) -> chat_pb2.ServerEvent:
-    payload = event.payload
-    if event.kind == "send_result":
-        assert isinstance(payload, chat_pb2.SendResult)
-        return chat_pb2.ServerEvent(send_result=payload)
-    if event.kind == "pong":
-        assert isinstance(payload, chat_pb2.Pong)
-        return chat_pb2.ServerEvent(pong=payload)
-    if event.kind == "opened":
-        assert isinstance(payload, chat_pb2.StreamOpened)
-        return chat_pb2.ServerEvent(opened=payload)
-    if event.kind == "reconnect":
-        assert isinstance(payload, tuple)
-        retry_after_ms, reason = payload
+    if isinstance(event, Pong):
         return chat_pb2.ServerEvent(
-            reconnect=chat_pb2.ReconnectHint(retry_after_ms=retry_after_ms, reason=reason)
+            pong=chat_pb2.Pong(
+                client_time_ms=event.client_time_ms, server_time_ms=event.server_time_ms
+            )
         )
-    assert isinstance(payload, str)
-    return chat_pb2.ServerEvent(notice=chat_pb2.Notice(level=chat_pb2.Notice.INFO, text=payload))
+    if isinstance(event, Opened):
+        return chat_pb2.ServerEvent(
+            opened=chat_pb2.StreamOpened(
+                device=device_to_proto(event.device),
+                pending=event.pending,
+                server_time_ms=event.server_time_ms,
+            )
+        )
+    assert isinstance(event, ReconnectHint)
+    return chat_pb2.ServerEvent(
+        reconnect=chat_pb2.ReconnectHint(retry_after_ms=event.retry_after_ms, reason=event.reason)
+    )

@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from functools import lru_cache
 
 import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-
-@dataclass(frozen=True, slots=True)
-class PeerCertificate:
-    subject: str
-    common_name: str | None
-    fingerprint: str  # SHA-256 of the DER, colon-separated upper-case hex
-    serial_hex: str
-
-
-NO_CERTIFICATE = PeerCertificate("", None, "", "")
+from securechat.domain.model import NO_CERTIFICATE, PeerCertificate
 
 
 @lru_cache(maxsize=4096)

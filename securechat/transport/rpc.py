@@ -20,13 +20,21 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
 
-from securechat.domain.model import DeviceRef, Session
-from securechat.errors import InvalidArgument, SecureChatError, Unauthenticated
+from securechat.domain.model import DeviceRef, PeerCertificate, Session
+from securechat.errors import InvalidArgument, RevokedCertificate, SecureChatError, Unauthenticated
 from securechat.ops.logsetup import request_id
 from securechat.ops.metrics import Metrics
 from securechat.services.accounts import Accounts
-from securechat.transport.errors import abort_internal, abort_with, status_code
-from securechat.transport.peer import PeerCertificate, peer_certificate
+from securechat.transport.errors import (
+    CANCELLED,
+    INTERNAL,
+    OK,
+    abort_internal,
+    abort_unimplemented,
+    abort_with,
+    status_name,
+)
+from securechat.transport.peer import peer_certificate
 
 log = logging.getLogger("securechat.rpc")
 access = logging.getLogger("securechat.access")
@@ -74,9 +82,7 @@ class Guard:
 
     async def admit(self, call: Call, *, public: bool, admin: bool) -> None:
         if self.is_revoked(call.certificate):
-            raise Unauthenticated(
-                "your client certificate has been revoked: ask the operator for a new one"
-            )
+            raise RevokedCertificate()
         if public:
             return
         call.session = await self.accounts.authenticate(bearer_token(call.context))
@@ -135,7 +141,7 @@ AnyImpl = Any
 
 def _unimplemented(name: str) -> UnaryImpl:
     async def method(request: Message, call: Call) -> Message:
-        await call.context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{name} is not implemented yet")
+        await abort_unimplemented(call.context, name)
         raise AssertionError("unreachable")  # pragma: no cover
 
     return method
@@ -149,20 +155,20 @@ def _unary(guard: Guard, full: str, impl: UnaryImpl, public: bool, admin: bool) 
     ) -> Message | None:
         call = guard.start(context, full)
         started = time.perf_counter()
-        code = "OK"
+        code = OK
         try:
             await guard.admit(call, public=public, admin=admin)
             if isinstance(request, MalformedRequest):
                 raise request.refuse()
             return await impl(request, call)
         except SecureChatError as error:
-            code = status_code(error).name
+            code = status_name(error)
             await abort_with(context, error)
         except (asyncio.CancelledError, grpc.aio.AbortError):
-            code = "CANCELLED" if code == "OK" else code
+            code = CANCELLED if code == OK else code
             raise
         except Exception:
-            code = "INTERNAL"
+            code = INTERNAL
             log.exception("unexpected error in %s", full)
             await abort_internal(context, call.request_id)
         finally:
@@ -187,18 +193,18 @@ def _stream(guard: Guard, full: str, impl: StreamImpl) -> Any:
     async def handler(requests: AsyncIterator[Message], context: grpc.aio.ServicerContext) -> None:
         call = guard.start(context, full)
         started = time.perf_counter()
-        code = "OK"
+        code = OK
         try:
             await guard.admit(call, public=False, admin=False)
-            await impl(_parsed(requests), call)
+            await impl(_parsed(requests), call)  # raises the ending when the server ended it
         except SecureChatError as error:
-            code = status_code(error).name
+            code = status_name(error)
             await abort_with(context, error)
         except (asyncio.CancelledError, grpc.aio.AbortError):
-            code = "ENDED"
+            code = CANCELLED if code == OK else code
             raise
         except Exception:
-            code = "INTERNAL"
+            code = INTERNAL
             log.exception("unexpected error in %s", full)
             await abort_internal(context, call.request_id)
         finally:

@@ -1,46 +1,34 @@
-"""The server's lifecycle: wire the services, bind the mTLS port, serve, shut down gracefully."""
+"""The gRPC server of one node: options, the mTLS port, servicers over the services it is given,
+health and reflection. The node (securechat/node.py) builds the services and runs the lifecycle."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import os
 import socket
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from securechat.bus.factory import open_bus
-from securechat.bus.port import Bus
 from securechat.config import Config
-from securechat.domain.events import BusEvent, CertificateRevoked, Resync
+from securechat.domain.model import PeerCertificate
 from securechat.errors import ConfigError
 from securechat.ops.metrics import Metrics
-from securechat.ops.status import StatusServer
 from securechat.services.accounts import Accounts
 from securechat.services.admin import Admin
-from securechat.services.clock import Clock, SystemClock
-from securechat.services.directory import Directory
-from securechat.services.hub import Hub
+from securechat.services.chat import ChatService
 from securechat.services.keys import KeyDirectory
-from securechat.services.messaging import Messenger
-from securechat.services.passwords import PasswordHasher
 from securechat.services.rooms import Rooms
-from securechat.storage.factory import open_store
-from securechat.storage.port import Store
 from securechat.transport.account_servicer import AuthServicer
 from securechat.transport.admin_servicer import AdminServicer
 from securechat.transport.chat_servicer import ChatServicer
 from securechat.transport.key_servicer import KeyServicer
 from securechat.transport.room_servicer import RoomServicer
 from securechat.transport.rpc import Guard, service_handler
-from securechat.transport.tls import Revocations, RotatingCredentials
+from securechat.transport.tls import RotatingCredentials
 from securechat_proto.v1 import admin_pb2, auth_pb2, chat_pb2, keys_pb2, rooms_pb2
-
-log = logging.getLogger("securechat.server")
 
 SERVICES = {
     "AuthService": auth_pb2,
@@ -49,7 +37,18 @@ SERVICES = {
     "ChatService": chat_pb2,
     "AdminService": admin_pb2,
 }
-HOUSEKEEPING_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What the gRPC layer serves, built by the composition root."""
+
+    accounts: Accounts
+    keys: KeyDirectory
+    rooms: Rooms
+    chat: ChatService
+    admin: Admin
+    is_revoked: Callable[[PeerCertificate], bool]
 
 
 def grpc_options(config: Config) -> list[tuple[str, int]]:
@@ -71,11 +70,6 @@ def grpc_options(config: Config) -> list[tuple[str, int]]:
     ]
 
 
-def default_bcrypt_workers() -> int:
-    """Leave one core to the event loop: a login storm must not stall chat."""
-    return max(1, (os.cpu_count() or 2) - 1)
-
-
 def check_port_free(host: str, port: int) -> None:
     """Fail with one clear line before grpc core logs its own bind error."""
     try:
@@ -89,78 +83,31 @@ def check_port_free(host: str, port: int) -> None:
         raise ConfigError("server.port", f"cannot listen on {host}:{port}: {reason}") from None
 
 
-class SecureChatServer:
-    def __init__(self, config: Config, *, clock: Clock | None = None) -> None:
+class GrpcServer:
+    """Constructing it checks the port and loads the certificates (ConfigError,
+    CertificateError), so a bad set-up fails before the node opens anything."""
+
+    def __init__(self, config: Config, metrics: Metrics) -> None:
         self.config = config
-        self.clock = clock or SystemClock()
-        self.metrics = Metrics()
-        self.node = config.server.node or f"{socket.gethostname()}:{os.getpid()}"
+        self.metrics = metrics
+        if config.server.port and config.server.workers == 1:
+            check_port_free(config.server.host, config.server.port)
+        ca, cert, key = (config.tls_path(n) for n in ("ca", "cert", "key"))
+        self.credentials = RotatingCredentials(ca, cert, key, config.tls.reload_interval_s)
+        self.health = HealthServicer()
         self.port = 0
         self._server: grpc.aio.Server | None = None
-        self._tasks: list[asyncio.Task[None]] = []
-        self._background: set[asyncio.Task[None]] = set()
-        self._stopped = asyncio.Event()
-        self.store: Store
-        self.bus: Bus
-        self.status: StatusServer | None = None
 
-    def _tls_paths(self) -> tuple[os.PathLike[str], ...]:
-        c = self.config
-        return (c.tls_path("ca"), c.tls_path("cert"), c.tls_path("key"))
-
-    async def start(self) -> int:
-        """Open everything and bind; returns the bound port. Raises SecureChatError subclasses
-        (CertificateError, ConfigError) with one clear line on bad set-up."""
-        cfg = self.config
-        # Validate the status page settings before opening anything.
-        status = StatusServer(self, cfg.status) if cfg.status.port else None
-        if cfg.server.port and cfg.server.workers == 1:
-            check_port_free(cfg.server.host, cfg.server.port)
-        ca, cert, key = (cfg.tls_path(n) for n in ("ca", "cert", "key"))
-        self.credentials = RotatingCredentials(ca, cert, key, cfg.tls.reload_interval_s)
-        self.store = open_store(cfg.db_url, sqlite_synchronous=cfg.storage.sqlite_synchronous)
-        await self.store.open()
-        self.bus = open_bus(cfg.bus.url, self.node)
-        self.hasher = PasswordHasher(
-            cfg.auth.bcrypt_cost, cfg.auth.bcrypt_workers or default_bcrypt_workers()
-        )
-        self.accounts = Accounts(
-            self.store,
-            self.bus,
-            self.hasher,
-            cfg.auth,
-            self.clock,
-            cfg.chat.default_room,
-            cfg.tls.bind_client_cert_to_user,
-        )
-        self.directory = Directory(self.store)
-        self.hub = Hub(
-            self.store, self.bus, self.clock, self.directory, cfg.chat.presence_room_limit
-        )
-        self.rooms = Rooms(self.store, self.bus, self.hasher, self.clock, self.directory)
-        self.messenger = Messenger(self.store, self.bus, self.rooms, cfg.chat, self.clock)
-        self.messenger.committer.on_commit = self.metrics.store_latency.observe
-        self.keys = KeyDirectory(self.store, self.bus, self.clock)
-        self.admin = Admin(
-            self.store, self.bus, self.hub, self.messenger, self.clock, self.clock.now_ms()
-        )
-        self.revocations = Revocations(cfg.tls_path("revocation_list"), self.hub)
-        await self.revocations.load_from_store(self.store)
-        if cfg.auth.admin_user:
-            await self.accounts.ensure_admin(cfg.auth.admin_user, cfg.auth.admin_password)
-        await self.bus.start(self._on_event)
-
-        server = grpc.aio.server(options=grpc_options(cfg))
-        guard = Guard(self.accounts, self.revocations.is_revoked, self.metrics)
-        self.chat = ChatServicer(
-            self.hub, self.messenger, self.store, cfg.chat, self.metrics, self.clock
-        )
+    async def start(self, services: Services) -> int:
+        """Register every service, bind the mTLS port and serve; returns the bound port."""
+        server = grpc.aio.server(options=grpc_options(self.config))
+        guard = Guard(services.accounts, services.is_revoked, self.metrics)
         servicers = {
-            "AuthService": AuthServicer(self.accounts),
-            "KeyService": KeyServicer(self.keys),
-            "RoomService": RoomServicer(self.rooms, self.store, self.bus),
-            "ChatService": self.chat,
-            "AdminService": AdminServicer(self.admin),
+            "AuthService": AuthServicer(services.accounts),
+            "KeyService": KeyServicer(services.keys),
+            "RoomService": RoomServicer(services.rooms),
+            "ChatService": ChatServicer(services.chat),
+            "AdminService": AdminServicer(services.admin),
         }
         names = []
         for name, module in SERVICES.items():
@@ -169,99 +116,26 @@ class SecureChatServer:
                 (service_handler(descriptor, servicers[name], guard, admin=name == "AdminService"),)
             )
             names.append(descriptor.full_name)
-        self.health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         names.append(health_pb2.DESCRIPTOR.services_by_name["Health"].full_name)
         reflection.enable_server_reflection([*names, reflection.SERVICE_NAME], server)
-        self.service_names = names
-        address = f"{cfg.server.host}:{cfg.server.port}"
+        address = f"{self.config.server.host}:{self.config.server.port}"
         try:
             self.port = server.add_secure_port(address, self.credentials.credentials())
         except RuntimeError as exc:
-            await self._close_resources()
             raise ConfigError("server.port", f"cannot listen on {address}: {exc}") from None
         await server.start()
         self._server = server
         for service in ["", *names]:
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
-        self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
-        # Start the status page once the gRPC port is bound.
-        if status is not None:
-            try:
-                await status.start()
-            except BaseException:
-                await self.stop(0)
-                raise
-            self.status = status
-        log.info(
-            "listening on %s:%d (mTLS, client certificates required) node=%s",
-            cfg.server.host,
-            self.port,
-            self.node,
-        )
         return self.port
 
-    def _on_event(self, event: BusEvent) -> None:
-        self.directory.observe(event)
-        self.accounts.observe(event)
-        if isinstance(event, CertificateRevoked):
-            self.revocations.add(event.fingerprint, event.serial_hex)
-        elif isinstance(event, Resync):
-            # Revocations published while the bus was down reach us through the store.
-            task = asyncio.create_task(self.revocations.load_from_store(self.store))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-        self.hub.handle(event)
-
-    async def _housekeeping(self) -> None:
-        """Apply revocation-file changes to open streams; expire old messages and sessions."""
-        ticks = 0
-        retention_ms = int(self.config.chat.retention_days * 86_400_000)
-        while True:
-            await asyncio.sleep(HOUSEKEEPING_S)
-            ticks += 1
-            try:
-                self.revocations.sweep()
-                if ticks % 3600 == 1:
-                    now = self.clock.now_ms()
-                    expired = await self.store.expire_messages(now - retention_ms)
-                    await self.store.purge_expired_sessions(now)
-                    if expired:
-                        log.info("expired %d undelivered messages past retention", expired)
-            except Exception:
-                log.exception("housekeeping failed")
-
-    async def wait(self) -> None:
-        await self._stopped.wait()
-
-    async def stop(self, grace: float | None = None) -> None:
-        """Graceful shutdown: NOT_SERVING, reconnect hints, drain, close the store."""
-        if self._server is None:
-            return
-        server, self._server = self._server, None
-        grace = self.config.server.grace_period_s if grace is None else grace
-        log.info("shutting down: telling %d streams to reconnect", len(self.hub.streams))
+    async def stop_serving(self) -> None:
+        """Health checks answer NOT_SERVING (load balancers move new clients elsewhere)."""
         await self.health.enter_graceful_shutdown()
-        # Stop the status page.
-        if self.status is not None:
-            status, self.status = self.status, None
-            await status.stop()
-        self.hub.reconnect_all(1000, "server shutting down: reconnect")
-        await server.stop(grace)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self.messenger.drain()
-        await self.messenger.committer.drain()
-        await self.messenger.acks.drain()
-        await self._close_resources()
-        self._stopped.set()
-        log.info("stopped")
 
-    async def _close_resources(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.bus.close()
-        await self.store.close()
-        self.hasher.close()
+    async def stop(self, grace: float) -> None:
+        """Stop accepting calls; running calls get ``grace`` seconds, then are cancelled."""
+        if self._server is not None:
+            server, self._server = self._server, None
+            await server.stop(grace)

@@ -1,5 +1,5 @@
-"""Server TLS: client certificates required, files re-read on change (rotation without restart),
-and the revocation list checked on every RPC (grpcio has no CRL support)."""
+"""Server TLS credentials: client certificates required, files re-read on change (rotation
+without restart). The revocation list (grpcio has no CRL support) is services/revocations.py."""
 
 from __future__ import annotations
 
@@ -11,11 +11,8 @@ from pathlib import Path
 
 import grpc
 
-from securechat.pki import RevocationList, RevocationWatcher, load_server_material
+from securechat.pki import load_server_material
 from securechat.pki.material import ServerMaterial
-from securechat.services.hub import Hub
-from securechat.storage.port import Store
-from securechat.transport.peer import PeerCertificate
 
 log = logging.getLogger("securechat.tls")
 
@@ -79,55 +76,3 @@ class RotatingCredentials:
         self.reloads += 1
         log.info("certificates reloaded from %s", ", ".join(str(p) for p in self.paths))
         return self._config(material)
-
-
-class Revocations:
-    """Revoked client certificates from the revocation file and from the store (all nodes)."""
-
-    def __init__(self, path: Path, hub: Hub) -> None:
-        self.watcher = RevocationWatcher(path)
-        self.hub = hub
-        self._file_list: RevocationList | None = None
-        self._fingerprints: set[str] = set()
-        self._serials: set[str] = set()
-        self._store_fingerprints: set[str] = set()
-        self._store_serials: set[str] = set()
-
-    def _refresh_file(self) -> None:
-        current = self.watcher.current()
-        if current is self._file_list:
-            return
-        self._file_list = current
-        self._fingerprints = {e.fingerprint for e in current.entries if e.fingerprint}
-        self._serials = {e.serial for e in current.entries if e.serial}
-        ended = self.hub.end_revoked(
-            self._fingerprints | self._store_fingerprints, self._serials | self._store_serials
-        )
-        if ended:
-            log.info("ended %d streams of revoked certificates", ended)
-
-    def is_revoked(self, cert: PeerCertificate) -> bool:
-        self._refresh_file()
-        if not cert.fingerprint:
-            return False
-        return (
-            cert.fingerprint in self._fingerprints
-            or cert.fingerprint in self._store_fingerprints
-            or cert.serial_hex in self._serials
-            or cert.serial_hex in self._store_serials
-        )
-
-    def add(self, fingerprint: str, serial_hex: str) -> None:
-        if fingerprint:
-            self._store_fingerprints.add(fingerprint)
-        if serial_hex:
-            self._store_serials.add(serial_hex)
-        self.hub.end_revoked({fingerprint} - {""}, {serial_hex} - {""})
-
-    async def load_from_store(self, store: Store) -> None:
-        for serial, fingerprint in await store.list_revocations():
-            self.add(fingerprint, serial)
-
-    def sweep(self) -> None:
-        """Periodic: apply a changed revocation file to streams already open."""
-        self._refresh_file()

@@ -11,17 +11,17 @@ import grpc
 import pytest
 
 from securechat.config import StatusConfig
+from securechat.node import Node
 from securechat.ops.status import StatusServer
 from securechat.pki import CertificatePaths, DevPki
-from securechat.transport.server import SecureChatServer
 from tests.support.chat import ChatClient
 from tests.support.net import Api, credentials
 
 
 @pytest.fixture
-async def status(server: SecureChatServer) -> AsyncIterator[StatusServer]:
+async def status(server: Node) -> AsyncIterator[StatusServer]:
     """The status side-server of the `server` fixture, on a free loopback port."""
-    side = StatusServer(server, StatusConfig(host="127.0.0.1", port=0))
+    side = StatusServer(server.view, server.metrics, StatusConfig(host="127.0.0.1", port=0))
     await side.start()
     yield side
     await side.stop()

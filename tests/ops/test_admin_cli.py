@@ -11,8 +11,8 @@ from pathlib import Path
 import grpc
 import pytest
 
+from securechat.node import Node
 from securechat.pki import DevPki
-from securechat.transport.server import SecureChatServer
 from tests.conftest import server_config
 from tests.ops.conftest import open_stream
 from tests.support.net import Api, secure_channel
@@ -21,11 +21,11 @@ ADMIN_PASSWORD = "admin password 123"
 
 
 @pytest.fixture
-async def admin_server(pki: DevPki, tmp_path: Path) -> AsyncIterator[SecureChatServer]:
+async def admin_server(pki: DevPki, tmp_path: Path) -> AsyncIterator[Node]:
     """A server with the bootstrap admin `root1` (as SECURECHAT_ADMIN_USER/PASSWORD would)."""
     admin = {"auth.admin_user": "root1", "auth.admin_password": ADMIN_PASSWORD}
     config = server_config(pki, tmp_path / "data", **admin)
-    srv = SecureChatServer(config)
+    srv = Node(config)
     await srv.start()
     yield srv
     await srv.stop(0.2)
@@ -52,7 +52,7 @@ async def admin_cli(
     return process.returncode, out.decode(), err.decode()
 
 
-async def test_clients_stats_and_rooms(admin_server: SecureChatServer, pki: DevPki) -> None:
+async def test_clients_stats_and_rooms(admin_server: Node, pki: DevPki) -> None:
     carol = Api(secure_channel(pki, admin_server.port, "carol"))
     await carol.register("carol")
     await carol.login("carol")
@@ -70,7 +70,7 @@ async def test_clients_stats_and_rooms(admin_server: SecureChatServer, pki: DevP
     assert code == 0, err
     stats = dict(line.split(None, 1) for line in out.splitlines())
     assert stats["connected_streams"] == "1" and stats["users"] == "2"
-    assert stats["version"] and stats["node"] == admin_server.node
+    assert stats["version"] and stats["node"] == admin_server.name
 
     code, out, err = await admin_cli(pki, port, "rooms")
     assert code == 0, err
@@ -80,9 +80,7 @@ async def test_clients_stats_and_rooms(admin_server: SecureChatServer, pki: DevP
     await carol.channel.close()
 
 
-async def test_kick_ends_the_users_stream_and_sessions(
-    admin_server: SecureChatServer, pki: DevPki
-) -> None:
+async def test_kick_ends_the_users_stream_and_sessions(admin_server: Node, pki: DevPki) -> None:
     bob = Api(secure_channel(pki, admin_server.port, "bob"))
     await bob.register("bob")
     await bob.login("bob")
@@ -98,7 +96,7 @@ async def test_kick_ends_the_users_stream_and_sessions(
 
 
 async def test_wrong_password_and_non_admin_accounts_are_refused(
-    admin_server: SecureChatServer, pki: DevPki
+    admin_server: Node, pki: DevPki
 ) -> None:
     code, _, err = await admin_cli(pki, admin_server.port, "stats", password="not it at all")
     assert (code, err.strip()) == (67, "error: wrong username or password"), err

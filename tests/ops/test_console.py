@@ -13,9 +13,9 @@ from pathlib import Path
 import grpc
 import pytest
 
+from securechat.node import Node
 from securechat.ops.console import Console, LineReader
 from securechat.pki import DevPki
-from securechat.transport.server import SecureChatServer
 from securechat_proto.v1 import rooms_pb2
 from tests.conftest import ApiFactory
 from tests.ops.conftest import open_stream
@@ -31,14 +31,14 @@ def pipe() -> Iterator[tuple[int, int]]:
 
 
 async def test_console_commands_over_a_pipe(
-    server: SecureChatServer, connect: ApiFactory, pipe: tuple[int, int]
+    server: Node, connect: ApiFactory, pipe: tuple[int, int]
 ) -> None:
     bob = await open_stream(await connect("bob"))
     await bob.api.rooms.CreateRoom(rooms_pb2.CreateRoomRequest(name="ops", password="door key 1"),
                                    metadata=bob.api.md)  # fmt: skip
     output: list[str] = []
     stops: list[str] = []
-    console = Console(server, lambda: stops.append("stop"), output.append)
+    console = Console(server.view, lambda: stops.append("stop"), output.append)
     read_fd, write_fd = pipe
     session = asyncio.create_task(console.run(LineReader(read_fd)))
     os.write(write_fd, b"/help\n/clients\n/rooms\n/stats\n")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import get_type_hints
 
 from securechat.config import ENV_ALIASES, Config
-from securechat.transport.server import SecureChatServer
+from securechat.node import Node
 from tests.conftest import ApiFactory
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
@@ -29,7 +29,7 @@ def test_every_config_key_and_env_var_is_documented() -> None:
 
 
 async def test_vacuum_into_copies_a_running_servers_database(
-    server: SecureChatServer, connect: ApiFactory, tmp_path: Path
+    server: Node, connect: ApiFactory, tmp_path: Path
 ) -> None:
     await connect("alice")
     backup = tmp_path / "backup.db"

@@ -16,9 +16,9 @@ from pathlib import Path
 import grpc
 import pytest
 
+from securechat.node import Node
 from securechat.ops.logsetup import configure_logging, redact
 from securechat.pki import DevPki
-from securechat.transport.server import SecureChatServer
 from securechat_proto.v1 import auth_pb2, common_pb2, rooms_pb2
 from tests.conftest import server_config
 from tests.ops.conftest import open_stream
@@ -54,7 +54,7 @@ async def test_secrets_and_plaintext_never_reach_the_logs(
     key_body = private_key.splitlines()[1]
     config = server_config(pki, tmp_path, **{"auth.admin_user": "root1",
                                              "auth.admin_password": admin_password})  # fmt: skip
-    server = SecureChatServer(config)
+    server = Node(config)
     await server.start()
     try:
         alice = Api(secure_channel(pki, server.port, "alice"))

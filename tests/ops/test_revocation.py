@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from securechat.admin_cli import cli
+from securechat.node import Node
 from securechat.pki import DevPki, fingerprint, load_certificate
-from securechat.transport.server import SecureChatServer
 from securechat_proto.v1 import admin_pb2, rooms_pb2
 from tests.conftest import server_config
 from tests.ops.conftest import copy_pki, fresh_channel, open_stream
@@ -49,7 +49,7 @@ async def assert_revoked_and_others_fine(
 
 async def test_admin_cli_revoke_ends_calls_and_open_streams(pki: DevPki, tmp_path: Path) -> None:
     certs = copy_pki(pki, tmp_path / "certs")
-    srv = SecureChatServer(server_config(certs, tmp_path / "data"))
+    srv = Node(server_config(certs, tmp_path / "data"))
     port = await srv.start()
     try:
         dave = await login(certs, port, "revokee", "dave")
@@ -73,7 +73,7 @@ async def test_admin_cli_revoke_ends_calls_and_open_streams(pki: DevPki, tmp_pat
 async def test_admin_service_revocation_has_the_same_effect(pki: DevPki, tmp_path: Path) -> None:
     bootstrap = {"auth.admin_user": "root1", "auth.admin_password": ADMIN_PASSWORD}
     config = server_config(pki, tmp_path / "data", **bootstrap)
-    srv = SecureChatServer(config)
+    srv = Node(config)
     port = await srv.start()
     try:
         dave = await login(pki, port, "revokee", "dave")

@@ -9,8 +9,8 @@ from pathlib import Path
 import grpc
 import pytest
 
+from securechat.node import Node
 from securechat.pki import DevPki, make_dev_pki
-from securechat.transport.server import SecureChatServer
 from securechat_proto.v1 import rooms_pb2
 from tests.conftest import server_config
 from tests.ops.conftest import copy_pki, fresh_channel
@@ -28,7 +28,7 @@ async def test_server_picks_up_a_new_ca_and_certificate_without_restart(
     pki: DevPki, tmp_path: Path
 ) -> None:
     old = copy_pki(pki, tmp_path / "certs")
-    srv = SecureChatServer(server_config(old, tmp_path / "data"))
+    srv = Node(server_config(old, tmp_path / "data"))
     port = await srv.start()
     try:
         before = Api(fresh_channel(port, old.ca_cert, old.client("alice").cert,

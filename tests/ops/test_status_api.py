@@ -13,10 +13,10 @@ import pytest
 
 from securechat.config import StatusConfig
 from securechat.errors import ConfigError
+from securechat.node import Node
 from securechat.ops.snapshot import RateMeter
-from securechat.ops.status import StatusServer, is_loopback
+from securechat.ops.status import StatusServer, check_config, is_loopback
 from securechat.pki import DevPki
-from securechat.transport.server import SecureChatServer
 from securechat_proto.v1 import rooms_pb2
 from tests.conftest import ApiFactory, server_config
 from tests.ops.conftest import open_stream
@@ -48,7 +48,7 @@ async def test_api_status_lists_clients_rooms_logins_and_rate(
     assert body["logins"]["ok"] == 2 and body["logins"]["failed"] == 1
     assert body["messages_accepted"] == 3
     assert body["messages_per_second"] > 0
-    assert body["connected_streams"] == 2 and body["node"] == status.view.node
+    assert body["connected_streams"] == 2 and body["node"] == status.view.name
     text = str(body)
     assert PASSWORD not in text and alice.api.token not in text and "ciphertext" not in text
     await alice.close()
@@ -58,9 +58,9 @@ async def test_api_status_lists_clients_rooms_logins_and_rate(
 async def test_page_escapes_the_node_name_and_allows_only_its_own_script(
     pki: DevPki, tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:
-    srv = SecureChatServer(server_config(pki, tmp_path, **{"server.node": "<b>n&1</b>"}))
+    srv = Node(server_config(pki, tmp_path, **{"server.node": "<b>n&1</b>"}))
     await srv.start()
-    side = StatusServer(srv, StatusConfig(port=0))
+    side = StatusServer(srv.view, srv.metrics, StatusConfig(port=0))
     await side.start()
     try:
         async with http.get(f"http://127.0.0.1:{side.port}/") as response:
@@ -87,10 +87,9 @@ async def test_healthz_and_metrics_answer_on_loopback_without_a_token(
         assert "securechat_streams" in await response.text()
 
 
-def test_non_loopback_without_admin_token_is_refused(pki: DevPki, tmp_path: Path) -> None:
-    srv = SecureChatServer(server_config(pki, tmp_path))
+def test_non_loopback_without_admin_token_is_refused() -> None:
     with pytest.raises(ConfigError) as info:
-        StatusServer(srv, StatusConfig(host=EVERYWHERE, port=0))
+        check_config(StatusConfig(host=EVERYWHERE, port=0))
     assert info.value.path == "status.admin_token"
     assert "status.admin_token" in info.value.message
 
@@ -99,7 +98,7 @@ async def test_server_refuses_to_start_with_an_exposed_status_page_and_no_token(
     pki: DevPki, tmp_path: Path
 ) -> None:
     config = server_config(pki, tmp_path, **{"status.host": EVERYWHERE, "status.port": 18080})
-    srv = SecureChatServer(config)
+    srv = Node(config)
     with pytest.raises(ConfigError, match=r"status\.admin_token"):
         await srv.start()
     assert srv.status is None
@@ -107,9 +106,11 @@ async def test_server_refuses_to_start_with_an_exposed_status_page_and_no_token(
 
 @pytest.mark.parametrize("path", ["/", "/api/status", "/metrics"])
 async def test_token_is_required_off_loopback_except_for_healthz(
-    server: SecureChatServer, http: aiohttp.ClientSession, path: str
+    server: Node, http: aiohttp.ClientSession, path: str
 ) -> None:
-    side = StatusServer(server, StatusConfig(host=EVERYWHERE, port=0, admin_token=TOKEN))
+    side = StatusServer(
+        server.view, server.metrics, StatusConfig(host=EVERYWHERE, port=0, admin_token=TOKEN)
+    )
     await side.start()
     url = f"http://127.0.0.1:{side.port}"
     try:
@@ -132,7 +133,7 @@ async def test_the_server_runs_its_status_page_on_the_configured_port(
     pki: DevPki, tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:
     port = _free_port()
-    srv = SecureChatServer(server_config(pki, tmp_path, **{"status.port": port}))
+    srv = Node(server_config(pki, tmp_path, **{"status.port": port}))
     await srv.start()
     side = srv.status
     assert side is not None and side.port == port

@@ -7,10 +7,11 @@ from securechat.domain.model import (
     ConversationKind,
     DeviceRef,
     MailboxEntry,
+    PeerCertificate,
     Role,
     Session,
 )
-from securechat.errors import Unavailable
+from securechat.errors import SlowConsumer, Unavailable
 from securechat.services.acks import AckBatcher
 from securechat.services.stream import StreamSession
 from securechat.storage.memory import MemoryStore
@@ -27,7 +28,7 @@ def entry(seq: int) -> MailboxEntry:
 def stream(store: MemoryStore, bound: int = 10) -> StreamSession:
     return StreamSession(
         SESSION, store, AckBatcher(store), resume_after=0, bound=bound, page=100, peer="p",
-        cert_subject="CN=bob", cert_fingerprint="", cert_serial="", connected_ms=0,
+        certificate=PeerCertificate("CN=bob", "bob", "", ""), connected_ms=0,
     )  # fmt: skip
 
 
@@ -39,8 +40,7 @@ class FailingStore(MemoryStore):
 async def test_a_failing_mailbox_read_ends_the_stream_so_the_client_reconnects() -> None:
     session = stream(FailingStore())
     await session.pump()
-    assert session.ending is not None
-    assert session.ending.status == "UNAVAILABLE"
+    assert isinstance(session.ending, Unavailable)
     assert "reconnect" in session.ending.message
 
 
@@ -51,6 +51,5 @@ async def test_live_entries_in_order_are_queued_and_a_full_queue_ends_the_stream
         session.deliver(entry(seq))
     assert [e.seq for e in session.queue if isinstance(e, MailboxEntry)] == [1, 2, 3]
     session.deliver(entry(4))  # past the bound
-    assert session.ending is not None
-    assert session.ending.status == "RESOURCE_EXHAUSTED"
+    assert isinstance(session.ending, SlowConsumer)
     assert await session.next_batch() is None

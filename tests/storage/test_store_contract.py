@@ -136,14 +136,18 @@ async def test_device_ids_count_per_user(store: Store) -> None:
         await store.add_device("ghost", 1)
 
 
-async def test_touch_device_updates_last_seen(store: Store) -> None:
-    await _people(store, "alice")
-    await store.touch_device(ALICE1, 77)
-    device = await store.get_device("alice", 1)
-    assert device is not None
-    assert device.last_seen_ms == 77
-    with pytest.raises(NotFound):
-        await store.touch_device(DeviceRef("alice", 5), 1)
+async def test_touch_devices_moves_last_seen_forward_only(store: Store) -> None:
+    await _people(store, "alice", "bob")
+    bob1 = DeviceRef("bob", 1)
+    # An unknown device is skipped; the others in the same call still move.
+    await store.touch_devices([(ALICE1, 3_000), (DeviceRef("alice", 5), 2_000), (bob1, 2_000)])
+    await store.touch_devices([(ALICE1, 2_500), (bob1, 500)])  # older than what is stored
+    await store.touch_devices([])
+    alice = await store.get_device("alice", 1)
+    bob = await store.get_device("bob", 1)
+    assert alice is not None and bob is not None
+    assert (alice.last_seen_ms, bob.last_seen_ms) == (3_000, 2_000)
+    assert await store.get_device("alice", 5) is None
 
 
 # ---- key directory ----------------------------------------------------------------------------

@@ -11,11 +11,13 @@ from pathlib import Path
 import grpc
 import pytest
 
+from securechat.domain.model import DeviceRef
+from securechat.node import Node
 from securechat.pki import DevPki
 from securechat.services.clock import SystemClock
-from securechat.transport.server import SecureChatServer
-from securechat_proto.v1 import admin_pb2, auth_pb2, chat_pb2, rooms_pb2
+from securechat_proto.v1 import admin_pb2, auth_pb2, chat_pb2, keys_pb2, rooms_pb2
 from tests.conftest import ApiFactory, server_config
+from tests.support.chat import ChatClient, room_send
 from tests.support.net import PASSWORD, Api, secure_channel
 
 Code = grpc.StatusCode
@@ -62,9 +64,7 @@ async def test_bad_usernames_are_refused(connect: ApiFactory, name: str, words: 
         await fails(api.auth.Login(login), Code.UNAUTHENTICATED)
 
 
-async def test_non_utf8_username_is_a_clear_invalid_argument(
-    server: SecureChatServer, pki: DevPki
-) -> None:
+async def test_non_utf8_username_is_a_clear_invalid_argument(server: Node, pki: DevPki) -> None:
     channel = secure_channel(pki, server.port)
     register = channel.unary_unary(
         "/securechat.v1.AuthService/Register",
@@ -212,18 +212,18 @@ class ShiftedClock(SystemClock):
         return super().now_ms() + self.shift_ms
 
 
-ServerFactory = Callable[..., Awaitable[SecureChatServer]]
+ServerFactory = Callable[..., Awaitable[Node]]
 
 
 @pytest.fixture
 async def start_server(pki: DevPki, tmp_path: Path) -> AsyncIterator[ServerFactory]:
     """start_server(clock=None, data="data", **overrides) -> a started server (stopped after)."""
-    servers: list[SecureChatServer] = []
+    servers: list[Node] = []
 
     async def start(
         clock: SystemClock | None = None, data: str = "data", **overrides: object
-    ) -> SecureChatServer:
-        srv = SecureChatServer(server_config(pki, tmp_path / data, **overrides), clock=clock)
+    ) -> Node:
+        srv = Node(server_config(pki, tmp_path / data, **overrides), clock=clock)
         await srv.start()
         servers.append(srv)
         return srv
@@ -234,7 +234,7 @@ async def start_server(pki: DevPki, tmp_path: Path) -> AsyncIterator[ServerFacto
 
 
 async def logged_in(
-    pki: DevPki, srv: SecureChatServer, user: str, cert: str = "client", register: bool = True
+    pki: DevPki, srv: Node, user: str, cert: str = "client", register: bool = True
 ) -> Api:
     api = Api(secure_channel(pki, srv.port, cert))
     if register:
@@ -396,3 +396,47 @@ async def test_a_login_storm_does_not_stall_other_calls(
     # above 0 between awaits: the call would go out only after a login had finished.
     assert finished[0] == "cheap", finished
     await api.channel.close()
+
+
+# ---- last seen --------------------------------------------------------------------------------
+
+
+async def test_last_seen_moves_on_stream_open_close_and_login(
+    start_server: ServerFactory, pki: DevPki
+) -> None:
+    clock = ShiftedClock()
+    srv = await start_server(clock)
+    alice = await logged_in(pki, srv, "alice")
+    bob = await logged_in(pki, srv, "bob")
+
+    async def last_seen() -> int:
+        await srv.last_seen.drain()  # the coalesced write of what the server just saw
+        devices = await bob.keys.ListDevices(
+            keys_pb2.ListDevicesRequest(user="alice"), metadata=bob.md
+        )
+        [device] = devices.devices
+        return device.last_seen_ms
+
+    registered = await last_seen()
+    clock.shift_ms += 60_000
+    stream = ChatClient(alice)
+    await stream.wait_until(lambda: len(stream.events) >= 1)
+    opened = await last_seen()
+    assert opened >= registered + 60_000
+    clock.shift_ms += 60_000
+    assert (await room_send(stream, "lobby", b"x")).accepted
+    assert await last_seen() == opened  # never on the per-message path
+    await stream.close()
+
+    async def detached() -> None:
+        while DeviceRef("alice", 1) in srv.hub.streams:
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(detached(), 20)
+    closed = await last_seen()
+    assert closed >= opened + 60_000
+    clock.shift_ms += 60_000
+    await alice.login("alice", device_id=1)
+    assert await last_seen() >= closed + 60_000
+    for api in (alice, bob):
+        await api.channel.close()

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import grpc
 import pytest
 
-from securechat.config import Config
+from securechat.node import Node
 from securechat.pki import DevPki
-from securechat.transport.server import SecureChatServer
-from securechat_proto.v1 import admin_pb2, chat_pb2, common_pb2, rooms_pb2
+from securechat_proto.v1 import chat_pb2, common_pb2, rooms_pb2
 from tests.conftest import ApiFactory, server_config
-from tests.support.chat import ChatClient, room_send
+from tests.support.chat import ChatClient
 from tests.support.net import Api, secure_channel
 
 
@@ -111,9 +108,7 @@ async def test_stale_device_list_is_rejected_with_the_current_list(connect: ApiF
     assert code == grpc.StatusCode.INVALID_ARGUMENT
 
 
-async def test_empty_and_oversized_ciphertexts(
-    connect: ApiFactory, server: SecureChatServer
-) -> None:
+async def test_empty_and_oversized_ciphertexts(connect: ApiFactory, server: Node) -> None:
     alice = await connect("alice")
     bob = await connect("bob")
     code, details = await code_of(
@@ -174,119 +169,11 @@ async def test_acking_a_sequence_never_delivered(connect: ApiFactory) -> None:
     assert error is not None and error.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-async def test_second_stream_for_the_same_device_replaces_the_first(connect: ApiFactory) -> None:
-    alice_api = await connect("alice")
-    bob = ChatClient(await connect("bob"))
-    first = ChatClient(alice_api)
-    await first.wait_until(lambda: len(first.events) >= 1)
-    second = ChatClient(alice_api)
-    error = await first.wait_ended()
-    assert error is not None and error.code() == grpc.StatusCode.ABORTED
-    assert "replaced" in (error.details() or "")
-    await room_send(bob, "lobby", b"after")
-    await second.wait_until(lambda: second.texts() == [b"after"])
-    await second.close()
-    await bob.close()
-
-
-async def test_kicked_user_cannot_go_on(pki: DevPki, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    config: Config = server_config(
-        pki,
-        tmp_path / "data",
-        **{"auth.admin_user": "root.admin", "auth.admin_password": "admin password"},
-    )
-    server = SecureChatServer(config)
-    await server.start()
-    apis: list[Api] = []
-    try:
-        admin = Api(secure_channel(pki, server.port, "admin"))
-        bob = Api(secure_channel(pki, server.port, "bob"))
-        apis += [admin, bob]
-        await admin.login("root.admin", "admin password")
-        await bob.register("bob")
-        await bob.login("bob")
-        stream = ChatClient(bob)
-        await stream.wait_until(lambda: len(stream.events) >= 1)
-        kicked = await admin.admin.KickUser(
-            admin_pb2.KickUserRequest(user="bob", reason="spam"), metadata=admin.md
-        )
-        assert kicked.streams_closed == 1 and kicked.sessions_revoked == 1
-        error = await stream.wait_ended()
-        assert error is not None and error.code() == grpc.StatusCode.UNAUTHENTICATED
-        assert "spam" in (error.details() or "")
-        code, _ = await code_of(bob.rooms.ListRooms(rooms_pb2.ListRoomsRequest(), metadata=bob.md))
-        assert code == grpc.StatusCode.UNAUTHENTICATED
-    finally:
-        for api in apis:
-            await api.channel.close()
-        await server.stop(grace=0)
-
-
-async def test_stalled_reader_is_cut_off_while_others_keep_receiving(
-    pki: DevPki,
-    tmp_path,  # type: ignore[no-untyped-def]
-) -> None:
-    config = server_config(pki, tmp_path / "data", **{"chat.stream_queue_bound": 20})
-    server = SecureChatServer(config)
-    await server.start()
-    opts = [("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", 1024)]
-    try:
-        alice = Api(secure_channel(pki, server.port, "alice"))
-        bob = Api(secure_channel(pki, server.port, "bob"))
-        stalled_channel = grpc.aio.secure_channel(
-            f"localhost:{server.port}",
-            secure_channel_credentials(pki, "carol"),
-            options=opts,
-        )
-        carol = Api(stalled_channel)
-        for api, name in ((alice, "alice"), (bob, "bob"), (carol, "carol")):
-            await api.register(name)
-            await api.login(name)
-        sender = ChatClient(alice)
-        reader = ChatClient(bob)
-        # carol opens a stream and never reads it.
-        frames = asyncio.Queue[chat_pb2.ClientFrame]()
-        frames.put_nowait(chat_pb2.ClientFrame(open=chat_pb2.OpenStream(device_id=1)))
-
-        async def requests():  # type: ignore[no-untyped-def]
-            while True:
-                yield await frames.get()
-
-        stalled = carol.chat.Chat(requests(), metadata=carol.md)
-        body = b"z" * 16_000
-        total = 200
-        for i in range(total):
-            result = await room_send(sender, "lobby", body + b"%d" % i)
-            assert result.accepted
-        await reader.wait_until(lambda: len(reader.deliveries) == total, timeout=60)
-        assert len({d.message_id for d in reader.deliveries}) == total
-        # carol's server-side stream was cut off: reading now ends with RESOURCE_EXHAUSTED.
-        with pytest.raises(grpc.aio.AioRpcError) as info:
-            async for _ in stalled:
-                pass
-        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-        # ... and she loses nothing: everything is still in her mailbox.
-        assert await pending(carol) == 100
-        await sender.close()
-        await reader.close()
-        for api in (alice, bob, carol):
-            await api.channel.close()
-    finally:
-        await server.stop(grace=0)
-
-
-def secure_channel_credentials(pki: DevPki, name: str) -> grpc.ChannelCredentials:
-    from tests.support.net import credentials
-
-    paths = pki.client(name)
-    return credentials(pki.ca_cert, paths.cert, paths.key)
-
-
 async def test_send_rate_limit_says_when_to_retry(pki: DevPki, tmp_path) -> None:  # type: ignore[no-untyped-def]
     config = server_config(
         pki, tmp_path / "data", **{"chat.send_rate_per_s": 0.5, "chat.send_burst": 2}
     )
-    server = SecureChatServer(config)
+    server = Node(config)
     await server.start()
     try:
         alice = Api(secure_channel(pki, server.port, "alice"))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 
+from securechat.node import Node
 from securechat.pki import DevPki
-from securechat.transport.server import SecureChatServer
 from securechat_proto.v1 import chat_pb2, common_pb2, rooms_pb2
 from tests.conftest import ApiFactory
 from tests.support.chat import ChatClient, room_devices, room_send
@@ -177,7 +177,7 @@ async def test_presence_is_pushed_to_contacts_and_listed(connect: ApiFactory) ->
 
 
 async def test_messages_survive_a_server_restart(
-    server: SecureChatServer, connect: ApiFactory, pki: DevPki
+    server: Node, connect: ApiFactory, pki: DevPki
 ) -> None:
     alice = await connect("alice")
     await connect("bob")
@@ -191,7 +191,7 @@ async def test_messages_survive_a_server_restart(
     )
     assert (await alice.chat.Send(request, metadata=alice.md)).accepted
     await server.stop(grace=0.5)
-    again = SecureChatServer(server.config)  # same data dir
+    again = Node(server.config)  # same data dir
     await again.start()
     bob = Api(secure_channel(pki, again.port, "bob"))
     try:

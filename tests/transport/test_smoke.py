@@ -23,11 +23,11 @@ async def test_call_without_token_is_unauthenticated(connect: ApiFactory) -> Non
 
 
 async def test_the_sqlite_durability_setting_reaches_the_store(pki, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from securechat.transport.server import SecureChatServer
+    from securechat.node import Node
     from tests.conftest import server_config
 
     config = server_config(pki, tmp_path / "data", **{"storage.sqlite_synchronous": "NORMAL"})
-    server = SecureChatServer(config)
+    server = Node(config)
     await server.start()
     try:
         assert getattr(server.store, "synchronous", None) == "NORMAL"

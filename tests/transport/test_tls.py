@@ -8,8 +8,8 @@ import asyncio
 import grpc
 import pytest
 
+from securechat.node import Node
 from securechat.pki import DevPki
-from securechat.transport.server import SecureChatServer
 from securechat_proto.v1 import auth_pb2, auth_pb2_grpc
 from tests.support.net import PASSWORD, credentials, secure_channel
 
@@ -37,7 +37,7 @@ async def refused(channel: grpc.aio.Channel) -> grpc.aio.AioRpcError:
     "client", [None, "foreign", "expired"], ids=["no-cert", "foreign", "expired"]
 )
 async def test_handshake_fails_without_a_good_client_certificate(
-    server: SecureChatServer, pki: DevPki, client: str | None
+    server: Node, pki: DevPki, client: str | None
 ) -> None:
     paths = pki.client(client) if client else None
     creds = credentials(pki.ca_cert, paths.cert if paths else None, paths.key if paths else None)
@@ -46,12 +46,12 @@ async def test_handshake_fails_without_a_good_client_certificate(
     await still_serving(pki, server.port, f"after{client or 'none'}")
 
 
-async def test_plaintext_client_fails_cleanly(server: SecureChatServer, pki: DevPki) -> None:
+async def test_plaintext_client_fails_cleanly(server: Node, pki: DevPki) -> None:
     await refused(grpc.aio.insecure_channel(f"localhost:{server.port}"))
     await still_serving(pki, server.port, "afterplain")
 
 
-async def test_raw_plaintext_bytes_are_dropped(server: SecureChatServer, pki: DevPki) -> None:
+async def test_raw_plaintext_bytes_are_dropped(server: Node, pki: DevPki) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n" + b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
     await writer.drain()
@@ -63,7 +63,7 @@ async def test_raw_plaintext_bytes_are_dropped(server: SecureChatServer, pki: De
 
 
 async def test_server_from_an_untrusted_ca_is_refused_by_the_client(
-    server: SecureChatServer, pki: DevPki
+    server: Node, pki: DevPki
 ) -> None:
     """The client checks the server too: a CA that did not sign the server is refused."""
     assert pki.foreign_ca_cert is not None

@@ -71,12 +71,15 @@ class ChatServiceServicer:
         every mailbox entry after `resume_after_seq`, then streams live events. Server frames carry a
         batch of every event already queued for the stream (no added delay).
 
-        Rules: a second stream for the same device replaces the first, which ends with ABORTED
-        ("replaced by a newer connection"). A consumer that falls too far behind is ended with
-        RESOURCE_EXHAUSTED; it loses nothing and resumes from its last ack. A stream ends with
-        UNAUTHENTICATED when its token expires, is logged out, or its user is kicked, and with
-        INVALID_ARGUMENT on a malformed frame (missing or repeated `open`, an empty frame, acking a
-        sequence never delivered). Before a graceful shutdown the server sends `reconnect`.
+        Rules: every ending the server decides carries the `securechat-error` trailer. A second
+        stream for the same device replaces the first, which ends with ABORTED (stream_replaced).
+        A consumer that falls too far behind is ended with RESOURCE_EXHAUSTED (slow_consumer); it
+        loses nothing and resumes from its last ack. A stream ends with UNAUTHENTICATED when its
+        token expires (session_expired), is logged out (logged_out), its user is kicked (kicked) or
+        its certificate revoked (certificate_revoked), and with INVALID_ARGUMENT on a malformed frame
+        (missing or repeated `open`, an empty frame, acking a sequence never delivered). On a
+        graceful shutdown the server sends `reconnect` as the last event, then ends the stream with
+        UNAVAILABLE (shutting_down, `retry-after`). Only the client's own close ends it with OK.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

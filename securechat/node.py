@@ -1,0 +1,202 @@
+"""The composition root: one server node. It opens the store and the bus, builds the services,
+routes bus events to them, serves them over gRPC (transport/) and the status page (ops/), keeps
+house, and shuts down gracefully. ``securechat-server`` (app.py) runs one."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+
+from securechat.bus.factory import open_bus
+from securechat.bus.port import Bus
+from securechat.config import Config
+from securechat.domain.events import BusEvent, CertificateRevoked, Resync
+from securechat.ops.metrics import Metrics
+from securechat.ops.status import StatusServer, check_config
+from securechat.services.accounts import Accounts
+from securechat.services.acks import LastSeen
+from securechat.services.admin import Admin
+from securechat.services.chat import ChatService
+from securechat.services.clock import Clock, SystemClock
+from securechat.services.directory import Directory
+from securechat.services.hub import Hub
+from securechat.services.keys import KeyDirectory
+from securechat.services.messaging import Messenger
+from securechat.services.passwords import PasswordHasher
+from securechat.services.revocations import Revocations
+from securechat.services.rooms import Rooms
+from securechat.services.view import NodeView
+from securechat.storage.factory import open_store
+from securechat.storage.port import Store
+from securechat.transport.server import GrpcServer, Services
+from securechat.transport.tls import RotatingCredentials
+
+log = logging.getLogger("securechat.server")  # the lifecycle lines operators grep for
+
+HOUSEKEEPING_S = 1.0
+RECONNECT_HINT_MS = 1000
+
+
+def default_bcrypt_workers() -> int:
+    """Leave one core to the event loop: a login storm must not stall chat."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+class Node:
+    """After :meth:`start`, the services are attributes (``store``, ``bus``, ``accounts``,
+    ``hub``, ``messenger``, ``chat``, ``admin``, ...), ``view`` is what operators see and
+    ``port`` the bound gRPC port."""
+
+    def __init__(self, config: Config, *, clock: Clock | None = None) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.metrics = Metrics()
+        self.name = config.server.node or f"{socket.gethostname()}:{os.getpid()}"
+        self.port = 0
+        self.grpc: GrpcServer | None = None
+        self.status: StatusServer | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
+        self._running = False
+        self._stopped = asyncio.Event()
+        self.store: Store
+        self.bus: Bus
+        self.view: NodeView
+
+    @property
+    def credentials(self) -> RotatingCredentials:
+        assert self.grpc is not None, "the node has not started"
+        return self.grpc.credentials
+
+    async def start(self) -> int:
+        """Open everything and bind; returns the bound port. Raises SecureChatError subclasses
+        (CertificateError, ConfigError) with one clear line on bad set-up."""
+        cfg = self.config
+        if cfg.status.port:
+            check_config(cfg.status)  # before anything opens
+        self.grpc = GrpcServer(cfg, self.metrics)  # checks the port, loads the certificates
+        self.store = open_store(cfg.db_url, sqlite_synchronous=cfg.storage.sqlite_synchronous)
+        await self.store.open()
+        self.bus = open_bus(cfg.bus.url, self.name)
+        self._build()
+        await self.revocations.load_from_store(self.store)
+        if cfg.auth.admin_user:
+            await self.accounts.ensure_admin(cfg.auth.admin_user, cfg.auth.admin_password)
+        await self.bus.start(self.route)
+        try:
+            self.port = await self.grpc.start(self._services())
+        except BaseException:
+            await self._close_resources()
+            raise
+        self._running = True
+        self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+        if cfg.status.port:  # once the gRPC port is bound
+            status = StatusServer(self.view, self.metrics, cfg.status)
+            try:
+                await status.start()
+            except BaseException:
+                await self.stop(0)
+                raise
+            self.status = status
+        log.info("listening on %s:%d (mTLS, client certificates required) node=%s",
+                 cfg.server.host, self.port, self.name)  # fmt: skip
+        return self.port
+
+    def _build(self) -> None:
+        """The object graph, from the store and the bus up."""
+        cfg, store, bus, clock = self.config, self.store, self.bus, self.clock
+        self.hasher = PasswordHasher(
+            cfg.auth.bcrypt_cost, cfg.auth.bcrypt_workers or default_bcrypt_workers()
+        )
+        self.last_seen = LastSeen(store)
+        self.accounts = Accounts(
+            store, bus, self.hasher, cfg.auth, clock, self.last_seen,
+            cfg.chat.default_room, cfg.tls.bind_client_cert_to_user,
+        )  # fmt: skip
+        self.directory = Directory(store)
+        self.hub = Hub(bus, clock, self.directory, cfg.chat.presence_room_limit)
+        self.rooms = Rooms(store, bus, self.hasher, clock, self.directory)
+        self.messenger = Messenger(store, bus, self.rooms, cfg.chat, clock)
+        self.messenger.committer.on_commit = self.metrics.store_latency.observe
+        self.chat = ChatService(
+            self.hub, self.messenger, store, bus, self.last_seen, cfg.chat, clock, self.metrics
+        )
+        self.keys = KeyDirectory(store, bus, clock)
+        self.admin = Admin(store, bus, self.hub, self.messenger, clock, clock.now_ms())
+        self.revocations = Revocations(cfg.tls_path("revocation_list"), self.hub)
+        self.view = NodeView(self.name, self.admin, self.accounts, self.messenger)
+
+    def _services(self) -> Services:
+        return Services(
+            self.accounts, self.keys, self.rooms, self.chat, self.admin,
+            self.revocations.is_revoked,
+        )  # fmt: skip
+
+    def route(self, event: BusEvent) -> None:
+        """Every bus event (from this node or another) to the services it concerns."""
+        self.directory.observe(event)
+        self.accounts.observe(event)
+        if isinstance(event, CertificateRevoked):
+            self.revocations.add(event.fingerprint, event.serial_hex)
+        elif isinstance(event, Resync):
+            # Revocations published while the bus was down reach us through the store.
+            task = asyncio.create_task(self.revocations.load_from_store(self.store))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        self.hub.handle(event)
+
+    async def _housekeeping(self) -> None:
+        """Apply revocation-file changes to open streams; expire old messages and sessions."""
+        ticks = 0
+        retention_ms = int(self.config.chat.retention_days * 86_400_000)
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_S)
+            ticks += 1
+            try:
+                self.revocations.sweep()
+                if ticks % 3600 == 1:
+                    now = self.clock.now_ms()
+                    expired = await self.store.expire_messages(now - retention_ms)
+                    await self.store.purge_expired_sessions(now)
+                    if expired:
+                        log.info("expired %d undelivered messages past retention", expired)
+            except Exception:
+                log.exception("housekeeping failed")
+
+    async def wait(self) -> None:
+        await self._stopped.wait()
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Graceful shutdown: NOT_SERVING, reconnect hints, drain, close the store."""
+        if not self._running or self.grpc is None:
+            return
+        self._running = False
+        grace = self.config.server.grace_period_s if grace is None else grace
+        log.info("shutting down: telling %d streams to reconnect", len(self.hub.streams))
+        await self.grpc.stop_serving()
+        if self.status is not None:
+            status, self.status = self.status, None
+            await status.stop()
+        self.hub.reconnect_all(RECONNECT_HINT_MS, "server shutting down: reconnect")
+        await self.grpc.stop(grace)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.messenger.drain()
+        await self.messenger.committer.drain()
+        await self.messenger.acks.drain()
+        await self.last_seen.drain()
+        await self._close_resources()
+        self._stopped.set()
+        log.info("stopped")
+
+    async def _close_resources(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.bus.close()
+        await self.store.close()
+        self.hasher.close()

@@ -1,0 +1,79 @@
+"""What a Chat stream says to its client: one small typed event per kind, and how it ends.
+
+The stream's queue holds mailbox entries and bus events as they are, plus the events below; the
+transport converts each to its protobuf form when it writes a frame (transport/convert.py). None
+of them carries protobuf or an untyped payload.
+
+A stream ends with an :data:`Ending`: a :class:`~securechat.errors.SecureChatError` (the
+transport sends its status, message and ``securechat-error`` trailer), or :class:`Closed` when
+the client itself half-closed or went away and there is nothing left to tell it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from securechat.domain.events import MembershipChanged, PresenceChanged
+from securechat.domain.model import DeviceRef, MailboxEntry
+from securechat.errors import SecureChatError
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """The first event of every stream: it is attached; ``pending`` entries are replayed next."""
+
+    device: DeviceRef
+    pending: int
+    server_time_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendAccepted:
+    """A stream send was stored in every recipient's mailbox."""
+
+    client_message_id: str
+    message_id: str
+    server_time_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendRejected:
+    """A stream send was refused and nothing was stored; the stream goes on."""
+
+    client_message_id: str
+    error: SecureChatError
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    client_time_ms: int
+    server_time_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReconnectHint:
+    """The server is going away: reconnect (to any node) after ``retry_after_ms``."""
+
+    retry_after_ms: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """A graceful ending: the client closed its side or its connection is gone."""
+
+    reason: str
+
+
+# Everything queued for a stream that is not a mailbox entry.
+Notification = (
+    PresenceChanged
+    | MembershipChanged
+    | Opened
+    | SendAccepted
+    | SendRejected
+    | Pong
+    | ReconnectHint
+)
+OutEvent = MailboxEntry | Notification
+Ending = SecureChatError | Closed
