@@ -1,4 +1,4 @@
-"""Signed statements about devices: certificates, removals, signed device lists, legacy bindings.
+"""Signed statements about devices: certificates, removals, signed device lists, bindings.
 
 Every statement is an Ed25519 signature over a labelled canonical encoding (integers
 big-endian, ``text`` = u32 length + UTF-8, ``identity`` = the 128-byte device identity)::
@@ -12,14 +12,14 @@ big-endian, ``text`` = u32 length + UTF-8, ``identity`` = the 128-byte device id
     device list  signed by the account key over
         Writer(DEVICE_LIST) | account_key(32) | text user | u64 version | u64 issued_at
                             | u32 n | n x (u32 device_id | identity_digest(32)), ids ascending
-    legacy binding  signed by a stage-1 device identity's signing key over
-        Writer(LEGACY_ACCOUNT_BINDING) | text user | u32 device_id | identity(128)
+    account binding  signed by the device identity's own signing key over
+        Writer(DEVICE_ACCOUNT_BINDING) | text user | u32 device_id | identity(128)
                                        | account_key(32)
 
 ``identity_digest = SHA-256(Writer(DEVICE_IDENTITY_DIGEST) | identity(128))``. A removal names
 the device identity as well as the id, so it can never remove a later device that reuses the id.
 The wire form of each statement starts with a kind byte (1 certificate, 2 removal, 3 device
-list, 4 legacy binding), so one can never be parsed as another; it is what the server stores and
+list, 4 account binding), so one can never be parsed as another; it is what the server stores and
 serves, opaque to it. ``from_bytes`` raises InvalidArgument on malformed bytes and never
 verifies; ``verify`` raises BadSignature.
 """
@@ -43,7 +43,7 @@ from securechat.errors import InvalidArgument
 KIND_CERTIFICATE = 1
 KIND_REMOVAL = 2
 KIND_DEVICE_LIST = 3
-KIND_LEGACY_BINDING = 4
+KIND_ACCOUNT_BINDING = 4
 DIGEST_SIZE = 32
 MAX_LISTED_DEVICES = 64
 
@@ -269,11 +269,14 @@ class DeviceListHead:
 
 
 @dataclass(frozen=True)
-class LegacyAccountBinding:
-    """A stage-1 device identity names the account key that now owns it.
+class AccountBinding:
+    """A device identity names the account key that owns it (the device's consent).
 
-    A contact who pinned (and maybe verified) that device identity moves the pin to the account
-    key without an identity change only when this signature verifies under the pinned identity.
+    The certificate is the account vouching for the device; the binding is the device vouching
+    for the account. Every device publishes one. A contact who pinned a device identity (a
+    stage-1 pin, or one made on receiving a first message) moves the pin to the account key
+    without an identity change only when the pinned identity's binding names that key: a
+    server cannot make one for a device it does not control.
     """
 
     user: str
@@ -287,7 +290,7 @@ class LegacyAccountBinding:
         user: str, device_id: int, identity: IdentityPublic, account_key: AccountPublic
     ) -> bytes:
         return (
-            Writer(labels.LEGACY_ACCOUNT_BINDING)
+            Writer(labels.DEVICE_ACCOUNT_BINDING)
             .text(user)
             .u32(device_id)
             .raw(identity.to_bytes())
@@ -298,7 +301,7 @@ class LegacyAccountBinding:
     @classmethod
     def issue(
         cls, device: IdentityKeyPair, user: str, device_id: int, account_key: AccountPublic
-    ) -> LegacyAccountBinding:
+    ) -> AccountBinding:
         message = cls.signed_message(user, device_id, device.public, account_key)
         return cls(user, device_id, device.public, account_key, device.sign(message))
 
@@ -309,7 +312,7 @@ class LegacyAccountBinding:
     def to_bytes(self) -> bytes:
         return (
             Writer()
-            .u8(KIND_LEGACY_BINDING)
+            .u8(KIND_ACCOUNT_BINDING)
             .text(self.user)
             .u32(self.device_id)
             .raw(self.identity.to_bytes())
@@ -319,8 +322,8 @@ class LegacyAccountBinding:
         )
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> LegacyAccountBinding:
-        reader = _open(data, KIND_LEGACY_BINDING, "legacy account binding")
+    def from_bytes(cls, data: bytes) -> AccountBinding:
+        reader = _open(data, KIND_ACCOUNT_BINDING, "device account binding")
         user, device_id = reader.text(), reader.u32()
         identity = IdentityPublic.from_bytes(reader.fixed(IDENTITY_PUBLIC_SIZE))
         account_key = AccountPublic(reader.fixed(ACCOUNT_KEY_SIZE))

@@ -37,7 +37,7 @@ DEVICE_CERTIFICATE = b"securechat/v1/device-certificate"
 DEVICE_REMOVAL = b"securechat/v1/device-removal"
 DEVICE_LIST = b"securechat/v1/device-list"
 DEVICE_IDENTITY_DIGEST = b"securechat/v1/device-identity-digest"
-LEGACY_ACCOUNT_BINDING = b"securechat/v1/legacy-account-binding"
+DEVICE_ACCOUNT_BINDING = b"securechat/v1/device-account-binding"
 
 # Linking a new device over a relayed channel authenticated by a typed code.
 LINK_KEY_FINGERPRINT = b"securechat/v1/link-key-fingerprint"
@@ -72,7 +72,7 @@ ALL_LABELS = (
     DEVICE_REMOVAL,
     DEVICE_LIST,
     DEVICE_IDENTITY_DIGEST,
-    LEGACY_ACCOUNT_BINDING,
+    DEVICE_ACCOUNT_BINDING,
     LINK_KEY_FINGERPRINT,
     LINK_CODE_CHECK,
     LINK_TRANSCRIPT,

@@ -8,10 +8,10 @@ import pytest
 
 from securechat.crypto.account_key import AccountKeyPair
 from securechat.crypto.certificates import (
+    AccountBinding,
     DeviceCertificate,
     DeviceListHead,
     DeviceRemoval,
-    LegacyAccountBinding,
 )
 from securechat.crypto.identity import IdentityKeyPair
 from securechat.errors import BadSignature, InvalidArgument
@@ -23,12 +23,12 @@ DEVICE = IdentityKeyPair.generate()
 CERTIFICATE = DeviceCertificate.issue(ACCOUNT, "alice", 2, DEVICE.public, NOW)
 REMOVAL = DeviceRemoval.issue(ACCOUNT, "alice", 2, DEVICE.public, NOW + 60)
 HEAD = DeviceListHead.issue(ACCOUNT, "alice", 3, NOW, {2: DEVICE.public, 1: DEVICE.public})
-BINDING = LegacyAccountBinding.issue(DEVICE, "alice", 1, ACCOUNT.public)
+BINDING = AccountBinding.issue(DEVICE, "alice", 1, ACCOUNT.public)
 STATEMENTS = {
     "certificate": (CERTIFICATE, DeviceCertificate.from_bytes),
     "removal": (REMOVAL, DeviceRemoval.from_bytes),
     "head": (HEAD, DeviceListHead.from_bytes),
-    "binding": (BINDING, LegacyAccountBinding.from_bytes),
+    "binding": (BINDING, AccountBinding.from_bytes),
 }
 
 

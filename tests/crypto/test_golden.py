@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from securechat.crypto.account import CryptoAccount
+from securechat.crypto.account_key import AccountKeyPair
+from securechat.crypto.labels import sha256
 
 from ._support import ALICE, BOB, CONVERSATION, NOW, DeterministicRandomness, bundle_from, load_json
 
@@ -23,16 +25,33 @@ SCRIPT = [
 ]
 
 
+def fixed_account_key(name: str) -> AccountKeyPair:
+    """Account keys are passed in, so the frozen handshake's random stream stays unchanged."""
+    return AccountKeyPair.from_bytes(sha256(f"{name} account key".encode()))
+
+
 def build_transcript(
     kem_replay: list[tuple[bytes, bytes]] | None,
 ) -> tuple[dict[str, Any], list[tuple[bytes, bytes]]]:
     alice_rng = DeterministicRandomness(b"alice", kem_replay)
     bob_rng = DeterministicRandomness(b"bob")
     alice = CryptoAccount.create(
-        "alice", 1, now=NOW, one_time_count=2, kem_one_time_count=1, randomness=alice_rng
+        "alice",
+        1,
+        now=NOW,
+        one_time_count=2,
+        kem_one_time_count=1,
+        randomness=alice_rng,
+        account_key=fixed_account_key("alice"),
     )
     bob = CryptoAccount.create(
-        "bob", 1, now=NOW, one_time_count=2, kem_one_time_count=1, randomness=bob_rng
+        "bob",
+        1,
+        now=NOW,
+        one_time_count=2,
+        kem_one_time_count=1,
+        randomness=bob_rng,
+        account_key=fixed_account_key("bob"),
     )
     alice.start_session(bundle_from(bob.upload_bundle()), now=NOW)
     messages = []
