@@ -16,6 +16,7 @@ from securechat.crypto.account_password import derive_password_keys
 from securechat.crypto.keystore import Keystore
 
 from .test_golden import TRANSCRIPT_FILE, build_transcript
+from .test_identity_vectors import VECTORS_FILE, build_vectors
 from .test_keystore import GOLDEN_V2_LOGIN, GOLDEN_V2_PASSWORD, GOLDEN_V2_STATE
 
 DATA = Path(__file__).parent / "data"
@@ -37,7 +38,11 @@ def _transcript() -> None:
     (DATA / TRANSCRIPT_FILE).write_text(json.dumps(transcript, indent=1) + "\n")
 
 
-TARGETS = {"transcript": _transcript, "keystore_v2": _keystore_v2}
+def _identity() -> None:
+    (DATA / VECTORS_FILE).write_text(json.dumps(build_vectors(), indent=1) + "\n")
+
+
+TARGETS = {"transcript": _transcript, "keystore_v2": _keystore_v2, "identity": _identity}
 
 
 def main() -> None:
