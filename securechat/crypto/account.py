@@ -5,7 +5,7 @@ Typical use::
     account = CryptoAccount.create("alice", 1, now=now)   # a new account: account key + device
     upload = account.upload_bundle()                  # send to the key directory
     account.observe_account("bob", bobs_account_key)  # from the directory: TOFU pin / change
-    account.check_devices("bob", listing)             # bob's certified devices, verified
+    account.devices.check("bob", listing)             # bob's certified devices, verified
     account.start_session(bundle_for_bob, now=now)    # bundle claimed from the server
     envelope = account.encrypt(Address("bob", 1), "dm:alice:bob", b"hi")
     plaintext = bob_account.decrypt(Address("alice", 1), "dm:alice:bob", envelope, now=now)
@@ -28,19 +28,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from securechat.crypto import handshake
-from securechat.crypto.account_key import AccountKeyPair, AccountPublic
+from securechat.crypto.account_devices import AccountDevices
+from securechat.crypto.account_key import ACCOUNT_KEY_SIZE, AccountKeyPair, AccountPublic
 from securechat.crypto.account_state import read_account, write_account
 from securechat.crypto.certificates import (
     AccountBinding,
-    DeviceCertificate,
-    DeviceListHead,
 )
-from securechat.crypto.device_book import DEFAULT_MAX_DEVICES, DeviceBook, DevicePublication
-from securechat.crypto.device_list import DeviceListing, DeviceListResult
+from securechat.crypto.device_book import DeviceBook
 from securechat.crypto.envelope import TYPE_PREKEY, Envelope
 from securechat.crypto.handshake import Party
 from securechat.crypto.identity import IdentityKeyPair, IdentityPublic
-from securechat.crypto.linking import LinkJoiner, LinkOffer
 from securechat.crypto.prekey_store import PreKeyStore
 from securechat.crypto.prekeys import (
     KemPreKeyPublic,
@@ -139,7 +136,7 @@ class CryptoAccount:
     def _local(self) -> Party:
         return Party(self.address.user, self.address.device_id, self._identity.public)
 
-    # -- the own account -------------------------------------------------------------------
+    # -- the own account and device lists ---------------------------------------------------
 
     @property
     def account_key(self) -> AccountPublic | None:
@@ -147,99 +144,9 @@ class CryptoAccount:
         return self._devices.account_key
 
     @property
-    def device_certificate(self) -> DeviceCertificate | None:
-        return self._devices.certificate
-
-    @property
-    def own_device_list(self) -> DeviceListHead | None:
-        """The newest signed list of the own devices this device knows (to upload or gossip)."""
-        return self._devices.own_head
-
-    @property
-    def device_binding(self) -> AccountBinding | None:
-        """This device's signature naming its account key: publish it with the certificate."""
-        key = self._devices.account_key
-        if key is None:
-            return None
-        return AccountBinding.issue(self._identity, self.address.user, self.address.device_id, key)
-
-    def migrate_to_account_key(self, *, now: int) -> DevicePublication:
-        """A stage-1 device makes the account key; upload the publication and the binding."""
-        return self._devices.establish(AccountKeyPair.generate(self._randomness), now=now)
-
-    def link_offer(self, *, now: int) -> LinkOffer:
-        """Start linking a new device: show ``offer.code.text()``, relay ``offer_message()``."""
-        self._devices.require_account()
-        return LinkOffer.create(now=now, randomness=self._randomness)
-
-    def grant_link(
-        self,
-        offer: LinkOffer,
-        request: bytes,
-        *,
-        now: int,
-        max_devices: int = DEFAULT_MAX_DEVICES,
-    ) -> tuple[bytes, DevicePublication]:
-        """Open the new device's request, certify it: ``(grant blob, publication to upload)``."""
-        account = self._devices.require_account()
-        asked = offer.open_request(request, now=now)
-        if asked.user != self.address.user:
-            raise offer.refuse(
-                f"a device of {asked.user} cannot join the account of {self.address.user}"
-            )
-        try:
-            publication = self._devices.certify(
-                asked.device_id, asked.identity, now=now, max_devices=max_devices
-            )
-        except InvalidArgument as exc:
-            raise offer.refuse(exc.message) from exc
-        assert publication.certificate is not None
-        grant = offer.seal_grant(
-            account, publication.certificate, publication.head, self._trust.export_pins()
-        )
-        return grant, publication
-
-    def link_request(self, joiner: LinkJoiner, offer: bytes) -> bytes:
-        """The new device's answer to the relayed offer (LinkError if it is not the code's)."""
-        if self.account_key is not None:
-            raise InvalidArgument("this device already belongs to an account")
-        return joiner.request_message(
-            offer, self._identity, self.address.user, self.address.device_id
-        )
-
-    def complete_link(self, joiner: LinkJoiner, grant: bytes) -> None:
-        """Install the account key, certificate, device list and pins the grant carries."""
-        result = joiner.open_grant(grant)
-        self._devices.join(result.account, result.certificate, result.head)
-        self._trust.import_pins(result.pins)
-
-    def remove_device(self, device_id: int, *, now: int) -> DevicePublication:
-        """Sign the removal of another own device (never the one in use): upload, then commit."""
-        return self._devices.remove(device_id, now=now)
-
-    def device_list_published(self, publication: DevicePublication) -> None:
-        """The server stored ``publication``: it becomes the own device list."""
-        self._devices.commit(publication)
-
-    # -- device lists ----------------------------------------------------------------------
-
-    def check_devices(self, user: str, listing: DeviceListing) -> DeviceListResult:
-        """Verify the server's device list for ``user`` and remember the verified devices.
-
-        The own account is judged under the own account key; a contact under the account key
-        pinned for it (call :meth:`observe_account` first). Nothing is taken from the server.
-        """
-        if user == self.address.user:
-            key = self._devices.require_account().public
-        else:
-            key_or_none = self._trust.pinned_account(user)
-            if key_or_none is None:
-                raise InvalidArgument(f"no account key pinned for {user}: observe it first")
-            key = key_or_none
-        return self._devices.check(user, key, listing)
-
-    def verified_devices(self, user: str) -> dict[int, IdentityPublic]:
-        return self._devices.verified_devices(user)
+    def devices(self) -> AccountDevices:
+        """Link, remove and publish own devices; verify device lists (see account_devices)."""
+        return AccountDevices(self._devices, self._trust, self._identity, self._randomness)
 
     def device_certified(self, peer: Address) -> bool | None:
         """Whether the current session's device is certified (None: user not on account keys)."""
@@ -255,7 +162,7 @@ class CryptoAccount:
 
     def _pending_account(self, user: str) -> bool:
         pin = self._trust.pin(user)
-        return pin is not None and pin.pending is not None and len(pin.pending) == 32
+        return pin is not None and pin.pending is not None and len(pin.pending) == ACCOUNT_KEY_SIZE
 
     # -- key directory -------------------------------------------------------------------
 
@@ -510,7 +417,7 @@ class CryptoAccount:
         key = self._trust.displayed_key(user)
         if key is None:
             raise InvalidArgument(f"no identity known for {user}: exchange a message first")
-        if len(key) == 32:
+        if len(key) == ACCOUNT_KEY_SIZE:
             own = self._devices.require_account().public
             return account_safety_number(self.address.user, own, user, AccountPublic(key))
         remote = IdentityPublic.from_bytes(key)

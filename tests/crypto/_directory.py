@@ -47,8 +47,8 @@ class Directory:
 
     def upload(self, account: CryptoAccount) -> None:
         upload = account.upload_bundle(include_published=True)
-        if account.device_binding is not None:
-            self.bindings[account.address] = account.device_binding.to_bytes()
+        if account.devices.binding is not None:
+            self.bindings[account.address] = account.devices.binding.to_bytes()
         self.bundles[account.address] = bundle_from(upload, one_time_index=None, kem_index=None)
 
     def listing(self, user: str) -> DeviceListing:
@@ -83,7 +83,7 @@ class Device:
                 if a.user == user
             ]
             self.account.observe_account(user, self.directory.account_keys[user], bindings)
-        return self.account.check_devices(user, self.directory.listing(user))
+        return self.account.devices.check(user, self.directory.listing(user))
 
     def recipients(self, user: str) -> list[Address]:
         """Every device the server lists for the peer and for ourselves (but this device)."""
@@ -95,7 +95,7 @@ class Device:
         targets = []
         for user in sorted({to, self.address.user}):
             self.refresh(user)
-            verified = self.account.verified_devices(user)
+            verified = self.account.devices.verified(user)
             targets += [
                 Address(user, i) for i in sorted(verified) if Address(user, i) != self.address
             ]
@@ -107,11 +107,11 @@ class Device:
 
 def register(directory: Directory, user: str, device_id: int = 1) -> Device:
     account = make_account(user, device_id)
-    publication = account.own_device_list
-    assert publication is not None and account.device_certificate is not None
+    publication = account.devices.own_list
+    assert publication is not None and account.devices.certificate is not None
     directory.heads[user] = publication.to_bytes()
     directory.account_keys[user] = publication.account_key
-    directory.certificates[account.address] = account.device_certificate.to_bytes()
+    directory.certificates[account.address] = account.devices.certificate.to_bytes()
     directory.upload(account)
     return Device(account, directory)
 
@@ -120,13 +120,13 @@ def link(existing: Device, device_id: int, *, now: int = NOW) -> Device:
     """Link a new device of ``existing``'s user through the directory's relay."""
     directory = existing.directory
     new = Device(make_account(existing.address.user, device_id, linked=True), directory)
-    offer = existing.account.link_offer(now=now)
+    offer = existing.account.devices.link_offer(now=now)
     joiner = LinkJoiner.from_text(offer.code.text())  # what the user reads and types
-    request = new.account.link_request(joiner, offer.offer_message())
-    grant, publication = existing.account.grant_link(offer, request, now=now + 1)
+    request = new.account.devices.link_request(joiner, offer.offer_message())
+    grant, publication = existing.account.devices.grant_link(offer, request, now=now + 1)
     directory.publish(existing.address.user, publication)
-    existing.account.device_list_published(publication)
-    new.account.complete_link(joiner, grant)
+    existing.account.devices.published(publication)
+    new.account.devices.complete_link(joiner, grant)
     directory.upload(new.account)
     return new
 

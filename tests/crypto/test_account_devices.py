@@ -85,9 +85,9 @@ def test_linked_devices_receive_and_mirror_and_numbers_stay_put() -> None:
     deliver(envelopes, laptop.address, [bob, desktop])
     assert desktop.inbox[-1] == (laptop.address, b"sent from the laptop")
     # removing the desktop stops it from receiving, for everyone
-    publication = laptop.account.remove_device(2, now=NOW + 10)
+    publication = laptop.account.devices.remove(2, now=NOW + 10)
     directory.publish("alice", publication)
-    laptop.account.device_list_published(publication)
+    laptop.account.devices.published(publication)
     assert set(bob.send("alice", b"after removal")) == {laptop.address}
     assert set(laptop.send("bob", b"mine")) == {bob.address}
     with pytest.raises(DeviceNotCertified):
@@ -105,14 +105,14 @@ def test_a_server_hiding_a_removal_from_someone_who_saw_it_is_detected() -> None
         "heads": dict(directory.heads),
         "certificates": dict(directory.certificates),
     }
-    publication = laptop.account.remove_device(2, now=NOW + 10)
+    publication = laptop.account.devices.remove(2, now=NOW + 10)
     directory.publish("alice", publication)
     assert set(bob.refresh("alice").devices) == {1}
     directory.heads, directory.certificates = stale["heads"], stale["certificates"]
     directory.removals.clear()
     replayed = bob.refresh("alice")
     assert replayed.problem is ListProblem.ROLLED_BACK
-    assert set(bob.account.verified_devices("alice")) == {1}
+    assert set(bob.account.devices.verified("alice")) == {1}
 
 
 def test_you_cannot_remove_the_device_you_are_on() -> None:
@@ -121,10 +121,10 @@ def test_you_cannot_remove_the_device_you_are_on() -> None:
     link(laptop, 2)
     before = laptop.account.to_bytes()
     with pytest.raises(InvalidArgument, match="device you are using"):
-        laptop.account.remove_device(1, now=NOW)
+        laptop.account.devices.remove(1, now=NOW)
     assert laptop.account.to_bytes() == before
     with pytest.raises(InvalidArgument, match="not one of your"):
-        laptop.account.remove_device(7, now=NOW)
+        laptop.account.devices.remove(7, now=NOW)
 
 
 def test_more_devices_than_allowed_are_refused_and_the_code_is_void() -> None:
@@ -132,27 +132,27 @@ def test_more_devices_than_allowed_are_refused_and_the_code_is_void() -> None:
     laptop = register(directory, "alice")
     link(laptop, 2)
     new = make_account("alice", 3, linked=True)
-    offer = laptop.account.link_offer(now=NOW)
+    offer = laptop.account.devices.link_offer(now=NOW)
     joiner = LinkJoiner(offer.code)
-    request = new.link_request(joiner, offer.offer_message())
+    request = new.devices.link_request(joiner, offer.offer_message())
     with pytest.raises(LinkError) as info:
-        laptop.account.grant_link(offer, request, now=NOW + 1, max_devices=2)
+        laptop.account.devices.grant_link(offer, request, now=NOW + 1, max_devices=2)
     assert info.value.reason == "refused"
     with pytest.raises(LinkError):
-        laptop.account.grant_link(offer, request, now=NOW + 2)
+        laptop.account.devices.grant_link(offer, request, now=NOW + 2)
 
 
 def test_a_link_for_another_user_or_a_taken_device_id_is_refused() -> None:
     directory = Directory()
     laptop = register(directory, "alice")
     for user, device_id in (("mallory", 2), ("alice", 1)):
-        offer = laptop.account.link_offer(now=NOW)
+        offer = laptop.account.devices.link_offer(now=NOW)
         joiner = LinkJoiner(offer.code)
-        request = make_account(user, device_id, linked=True).link_request(
+        request = make_account(user, device_id, linked=True).devices.link_request(
             joiner, offer.offer_message()
         )
         with pytest.raises(LinkError) as info:
-            laptop.account.grant_link(offer, request, now=NOW + 1)
+            laptop.account.devices.grant_link(offer, request, now=NOW + 1)
         assert info.value.reason == "refused"
 
 
@@ -168,16 +168,16 @@ def test_own_account_key_is_never_taken_from_the_server() -> None:
     ).to_bytes()
     result = alice.refresh("alice")
     assert result.problem is ListProblem.INVALID
-    assert set(alice.account.verified_devices("alice")) == {1}
+    assert set(alice.account.devices.verified("alice")) == {1}
 
 
 def test_a_device_waiting_for_a_link_cannot_act_for_the_account() -> None:
     pending = make_account("alice", 2, linked=True)
     assert pending.account_key is None
     with pytest.raises(InvalidArgument):
-        pending.link_offer(now=NOW)
+        pending.devices.link_offer(now=NOW)
     with pytest.raises(InvalidArgument):
-        pending.remove_device(1, now=NOW)
+        pending.devices.remove(1, now=NOW)
 
 
 def test_device_state_survives_a_save() -> None:
@@ -190,4 +190,4 @@ def test_device_state_survives_a_save() -> None:
         assert restored.to_bytes() == device.account.to_bytes()
         assert restored.account_key == device.account.account_key
     restored_bob = CryptoAccount.from_bytes(bob.account.to_bytes())
-    assert set(restored_bob.verified_devices("alice")) == {1, 2}
+    assert set(restored_bob.devices.verified("alice")) == {1, 2}

@@ -48,13 +48,13 @@ def test_the_stage_one_replay_memory_survives_the_upgrade() -> None:
 
 def test_a_stage_one_device_becomes_the_first_device_of_an_account_key() -> None:
     bob = _load("bob")
-    publication = bob.migrate_to_account_key(now=NOW)
+    publication = bob.devices.migrate(now=NOW)
     assert bob.account_key == publication.head.account_key
     assert publication.certificate is not None
     assert publication.certificate.names(1, bob.identity_public)
     assert publication.head.version == 1
-    assert bob.own_device_list == publication.head
-    assert bob.device_binding is not None
-    bob.device_binding.verify()
+    assert bob.devices.own_list == publication.head
+    assert bob.devices.binding is not None
+    bob.devices.binding.verify()
     restored = CryptoAccount.from_bytes(bob.to_bytes())
     assert restored.account_key == bob.account_key

@@ -125,9 +125,9 @@ def test_a_migrated_contact_keeps_the_pin_and_its_verification() -> None:
     alice = CryptoAccount.from_bytes(bytes.fromhex(frozen["alice_state"]))
     bob = CryptoAccount.from_bytes(bytes.fromhex(frozen["bob_state"]))
     assert bob.trust_level("alice") is TrustLevel.VERIFIED
-    key = alice.migrate_to_account_key(now=NOW).head.account_key
-    assert alice.device_binding is not None
-    event = bob.observe_account("alice", key, [alice.device_binding])
+    key = alice.devices.migrate(now=NOW).head.account_key
+    assert alice.devices.binding is not None
+    event = bob.observe_account("alice", key, [alice.devices.binding])
     assert event is TrustEvent.ADOPTED
     assert bob.trust_level("alice") is TrustLevel.VERIFIED
 
@@ -137,19 +137,19 @@ def test_an_account_key_without_the_pinned_devices_binding_is_a_change() -> None
     bob = CryptoAccount.from_bytes(bytes.fromhex(frozen["bob_state"]))
     alice = CryptoAccount.from_bytes(bytes.fromhex(frozen["alice_state"]))
     other = make_account("alice", 1, linked=True)  # another identity claiming to be alice
-    key = other.migrate_to_account_key(now=NOW).head.account_key
-    assert other.device_binding is not None
-    assert bob.observe_account("alice", key, [other.device_binding]) is TrustEvent.CHANGED
+    key = other.devices.migrate(now=NOW).head.account_key
+    assert other.devices.binding is not None
+    assert bob.observe_account("alice", key, [other.devices.binding]) is TrustEvent.CHANGED
     bob.reject_identity("alice")
-    real = alice.migrate_to_account_key(now=NOW).head.account_key
-    assert alice.device_binding is not None
+    real = alice.devices.migrate(now=NOW).head.account_key
+    assert alice.devices.binding is not None
     assert bob.observe_account("alice", AccountKeyPair.generate().public) is TrustEvent.CHANGED
     bob.reject_identity("alice")
     wrong_key = AccountKeyPair.generate().public  # the real binding names the real key only
-    event = bob.observe_account("alice", wrong_key, [alice.device_binding])
+    event = bob.observe_account("alice", wrong_key, [alice.devices.binding])
     assert event is TrustEvent.CHANGED
     bob.reject_identity("alice")
-    assert bob.observe_account("alice", real, [alice.device_binding]) is TrustEvent.ADOPTED
+    assert bob.observe_account("alice", real, [alice.devices.binding]) is TrustEvent.ADOPTED
     assert bob.trust_level("alice") is TrustLevel.VERIFIED
 
 
