@@ -106,12 +106,15 @@ class DeviceStatement:
         message = cls.signed_message(account.public, user, device_id, identity, issued_at)
         return cls(account.public, user, device_id, identity, issued_at, account.sign(message))
 
-    def verify(self) -> None:
-        """Check the signature under the account key the statement names (BadSignature)."""
-        message = self.signed_message(
+    def message(self) -> bytes:
+        """The bytes the signature covers."""
+        return self.signed_message(
             self.account_key, self.user, self.device_id, self.identity, self.issued_at
         )
-        self.account_key.verify(self.signature, message)
+
+    def verify(self) -> None:
+        """Check the signature under the account key the statement names (BadSignature)."""
+        self.account_key.verify(self.signature, self.message())
 
     def names(self, device_id: int, identity: IdentityPublic) -> bool:
         """Whether this statement is about exactly this device id and identity."""
@@ -220,19 +223,18 @@ class DeviceListHead:
         message = cls.signed_message(account.public, user, version, issued_at, entries)
         return cls(account.public, user, version, issued_at, entries, account.sign(message))
 
-    def verify(self) -> None:
-        message = self.signed_message(
+    def message(self) -> bytes:
+        """The bytes the signature covers."""
+        return self.signed_message(
             self.account_key, self.user, self.version, self.issued_at, self.devices
         )
-        self.account_key.verify(self.signature, message)
+
+    def verify(self) -> None:
+        self.account_key.verify(self.signature, self.message())
 
     def digest(self) -> bytes:
         """What two clients compare to detect two different lists with the same version."""
-        return labels.sha256(
-            self.signed_message(
-                self.account_key, self.user, self.version, self.issued_at, self.devices
-            )
-        )
+        return labels.sha256(self.message())
 
     def names(self, device_id: int, identity: IdentityPublic) -> bool:
         digest = identity_digest(identity)

@@ -53,6 +53,21 @@ def combine(local_half: str, remote_half: str) -> str:
     return "".join(sorted((local_half, remote_half)))
 
 
+def _number(
+    version: int,
+    local_user: str,
+    local_key: bytes,
+    remote_user: str,
+    remote_key: bytes,
+    *,
+    iterations: int,
+) -> str:
+    return combine(
+        fingerprint_half(local_key, local_user, version=version, iterations=iterations),
+        fingerprint_half(remote_key, remote_user, version=version, iterations=iterations),
+    )
+
+
 def safety_number(
     local_user: str,
     local_identity: IdentityPublic,
@@ -61,20 +76,14 @@ def safety_number(
     *,
     iterations: int = ITERATIONS,
 ) -> str:
-    """The 60-digit safety number of a pair of users (symmetric in its arguments)."""
-    return combine(
-        fingerprint_half(
-            local_identity.to_bytes(),
-            local_user,
-            version=SAFETY_NUMBER_VERSION,
-            iterations=iterations,
-        ),
-        fingerprint_half(
-            remote_identity.to_bytes(),
-            remote_user,
-            version=SAFETY_NUMBER_VERSION,
-            iterations=iterations,
-        ),
+    """The stage-1 60-digit safety number over device identities (symmetric)."""
+    return _number(
+        SAFETY_NUMBER_VERSION,
+        local_user,
+        local_identity.to_bytes(),
+        remote_user,
+        remote_identity.to_bytes(),
+        iterations=iterations,
     )
 
 
@@ -87,19 +96,13 @@ def account_safety_number(
     iterations: int = ITERATIONS,
 ) -> str:
     """The 60-digit safety number of two users over their account keys (symmetric)."""
-    return combine(
-        fingerprint_half(
-            local_account.to_bytes(),
-            local_user,
-            version=ACCOUNT_SAFETY_NUMBER_VERSION,
-            iterations=iterations,
-        ),
-        fingerprint_half(
-            remote_account.to_bytes(),
-            remote_user,
-            version=ACCOUNT_SAFETY_NUMBER_VERSION,
-            iterations=iterations,
-        ),
+    return _number(
+        ACCOUNT_SAFETY_NUMBER_VERSION,
+        local_user,
+        local_account.to_bytes(),
+        remote_user,
+        remote_account.to_bytes(),
+        iterations=iterations,
     )
 
 

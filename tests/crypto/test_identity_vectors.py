@@ -46,13 +46,7 @@ def _statement(statement: DeviceCertificate | DeviceRemoval) -> dict[str, Any]:
         "device_id": statement.device_id,
         "identity": statement.identity.to_bytes().hex(),
         "issued_at": statement.issued_at,
-        "signed_message": statement.signed_message(
-            statement.account_key,
-            statement.user,
-            statement.device_id,
-            statement.identity,
-            statement.issued_at,
-        ).hex(),
+        "signed_message": statement.message().hex(),
         "encoded": statement.to_bytes().hex(),
     }
 
@@ -93,9 +87,7 @@ def build_vectors() -> dict[str, Any]:
         "device_list": {
             "version": head.version,
             "issued_at": head.issued_at,
-            "signed_message": head.signed_message(
-                head.account_key, head.user, head.version, head.issued_at, head.devices
-            ).hex(),
+            "signed_message": head.message().hex(),
             "digest": head.digest().hex(),
             "encoded": head.to_bytes().hex(),
         },

@@ -88,12 +88,17 @@ def test_malformed_codes_are_wrong_codes(text: str) -> None:
     assert _reason(info) == "wrong_code"
 
 
+def _guessed_request(run: Exchange, secret: bytes) -> bytes:
+    """A request from someone who knows the fingerprint (public) but guesses the secret."""
+    guess = LinkCode(run.offer.code.fingerprint, secret)
+    return LinkJoiner(guess).request_message(
+        run.offer.offer_message(), IdentityKeyPair.generate(), "alice", 9
+    )
+
+
 def test_a_code_with_the_wrong_secret_fails_on_the_existing_device_and_voids_it() -> None:
     run = exchange()
-    wrong = LinkCode(run.offer.code.fingerprint, b"\x00\x00\x00\x01")
-    guessed = LinkJoiner(wrong).request_message(
-        run.offer.offer_message(), IdentityKeyPair.generate(), "alice", 2
-    )
+    guessed = _guessed_request(run, b"\x00\x00\x00\x01")
     with pytest.raises(LinkError) as info:
         run.offer.open_request(guessed, now=NOW + 1)
     assert _reason(info) == "tampered"
@@ -148,10 +153,7 @@ def test_a_relay_swapping_the_offer_key_fails_on_both_sides() -> None:
         run.request(server.offer_message())  # E_A replaced: the code's fingerprint catches it
     assert _reason(info) == "tampered"
     # The server cannot complete the other half either: it does not know the secret.
-    guess = LinkCode(run.offer.code.fingerprint, b"gues")
-    forged = LinkJoiner(guess).request_message(
-        run.offer.offer_message(), IdentityKeyPair.generate(), "alice", 9
-    )
+    forged = _guessed_request(run, b"gues")
     with pytest.raises(LinkError) as info:
         run.offer.open_request(forged, now=NOW + 1)
     assert _reason(info) == "tampered"
