@@ -143,6 +143,18 @@ class CryptoAccount:
         """This account's key (None on a stage-1 device not migrated, or one not linked)."""
         return self._devices.account_key
 
+    def account_key_of(self, user: str) -> bytes | None:
+        """The account key events by ``user`` must be signed with (32 bytes), or None.
+
+        Yours for yourself; for a contact, the accepted account-key pin (not a pending one, not
+        a stage-1 device-identity pin). Fits the roster's ``AccountKeyLookup``.
+        """
+        if user == self.address.user:
+            own = self._devices.account_key
+            return None if own is None else own.to_bytes()
+        pinned = self._trust.pinned_account(user)
+        return None if pinned is None else pinned.to_bytes()
+
     @property
     def devices(self) -> AccountDevices:
         """Link, remove and publish own devices; verify device lists (see account_devices)."""

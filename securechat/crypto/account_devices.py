@@ -51,6 +51,11 @@ class AccountDevices:
         return self._book.account_key
 
     @property
+    def signer(self) -> AccountKeyPair:
+        """The account private key, to sign roster events (InvalidArgument before a link)."""
+        return self._book.require_account()
+
+    @property
     def certificate(self) -> DeviceCertificate | None:
         """This device's certificate (publish it with the device's keys)."""
         return self._book.certificate

@@ -191,3 +191,20 @@ def test_device_state_survives_a_save() -> None:
         assert restored.account_key == device.account.account_key
     restored_bob = CryptoAccount.from_bytes(bob.account.to_bytes())
     assert set(restored_bob.devices.verified("alice")) == {1, 2}
+
+
+def test_account_key_lookup_for_signed_rosters() -> None:
+    directory = Directory()
+    alice = register(directory, "alice")
+    register(directory, "bob")
+    assert alice.account.account_key is not None
+    assert alice.account.account_key_of("alice") == alice.account.account_key.to_bytes()
+    assert alice.account.account_key_of("bob") is None  # nothing pinned yet
+    alice.refresh("bob")
+    assert alice.account.account_key_of("bob") == directory.account_keys["bob"].to_bytes()
+    alice.account.observe_account("bob", AccountKeyPair.generate().public)  # pending change
+    assert alice.account.account_key_of("bob") == directory.account_keys["bob"].to_bytes()
+    signature = alice.account.devices.signer.sign(b"roster event")
+    alice.account.account_key.verify(signature, b"roster event")
+    with pytest.raises(InvalidArgument):
+        _ = make_account("carol", 2, linked=True).devices.signer
