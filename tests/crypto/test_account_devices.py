@@ -208,3 +208,16 @@ def test_account_key_lookup_for_signed_rosters() -> None:
     alice.account.account_key.verify(signature, b"roster event")
     with pytest.raises(InvalidArgument):
         _ = make_account("carol", 2, linked=True).devices.signer
+
+
+def test_a_publication_is_committed_once_and_never_over_a_newer_list() -> None:
+    directory = Directory()
+    laptop = register(directory, "alice")
+    desktop = link(laptop, 2)
+    publication = laptop.account.devices.remove(2, now=NOW + 10)
+    laptop.account.devices.published(publication)
+    before = laptop.account.to_bytes()
+    with pytest.raises(InvalidArgument, match="older"):
+        laptop.account.devices.published(publication)
+    assert laptop.account.to_bytes() == before
+    assert desktop.account.devices.own_list is not None
