@@ -33,7 +33,9 @@ ending carries its code in the ``securechat-error`` trailer.
         ├── KeystoreError         the local keystore cannot be opened or is damaged
         ├── BadSignature          a key bundle whose signatures do not verify
         ├── IdentityChanged       a pinned contact's identity key changed
-        └── RosterRejected        a room roster event that fails a check (signature, chain, rule)
+        ├── RosterRejected        a room roster event that fails a check (signature, chain, rule)
+        ├── DeviceNotCertified    a device without a valid certificate from its account key
+        └── LinkError             linking a new device failed (wrong, expired, used, tampered)
 """
 
 from __future__ import annotations
@@ -231,3 +233,41 @@ class RosterRejected(CryptoError):
 
     code = "roster_rejected"
     default_message = "a room membership event does not verify: it was not applied"
+
+
+class DeviceNotCertified(CryptoError):
+    """Nothing is encrypted to a device its account key has not certified (or has removed)."""
+
+    code = "device_not_certified"
+
+    def __init__(self, user: str, device_id: int) -> None:
+        self.user = user
+        self.device_id = device_id
+        super().__init__(
+            f"device {device_id} of {user} has no valid certificate from {user}'s account key "
+            "(or was removed): nothing was encrypted to it"
+        )
+
+
+class LinkError(CryptoError):
+    """Linking a device failed; ``reason`` is a key of :attr:`MESSAGES`."""
+
+    code = "link_failed"
+    exit_code = 74
+    MESSAGES: ClassVar[dict[str, str]] = {
+        "wrong_code": "the link code is not valid: check it and type it again",
+        "expired": "the link code expired: show a new code on your other device",
+        "used": "the link code was already used: show a new code on your other device",
+        "tampered": (
+            "the link was tampered with or the code was wrong: nothing was linked and the code "
+            "is void; show a new code on your other device (if it happens again, the server is "
+            "interfering)"
+        ),
+        "refused": "the other device refused the link",
+    }
+
+    def __init__(self, reason: str, message: str | None = None) -> None:
+        if reason not in self.MESSAGES:
+            raise ValueError(f"unknown link failure {reason!r}")
+        self.reason = reason
+        super().__init__(message or self.MESSAGES[reason])

@@ -1,27 +1,40 @@
-"""The facade the client uses: one device's keys, sessions and pins, as one versioned state.
+"""The facade the client uses: one device's keys, sessions, pins and device lists, as one state.
 
 Typical use::
 
-    account = CryptoAccount.create("alice", 1, now=now)
+    account = CryptoAccount.create("alice", 1, now=now)   # a new account: account key + device
     upload = account.upload_bundle()                  # send to the key directory
+    account.observe_account("bob", bobs_account_key)  # from the directory: TOFU pin / change
+    account.devices.check("bob", listing)             # bob's certified devices, verified
     account.start_session(bundle_for_bob, now=now)    # bundle claimed from the server
     envelope = account.encrypt(Address("bob", 1), "dm:alice:bob", b"hi")
     plaintext = bob_account.decrypt(Address("alice", 1), "dm:alice:bob", envelope, now=now)
     keystore.save(account.to_bytes())                 # after every change
 
-``decrypt`` raises only ``DecryptionError``. ``encrypt`` raises ``IdentityChanged`` when the
-peer's identity changed and the user has not reacted yet, and ``InvalidArgument`` when there is
-no session (fetch a bundle and call ``start_session``). A PREKEY message from a peer we already
-have a session with replaces that session (Signal's behaviour), but only once it decrypts.
+Who may be encrypted to: for a user whose account key is known (the own user once this device
+has an account key; a contact pinned by account key) only a device in the last verified device
+list, and only a session whose remote identity is that device's certified identity
+(``DeviceNotCertified`` otherwise); for a contact still pinned by a stage-1 device identity,
+only that identity. A pending key change raises ``IdentityChanged`` until the user accepts or
+rejects it. ``decrypt`` raises only ``DecryptionError``; ``encrypt`` raises ``InvalidArgument``
+when there is no usable session (claim a bundle and call ``start_session``). A PREKEY message
+from a peer we already have a session with replaces that session (Signal's behaviour), but only
+once it decrypts; a session whose peer is not acceptable is kept but never sent on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from securechat.crypto import handshake
-from securechat.crypto.encoding import Reader, Writer
+from securechat.crypto.account_devices import AccountDevices
+from securechat.crypto.account_key import ACCOUNT_KEY_SIZE, AccountKeyPair, AccountPublic
+from securechat.crypto.account_state import read_account, write_account
+from securechat.crypto.certificates import (
+    AccountBinding,
+)
+from securechat.crypto.device_book import DeviceBook
 from securechat.crypto.envelope import TYPE_PREKEY, Envelope
 from securechat.crypto.handshake import Party
 from securechat.crypto.identity import IdentityKeyPair, IdentityPublic
@@ -34,14 +47,16 @@ from securechat.crypto.prekeys import (
 )
 from securechat.crypto.randomness import SYSTEM_RANDOMNESS, SystemRandomness
 from securechat.crypto.ratchet import RatchetState
-from securechat.crypto.safety_number import safety_number
+from securechat.crypto.safety_number import account_safety_number, safety_number
 from securechat.crypto.session import PeerSessions, Session
-from securechat.crypto.trust import TrustLevel, TrustStore
-from securechat.errors import DecryptionError, InvalidArgument, SecureChatError
-
-ACCOUNT_MAGIC = b"SCAC"
-ACCOUNT_VERSION = 1
-MAX_SEEN_BASE_KEYS = 4096
+from securechat.crypto.trust import TrustEvent, TrustLevel, TrustStore
+from securechat.errors import (
+    DecryptionError,
+    DeviceNotCertified,
+    IdentityChanged,
+    InvalidArgument,
+    SecureChatError,
+)
 
 
 @dataclass(frozen=True, order=True)
@@ -80,7 +95,7 @@ class CryptoAccount:
         self._prekeys = prekeys
         self._sessions: dict[Address, PeerSessions] = {}
         self._trust = TrustStore()
-        self._seen_base_keys: dict[bytes, None] = {}
+        self._devices = DeviceBook(address.user, address.device_id, identity.public)
         self._randomness = randomness
 
     @classmethod
@@ -93,7 +108,11 @@ class CryptoAccount:
         one_time_count: int = 100,
         kem_one_time_count: int = 20,
         randomness: SystemRandomness = SYSTEM_RANDOMNESS,
+        account_key: AccountKeyPair | None = None,
+        linked: bool = False,
     ) -> CryptoAccount:
+        """A new device: the first of a new account (``account_key`` or a fresh one), or,
+        with ``linked=True``, one that waits for an account key from a link."""
         identity = IdentityKeyPair.generate(randomness)
         prekeys = PreKeyStore.create(
             identity,
@@ -104,7 +123,10 @@ class CryptoAccount:
             kem_one_time_count=kem_one_time_count,
             randomness=randomness,
         )
-        return cls(Address(user, device_id), identity, prekeys, randomness)
+        account = cls(Address(user, device_id), identity, prekeys, randomness)
+        if not linked:
+            account._devices.establish(account_key or AccountKeyPair.generate(randomness), now=now)
+        return account
 
     @property
     def identity_public(self) -> IdentityPublic:
@@ -113,6 +135,46 @@ class CryptoAccount:
     @property
     def _local(self) -> Party:
         return Party(self.address.user, self.address.device_id, self._identity.public)
+
+    # -- the own account and device lists ---------------------------------------------------
+
+    @property
+    def account_key(self) -> AccountPublic | None:
+        """This account's key (None on a stage-1 device not migrated, or one not linked)."""
+        return self._devices.account_key
+
+    def account_key_of(self, user: str) -> bytes | None:
+        """The account key events by ``user`` must be signed with (32 bytes), or None.
+
+        Yours for yourself; for a contact, the accepted account-key pin (not a pending one, not
+        a stage-1 device-identity pin). Fits the roster's ``AccountKeyLookup``.
+        """
+        if user == self.address.user:
+            own = self._devices.account_key
+            return None if own is None else own.to_bytes()
+        pinned = self._trust.pinned_account(user)
+        return None if pinned is None else pinned.to_bytes()
+
+    @property
+    def devices(self) -> AccountDevices:
+        """Link, remove and publish own devices; verify device lists (see account_devices)."""
+        return AccountDevices(self._devices, self._trust, self._identity, self._randomness)
+
+    def device_certified(self, peer: Address) -> bool | None:
+        """Whether the current session's device is certified (None: user not on account keys)."""
+        sessions = self._sessions.get(peer)
+        if not self._account_mode(peer.user) or sessions is None or sessions.current is None:
+            return None
+        return self._devices.certified(peer.user, peer.device_id, sessions.current.remote_identity)
+
+    def _account_mode(self, user: str) -> bool:
+        if user == self.address.user:
+            return self._devices.account is not None
+        return self._trust.pinned_account(user) is not None or self._pending_account(user)
+
+    def _pending_account(self, user: str) -> bool:
+        pin = self._trust.pin(user)
+        return pin is not None and pin.pending is not None and len(pin.pending) == ACCOUNT_KEY_SIZE
 
     # -- key directory -------------------------------------------------------------------
 
@@ -143,21 +205,51 @@ class CryptoAccount:
         self._prekeys.published.update(("kem", key.key_id) for key in keys)
         return keys
 
+    def rotate_prekeys(self, *, now: int) -> tuple[SignedPreKeyPublic, KemPreKeyPublic]:
+        """New signed prekey and last-resort KEM prekey; both old ones live for the grace."""
+        return self._prekeys.rotate(self._identity, now=now, randomness=self._randomness)
+
     def rotate_signed_prekey(self, *, now: int) -> SignedPreKeyPublic:
-        """New signed prekey; replaced ones stay usable for SIGNED_PREKEY_GRACE seconds."""
+        """Stage-1 rotation of the signed prekey only (until the client uploads both)."""
         return self._prekeys.rotate_signed(self._identity, now=now, randomness=self._randomness)
 
     # -- sessions --------------------------------------------------------------------------
 
     def has_session(self, peer: Address) -> bool:
+        """Whether a session exists that may be sent on to ``peer`` (if trust allows)."""
+        return self._select(peer) is not None
+
+    def _acceptable(self, peer: Address, identity: IdentityPublic) -> bool:
+        if self._account_mode(peer.user):
+            return self._devices.certified(peer.user, peer.device_id, identity)
+        pin = self._trust.pin(peer.user)
+        return pin is not None and pin.key == identity.to_bytes()
+
+    def _select(self, peer: Address) -> Session | None:
         peer_sessions = self._sessions.get(peer)
-        return peer_sessions is not None and peer_sessions.current is not None
+        if peer_sessions is None:
+            return None
+        for session in peer_sessions.all():
+            if not session.stale and self._acceptable(peer, session.remote_identity):
+                return session
+        return None
 
     def start_session(self, bundle: PreKeyBundle, *, now: int) -> None:
-        """Verify ``bundle`` (BadSignature), check the pin (IdentityChanged), then set up."""
+        """Verify ``bundle`` (BadSignature) and the device's standing, then set up.
+
+        Raises IdentityChanged while a key change waits for the user, DeviceNotCertified for a
+        device the account key has not certified (account-key users).
+        """
         bundle.verify()
-        self._trust.observe(bundle.user, bundle.identity)
-        self._trust.check(bundle.user, bundle.identity)
+        peer = Address(bundle.user, bundle.device_id)
+        if self._account_mode(bundle.user):
+            if bundle.user != self.address.user:
+                self._trust.require_accepted(bundle.user)
+            if not self._devices.certified(bundle.user, bundle.device_id, bundle.identity):
+                raise DeviceNotCertified(bundle.user, bundle.device_id)
+        else:
+            self._trust.observe(bundle.user, bundle.identity)
+            self._trust.check(bundle.user, bundle.identity)
         result = handshake.initiate(
             self._identity, self.address.user, self.address.device_id, bundle, self._randomness
         )
@@ -165,20 +257,44 @@ class CryptoAccount:
             result.root_key, result.responder_ratchet_key, self._randomness
         )
         session = Session(bundle.identity, ratchet, result.header.ephemeral_key, now, result.header)
-        peer = Address(bundle.user, bundle.device_id)
         self._sessions.setdefault(peer, PeerSessions()).install(session)
 
-    def encrypt(self, peer: Address, conversation: str, plaintext: bytes) -> bytes:
-        """Envelope bytes for ``peer`` (IdentityChanged / InvalidArgument, see module doc)."""
-        session = self._sendable(peer)
-        remote = Party(peer.user, peer.device_id, session.remote_identity)
-        return session.seal(self._local, remote, conversation, plaintext)
+    def accepted_key(self, user: str) -> bytes | None:
+        """The key sending to ``user`` is trusted under now (account key or stage-1 identity).
+
+        A client queueing a message keeps this with it and passes it back to ``encrypt``: a
+        message queued before a key change is then never sent under the new key unasked.
+        """
+        if user == self.address.user and self.account_key is not None:
+            return self.account_key.to_bytes()
+        pin = self._trust.pin(user)
+        return None if pin is None else pin.key
+
+    def encrypt(
+        self, peer: Address, conversation: str, plaintext: bytes, *, expected: bytes | None = None
+    ) -> bytes:
+        """Envelope bytes for ``peer`` (see the module doc for what it refuses)."""
+        return self.encrypt_for_devices(
+            [peer],
+            conversation,
+            plaintext,
+            expected=None if expected is None else {peer.user: expected},
+        )[peer]
 
     def encrypt_for_devices(
-        self, peers: Iterable[Address], conversation: str, plaintext: bytes
+        self,
+        peers: Iterable[Address],
+        conversation: str,
+        plaintext: bytes,
+        *,
+        expected: Mapping[str, bytes] | None = None,
     ) -> dict[Address, bytes]:
-        """Room fan-out: one envelope per member device; checks every pin before encrypting."""
-        targets = [(peer, self._sendable(peer)) for peer in peers]
+        """Fan-out: one envelope per device; checks every device before encrypting any.
+
+        ``expected`` maps users to the :meth:`accepted_key` recorded when the message was
+        queued; a user whose accepted key differs raises IdentityChanged.
+        """
+        targets = [(peer, self._sendable(peer, expected)) for peer in peers]
         return {
             peer: session.seal(
                 self._local,
@@ -189,15 +305,27 @@ class CryptoAccount:
             for peer, session in targets
         }
 
-    def _sendable(self, peer: Address) -> Session:
+    def _sendable(self, peer: Address, expected: Mapping[str, bytes] | None) -> Session:
+        own_account = peer.user == self.address.user and self._devices.account is not None
+        if not own_account and self._trust.pin(peer.user) is not None:
+            self._trust.require_accepted(peer.user)  # IdentityChanged while a change waits
+        if expected is not None and peer.user in expected:
+            current = self.accepted_key(peer.user)
+            if current is None or current != expected[peer.user]:
+                pin = self._trust.pin(peer.user)
+                raise IdentityChanged(peer.user, pin is not None and pin.verified)
+        session = self._select(peer)
+        if session is not None:
+            return session
         peer_sessions = self._sessions.get(peer)
         if peer_sessions is None or peer_sessions.current is None:
             raise InvalidArgument(
                 f"no session with {peer.user} device {peer.device_id}: claim its prekey bundle"
             )
-        session = peer_sessions.current
-        self._trust.check(peer.user, session.remote_identity)
-        return session
+        if self._account_mode(peer.user):
+            raise DeviceNotCertified(peer.user, peer.device_id)
+        pin = self._trust.require_accepted(peer.user)
+        raise IdentityChanged(peer.user, pin.verified)
 
     def decrypt(self, sender: Address, conversation: str, envelope: bytes, *, now: int) -> bytes:
         """Open an envelope from ``sender``; every failure is the one opaque DecryptionError."""
@@ -245,9 +373,7 @@ class CryptoAccount:
         peer_sessions = self._sessions.get(sender)
         if peer_sessions is not None and any(s.matches(prekey) for s in peer_sessions.all()):
             return self._decrypt_existing(sender, conversation, envelope, now)
-        if prekey.ephemeral_key in self._seen_base_keys:
-            raise DecryptionError()  # a replayed first message whose session is gone
-        signed, one_time, kem = self._prekeys.find(prekey)
+        signed, one_time, kem = self._prekeys.find(prekey)  # refuses a replayed first message
         root_key = handshake.respond(
             self._identity,
             self.address.user,
@@ -271,15 +397,10 @@ class CryptoAccount:
         )
         # The message opened: only now commit the new session and burn the one-time keys.
         self._prekeys.consume(prekey)
-        self._remember_base_key(prekey.ephemeral_key)
-        self._trust.observe(sender.user, prekey.identity)
+        if not self._account_mode(sender.user):
+            self._trust.observe(sender.user, prekey.identity)
         self._sessions.setdefault(sender, PeerSessions()).install(session)
         return plaintext
-
-    def _remember_base_key(self, base_key: bytes) -> None:
-        self._seen_base_keys[base_key] = None
-        while len(self._seen_base_keys) > MAX_SEEN_BASE_KEYS:
-            del self._seen_base_keys[next(iter(self._seen_base_keys))]
 
     def archive_sessions(self) -> None:
         """After a keystore rollback: no session sends again; new handshakes are needed."""
@@ -291,63 +412,82 @@ class CryptoAccount:
     def trust_level(self, user: str) -> TrustLevel:
         return self._trust.level(user)
 
+    def observe_account(
+        self, user: str, account_key: AccountPublic, bindings: Iterable[AccountBinding] = ()
+    ) -> TrustEvent:
+        """Record the account key the directory shows for a contact (never for yourself).
+
+        Pass the device bindings the directory serves for the user: a pin on one of their
+        device identities then moves to the account key without an identity change.
+        """
+        if user == self.address.user:
+            raise InvalidArgument("your own account key is never taken from the server")
+        return self._trust.observe_account(user, account_key, bindings)
+
     def safety_number(self, user: str) -> str:
-        """60 digits for ``user``'s displayed identity (the pending one after a change)."""
-        remote = self._trust.displayed(user)
-        if remote is None:
+        """60 digits for ``user``'s displayed key (the pending one after a change)."""
+        key = self._trust.displayed_key(user)
+        if key is None:
             raise InvalidArgument(f"no identity known for {user}: exchange a message first")
+        if len(key) == ACCOUNT_KEY_SIZE:
+            own = self._devices.require_account().public
+            return account_safety_number(self.address.user, own, user, AccountPublic(key))
+        remote = IdentityPublic.from_bytes(key)
         return safety_number(self.address.user, self._identity.public, user, remote)
 
+    def accept_identity(self, user: str, shown_number: str, *, verified: bool) -> None:
+        """Accept the key whose safety number ``shown_number`` the user saw (and maybe compared).
+
+        Refuses (InvalidArgument) if the displayed key changed since: the user must look again.
+        """
+        key = self._trust.displayed_key(user)
+        if key is None or self.safety_number(user) != shown_number:
+            raise InvalidArgument(
+                f"the key of {user} changed again: look at the new safety number and decide again"
+            )
+        before = self._trust.pinned_account(user)
+        self._trust.accept(user, key, verified=verified)
+        if before is not None and before != self._trust.pinned_account(user):
+            self._devices.forget(user)  # the old key's list no longer counts
+
+    def reject_identity(self, user: str) -> None:
+        """Keep the pinned key and the sessions made under it; the new key stays refused."""
+        self._trust.reject(user)
+
     def verify(self, user: str) -> None:
-        """The user compared the safety number: mark the displayed identity verified."""
-        self._trust.verify(user)
+        """The user compared the safety number: mark the displayed key verified."""
+        self.accept_identity(user, self.safety_number(user), verified=True)
 
     def trust(self, user: str) -> None:
-        """Acknowledge a changed identity of an unverified contact."""
+        """Acknowledge a changed key of an unverified contact (stage-1 flow)."""
+        before = self._trust.pinned_account(user)
         self._trust.trust(user)
+        if before is not None and before != self._trust.pinned_account(user):
+            self._devices.forget(user)
 
     # -- persistence -----------------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
-        writer = Writer().raw(ACCOUNT_MAGIC).u16(ACCOUNT_VERSION)
-        writer.text(self.address.user).u32(self.address.device_id)
-        writer.fixed(self._identity.to_bytes(), 64)
-        self._prekeys.write(writer)
-        self._trust.write(writer)
-        writer.u32(len(self._sessions))
-        for peer, peer_sessions in sorted(self._sessions.items()):
-            writer.text(peer.user).u32(peer.device_id)
-            peer_sessions.write(writer)
-        writer.u32(len(self._seen_base_keys))
-        for base_key in self._seen_base_keys:
-            writer.fixed(base_key, 32)
-        return writer.to_bytes()
+        return write_account(
+            self.address.user,
+            self.address.device_id,
+            self._identity,
+            self._prekeys,
+            self._trust,
+            {(peer.user, peer.device_id): s for peer, s in self._sessions.items()},
+            self._devices,
+        )
 
     @classmethod
     def from_bytes(
         cls, data: bytes, *, randomness: SystemRandomness = SYSTEM_RANDOMNESS
     ) -> CryptoAccount:
         """Restore an account (InvalidArgument if the state is malformed or too new)."""
-        try:
-            return cls._read(Reader(data), randomness)
-        except ValueError as exc:
-            raise InvalidArgument("malformed account state") from exc
-
-    @classmethod
-    def _read(cls, reader: Reader, randomness: SystemRandomness) -> CryptoAccount:
-        if reader.fixed(4) != ACCOUNT_MAGIC:
-            raise InvalidArgument("not a securechat account state")
-        version = reader.u16()
-        if version != ACCOUNT_VERSION:
-            raise InvalidArgument(f"account state version {version} is not supported")
-        address = Address(reader.text(), reader.u32())
-        identity = IdentityKeyPair.from_bytes(reader.fixed(64))
-        account = cls(address, identity, PreKeyStore.read(reader), randomness)
-        account._trust = TrustStore.read(reader)
-        for _ in range(reader.u32()):
-            peer = Address(reader.text(), reader.u32())
-            account._sessions[peer] = PeerSessions.read(reader)
-        for _ in range(reader.u32()):
-            account._seen_base_keys[reader.fixed(32)] = None
-        reader.finish()
+        state = read_account(data)
+        account = cls(
+            Address(state.user, state.device_id), state.identity, state.prekeys, randomness
+        )
+        account._trust = state.trust
+        account._sessions = {Address(u, d): s for (u, d), s in state.sessions.items()}
+        account._devices = state.devices
         return account

@@ -1,18 +1,30 @@
-"""The local keystore: account state encrypted under a passphrase, written atomically.
+"""The local keystore: account state encrypted under a password-derived key, written atomically.
 
-File format version 1 (integers big-endian)::
+File format (integers big-endian)::
 
     magic "SCKS" | u16 format version | u64 generation
-    | u8 kdf (1 = Argon2id) | u8 salt length | salt | u32 iterations | u32 lanes | u32 memory KiB
+    | u8 kdf | u8 salt length | salt | u32 iterations | u32 lanes | u32 memory KiB
     | nonce (12) | AES-256-GCM-SIV ciphertext of the state
 
-The key is Argon2id(passphrase, salt, parameters from the header); the header (with the
-``KEYSTORE_FILE`` label in front) is the associated data, so no header field can be changed
-without the open failing. Every save writes a temporary file in the same directory with mode
-0600, fsyncs it, renames it over the old file and fsyncs the directory.
+* Version 2 (kdf 2, written by this code): the key is the *keystore key* of the account
+  password split (:mod:`securechat.crypto.account_password`): Argon2id over the password with
+  the header's salt and parameters, then HKDF with the ``PASSWORD_KEYSTORE_KEY`` label. The
+  salt is the account's login salt, so one Argon2id run at login yields both the authenticator
+  the server checks and this key; the header records salt and parameters so the keystore opens
+  offline too. Nothing the server receives or stores opens it without guessing the password.
+* Version 1 (kdf 1, read and migrated): the key was Argon2id(passphrase) directly, and the
+  passphrase was the login password the server received. :meth:`Keystore.open` still opens it,
+  keeps saving it as version 1, and :meth:`Keystore.rekey` / :func:`migrate_keystore` rewrite it
+  as version 2 under the account's password keys.
+
+The associated data is ``KEYSTORE_FILE || header``, so no header field can be changed without
+the open failing. Every save writes a temporary file in the same directory with mode 0600,
+fsyncs it, renames it over the old file and fsyncs the directory.
 
 Rollback: each save increments ``generation`` and records it in a sidecar file
-``<name>.generation``. If the keystore opened is older than the sidecar says,
+``<name>.generation``. The keystore is *rolled back* if it is older than the sidecar, or if the
+sidecar is missing or unreadable for a keystore that is not brand new (generation above 1: a
+new keystore is created at generation 1 and could lose its sidecar only in a crash). Then
 :attr:`Keystore.rolled_back` is true and the caller must archive every session
 (:meth:`CryptoAccount.archive_sessions`) so that no ratchet state is reused. A restore of both
 files together is not detected (see docs/threat-model.md).
@@ -26,56 +38,37 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCMSIV
-from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
 from securechat.atomicfile import write_atomically
 from securechat.crypto import labels
+from securechat.crypto.account_password import (
+    DEFAULT_ARGON2 as DEFAULT_ARGON2,
+)
+from securechat.crypto.account_password import (
+    LOGIN_SALT_SIZE,
+    LoginParameters,
+    PasswordKeys,
+    argon2id,
+    derive_password_keys,
+)
+from securechat.crypto.account_password import (
+    Argon2Params as Argon2Params,
+)
 from securechat.crypto.encoding import Reader, Writer
 from securechat.errors import InvalidArgument, KeystoreError
 
 MAGIC = b"SCKS"
-FORMAT_VERSION = 1
-KDF_ARGON2ID = 1
-SALT_SIZE = 16
+FORMAT_VERSION = 2
+LEGACY_FORMAT_VERSION = 1
+KDF_FOR_VERSION = {1: 1, 2: 2}  # 1 = Argon2id(passphrase); 2 = Argon2id + HKDF keystore key
+SALT_SIZE = LOGIN_SALT_SIZE
 NONCE_SIZE = 12
-MAX_MEMORY_KIB = 4 * 1024 * 1024
-MAX_ITERATIONS = 64
-MAX_LANES = 64
-
-
-@dataclass(frozen=True)
-class Argon2Params:
-    """Argon2id cost parameters; the defaults take about 0.5–1 s on a laptop."""
-
-    iterations: int = 3
-    lanes: int = 4
-    memory_cost: int = 256 * 1024  # KiB
-
-    def check(self) -> None:
-        if not (
-            1 <= self.iterations <= MAX_ITERATIONS
-            and 1 <= self.lanes <= MAX_LANES
-            and 8 * self.lanes <= self.memory_cost <= MAX_MEMORY_KIB
-        ):
-            raise KeystoreError("keystore Argon2id parameters are out of range")
-
-
-DEFAULT_ARGON2 = Argon2Params()
+BRAND_NEW_GENERATION = 1
 
 
 def derive_key(passphrase: str, salt: bytes, params: Argon2Params) -> bytes:
-    params.check()
-    try:
-        kdf = Argon2id(
-            salt=salt,
-            length=32,
-            iterations=params.iterations,
-            lanes=params.lanes,
-            memory_cost=params.memory_cost,
-        )
-        return kdf.derive(passphrase.encode("utf-8"))
-    except ValueError as exc:
-        raise KeystoreError("keystore Argon2id parameters are invalid") from exc
+    """The version-1 key: Argon2id of the passphrase (kept to open and migrate old files)."""
+    return argon2id(passphrase, salt, params)
 
 
 @dataclass(frozen=True)
@@ -92,7 +85,7 @@ class _Header:
             .raw(MAGIC)
             .u16(self.version)
             .u64(self.generation)
-            .u8(KDF_ARGON2ID)
+            .u8(KDF_FOR_VERSION[self.version])
             .u8(len(self.salt))
             .raw(self.salt)
             .u32(self.params.iterations)
@@ -114,12 +107,14 @@ def _parse(data: bytes) -> tuple[_Header, bytes]:
                 f"keystore format version {version} is newer than this securechat "
                 f"understands ({FORMAT_VERSION}): upgrade securechat"
             )
-        if version != 1:
+        if version not in KDF_FOR_VERSION:
             raise KeystoreError(f"unknown keystore format version {version}")
         generation = reader.u64()
-        if reader.u8() != KDF_ARGON2ID:
+        if reader.u8() != KDF_FOR_VERSION[version]:
             raise KeystoreError("unknown keystore key-derivation function")
         salt = reader.fixed(reader.u8())
+        if version == FORMAT_VERSION and len(salt) != SALT_SIZE:
+            raise KeystoreError("the keystore file is truncated or damaged")
         params = Argon2Params(reader.u32(), reader.u32(), reader.u32())
         header = _Header(version, generation, salt, params, reader.fixed(NONCE_SIZE))
     except InvalidArgument as exc:
@@ -130,6 +125,16 @@ def _parse(data: bytes) -> tuple[_Header, bytes]:
     return header, ciphertext
 
 
+def _read(path: Path) -> tuple[_Header, bytes]:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise KeystoreError(f"no keystore at {path}: create an account first") from exc
+    except OSError as exc:
+        raise KeystoreError(f"cannot read the keystore {path}: {exc.strerror}") from exc
+    return _parse(data)
+
+
 def _associated_data(header: _Header) -> bytes:
     return labels.KEYSTORE_FILE + header.to_bytes()
 
@@ -138,18 +143,35 @@ class Keystore:
     """An open keystore: keeps the derived key so saves do not pay for Argon2id again."""
 
     def __init__(
-        self, path: Path, key: bytes, salt: bytes, params: Argon2Params, generation: int
+        self,
+        path: Path,
+        key: bytes,
+        salt: bytes,
+        params: Argon2Params,
+        generation: int,
+        version: int = FORMAT_VERSION,
     ) -> None:
         self.path = path
         self._key = key
         self._salt = salt
         self._params = params
         self.generation = generation
+        self.format_version = version
         self.rolled_back = False
 
     @property
     def sidecar(self) -> Path:
         return self.path.with_name(self.path.name + ".generation")
+
+    @property
+    def needs_migration(self) -> bool:
+        """A version-1 file: its key came from the password the server received."""
+        return self.format_version < FORMAT_VERSION
+
+    @property
+    def login(self) -> LoginParameters:
+        """The salt and Argon2id parameters the header records."""
+        return LoginParameters(self._salt, self._params)
 
     @classmethod
     def create(
@@ -160,56 +182,99 @@ class Keystore:
         *,
         params: Argon2Params = DEFAULT_ARGON2,
     ) -> Keystore:
-        """Create a new keystore; refuses to overwrite an existing file."""
+        """Create a version-2 keystore under a fresh salt; refuses to overwrite a file."""
+        keys = derive_password_keys(passphrase, LoginParameters(os.urandom(SALT_SIZE), params))
+        return cls.create_with_keys(path, keys, state)
+
+    @classmethod
+    def create_with_keys(cls, path: Path, keys: PasswordKeys, state: bytes) -> Keystore:
+        """Create a version-2 keystore under the account's password keys (one Argon2id run)."""
         if path.exists():
             raise KeystoreError(f"{path} already exists: open it, or move it away first")
-        salt = os.urandom(SALT_SIZE)
-        keystore = cls(path, derive_key(passphrase, salt, params), salt, params, 0)
+        keystore = cls(path, keys.keystore_key, keys.salt, keys.params, 0)
         keystore.save(state)
         return keystore
 
     @classmethod
     def open(cls, path: Path, passphrase: str) -> tuple[Keystore, bytes]:
         """Decrypt the keystore at ``path``: ``(keystore, state)``; never modifies the file."""
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError as exc:
-            raise KeystoreError(f"no keystore at {path}: create an account first") from exc
-        except OSError as exc:
-            raise KeystoreError(f"cannot read the keystore {path}: {exc.strerror}") from exc
-        header, ciphertext = _parse(data)
-        key = derive_key(passphrase, header.salt, header.params)
+        header, ciphertext = _read(path)
+        if header.version == LEGACY_FORMAT_VERSION:
+            key = derive_key(passphrase, header.salt, header.params)
+        else:
+            login = LoginParameters(header.salt, header.params)
+            key = derive_password_keys(passphrase, login).keystore_key
+        return cls._decrypt(path, header, ciphertext, key)
+
+    @classmethod
+    def open_with_keys(cls, path: Path, keys: PasswordKeys) -> tuple[Keystore, bytes]:
+        """Decrypt a version-2 keystore with keys already derived at login (no Argon2id)."""
+        header, ciphertext = _read(path)
+        if header.version != FORMAT_VERSION or (header.salt, header.params) != (
+            keys.salt,
+            keys.params,
+        ):
+            raise KeystoreError(
+                "the keystore was sealed with other password parameters: open it with the password"
+            )
+        return cls._decrypt(path, header, ciphertext, keys.keystore_key)
+
+    @classmethod
+    def _decrypt(
+        cls, path: Path, header: _Header, ciphertext: bytes, key: bytes
+    ) -> tuple[Keystore, bytes]:
         try:
             state = AESGCMSIV(key).decrypt(header.nonce, ciphertext, _associated_data(header))
         except InvalidTag as exc:
             raise KeystoreError(
                 "wrong passphrase, or the keystore file is damaged: try the passphrase again"
             ) from exc
-        keystore = cls(path, key, header.salt, header.params, header.generation)
-        keystore.rolled_back = header.generation < keystore._recorded_generation()
+        keystore = cls(path, key, header.salt, header.params, header.generation, header.version)
+        recorded = keystore._recorded_generation()
+        if recorded is None:
+            keystore.rolled_back = header.generation > BRAND_NEW_GENERATION
+        else:
+            keystore.rolled_back = header.generation < recorded
         return keystore, state
 
-    def _recorded_generation(self) -> int:
+    def _recorded_generation(self) -> int | None:
+        """The sidecar's generation, or None if it is missing or unreadable."""
         try:
             return int(self.sidecar.read_text(encoding="ascii").strip())
-        except (FileNotFoundError, ValueError):
-            return 0
+        except (FileNotFoundError, ValueError, UnicodeDecodeError):
+            return None
 
     def save(self, state: bytes) -> None:
         """Encrypt ``state`` under a fresh nonce and replace the file atomically."""
-        generation = max(self.generation, self._recorded_generation()) + 1
+        generation = max(self.generation, self._recorded_generation() or 0) + 1
         header = _Header(
-            FORMAT_VERSION, generation, self._salt, self._params, os.urandom(NONCE_SIZE)
+            self.format_version, generation, self._salt, self._params, os.urandom(NONCE_SIZE)
         )
         ciphertext = AESGCMSIV(self._key).encrypt(header.nonce, state, _associated_data(header))
         write_atomically(self.path, header.to_bytes() + ciphertext)
         write_atomically(self.sidecar, f"{generation}\n".encode("ascii"))
         self.generation = generation
 
+    def rekey(self, keys: PasswordKeys, state: bytes) -> None:
+        """Rewrite as version 2 under ``keys`` (migration from v1, or a password change)."""
+        self._key, self._salt, self._params = keys.keystore_key, keys.salt, keys.params
+        self.format_version = FORMAT_VERSION
+        self.save(state)
+
     def change_passphrase(
         self, passphrase: str, state: bytes, *, params: Argon2Params | None = None
     ) -> None:
-        self._params = params or self._params
-        self._salt = os.urandom(SALT_SIZE)
-        self._key = derive_key(passphrase, self._salt, self._params)
-        self.save(state)
+        """Rewrite as version 2 under a new passphrase and a fresh salt."""
+        login = LoginParameters(os.urandom(SALT_SIZE), params or self._params)
+        self.rekey(derive_password_keys(passphrase, login), state)
+
+
+def migrate_keystore(path: Path, passphrase: str, keys: PasswordKeys) -> tuple[Keystore, bytes]:
+    """Open a keystore with its old passphrase and rewrite it as version 2 under ``keys``.
+
+    The client calls this at the first login after the upgrade, with the password keys derived
+    from the account's login salt; the state, its generation and the sidecar carry over.
+    """
+    keystore, state = Keystore.open(path, passphrase)
+    keystore.rekey(keys, state)
+    return keystore, state

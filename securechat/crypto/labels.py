@@ -54,6 +54,26 @@ ROOM_LABELS = (
     ROOM_MESSAGE_SIGNATURE,
 )
 
+# Accounts own devices: account key, device certificates, removals, signed device lists.
+ACCOUNT_KEY_FINGERPRINT = b"securechat/v1/account-key-fingerprint"
+DEVICE_CERTIFICATE = b"securechat/v1/device-certificate"
+DEVICE_REMOVAL = b"securechat/v1/device-removal"
+DEVICE_LIST = b"securechat/v1/device-list"
+DEVICE_IDENTITY_DIGEST = b"securechat/v1/device-identity-digest"
+DEVICE_ACCOUNT_BINDING = b"securechat/v1/device-account-binding"
+
+# Linking a new device over a relayed channel authenticated by a typed code.
+LINK_KEY_FINGERPRINT = b"securechat/v1/link-key-fingerprint"
+LINK_CODE_CHECK = b"securechat/v1/link-code-check"
+LINK_TRANSCRIPT = b"securechat/v1/link-transcript"
+LINK_KEYS = b"securechat/v1/link-keys"
+LINK_DEVICE_PROOF = b"securechat/v1/link-device-proof"
+
+# The account password split: what the server checks and what opens the keystore.
+PASSWORD_AUTHENTICATOR = b"securechat/v1/password-authenticator"
+PASSWORD_KEYSTORE_KEY = b"securechat/v1/password-keystore-key"
+FAKE_LOGIN_SALT = b"securechat/v1/fake-login-salt"
+
 # Chain KDF constants (libsignal's ChainKey MESSAGE_KEY_SEED / CHAIN_KEY_SEED).
 CHAIN_MESSAGE_KEY_SEED = b"\x01"
 CHAIN_NEXT_KEY_SEED = b"\x02"
@@ -70,6 +90,20 @@ ALL_LABELS = (
     MESSAGE_KEYS,
     ASSOCIATED_DATA,
     KEYSTORE_FILE,
+    ACCOUNT_KEY_FINGERPRINT,
+    DEVICE_CERTIFICATE,
+    DEVICE_REMOVAL,
+    DEVICE_LIST,
+    DEVICE_IDENTITY_DIGEST,
+    DEVICE_ACCOUNT_BINDING,
+    LINK_KEY_FINGERPRINT,
+    LINK_CODE_CHECK,
+    LINK_TRANSCRIPT,
+    LINK_KEYS,
+    LINK_DEVICE_PROOF,
+    PASSWORD_AUTHENTICATOR,
+    PASSWORD_KEYSTORE_KEY,
+    FAKE_LOGIN_SALT,
 )
 
 

@@ -10,15 +10,26 @@ version 0 and 33-byte DJB-prefixed keys; the test suite checks that vector). sec
 :data:`SAFETY_NUMBER_VERSION` = 0x5343 ("SC") and the 128-byte canonical ``IdentityPublic``
 encoding as the identity key, with the user name (UTF-8) as stable id, so its numbers can never
 collide with Signal's for the same bytes.
+
+Since accounts own devices, the number shown to users is :func:`account_safety_number`: the same
+algorithm over the 32-byte Ed25519 *account* keys, with its own version constant
+:data:`ACCOUNT_SAFETY_NUMBER_VERSION` = 0x5341 ("SA"). The key hashed changed meaning (an account
+key instead of one device's identity), so the version changed too: a number computed the stage-1
+way and one computed over account keys are domain-separated and can never be confused, and both
+stay distinct from Signal's (version 0). Because devices are not hashed, the number stays the same
+when a device is linked or removed; it changes only when an account key changes.
+:func:`safety_number` over device identities is kept for contacts not yet migrated.
 """
 
 from __future__ import annotations
 
 import hashlib
 
+from securechat.crypto.account_key import AccountPublic
 from securechat.crypto.identity import IdentityPublic
 
 SAFETY_NUMBER_VERSION = 0x5343
+ACCOUNT_SAFETY_NUMBER_VERSION = 0x5341
 LIBSIGNAL_DISPLAY_VERSION = 0
 ITERATIONS = 5200
 DIGITS_PER_PARTY = 30
@@ -42,6 +53,21 @@ def combine(local_half: str, remote_half: str) -> str:
     return "".join(sorted((local_half, remote_half)))
 
 
+def _number(
+    version: int,
+    local_user: str,
+    local_key: bytes,
+    remote_user: str,
+    remote_key: bytes,
+    *,
+    iterations: int,
+) -> str:
+    return combine(
+        fingerprint_half(local_key, local_user, version=version, iterations=iterations),
+        fingerprint_half(remote_key, remote_user, version=version, iterations=iterations),
+    )
+
+
 def safety_number(
     local_user: str,
     local_identity: IdentityPublic,
@@ -50,20 +76,33 @@ def safety_number(
     *,
     iterations: int = ITERATIONS,
 ) -> str:
-    """The 60-digit safety number of a pair of users (symmetric in its arguments)."""
-    return combine(
-        fingerprint_half(
-            local_identity.to_bytes(),
-            local_user,
-            version=SAFETY_NUMBER_VERSION,
-            iterations=iterations,
-        ),
-        fingerprint_half(
-            remote_identity.to_bytes(),
-            remote_user,
-            version=SAFETY_NUMBER_VERSION,
-            iterations=iterations,
-        ),
+    """The stage-1 60-digit safety number over device identities (symmetric)."""
+    return _number(
+        SAFETY_NUMBER_VERSION,
+        local_user,
+        local_identity.to_bytes(),
+        remote_user,
+        remote_identity.to_bytes(),
+        iterations=iterations,
+    )
+
+
+def account_safety_number(
+    local_user: str,
+    local_account: AccountPublic,
+    remote_user: str,
+    remote_account: AccountPublic,
+    *,
+    iterations: int = ITERATIONS,
+) -> str:
+    """The 60-digit safety number of two users over their account keys (symmetric)."""
+    return _number(
+        ACCOUNT_SAFETY_NUMBER_VERSION,
+        local_user,
+        local_account.to_bytes(),
+        remote_user,
+        remote_account.to_bytes(),
+        iterations=iterations,
     )
 
 

@@ -147,7 +147,7 @@ def test_malformed_state_is_rejected(mutation: str) -> None:
     data = make_account("alice").to_bytes()
     broken = {
         "magic": b"XXXX" + data[4:],
-        "version": data[:4] + b"\x00\x02" + data[6:],
+        "version": data[:4] + b"\x00\x03" + data[6:],
         "truncated": data[:-10],
         "trailing": data + b"\x00",
     }[mutation]

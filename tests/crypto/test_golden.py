@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from securechat.crypto.account import CryptoAccount
+from securechat.crypto.account_key import AccountKeyPair
+from securechat.crypto.labels import sha256
 
 from ._support import ALICE, BOB, CONVERSATION, NOW, DeterministicRandomness, bundle_from, load_json
 
@@ -23,17 +25,29 @@ SCRIPT = [
 ]
 
 
+def fixed_account_key(name: str) -> AccountKeyPair:
+    """Account keys are passed in, so the frozen handshake's random stream stays unchanged."""
+    return AccountKeyPair.from_bytes(sha256(f"{name} account key".encode()))
+
+
+def golden_account(name: str, randomness: DeterministicRandomness) -> CryptoAccount:
+    return CryptoAccount.create(
+        name,
+        1,
+        now=NOW,
+        one_time_count=2,
+        kem_one_time_count=1,
+        randomness=randomness,
+        account_key=fixed_account_key(name),
+    )
+
+
 def build_transcript(
     kem_replay: list[tuple[bytes, bytes]] | None,
 ) -> tuple[dict[str, Any], list[tuple[bytes, bytes]]]:
     alice_rng = DeterministicRandomness(b"alice", kem_replay)
-    bob_rng = DeterministicRandomness(b"bob")
-    alice = CryptoAccount.create(
-        "alice", 1, now=NOW, one_time_count=2, kem_one_time_count=1, randomness=alice_rng
-    )
-    bob = CryptoAccount.create(
-        "bob", 1, now=NOW, one_time_count=2, kem_one_time_count=1, randomness=bob_rng
-    )
+    alice = golden_account("alice", alice_rng)
+    bob = golden_account("bob", DeterministicRandomness(b"bob"))
     alice.start_session(bundle_from(bob.upload_bundle()), now=NOW)
     messages = []
     for who, plaintext in SCRIPT:
@@ -65,14 +79,7 @@ def test_transcript_matches_the_frozen_bytes() -> None:
 
 def test_frozen_first_message_opens_with_bobs_fixed_keys() -> None:
     frozen = load_json(TRANSCRIPT_FILE)
-    bob = CryptoAccount.create(
-        "bob",
-        1,
-        now=NOW,
-        one_time_count=2,
-        kem_one_time_count=1,
-        randomness=DeterministicRandomness(b"bob"),
-    )
+    bob = golden_account("bob", DeterministicRandomness(b"bob"))
     first = frozen["messages"][0]
     opened = bob.decrypt(ALICE, CONVERSATION, bytes.fromhex(first["envelope"]), now=NOW)
     assert opened.hex() == first["plaintext"]
