@@ -39,13 +39,18 @@ class RecipientBook:
         known = self._known.get(target)
         if known:
             return known
-        devices = await self.fetch(target)
-        self._known[target] = devices
+        devices = await self.refresh(target)
         if not devices:
             raise FailedPrecondition(
                 f"nobody else is in {target} yet, so nobody could read the message: "
                 "wait until someone joins"
             )
+        return devices
+
+    async def refresh(self, target: Target) -> tuple[Address, ...]:
+        """Ask the server again and keep its answer (silently: nothing was sent yet)."""
+        devices = await self.fetch(target)
+        self._known[target] = devices
         return devices
 
     async def fetch(self, target: Target) -> tuple[Address, ...]:
