@@ -102,14 +102,19 @@ class ChatLink:
     def transmit(self, request: chat_pb2.SendRequest) -> None:
         self.write(chat_pb2.ClientFrame(send=request))
 
-    def write(self, frame: chat_pb2.ClientFrame) -> None:
-        """Queue one frame on the open stream; Unavailable while there is none."""
-        queue = self._queue
-        if queue is None or not self.online.is_set():
+    def check(self) -> None:
+        """Unavailable unless the stream is open."""
+        if self._queue is None or not self.online.is_set():
             raise Unavailable(
                 f"not connected to the server ({self.state}): the message was not sent; "
                 "send it again when the connection is back"
             )
+
+    def write(self, frame: chat_pb2.ClientFrame) -> None:
+        """Queue one frame on the open stream; Unavailable while there is none."""
+        self.check()
+        queue = self._queue
+        assert queue is not None
         try:
             queue.put_nowait(frame)
         except asyncio.QueueFull:

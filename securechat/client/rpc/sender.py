@@ -72,6 +72,9 @@ class Outlet(Protocol):
 
     def attach(self, sink: ResultSink) -> None: ...
 
+    def check(self) -> None:
+        """Raise Unavailable when a request could not be sent now."""
+
     def transmit(self, request: chat_pb2.SendRequest) -> None:
         """Queue ``request`` now (raise Unavailable when it cannot be sent)."""
 
@@ -123,6 +126,7 @@ class Sender:
             raise InvalidArgument("a send needs a client message id")
         if client_message_id in self._live:
             raise InvalidArgument(f"message {client_message_id} is already being sent")
+        self.outlet.check()  # before asking anyone or sealing anything
         future: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
         outgoing = _Outgoing(target, seal, client_message_id, future)
         async with self._order:
@@ -236,6 +240,9 @@ class UnaryOutlet:
 
     def attach(self, sink: ResultSink) -> None:
         self._sink = sink
+
+    def check(self) -> None:
+        return None  # each send makes its own call
 
     def transmit(self, request: chat_pb2.SendRequest) -> None:
         task = asyncio.get_running_loop().create_task(self._call(request))

@@ -55,7 +55,9 @@ _BY_STATUS: dict[grpc.StatusCode, type[SecureChatError]] = {
     grpc.StatusCode.OUT_OF_RANGE: InvalidArgument,
     grpc.StatusCode.ABORTED: FailedPrecondition,
 }
-_TLS_HINTS = ("ssl", "tls", "handshake", "certificate", "x509")
+# What grpc says when the TLS handshake failed on a certificate. A connection lost during the
+# handshake ("Handshake read failed (Socket closed)") is a network problem, not one of these.
+_TLS_HINTS = ("certificate", "x509", "ssl_error_ssl", "tls handshake failed")
 
 
 def _trailer(error: grpc.aio.AioRpcError, key: str) -> str | None:

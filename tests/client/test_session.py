@@ -1,0 +1,304 @@
+"""The chat client's stream code in process, against the real test server over mTLS.
+
+ChatSession = ChatLink (the stream) + Sender (pipelined sends) + Messenger (encryption); these
+tests drive real devices of real accounts and look only at what a user would see (events) and
+what the server answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from securechat.client.events import ConnectionEvent, Target
+from securechat.client.rpc import Receipt
+from securechat.errors import (
+    FailedPrecondition,
+    IdentityChanged,
+    InvalidArgument,
+    Unauthenticated,
+    Unavailable,
+)
+from securechat.pki import DevPki
+from securechat.transport.server import SecureChatServer
+from tests.client.live import WAIT_S, Device, Relay, device
+from tests.conftest import server_config
+
+Make = Callable[..., Awaitable[Device]]
+
+
+@pytest.fixture(autouse=True)
+def _test_kdf(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SECURECHAT_KDF_PROFILE", "test")
+
+
+@pytest.fixture
+async def make(server: SecureChatServer, pki: DevPki, tmp_path: Path) -> AsyncIterator[Make]:
+    """make(user, register=True, port=None) -> a Device (stopped and closed at the end)."""
+    made: list[Device] = []
+
+    async def build(user: str, *, register: bool = True, port: int | None = None) -> Device:
+        made.append(await device(port or server.port, pki, tmp_path, user, register=register))
+        return made[-1]
+
+    yield build
+    for each in made:
+        await each.stop()
+
+
+def count_calls(obj: Any, name: str) -> list[object]:
+    """Record every call of ``obj.name`` (a spy: the call still goes to the server)."""
+    calls: list[object] = []
+    real = getattr(obj, name)
+
+    async def spy(*args: object) -> object:
+        calls.append(args)
+        return await real(*args)
+
+    setattr(obj, name, spy)
+    return calls
+
+
+async def test_sends_are_pipelined_and_answered_by_client_message_id(make: Make) -> None:
+    alice, bob = await make("alice"), await make("bob")
+    chat = await alice.start()
+    await bob.start()
+    lobby = Target.room("lobby")
+    texts = [f"message {i}" for i in range(12)]
+
+    answers = [await chat.submit(lobby, text) for text in texts]
+    # Every submit returned before any answer was read: twelve sends in flight at once.
+    assert not any(answer.done() for answer in answers)
+    assert chat.sender.in_flight == len(texts)
+
+    receipts: list[Receipt] = list(await asyncio.gather(*answers))
+    assert len({r.client_message_id for r in receipts}) == len(texts)
+    assert len({r.message_id for r in receipts}) == len(texts)
+    assert all(r.devices == ((bob.vault.account.address),) for r in receipts)
+    assert chat.sender.in_flight == 0
+    await bob.watch.until(lambda: len(bob.watch.texts()) == len(texts))
+    assert bob.watch.texts() == texts  # in the order typed, each once
+
+
+async def test_recipients_are_listed_once_then_kept(make: Make) -> None:
+    alice, bob = await make("alice"), await make("bob")
+    chat = await alice.start()
+    await bob.start()
+    listed = count_calls(alice.api, "list_members")
+    for text in ("one", "two", "three"):
+        await chat.send(Target.room("lobby"), text)
+    assert len(listed) == 1  # not one ListMembers per message
+    await bob.watch.until(lambda: bob.watch.texts() == ["one", "two", "three"])
+
+
+async def test_a_member_who_joined_gets_the_next_message_after_a_stale_answer(
+    make: Make,
+) -> None:
+    alice, bob = await make("alice"), await make("bob")
+    chat = await alice.start()
+    await bob.start()
+    ops = Target.room("ops")
+    await alice.api.create_room("ops")
+    await bob.api.join_room("ops")
+    await chat.send(ops, "before carol")
+    listed = count_calls(alice.api, "list_members")
+
+    carol = await make("carol")
+    await carol.api.join_room("ops")
+    await carol.start()
+    receipt = await chat.send(ops, "hello carol")
+
+    assert listed == []  # the server's stale_devices answer carried the new list
+    assert carol.vault.account.address in receipt.devices
+    assert "carol joined #ops: encrypting for them too" in alice.watch.notices()
+    await carol.watch.until(lambda: "hello carol" in carol.watch.texts())
+    assert carol.watch.texts() == ["hello carol"]  # no history from before the join
+    await bob.watch.until(lambda: bob.watch.texts() == ["before carol", "hello carol"])
+
+
+async def test_a_new_device_of_the_peer_is_told_and_never_used_silently(make: Make) -> None:
+    alice, _ = await make("alice"), await make("bob")
+    chat = await alice.start()
+    await chat.send(Target.user("bob"), "to the first device")
+
+    laptop = await make("bob", register=False)  # (stage 1: it replaces bob's first device)
+    await laptop.start()
+    with pytest.raises(IdentityChanged, match="identity key of bob changed"):
+        await chat.send(Target.user("bob"), "not to an unknown key")
+    assert "new device for bob in @bob: re-encrypting" in alice.watch.notices()
+
+    alice.vault.account.trust("bob")  # the user accepts the new key
+    receipt = await chat.send(Target.user("bob"), "after trusting")
+    assert receipt.devices == (laptop.vault.account.address,)
+    await laptop.watch.until(lambda: laptop.watch.texts() == ["after trusting"])
+
+
+async def test_a_send_is_refused_when_its_room_keeps_changing(make: Make) -> None:
+    alice, bob = await make("alice"), await make("bob")
+    chat = await alice.start()
+    await bob.start()
+    chat.sender.max_attempts = 1  # one try: the stale answer is final
+    await chat.send(Target.room("lobby"), "learn the list")
+    await make("carol")  # joins the lobby on registration
+    with pytest.raises(FailedPrecondition, match="kept changing"):
+        await chat.send(Target.room("lobby"), "not sent")
+    assert "carol joined #lobby: encrypting for them too" in alice.watch.notices()
+
+
+async def test_sends_while_disconnected_fail_at_once_with_a_clear_error(
+    make: Make, server: SecureChatServer
+) -> None:
+    relay = Relay(server.port)
+    await relay.start()
+    alice, bob = await make("alice", port=relay.port), await make("bob")
+    await bob.start()
+    chat = await alice.start()
+    try:
+        relay.hold()  # the network is gone and stays gone
+        await alice.watch.until(lambda: chat.state == "reconnecting")
+        with pytest.raises(Unavailable, match="not connected to the server") as info:
+            await chat.submit(Target.room("lobby"), "typed while offline")
+        assert "send it again" in info.value.message
+        assert chat.sender.in_flight == 0  # nothing half-sent is left behind
+    finally:
+        await relay.close()
+    assert bob.watch.texts() == []
+
+
+async def test_a_send_in_flight_when_the_connection_drops_fails_clearly(
+    make: Make, server: SecureChatServer
+) -> None:
+    relay = Relay(server.port)
+    await relay.start()
+    alice, bob = await make("alice", port=relay.port), await make("bob")
+    await bob.start()
+    chat = await alice.start()
+    try:
+        await chat.send(Target.room("lobby"), "learn the list")
+        answer = await chat.submit(Target.room("lobby"), "lost on the wire")
+        relay.cut()  # before the frame could even reach the server
+        with pytest.raises(Unavailable, match="before the server confirmed"):
+            await asyncio.wait_for(answer, WAIT_S)
+    finally:
+        await relay.close()
+    await bob.watch.until(lambda: bob.watch.texts() == ["learn the list"])
+
+
+async def test_reconnects_and_resumes_after_the_last_ack_without_duplicates(
+    make: Make, server: SecureChatServer
+) -> None:
+    relay = Relay(server.port)
+    await relay.start()
+    alice, bob = await make("alice"), await make("bob", port=relay.port)
+    sender = await alice.start()
+    await bob.start()
+    try:
+        await sender.send(Target.room("lobby"), "first")
+        await bob.watch.until(lambda: bob.watch.texts() == ["first"])
+        relay.hold()
+        await bob.watch.until(lambda: bob.session is not None and bob.session.state != "online")
+        await sender.send(Target.room("lobby"), "while bob was away")
+        relay.release()
+        await bob.watch.until(lambda: bob.watch.onlines() == 2)
+        await bob.watch.until(lambda: len(bob.watch.texts()) == 2)
+    finally:
+        await relay.close()
+    assert bob.watch.texts() == ["first", "while bob was away"]
+    lost = [e for e in bob.watch.states() if e.state == "reconnecting" and e.code]
+    assert lost and lost[0].code == "unavailable"
+    back = [e for e in bob.watch.states() if e.state == "online"][1]
+    assert back.detail == "1 waiting"  # resumed after "first": only the new one is replayed
+    assert bob.vault.state.last_ack == 2
+
+
+async def test_a_message_sent_twice_with_one_id_is_shown_once(make: Make) -> None:
+    alice, bob = await make("alice"), await make("bob")
+    chat = await alice.start()
+    await bob.start()
+    lobby = Target.room("lobby")
+    first = await (await chat.submit(lobby, "only once", message_id="m-1"))
+    again = await (await chat.submit(lobby, "only once", message_id="m-1"))  # e.g. an outbox retry
+    assert first.message_id != again.message_id  # the server stored it twice
+    await chat.send(lobby, "next")
+    await bob.watch.until(lambda: "next" in bob.watch.texts())
+    assert bob.watch.texts() == ["only once", "next"]
+
+
+async def test_the_server_ending_the_stream_for_shutdown_is_followed_by_a_reconnect(
+    pki: DevPki, tmp_path: Path
+) -> None:
+    first = SecureChatServer(server_config(pki, tmp_path / "data"))
+    await first.start()
+    relay = Relay(first.port)
+    await relay.start()
+    bob = await device(relay.port, pki, tmp_path, "bob")
+    alice = await device(first.port, pki, tmp_path, "alice")
+    second: SecureChatServer | None = None
+    try:
+        await bob.start()
+        await (await alice.start()).send(Target.room("lobby"), "before the restart")
+        await bob.watch.until(lambda: bob.watch.texts() == ["before the restart"])
+        await alice.stop()
+
+        await first.stop(grace=0.5)  # every stream gets a reconnect hint, then ends
+        hint = "server: server shutting down: reconnect"
+        await bob.watch.until(lambda: hint in bob.watch.notices())
+        relay.hold()  # (the old port may be anyone's now: never forward to it)
+        second = SecureChatServer(server_config(pki, tmp_path / "data"))
+        await second.start()
+        relay.release(second.port)  # the same address now leads to the new server
+        await bob.watch.until(lambda: bob.watch.onlines() == 2)
+
+        alice = await device(second.port, pki, tmp_path, "alice", register=False)
+        await (await alice.start()).send(Target.room("lobby"), "after the restart")
+        await bob.watch.until(lambda: len(bob.watch.texts()) == 2)
+        assert bob.watch.texts() == ["before the restart", "after the restart"]
+    finally:
+        await relay.close()
+        for each in (alice, bob):
+            await each.stop()
+        for srv in (first, second):
+            if srv is not None:
+                await srv.stop(grace=0.2)
+
+
+async def test_a_revoked_session_stops_the_loop_for_good(make: Make) -> None:
+    alice, bob = await make("alice"), await make("bob")
+    chat = await bob.start()
+    await alice.api.logout()  # unrelated: alice's session only
+    await bob.api.logout()  # revokes bob's session: the server ends his stream
+    assert bob.runner is not None
+    with pytest.raises(Unauthenticated, match="logged out"):
+        await asyncio.wait_for(asyncio.shield(bob.runner), WAIT_S)
+    assert chat.state == "offline"
+    assert chat.link.reconnects == 0  # no retry with a dead session
+    last = bob.watch.states()[-1]
+    assert (last.state, last.code) == ("offline", "unauthenticated")
+    with pytest.raises(Unavailable, match="not connected"):
+        await chat.submit(Target.room("lobby"), "after the end")
+
+
+async def test_bad_sends_are_refused_before_anything_leaves(make: Make) -> None:
+    alice = await make("alice")
+    chat = await alice.start()
+    with pytest.raises(InvalidArgument, match="empty"):
+        await chat.submit(Target.room("lobby"), "   ")
+    with pytest.raises(InvalidArgument, match="that is you"):
+        await chat.submit(Target.user("alice"), "hi me")
+    with pytest.raises(FailedPrecondition, match="nobody else is in #lobby"):
+        await chat.submit(Target.room("lobby"), "anyone?")
+    assert chat.sender.in_flight == 0
+
+
+async def test_stop_ends_the_stream_cleanly(make: Make) -> None:
+    alice = await make("alice")
+    chat = await alice.start()
+    chat.stop()
+    assert alice.runner is not None
+    await asyncio.wait_for(alice.runner, WAIT_S)  # returns: stopping is not an error
+    assert chat.state == "offline"
+    assert isinstance(alice.watch.events[-1], ConnectionEvent)
