@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import pytest
 
@@ -13,30 +12,10 @@ from securechat.client.messenger import Messenger
 from securechat.client.rpc import Sender, UnaryOutlet
 from securechat.crypto.account import Address
 from securechat.errors import InvalidArgument, Unavailable
-from securechat.pki import DevPki
-from securechat.transport.server import SecureChatServer
-from tests.client.live import WAIT_S, Device, device
+from tests.client.conftest import MakeDevice
+from tests.client.live import WAIT_S
 
-Make = Callable[..., Awaitable[Device]]
 TOO_BIG = 64 * 1024 + 1  # over the server's chat.max_message_bytes
-
-
-@pytest.fixture(autouse=True)
-def _test_kdf(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SECURECHAT_KDF_PROFILE", "test")
-
-
-@pytest.fixture
-async def make(server: SecureChatServer, pki: DevPki, tmp_path: Path) -> AsyncIterator[Make]:
-    made: list[Device] = []
-
-    async def build(user: str, *, register: bool = True) -> Device:
-        made.append(await device(server.port, pki, tmp_path, user, register=register))
-        return made[-1]
-
-    yield build
-    for each in made:
-        await each.stop()
 
 
 def opaque(size: int) -> Callable[[Sequence[Address]], Awaitable[Mapping[Address, bytes]]]:
@@ -46,8 +25,10 @@ def opaque(size: int) -> Callable[[Sequence[Address]], Awaitable[Mapping[Address
     return seal
 
 
-async def test_the_one_shot_path_is_the_same_sender_over_unary_send(make: Make) -> None:
-    alice, bob = await make("alice"), await make("bob")
+async def test_the_one_shot_path_is_the_same_sender_over_unary_send(
+    make_device: MakeDevice,
+) -> None:
+    alice, bob = await make_device("alice"), await make_device("bob")
     await bob.start()
     notices: list[Event] = []
     messenger = Messenger(alice.api, alice.vault)
@@ -56,7 +37,7 @@ async def test_the_one_shot_path_is_the_same_sender_over_unary_send(make: Make) 
     first = await (await messenger.submit(sender, lobby, "by unary Send"))
     assert first.devices == (bob.vault.account.address,)
 
-    carol = await make("carol")  # joins the lobby: the next send is answered stale_devices
+    carol = await make_device("carol")  # joins the lobby: the next send is answered stale_devices
     await carol.start()
     second = await (await messenger.submit(sender, lobby, "carol too"))
     assert set(second.devices) == {bob.vault.account.address, carol.vault.account.address}
@@ -66,8 +47,10 @@ async def test_the_one_shot_path_is_the_same_sender_over_unary_send(make: Make) 
 
 
 @pytest.mark.parametrize("outlet", ["stream", "unary"])
-async def test_a_send_the_server_refuses_fails_with_its_error(make: Make, outlet: str) -> None:
-    alice, bob = await make("alice"), await make("bob")
+async def test_a_send_the_server_refuses_fails_with_its_error(
+    make_device: MakeDevice, outlet: str
+) -> None:
+    alice, bob = await make_device("alice"), await make_device("bob")
     chat = await alice.start()
     await bob.start()
     sender = chat.sender
@@ -81,8 +64,8 @@ async def test_a_send_the_server_refuses_fails_with_its_error(make: Make, outlet
     assert ok.client_message_id == "fine"
 
 
-async def test_one_client_message_id_is_in_flight_once(make: Make) -> None:
-    alice, bob = await make("alice"), await make("bob")
+async def test_one_client_message_id_is_in_flight_once(make_device: MakeDevice) -> None:
+    alice, bob = await make_device("alice"), await make_device("bob")
     chat = await alice.start()
     await bob.start()
     lobby = Target.room("lobby")
@@ -94,8 +77,8 @@ async def test_one_client_message_id_is_in_flight_once(make: Make) -> None:
     assert (await answer).client_message_id == "same"
 
 
-async def test_closing_fails_every_unanswered_send(make: Make) -> None:
-    alice, bob = await make("alice"), await make("bob")
+async def test_closing_fails_every_unanswered_send(make_device: MakeDevice) -> None:
+    alice, bob = await make_device("alice"), await make_device("bob")
     chat = await alice.start()
     await bob.start()
     answer = await chat.sender.submit(Target.room("lobby"), opaque(100), "cut short")

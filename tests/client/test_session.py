@@ -8,7 +8,6 @@ what the server answered.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,29 +24,9 @@ from securechat.errors import (
 )
 from securechat.pki import DevPki
 from securechat.transport.server import SecureChatServer
-from tests.client.live import WAIT_S, Device, Relay, device
+from tests.client.conftest import MakeDevice
+from tests.client.live import WAIT_S, Relay, device
 from tests.conftest import server_config
-
-Make = Callable[..., Awaitable[Device]]
-
-
-@pytest.fixture(autouse=True)
-def _test_kdf(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SECURECHAT_KDF_PROFILE", "test")
-
-
-@pytest.fixture
-async def make(server: SecureChatServer, pki: DevPki, tmp_path: Path) -> AsyncIterator[Make]:
-    """make(user, register=True, port=None) -> a Device (stopped and closed at the end)."""
-    made: list[Device] = []
-
-    async def build(user: str, *, register: bool = True, port: int | None = None) -> Device:
-        made.append(await device(port or server.port, pki, tmp_path, user, register=register))
-        return made[-1]
-
-    yield build
-    for each in made:
-        await each.stop()
 
 
 def count_calls(obj: Any, name: str) -> list[object]:
@@ -63,8 +42,10 @@ def count_calls(obj: Any, name: str) -> list[object]:
     return calls
 
 
-async def test_sends_are_pipelined_and_answered_by_client_message_id(make: Make) -> None:
-    alice, bob = await make("alice"), await make("bob")
+async def test_sends_are_pipelined_and_answered_by_client_message_id(
+    make_device: MakeDevice,
+) -> None:
+    alice, bob = await make_device("alice"), await make_device("bob")
     chat = await alice.start()
     await bob.start()
     lobby = Target.room("lobby")
@@ -84,8 +65,8 @@ async def test_sends_are_pipelined_and_answered_by_client_message_id(make: Make)
     assert bob.watch.texts() == texts  # in the order typed, each once
 
 
-async def test_recipients_are_listed_once_then_kept(make: Make) -> None:
-    alice, bob = await make("alice"), await make("bob")
+async def test_recipients_are_listed_once_then_kept(make_device: MakeDevice) -> None:
+    alice, bob = await make_device("alice"), await make_device("bob")
     chat = await alice.start()
     await bob.start()
     listed = count_calls(alice.api, "list_members")
@@ -96,9 +77,9 @@ async def test_recipients_are_listed_once_then_kept(make: Make) -> None:
 
 
 async def test_a_member_who_joined_gets_the_next_message_after_a_stale_answer(
-    make: Make,
+    make_device: MakeDevice,
 ) -> None:
-    alice, bob = await make("alice"), await make("bob")
+    alice, bob = await make_device("alice"), await make_device("bob")
     chat = await alice.start()
     await bob.start()
     ops = Target.room("ops")
@@ -107,7 +88,7 @@ async def test_a_member_who_joined_gets_the_next_message_after_a_stale_answer(
     await chat.send(ops, "before carol")
     listed = count_calls(alice.api, "list_members")
 
-    carol = await make("carol")
+    carol = await make_device("carol")
     await carol.api.join_room("ops")
     await carol.start()
     receipt = await chat.send(ops, "hello carol")
@@ -120,12 +101,14 @@ async def test_a_member_who_joined_gets_the_next_message_after_a_stale_answer(
     await bob.watch.until(lambda: bob.watch.texts() == ["before carol", "hello carol"])
 
 
-async def test_a_new_device_of_the_peer_is_told_and_never_used_silently(make: Make) -> None:
-    alice, _ = await make("alice"), await make("bob")
+async def test_a_new_device_of_the_peer_is_told_and_never_used_silently(
+    make_device: MakeDevice,
+) -> None:
+    alice, _ = await make_device("alice"), await make_device("bob")
     chat = await alice.start()
     await chat.send(Target.user("bob"), "to the first device")
 
-    laptop = await make("bob", register=False)  # (stage 1: it replaces bob's first device)
+    laptop = await make_device("bob", register=False)  # (stage 1: it replaces bob's first device)
     await laptop.start()
     with pytest.raises(IdentityChanged, match="identity key of bob changed"):
         await chat.send(Target.user("bob"), "not to an unknown key")
@@ -137,76 +120,61 @@ async def test_a_new_device_of_the_peer_is_told_and_never_used_silently(make: Ma
     await laptop.watch.until(lambda: laptop.watch.texts() == ["after trusting"])
 
 
-async def test_a_send_is_refused_when_its_room_keeps_changing(make: Make) -> None:
-    alice, bob = await make("alice"), await make("bob")
+async def test_a_send_is_refused_when_its_room_keeps_changing(make_device: MakeDevice) -> None:
+    alice, bob = await make_device("alice"), await make_device("bob")
     chat = await alice.start()
     await bob.start()
     chat.sender.max_attempts = 1  # one try: the stale answer is final
     await chat.send(Target.room("lobby"), "learn the list")
-    await make("carol")  # joins the lobby on registration
+    await make_device("carol")  # joins the lobby on registration
     with pytest.raises(FailedPrecondition, match="kept changing"):
         await chat.send(Target.room("lobby"), "not sent")
     assert "carol joined #lobby: encrypting for them too" in alice.watch.notices()
 
 
 async def test_sends_while_disconnected_fail_at_once_with_a_clear_error(
-    make: Make, server: SecureChatServer
+    make_device: MakeDevice, relay: Relay
 ) -> None:
-    relay = Relay(server.port)
-    await relay.start()
-    alice, bob = await make("alice", port=relay.port), await make("bob")
+    alice, bob = await make_device("alice", port=relay.port), await make_device("bob")
     await bob.start()
     chat = await alice.start()
-    try:
-        relay.hold()  # the network is gone and stays gone
-        await alice.watch.until(lambda: chat.state == "reconnecting")
-        with pytest.raises(Unavailable, match="not connected to the server") as info:
-            await chat.submit(Target.room("lobby"), "typed while offline")
-        assert "send it again" in info.value.message
-        assert chat.sender.in_flight == 0  # nothing half-sent is left behind
-    finally:
-        await relay.close()
+    relay.hold()  # the network is gone and stays gone
+    await alice.watch.until(lambda: chat.state == "reconnecting")
+    with pytest.raises(Unavailable, match="not connected to the server") as info:
+        await chat.submit(Target.room("lobby"), "typed while offline")
+    assert "send it again" in info.value.message
+    assert chat.sender.in_flight == 0  # nothing half-sent is left behind
     assert bob.watch.texts() == []
 
 
 async def test_a_send_in_flight_when_the_connection_drops_fails_clearly(
-    make: Make, server: SecureChatServer
+    make_device: MakeDevice, relay: Relay
 ) -> None:
-    relay = Relay(server.port)
-    await relay.start()
-    alice, bob = await make("alice", port=relay.port), await make("bob")
+    alice, bob = await make_device("alice", port=relay.port), await make_device("bob")
     await bob.start()
     chat = await alice.start()
-    try:
-        await chat.send(Target.room("lobby"), "learn the list")
-        answer = await chat.submit(Target.room("lobby"), "lost on the wire")
-        relay.cut()  # before the frame could even reach the server
-        with pytest.raises(Unavailable, match="before the server confirmed"):
-            await asyncio.wait_for(answer, WAIT_S)
-    finally:
-        await relay.close()
+    await chat.send(Target.room("lobby"), "learn the list")
+    answer = await chat.submit(Target.room("lobby"), "lost on the wire")
+    relay.cut()  # before the frame could even reach the server
+    with pytest.raises(Unavailable, match="before the server confirmed"):
+        await asyncio.wait_for(answer, WAIT_S)
     await bob.watch.until(lambda: bob.watch.texts() == ["learn the list"])
 
 
 async def test_reconnects_and_resumes_after_the_last_ack_without_duplicates(
-    make: Make, server: SecureChatServer
+    make_device: MakeDevice, relay: Relay
 ) -> None:
-    relay = Relay(server.port)
-    await relay.start()
-    alice, bob = await make("alice"), await make("bob", port=relay.port)
+    alice, bob = await make_device("alice"), await make_device("bob", port=relay.port)
     sender = await alice.start()
     await bob.start()
-    try:
-        await sender.send(Target.room("lobby"), "first")
-        await bob.watch.until(lambda: bob.watch.texts() == ["first"])
-        relay.hold()
-        await bob.watch.until(lambda: bob.session is not None and bob.session.state != "online")
-        await sender.send(Target.room("lobby"), "while bob was away")
-        relay.release()
-        await bob.watch.until(lambda: bob.watch.onlines() == 2)
-        await bob.watch.until(lambda: len(bob.watch.texts()) == 2)
-    finally:
-        await relay.close()
+    await sender.send(Target.room("lobby"), "first")
+    await bob.watch.until(lambda: bob.watch.texts() == ["first"])
+    relay.hold()
+    await bob.watch.until(lambda: bob.session is not None and bob.session.state != "online")
+    await sender.send(Target.room("lobby"), "while bob was away")
+    relay.release()
+    await bob.watch.until(lambda: bob.watch.onlines() == 2)
+    await bob.watch.until(lambda: len(bob.watch.texts()) == 2)
     assert bob.watch.texts() == ["first", "while bob was away"]
     lost = [e for e in bob.watch.states() if e.state == "reconnecting" and e.code]
     assert lost and lost[0].code == "unavailable"
@@ -215,8 +183,8 @@ async def test_reconnects_and_resumes_after_the_last_ack_without_duplicates(
     assert bob.vault.state.last_ack == 2
 
 
-async def test_a_message_sent_twice_with_one_id_is_shown_once(make: Make) -> None:
-    alice, bob = await make("alice"), await make("bob")
+async def test_a_message_sent_twice_with_one_id_is_shown_once(make_device: MakeDevice) -> None:
+    alice, bob = await make_device("alice"), await make_device("bob")
     chat = await alice.start()
     await bob.start()
     lobby = Target.room("lobby")
@@ -266,8 +234,8 @@ async def test_the_server_ending_the_stream_for_shutdown_is_followed_by_a_reconn
                 await srv.stop(grace=0.2)
 
 
-async def test_a_revoked_session_stops_the_loop_for_good(make: Make) -> None:
-    alice, bob = await make("alice"), await make("bob")
+async def test_a_revoked_session_stops_the_loop_for_good(make_device: MakeDevice) -> None:
+    alice, bob = await make_device("alice"), await make_device("bob")
     chat = await bob.start()
     await alice.api.logout()  # unrelated: alice's session only
     await bob.api.logout()  # revokes bob's session: the server ends his stream
@@ -282,8 +250,8 @@ async def test_a_revoked_session_stops_the_loop_for_good(make: Make) -> None:
         await chat.submit(Target.room("lobby"), "after the end")
 
 
-async def test_bad_sends_are_refused_before_anything_leaves(make: Make) -> None:
-    alice = await make("alice")
+async def test_bad_sends_are_refused_before_anything_leaves(make_device: MakeDevice) -> None:
+    alice = await make_device("alice")
     chat = await alice.start()
     with pytest.raises(InvalidArgument, match="empty"):
         await chat.submit(Target.room("lobby"), "   ")
@@ -294,8 +262,8 @@ async def test_bad_sends_are_refused_before_anything_leaves(make: Make) -> None:
     assert chat.sender.in_flight == 0
 
 
-async def test_stop_ends_the_stream_cleanly(make: Make) -> None:
-    alice = await make("alice")
+async def test_stop_ends_the_stream_cleanly(make_device: MakeDevice) -> None:
+    alice = await make_device("alice")
     chat = await alice.start()
     chat.stop()
     assert alice.runner is not None
