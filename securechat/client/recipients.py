@@ -27,10 +27,6 @@ class RecipientBook:
         self.me = me
         self._known: dict[Target, tuple[Address, ...]] = {}
 
-    def known(self, target: Target) -> tuple[Address, ...] | None:
-        """The list kept for ``target`` (None when the server was never asked)."""
-        return self._known.get(target)
-
     async def devices(self, target: Target) -> tuple[Address, ...]:
         """Every device a message to ``target`` must be encrypted for.
 
@@ -78,9 +74,6 @@ class RecipientBook:
         after = self._mine_removed(current)
         self._known[target] = after
         return changes(target, before, after)
-
-    def forget(self, target: Target) -> None:
-        self._known.pop(target, None)
 
     def _mine_removed(self, devices: Iterable[Address]) -> tuple[Address, ...]:
         return tuple(sorted({d for d in devices if d != self.me}))

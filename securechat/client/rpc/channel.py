@@ -45,7 +45,7 @@ class Endpoint:
     cert: Path
     key: Path
 
-    def load(self, now: datetime | None = None) -> ClientMaterial:
+    def load(self) -> ClientMaterial:
         """Read and check the three files (CertificateError naming the file and the fix)."""
         for name, path in (("ca", self.ca), ("cert", self.cert), ("key", self.key)):
             if not path.exists():
@@ -53,7 +53,7 @@ class Endpoint:
                     f"{WHAT[name]} {path} not found: pass --{name} or set {ENV_NAMES[name]} "
                     "(the operator issues client certificates with `securechat-admin`)"
                 )
-        return load_client_material(self.ca, self.cert, self.key, now=now or datetime.now(UTC))
+        return load_client_material(self.ca, self.cert, self.key, now=datetime.now(UTC))
 
     def open(self) -> grpc.aio.Channel:
         """Check the address and the certificate files, then open the channel (no RPC yet)."""
