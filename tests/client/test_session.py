@@ -8,13 +8,14 @@ what the server answered.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from securechat.client.events import ConnectionEvent, Target
-from securechat.client.rpc import Receipt
+from securechat.client.rpc import ChatLink, Receipt
 from securechat.errors import (
     FailedPrecondition,
     IdentityChanged,
@@ -24,6 +25,7 @@ from securechat.errors import (
 )
 from securechat.pki import DevPki
 from securechat.transport.server import SecureChatServer
+from securechat_proto.v1 import chat_pb2
 from tests.client.conftest import MakeDevice
 from tests.client.live import WAIT_S, Relay, device
 from tests.conftest import server_config
@@ -270,3 +272,26 @@ async def test_stop_ends_the_stream_cleanly(make_device: MakeDevice) -> None:
     await asyncio.wait_for(alice.runner, WAIT_S)  # returns: stopping is not an error
     assert chat.state == "offline"
     assert isinstance(alice.watch.events[-1], ConnectionEvent)
+
+
+async def test_a_bare_link_opens_with_start_and_refuses_a_dead_token(
+    make_device: MakeDevice,
+) -> None:
+    alice = await make_device("alice")
+    batches: list[int] = []
+
+    async def handle(events: Sequence[chat_pb2.ServerEvent]) -> int:
+        batches.append(len(events))
+        return 0
+
+    link = ChatLink(alice.api, alice.vault.account.address.device_id, resume_after=0, handle=handle)
+    runner = await link.start()  # returns once the server's `opened` arrived
+    assert link.state == "online" and batches
+    link.stop()
+    await asyncio.wait_for(runner, WAIT_S)
+
+    await alice.api.logout()
+    dead = ChatLink(alice.api, alice.vault.account.address.device_id, resume_after=0, handle=handle)
+    with pytest.raises(Unauthenticated):
+        await asyncio.wait_for(dead.start(), WAIT_S)
+    assert dead.state == "offline"
