@@ -129,8 +129,15 @@ class Sender:
         self.outlet.check()  # before asking anyone or sealing anything
         future: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
         outgoing = _Outgoing(target, seal, client_message_id, future)
-        async with self._order:
-            await self._transmit(outgoing)
+        self._live[client_message_id] = outgoing
+        try:
+            async with self._order:
+                await self._transmit(outgoing)
+        except BaseException:
+            self._live.pop(client_message_id, None)
+            if future.done() and not future.cancelled():
+                future.exception()  # closed meanwhile: the caller gets this raise instead
+            raise
         return future
 
     async def send(self, target: Target, seal: Seal, client_message_id: str) -> Receipt:
@@ -149,12 +156,7 @@ class Sender:
             item = add(ciphertext=ciphertext)
             item.device.user, item.device.device_id = device.user, device.device_id
         outgoing.devices, outgoing.attempts = devices, outgoing.attempts + 1
-        self._live[outgoing.client_message_id] = outgoing
-        try:
-            self.outlet.transmit(request)
-        except BaseException:
-            del self._live[outgoing.client_message_id]
-            raise
+        self.outlet.transmit(request)
         outgoing.awaiting = True
 
     # -- answers (called by the outlet) ----------------------------------------------------
