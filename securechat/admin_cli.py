@@ -8,12 +8,18 @@ commands so ``--help`` is instant.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from securechat.errors import SecureChatError
+
+if TYPE_CHECKING:
+    from securechat.client.rpc import Api
+
+T = TypeVar("T")
 
 __all__ = ["AdminGroup", "cli", "main"]
 
@@ -160,18 +166,12 @@ def certs_revoke(target: str, directory: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 # Server admin API (AdminService over mTLS): `clients`, `kick`, `stats`, `rooms`. Each command logs
 # in as the admin account (SECURECHAT_ADMIN_USER; password from SECURECHAT_ADMIN_PASSWORD,
-# --password-stdin or a hidden prompt), makes its calls and logs out. grpc is imported lazily.
+# --password-stdin or a hidden prompt), makes its calls and logs out, all through the client
+# library (securechat.client.rpc: its channel, its login, its error translation). grpc is
+# imported lazily.
 # ---------------------------------------------------------------------------------------------
 
-_GRPC_ERRORS = {
-    "UNAUTHENTICATED": "Unauthenticated",
-    "PERMISSION_DENIED": "PermissionDenied",
-    "NOT_FOUND": "NotFound",
-    "INVALID_ARGUMENT": "InvalidArgument",
-    "RESOURCE_EXHAUSTED": "ResourceExhausted",
-    "UNAVAILABLE": "Unavailable",
-    "FAILED_PRECONDITION": "FailedPrecondition",
-}
+ADMIN_PASSWORD_ENV = "SECURECHAT_ADMIN_PASSWORD"  # noqa: S105 - the variable's name
 
 
 def _api_options(command: Any) -> Any:
@@ -201,33 +201,8 @@ def _api_options(command: Any) -> Any:
     return command
 
 
-def _password(password_stdin: bool) -> str:
-    import os
-    import sys
-
-    if password_stdin:
-        return sys.stdin.readline().rstrip("\r\n")
-    from_env = os.environ.get("SECURECHAT_ADMIN_PASSWORD", "")
-    if from_env:
-        return from_env
-    return str(click.prompt("admin password", hide_input=True))
-
-
-def _translate(error: Any) -> SecureChatError:
-    """A grpc.aio.AioRpcError as the matching SecureChatError, with the server's message."""
-    from securechat import errors
-
-    code = error.code().name
-    details = error.details() or code.lower().replace("_", " ")
-    if code == "UNAVAILABLE":
-        return errors.Unavailable(f"server unavailable ({details}): check --server, --ca, "
-                                  "--cert/--key and that securechat-server is running")  # fmt: skip
-    cls = getattr(errors, _GRPC_ERRORS.get(code, "SecureChatError"))
-    return cls(details)  # type: ignore[no-any-return]
-
-
-def _run_api(options: dict[str, Any], work: Any) -> Any:
-    """Log in, run ``await work(stubs, metadata)``, log out; errors as SecureChatError."""
+def _run_api(options: dict[str, Any], work: Callable[[Api], Awaitable[T]]) -> T:
+    """Log in, run ``await work(api)``, log out; every failure a SecureChatError."""
     import asyncio
 
     ctx = click.get_current_context()
@@ -238,57 +213,33 @@ def _run_api(options: dict[str, Any], work: Any) -> Any:
     return asyncio.run(_api_session(merged, work))
 
 
-async def _api_session(o: dict[str, Any], work: Any) -> Any:
-    from datetime import UTC, datetime
-
-    import grpc
-
-    from securechat.pki import load_client_material
-    from securechat_proto.v1 import admin_pb2_grpc, auth_pb2, auth_pb2_grpc, rooms_pb2_grpc
-
-    material = load_client_material(o["ca"], o["cert"], o["key"], now=datetime.now(UTC))
-    credentials = grpc.ssl_channel_credentials(material.ca_pem, material.key_pem,
-                                               material.cert_pem)  # fmt: skip
-    password = _password(o["password_stdin"])
-    async with grpc.aio.secure_channel(o["server"], credentials) as channel:
-        auth = auth_pb2_grpc.AuthServiceStub(channel)
-        stubs = (admin_pb2_grpc.AdminServiceStub(channel), rooms_pb2_grpc.RoomServiceStub(channel))
-        try:
-            try:
-                login = await auth.Login(
-                    auth_pb2.LoginRequest(
-                        username=o["user"], password=password, device_id=o["device_id"]
-                    ),
-                    timeout=30,
-                )
-            except grpc.aio.AioRpcError as err:
-                if err.code() != grpc.StatusCode.NOT_FOUND:
-                    raise
-                # First use: the admin account has no device yet, so register one.
-                login = await auth.Login(
-                    auth_pb2.LoginRequest(username=o["user"], password=password, device_id=0),
-                    timeout=30,
-                )
-            if login.role != "admin":
-                from securechat.errors import PermissionDenied
-
-                raise PermissionDenied(f"{o['user']} is not an admin account")
-            metadata = (("authorization", f"Bearer {login.token}"),)
-            try:
-                return await work(*stubs, metadata)
-            finally:
-                with _suppress_rpc_errors():
-                    await auth.Logout(auth_pb2.LogoutRequest(), metadata=metadata, timeout=10)
-        except grpc.aio.AioRpcError as err:
-            raise _translate(err) from None
-
-
-def _suppress_rpc_errors() -> Any:
+async def _api_session(o: dict[str, Any], work: Callable[[Api], Awaitable[T]]) -> T:
     import contextlib
 
-    import grpc
+    from securechat.client.passwords import SecretSource
+    from securechat.client.rpc import Api, Endpoint
+    from securechat.errors import NotFound, PermissionDenied
 
-    return contextlib.suppress(grpc.aio.AioRpcError)
+    endpoint = Endpoint(o["server"], Path(o["ca"]), Path(o["cert"]), Path(o["key"]))
+    channel = endpoint.open()
+    secrets = SecretSource(
+        password_stdin=o["password_stdin"], password_env=ADMIN_PASSWORD_ENV,
+        prompt="admin password: ",
+    )  # fmt: skip
+    async with Api(channel) as api:
+        password = secrets.account_password()
+        try:
+            login = await api.login(o["user"], password, o["device_id"])
+        except NotFound:
+            # First use: the admin account has no device yet, so register one.
+            login = await api.login(o["user"], password, 0)
+        if login.role != "admin":
+            raise PermissionDenied(f"{o['user']} is not an admin account")
+        try:
+            return await work(api)
+        finally:
+            with contextlib.suppress(SecureChatError):
+                await api.logout()
 
 
 def _when(ms: int) -> str:
@@ -301,17 +252,16 @@ def _when(ms: int) -> str:
 @_api_options
 def clients_command(**options: Any) -> None:
     """List the clients connected to the server (user/device, peer, certificate, since)."""
-    from securechat_proto.v1 import admin_pb2
 
-    async def work(admin: Any, rooms: Any, md: Any) -> Any:
-        return await admin.ListClients(admin_pb2.ListClientsRequest(), metadata=md, timeout=30)
+    async def work(api: Api) -> list[Any]:
+        return await api.list_clients()
 
-    response = _run_api(options, work)
-    if not response.clients:
+    clients = _run_api(options, work)
+    if not clients:
         click.echo("no clients connected")
         return
     click.echo(f"{'DEVICE':<24} {'PEER':<24} {'CERTIFICATE':<20} {'SINCE':<24} SENT  NODE")
-    for c in response.clients:
+    for c in clients:
         device = f"{c.device.user}/{c.device.device_id}"
         click.echo(f"{device:<24} {c.peer:<24} {c.certificate_subject:<20} "
                    f"{_when(c.connected_since_ms):<24} {c.messages_sent:>4}  {c.node}")  # fmt: skip
@@ -323,11 +273,9 @@ def clients_command(**options: Any) -> None:
 @_api_options
 def kick_command(target_user: str, reason: str, **options: Any) -> None:
     """End every stream of USER and revoke all their sessions."""
-    from securechat_proto.v1 import admin_pb2
 
-    async def work(admin: Any, rooms: Any, md: Any) -> Any:
-        request = admin_pb2.KickUserRequest(user=target_user, reason=reason)
-        return await admin.KickUser(request, metadata=md, timeout=30)
+    async def work(api: Api) -> Any:
+        return await api.kick_user(target_user, reason)
 
     response = _run_api(options, work)
     click.echo(f"kicked {target_user}: {response.streams_closed} stream(s) closed, "
@@ -338,10 +286,9 @@ def kick_command(target_user: str, reason: str, **options: Any) -> None:
 @_api_options
 def stats_command(**options: Any) -> None:
     """Show server counters (uptime, streams, users, rooms, messages)."""
-    from securechat_proto.v1 import admin_pb2
 
-    async def work(admin: Any, rooms: Any, md: Any) -> Any:
-        return await admin.GetStats(admin_pb2.GetStatsRequest(), metadata=md, timeout=30)
+    async def work(api: Api) -> Any:
+        return await api.get_stats()
 
     s = _run_api(options, work)
     rows = [("version", s.version), ("node", s.node), ("uptime_s", s.uptime_s),
@@ -355,17 +302,16 @@ def stats_command(**options: Any) -> None:
 @_api_options
 def rooms_command(**options: Any) -> None:
     """List every room with its member count."""
-    from securechat_proto.v1 import rooms_pb2
 
-    async def work(admin: Any, rooms: Any, md: Any) -> Any:
-        return await rooms.ListRooms(rooms_pb2.ListRoomsRequest(), metadata=md, timeout=30)
+    async def work(api: Api) -> list[Any]:
+        return await api.list_rooms()
 
-    response = _run_api(options, work)
-    if not response.rooms:
+    rooms = _run_api(options, work)
+    if not rooms:
         click.echo("no rooms")
         return
     click.echo(f"{'ROOM':<32} {'MEMBERS':>7}  PASSWORD")
-    for r in response.rooms:
+    for r in rooms:
         click.echo(f"{r.name:<32} {r.member_count:>7}  {'yes' if r.protected else 'no'}")
 
 

@@ -1,8 +1,15 @@
-"""Load-generating clients: a securechat device on a real Chat stream, and a reference client.
+"""Load-generating clients: securechat devices built on the client library, and a reference client.
 
-Every client has its own channel (its own TCP + mTLS connection). Senders put their send time
-(``time.time_ns()``, big-endian) in the first 8 bytes of each opaque random ciphertext; receivers
-subtract it from their receive time (same machine, same clock) and hand it to a Recorder.
+A :class:`SecureMember` is the chat client minus the encryption: the client library's channel
+factory, :class:`~securechat.client.rpc.api.Api` (register, login, rooms), ChatLink (the
+stream: resume, acks, reconnect) and :class:`~securechat.client.rpc.sender.Sender` with a
+RecipientBook, the one send path of every securechat client (pipelined, matched by client
+message id, resent on ``stale_devices``). Only the seal differs: instead of encrypting, it puts
+the send time (``time.time_ns()``, big-endian) in the first 8 bytes of an opaque random
+ciphertext; receivers subtract it from their receive time (same machine, same clock) and hand
+it to a Recorder.
+
+Every client has its own channel (its own TCP + mTLS connection), as real clients do.
 """
 
 from __future__ import annotations
@@ -14,26 +21,36 @@ import random
 import time
 from array import array
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 
 from securechat.bench.reference import HELLO, METHOD
-from securechat_proto.v1 import (
-    auth_pb2,
-    auth_pb2_grpc,
-    chat_pb2,
-    chat_pb2_grpc,
-    common_pb2,
-    rooms_pb2,
-    rooms_pb2_grpc,
+from securechat.client.events import ConnectionEvent, Target
+from securechat.client.recipients import RecipientBook
+from securechat.client.rpc import (
+    Api,
+    Backoff,
+    ChatLink,
+    Endpoint,
+    Receipt,
+    Seal,
+    Sender,
+    open_channel,
 )
+from securechat.crypto.account import Address
+from securechat.errors import AlreadyExists, NotFound, SecureChatError
+from securechat.pki import ClientMaterial
+from securechat_proto.v1 import chat_pb2
 
 PASSWORD = "bench password 0123"  # noqa: S105 - throwaway bench accounts
 CIPHERTEXT_MIN, CIPHERTEXT_MAX = 200, 400
 ACK_EVERY_S = 0.05
-RECONNECT_CODES = {grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE}
+# Reconnect quickly after an overload ending (RESOURCE_EXHAUSTED): the bench measures how the
+# server recovers, not the interactive client's patience.
+RECONNECT = Backoff(base_s=0.05, cap_s=1.0)
 _POOL = os.urandom(1 << 16)
 
 
@@ -44,21 +61,38 @@ def ciphertext(now_ns: int) -> bytes:
     return now_ns.to_bytes(8, "big") + _POOL[offset : offset + size]
 
 
+def opaque_seal(sent_ns: int) -> Seal:
+    """The bench's stand-in for encryption: one timestamped opaque ciphertext per device (a
+    resend after ``stale_devices`` keeps the first send time)."""
+
+    async def seal(devices: Sequence[Address]) -> Mapping[Address, bytes]:
+        return {device: ciphertext(sent_ns) for device in devices}
+
+    return seal
+
+
 @dataclass(frozen=True)
 class Tls:
+    """The server address and the client certificate material, loaded once per process."""
+
     target: str
-    ca: bytes
-    cert: bytes
-    key: bytes
+    material: ClientMaterial
 
     @classmethod
     def load(cls, port: int, ca: Path, cert: Path, key: Path) -> Tls:
-        return cls(f"localhost:{port}", ca.read_bytes(), cert.read_bytes(), key.read_bytes())
+        target = f"localhost:{port}"
+        return cls(target, Endpoint(target, ca, cert, key).load())
 
     def channel(self) -> grpc.aio.Channel:
-        creds = grpc.ssl_channel_credentials(self.ca, self.key, self.cert)
-        # A local subchannel pool: every client gets its own connection, as real clients do.
-        options = [("grpc.use_local_subchannel_pool", 1), ("grpc.max_receive_message_length", -1)]
+        """A securechat client's channel (the client library's factory)."""
+        return open_channel(self.target, self.material)
+
+    def bare_channel(self) -> grpc.aio.Channel:
+        """For the reference server, a bare grpc server: a bare channel (no keepalive, whose
+        pings its default policy would refuse), still its own connection."""
+        m = self.material
+        creds = grpc.ssl_channel_credentials(m.ca_pem, m.key_pem, m.cert_pem)
+        options = [("grpc.use_local_subchannel_pool", 1)]
         return grpc.aio.secure_channel(self.target, creds, options=options)
 
 
@@ -104,156 +138,110 @@ async def pace(rate: float, start_ns: int, stop_ns: int, send: object) -> int:
 
 
 class SecureMember:
-    """One securechat user with one device, a Chat stream and a room."""
+    """One securechat user with one device, a Chat stream and a room: the client library's
+    Api, ChatLink and Sender, with opaque ciphertexts."""
 
     def __init__(
         self, tls: Tls, user: str, room: str, recorder: Recorder, ack_every_s: float = ACK_EVERY_S
     ) -> None:
         self.tls, self.user, self.room, self.recorder = tls, user, room, recorder
-        self.ack_every_ns = int(ack_every_s * 1e9)
-        self.channel = tls.channel()
-        self.auth = auth_pb2_grpc.AuthServiceStub(self.channel)
-        self.rooms = rooms_pb2_grpc.RoomServiceStub(self.channel)
-        self.chat = chat_pb2_grpc.ChatServiceStub(self.channel)
-        self.token, self.device_id, self.last_seq, self.acked = "", 0, 0, 0
-        self.recipients: list[common_pb2.DeviceAddress] = []
-        self.call: grpc.aio.StreamStreamCall | None = None
-        self.reader: asyncio.Task[None] | None = None
-        self.write_lock = asyncio.Lock()
-        self.closing = False
-        self.reconnects = 0
-        self._last_ack_ns = 0
+        self.ack_every_s = ack_every_s
+        self.api = Api(tls.channel())
+        self.target = Target.room(room) if room else Target.user(user)
+        self.device_id = 0
+        self.link: ChatLink | None = None
+        self.sender: Sender | None = None
+        self.book: RecipientBook | None = None
+        self.runner: asyncio.Task[None] | None = None
         self._sent = 0
 
     @property
-    def md(self) -> tuple[tuple[str, str], ...]:
-        return (("authorization", f"Bearer {self.token}"),)
+    def reconnects(self) -> int:
+        return self.link.reconnects if self.link is not None else 0
 
     async def register(self) -> None:
-        await self.auth.Register(auth_pb2.RegisterRequest(username=self.user, password=PASSWORD))
+        await self.api.register(self.user, PASSWORD)
 
     async def login(self) -> None:
-        reply = await self.auth.Login(auth_pb2.LoginRequest(username=self.user, password=PASSWORD))
-        self.token, self.device_id = reply.token, reply.device_id
+        """Log in as a new device; the stream and the sender are ready to start after it."""
+        reply = await self.api.login(self.user, PASSWORD)
+        self.device_id = reply.device_id
+        self.book = RecipientBook(self.api, Address(self.user, self.device_id))
+        self.link = ChatLink(
+            self.api,
+            self.device_id,
+            resume_after=0,
+            handle=self._handle,
+            notify=self._connection,
+            ack_every_s=self.ack_every_s,
+            backoff=RECONNECT,
+        )
+        self.sender = Sender(self.link, self.book)
 
     async def enter_room(self) -> None:
         """Join the room, creating it when it does not exist yet (members race for it)."""
         for _ in range(5):
-            try:
-                await self.rooms.JoinRoom(
-                    rooms_pb2.JoinRoomRequest(name=self.room), metadata=self.md
-                )
+            with contextlib.suppress(NotFound):
+                await self.api.join_room(self.room)
                 return
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() != grpc.StatusCode.NOT_FOUND:
-                    raise
-            try:
-                await self.rooms.CreateRoom(
-                    rooms_pb2.CreateRoomRequest(name=self.room), metadata=self.md
-                )
+            with contextlib.suppress(AlreadyExists):
+                await self.api.create_room(self.room)
                 return
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
-                    raise
         raise RuntimeError(f"could not join room {self.room}")
 
     async def load_recipients(self) -> None:
-        reply = await self.rooms.ListMembers(
-            rooms_pb2.ListMembersRequest(name=self.room), metadata=self.md
-        )
-        self.recipients = [
-            common_pb2.DeviceAddress(user=m.user, device_id=d)
-            for m in reply.members
-            for d in m.device_ids
-            if (m.user, d) != (self.user, self.device_id)
-        ]
+        """Learn the room's devices before the clock starts (as a client's first send does)."""
+        assert self.book is not None
+        await self.book.refresh(self.target)
 
     async def open(self) -> None:
-        """Open the Chat stream and wait for `opened`; a reader task then runs until close."""
-        opened = asyncio.get_running_loop().create_future()
-        self.reader = asyncio.create_task(self._read_forever(opened))
-        await opened
+        """Open the Chat stream and wait for `opened`; the link then runs until close."""
+        assert self.link is not None, "log in first"
+        self.runner = await self.link.start()
 
-    async def _read_forever(self, opened: asyncio.Future[None]) -> None:
-        while not self.closing:
-            call = self.chat.Chat(metadata=self.md)
-            self.call = call
-            try:
-                open_frame = chat_pb2.OpenStream(resume_after_seq=self.last_seq)
-                await call.write(chat_pb2.ClientFrame(open=open_frame))
-                async for frame in call:
-                    self._handle(frame, opened)
-                return
-            except grpc.aio.AioRpcError as exc:
-                if self.is_closing():
-                    return
-                self.recorder.errors[f"stream_{exc.code().name}"] += 1
-                if exc.code() not in RECONNECT_CODES:
-                    if not opened.done():
-                        opened.set_exception(exc)
-                    return
-                self.reconnects += 1
-                await asyncio.sleep(0.05)
-            except asyncio.CancelledError:
-                call.cancel()
-                raise
-
-    def _handle(self, frame: chat_pb2.ServerFrame, opened: asyncio.Future[None]) -> None:
+    async def _handle(self, events: Sequence[chat_pb2.ServerEvent]) -> int:
         now = time.time_ns()
         recorder = self.recorder
-        for event in frame.events:
-            kind = event.WhichOneof("event")
-            if kind == "delivery":
+        highest = 0
+        for event in events:
+            if event.WhichOneof("event") == "delivery":
                 delivery = event.delivery
                 recorder.add(int.from_bytes(delivery.ciphertext[:8], "big"), now)
-                self.last_seq = delivery.seq
-            elif kind == "send_result":
-                if not event.send_result.accepted:
-                    recorder.errors[f"send_{event.send_result.error_code}"] += 1
-            elif kind == "opened" and not opened.done():
-                opened.set_result(None)
-        if self.last_seq > self.acked and now - self._last_ack_ns >= self.ack_every_ns:
-            self._last_ack_ns = now
-            self.acked = self.last_seq
-            asyncio.get_running_loop().create_task(
-                self._write(chat_pb2.ClientFrame(ack=chat_pb2.AckRequest(seq=self.acked)))
-            )
+                highest = delivery.seq
+        return highest
 
-    def is_closing(self) -> bool:
-        return self.closing
-
-    async def _write(self, frame: chat_pb2.ClientFrame) -> None:
-        async with self.write_lock:
-            call = self.call
-            if call is None or self.closing:
-                return
-            try:
-                await call.write(frame)
-            except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
-                self.recorder.errors["write_failed"] += 1
+    def _connection(self, event: ConnectionEvent) -> None:
+        if event.code:
+            self.recorder.errors[f"stream_{event.code}"] += 1
 
     async def send_one(self) -> None:
+        """Submit one message (open loop: the answer is counted when it comes)."""
+        assert self.sender is not None
         now = time.time_ns()
         self._sent += 1
-        request = chat_pb2.SendRequest(
-            conversation=common_pb2.Conversation(room=self.room),
-            ciphertexts=[
-                chat_pb2.RecipientCiphertext(device=device, ciphertext=ciphertext(now))
-                for device in self.recipients
-            ],
-            client_message_id=str(self._sent),
-        )
-        await self._write(chat_pb2.ClientFrame(send=request))
+        try:
+            answer = await self.sender.submit(self.target, opaque_seal(now), str(self._sent))
+        except SecureChatError as exc:
+            self.recorder.errors[f"send_{exc.code}"] += 1
+            return
+        answer.add_done_callback(self._answered)
+
+    def _answered(self, answer: asyncio.Future[Receipt]) -> None:
+        if answer.cancelled():
+            return
+        error = answer.exception()
+        if error is not None:
+            code = error.code if isinstance(error, SecureChatError) else type(error).__name__
+            self.recorder.errors[f"send_{code}"] += 1
 
     async def close(self) -> None:
-        self.closing = True
-        if self.call is not None:
-            self.call.cancel()
-        if self.reader is not None:
-            self.reader.cancel()
+        if self.link is not None:
+            self.link.stop()
+        if self.runner is not None:
+            self.runner.cancel()
             with contextlib.suppress(BaseException):
-                await self.reader
-        await self.channel.close()
+                await self.runner
+        await self.api.close()
 
 
 class ReferenceMember:
@@ -261,7 +249,7 @@ class ReferenceMember:
 
     def __init__(self, tls: Tls, recorder: Recorder) -> None:
         self.recorder = recorder
-        self.channel = tls.channel()
+        self.channel = tls.bare_channel()
         self.method = self.channel.stream_stream(METHOD)
         self.call: grpc.aio.StreamStreamCall | None = None
         self.reader: asyncio.Task[None] | None = None

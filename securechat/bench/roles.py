@@ -1,7 +1,8 @@
 """What a load process does: chat in a room, hold idle streams, storm logins, fill a mailbox.
 
 Each role is built from a plain-dict spec and answers ``cmd_*`` commands with plain dicts
-(see workers.py). Specs carry the port and the client certificate paths.
+(see workers.py). Specs carry the port and the client certificate paths. Every securechat
+client here sends through the client library's Sender (clients.py), as the chat client does.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import grpc
-
 from securechat.bench.clients import (
     ACK_EVERY_S,
     PASSWORD,
@@ -21,11 +20,15 @@ from securechat.bench.clients import (
     ReferenceMember,
     SecureMember,
     Tls,
-    ciphertext,
+    opaque_seal,
     pace,
 )
 from securechat.bench.workers import gather_limited
-from securechat_proto.v1 import auth_pb2, chat_pb2, common_pb2
+from securechat.client.events import Target
+from securechat.client.recipients import RecipientBook
+from securechat.client.rpc import Sender, UnaryOutlet
+from securechat.crypto.account import Address
+from securechat.errors import SecureChatError
 
 SETUP_CONCURRENCY = 16
 
@@ -118,11 +121,11 @@ class IdleRole:
         member = SecureMember(self.tls, "", "", self.recorder)
 
         async def register(user: str) -> None:
-            await member.auth.Register(auth_pb2.RegisterRequest(username=user, password=PASSWORD))
+            await member.api.register(user, PASSWORD)
 
         started = time.perf_counter()
         await gather_limited([partial(register, u) for u in self.spec["users"]], 32)
-        await member.channel.close()
+        await member.api.close()
         return {"registered": len(self.spec["users"]), "s": time.perf_counter() - started}
 
     async def cmd_connect(self) -> dict[str, Any]:
@@ -151,7 +154,7 @@ class StormRole:
     async def cmd_register(self) -> dict[str, Any]:
         members = [SecureMember(self.tls, u, "", Recorder()) for u in self.spec["users"]]
         await gather_limited([m.register for m in members], SETUP_CONCURRENCY)
-        await asyncio.gather(*(m.channel.close() for m in members))
+        await asyncio.gather(*(m.api.close() for m in members))
         return {"registered": len(members)}
 
     async def cmd_storm(self, at_ns: int) -> dict[str, Any]:
@@ -165,12 +168,12 @@ class StormRole:
             nonlocal failures
             try:
                 await member.login()
-            except grpc.aio.AioRpcError:
+            except SecureChatError:
                 failures += 1
             ends.append(time.time_ns())
 
         await asyncio.gather(*(login(m) for m in members))
-        await asyncio.gather(*(m.channel.close() for m in members))
+        await asyncio.gather(*(m.api.close() for m in members))
         return {
             "start_ns": started,
             "end_ns": max(ends),
@@ -199,25 +202,18 @@ class CatchupRole:
         return {"device_id": self.target.device_id}
 
     async def cmd_fill(self, messages: int, concurrency: int) -> dict[str, Any]:
-        """Send ``messages`` private messages to the target (unary Send, many in flight)."""
-        address = common_pb2.DeviceAddress(user=self.target.user, device_id=self.target.device_id)
-        conversation = common_pb2.Conversation(user=self.target.user)
+        """Send ``messages`` private messages to the target, many in flight, with the Sender
+        over the unary Send (the one-shot `securechat send` path); a refusal fails the step."""
+        conversation = Target.user(self.target.user)
+        senders = [
+            Sender(UnaryOutlet(m.api), RecipientBook(m.api, Address(m.user, m.device_id)))
+            for m in self.senders
+        ]
         started = time.perf_counter()
 
         async def send(index: int) -> None:
-            sender = self.senders[index % len(self.senders)]
-            request = chat_pb2.SendRequest(
-                conversation=conversation,
-                ciphertexts=[
-                    chat_pb2.RecipientCiphertext(
-                        device=address, ciphertext=ciphertext(time.time_ns())
-                    )
-                ],
-                client_message_id=str(index),
-            )
-            result = await sender.chat.Send(request, metadata=sender.md)
-            if not result.accepted:
-                raise RuntimeError(f"send rejected: {result.error_code}")
+            sender = senders[index % len(senders)]
+            await sender.send(conversation, opaque_seal(time.time_ns()), str(index))
 
         await gather_limited([partial(send, i) for i in range(messages)], concurrency)
         return {"fill_s": time.perf_counter() - started}

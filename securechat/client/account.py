@@ -8,11 +8,11 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from securechat.client.api import Api
-from securechat.client.connection import DEFAULT_SERVER, Endpoint, open_channel, resolve_path
 from securechat.client.messenger import Messenger
 from securechat.client.passwords import SecretSource
 from securechat.client.profile import Profile, SessionToken
+from securechat.client.rpc.api import Api
+from securechat.client.rpc.channel import DEFAULT_SERVER, Endpoint, resolve_path
 from securechat.client.upkeep import Upkeep, maintain
 from securechat.client.vault import Vault
 from securechat.domain.names import check_name, check_new_username, check_password
@@ -81,7 +81,7 @@ def connect(options: Options, *, lock: bool = False) -> Client:
         profile.lock()
     try:
         endpoint = endpoint_for(options, profile)
-        api = Api(open_channel(endpoint))
+        api = Api(endpoint.open())
     except BaseException:
         profile.unlock()
         raise

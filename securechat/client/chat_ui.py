@@ -2,14 +2,15 @@
 
 Incoming events are printed with ``print_formatted_text`` under ``patch_stdout``, so they
 appear above the input line and never disturb what is being typed. Sends go through one worker
-task, so a slow server never freezes typing. History stays in memory (never on disk: it holds
-plaintext).
+task that writes them on the Chat stream in order without waiting for each answer, so a slow
+server never freezes typing. History stays in memory (never on disk: it holds plaintext).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import sys
 from collections.abc import Iterable
@@ -40,6 +41,7 @@ from securechat.client.events import (
     check_user,
 )
 from securechat.client.passwords import ROOM_PASSWORD_ENV
+from securechat.client.rpc.sender import Receipt
 from securechat.client.session import ChatSession
 from securechat.crypto.safety_number import format_safety_number
 from securechat.errors import InvalidArgument, SecureChatError
@@ -215,14 +217,30 @@ class ChatUI:
         self.users.discard(self.me)
 
     async def _send_worker(self) -> None:
+        """Encrypt and write each typed message in order, without waiting for the server's
+        answer to the previous one (sends are pipelined on the stream)."""
         while True:
             target, text = await self._outgoing.get()
             try:
-                sent = await self.chat.send(target, text)
+                answer = await self.chat.submit(target, text)
             except SecureChatError as exc:
                 self.show(f"! not sent to {target}: {exc.message}", "class:warning")
                 continue
-            self.on_event(MessageEvent(sent.message_id, self.me, 0, target, text, _now_ms()))
+            answer.add_done_callback(functools.partial(self._answered, target, text))
+
+    def _answered(self, target: Target, text: str, answer: asyncio.Future[Receipt]) -> None:
+        if answer.cancelled():
+            return
+        error = answer.exception()
+        if isinstance(error, SecureChatError):
+            self.show(f"! not sent to {target}: {error.message}", "class:warning")
+        elif error is not None:
+            self.show(f"! not sent to {target}: {error!r}", "class:warning")
+        else:
+            receipt = answer.result()
+            self.on_event(
+                MessageEvent(receipt.client_message_id, self.me, 0, target, text, _now_ms())
+            )
 
     # -- commands --------------------------------------------------------------------------
 
@@ -320,8 +338,7 @@ class ChatUI:
         vault = self.client.vault
         assert vault is not None
         if vault.account.trust_level(user) is TrustLevel.UNKNOWN:
-            messenger = self.chat.messenger
-            await messenger.ensure_sessions(await messenger.recipients(Target.user(user)))
+            await self.chat.messenger.introduce(user)
         digits = format_safety_number(vault.account.safety_number(user))
         self.show(f"safety number with {user}: {digits}")
         answer = await self.prompt.prompt_async("do the numbers match on both sides? [y/N] ")

@@ -101,14 +101,13 @@ def keys_show(options: Options) -> None:
 
 async def _known(client: Client, user: str) -> None:
     """Make sure an identity is pinned for ``user`` (start sessions with their devices)."""
-    from securechat.client.events import Target, check_user
+    from securechat.client.events import check_user
     from securechat.crypto.trust import TrustLevel
 
     check_user(user)
     assert client.vault is not None
     if client.vault.account.trust_level(user) is TrustLevel.UNKNOWN:
-        messenger = client.messenger
-        await messenger.ensure_sessions(await messenger.recipients(Target.user(user)))
+        await client.messenger.introduce(user)
 
 
 def _safety_lines(client: Client, user: str) -> list[str]:

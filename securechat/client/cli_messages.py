@@ -28,6 +28,7 @@ def send(options: Options, to_user: str | None, room: str | None, text: tuple[st
     """Send TEXT (end-to-end encrypted); TEXT "-" reads it from stdin."""
     from securechat.client.events import Target, check_room, check_user
     from securechat.client.messenger import Messenger
+    from securechat.client.rpc.sender import Sender, UnaryOutlet
 
     if (to_user is None) == (room is None):
         raise click.UsageError("give exactly one of --to USER or --room ROOM")
@@ -38,8 +39,13 @@ def send(options: Options, to_user: str | None, room: str | None, text: tuple[st
         async with opened(options, keys=True) as client:
             assert client.vault is not None
             messenger = Messenger(client.api, client.vault)
-            sent = await messenger.send(target, body.rstrip("\n"), client.api.send, _note_event)
-            note(f"sent to {target} ({sent.recipients} device(s)), id {sent.message_id}")
+            # The unary Send, not a Chat stream: a one-shot command should not replay this
+            # device's mailbox or show it online to its contacts for a moment. The sending
+            # logic (recipients, stale_devices, re-encryption) is the chat's own Sender.
+            sender = Sender(UnaryOutlet(client.api), messenger.book, _note_event)
+            future = await messenger.submit(sender, target, body.rstrip("\n"))
+            sent = await future
+            note(f"sent to {target} ({len(sent.devices)} device(s)), id {sent.client_message_id}")
 
     run(go())
 

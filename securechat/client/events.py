@@ -119,6 +119,7 @@ class NoticeEvent:
 class ConnectionEvent:
     state: str  # connecting | online | reconnecting | offline
     detail: str = ""
+    code: str = ""  # the error code of what ended the connection, if an error did
 
 
 Event = (

@@ -1,24 +1,30 @@
-"""End-to-end messaging: encrypt a message for every recipient device, open deliveries."""
+"""End-to-end messaging: seal a message for every recipient device, open deliveries.
+
+Sending goes through the shared :class:`~securechat.client.rpc.sender.Sender` (the one send
+path); this module supplies what is end-to-end about it: the plaintext content, sessions with
+every recipient device, and the ratchet state saved before a ciphertext leaves.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 
 from google.protobuf.message import DecodeError
 
-from securechat.client.api import Api
 from securechat.client.bundles import bundle_from_proto
 from securechat.client.events import (
     Event,
     IdentityEvent,
     MessageEvent,
-    NoticeEvent,
     Target,
     UndecryptableEvent,
 )
+from securechat.client.recipients import RecipientBook
+from securechat.client.rpc.api import Api
+from securechat.client.rpc.sender import Receipt, Seal, Sender
 from securechat.client.vault import Vault, now_s
 from securechat.crypto.account import Address
 from securechat.crypto.trust import TrustLevel
@@ -27,35 +33,12 @@ from securechat.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
-    PermissionDenied,
-    ResourceExhausted,
-    SecureChatError,
 )
 from securechat_proto.v1 import chat_pb2, content_pb2
-
-MAX_ATTEMPTS = 4
-Transport = Callable[[chat_pb2.SendRequest], Awaitable[chat_pb2.SendResult]]
-Notify = Callable[[Event], None]
-
-_RESULT_ERRORS: dict[str, type[SecureChatError]] = {
-    "permission_denied": PermissionDenied,
-    "not_found": NotFound,
-    "invalid_argument": InvalidArgument,
-    "failed_precondition": FailedPrecondition,
-}
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-@dataclass(frozen=True)
-class SentMessage:
-    message_id: str
-    server_message_id: str
-    target: Target
-    text: str
-    recipients: int
 
 
 class Messenger:
@@ -65,21 +48,9 @@ class Messenger:
         self.api = api
         self.vault = vault
         self.me = vault.account.address
+        self.book = RecipientBook(api, self.me)
 
     # -- sending ---------------------------------------------------------------------------
-
-    async def recipients(self, target: Target) -> list[Address]:
-        """Every device the server expects a ciphertext for (all but this device)."""
-        if target.kind == "room":
-            members = await self.api.list_members(target.name)
-            devices = [Address(m.user, d) for m in members for d in m.device_ids]
-        else:
-            if target.name == self.me.user:
-                raise InvalidArgument("that is you: send a private message to someone else")
-            peers = await self.api.list_devices(target.name)
-            own = await self.api.list_devices(self.me.user)
-            devices = [Address(i.device.user, i.device.device_id) for i in [*peers, *own]]
-        return sorted({d for d in devices if d != self.me})
 
     async def ensure_sessions(self, devices: Iterable[Address]) -> None:
         """Claim a bundle and start a session for every device that has none."""
@@ -103,50 +74,47 @@ class Messenger:
                     f"receive encrypted messages: ask {user} to log in again"
                 )
 
-    async def send(
-        self,
-        target: Target,
-        text: str,
-        transport: Transport,
-        notify: Notify | None = None,
-        reply_to: str = "",
-    ) -> SentMessage:
-        """Encrypt ``text`` for every device of ``target`` and send it through ``transport``.
+    async def introduce(self, user: str) -> None:
+        """Start sessions with every device of ``user`` (pinning their identity key)."""
+        await self.ensure_sessions(await self.book.devices(Target.user(user)))
 
-        A send built on a stale device list is re-encrypted for the current list (after
-        telling ``notify`` who joined); an identity change raises IdentityChanged untouched.
-        """
-        if not text.strip():
-            raise InvalidArgument("the message is empty: type some text")
-        content = content_pb2.MessageContent(
-            message_id=uuid.uuid4().hex, sent_at_ms=now_ms(), body=text, reply_to=reply_to
-        )
+    def seal(self, target: Target, content: content_pb2.MessageContent) -> Seal:
+        """Encrypts ``content`` for the devices the sender names; saved before it leaves."""
         plaintext = content.SerializeToString()
         conversation = target.conversation_id(self.me.user)
-        devices = await self.recipients(target)
-        for _ in range(MAX_ATTEMPTS):
+
+        async def seal(devices: Sequence[Address]) -> Mapping[Address, bytes]:
             await self.ensure_sessions(devices)
             envelopes = self.vault.account.encrypt_for_devices(devices, conversation, plaintext)
             self.vault.state.remember(content.message_id)
             self.vault.save()  # the ratchet moved: persist before the ciphertext leaves
-            request = chat_pb2.SendRequest(
-                conversation=target.to_proto(), client_message_id=content.message_id
-            )
-            for device, envelope in envelopes.items():
-                item = request.ciphertexts.add(ciphertext=envelope)
-                item.device.user, item.device.device_id = device.user, device.device_id
-            result = await transport(request)
-            if result.accepted:
-                return SentMessage(
-                    content.message_id, result.message_id, target, text, len(devices)
-                )
-            if result.error_code != "stale_devices":
-                raise _result_error(result)
-            current = sorted({Address(d.user, d.device_id) for d in result.current_devices})
-            if notify is not None:
-                _tell_changes(notify, target, devices, current)
-            devices = current
-        raise FailedPrecondition(f"the members of {target} kept changing: send the message again")
+            return envelopes
+
+        return seal
+
+    async def submit(
+        self,
+        sender: Sender,
+        target: Target,
+        text: str,
+        *,
+        message_id: str = "",
+        reply_to: str = "",
+    ) -> asyncio.Future[Receipt]:
+        """Encrypt ``text`` for every device of ``target`` and send it through ``sender``.
+
+        ``message_id`` (default: a fresh one) is the id recipients drop duplicates by: a
+        message sent again with the same id is shown once. An identity change raises
+        IdentityChanged and nothing is sent."""
+        if not text.strip():
+            raise InvalidArgument("the message is empty: type some text")
+        content = content_pb2.MessageContent(
+            message_id=message_id or uuid.uuid4().hex,
+            sent_at_ms=now_ms(),
+            body=text,
+            reply_to=reply_to,
+        )
+        return await sender.submit(target, self.seal(target, content), content.message_id)
 
     # -- receiving -------------------------------------------------------------------------
 
@@ -196,22 +164,3 @@ class Messenger:
             )
         )
         return events
-
-
-def _result_error(result: chat_pb2.SendResult) -> SecureChatError:
-    message = result.error_message or f"the server refused the message ({result.error_code})"
-    if result.error_code == "resource_exhausted":
-        return ResourceExhausted(message, float(result.retry_after_s or 1))
-    return _RESULT_ERRORS.get(result.error_code, SecureChatError)(message)
-
-
-def _tell_changes(
-    notify: Notify, target: Target, before: list[Address], current: list[Address]
-) -> None:
-    old_users = {d.user for d in before}
-    joined = sorted({d.user for d in current} - old_users)
-    new_devices = sorted({d.user for d in set(current) - set(before)} - set(joined))
-    if joined:
-        notify(NoticeEvent(f"{', '.join(joined)} joined {target}: encrypting for them too"))
-    if new_devices:
-        notify(NoticeEvent(f"new device for {', '.join(new_devices)} in {target}: re-encrypting"))

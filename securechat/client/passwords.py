@@ -17,11 +17,16 @@ ROOM_PASSWORD_ENV = "SECURECHAT_ROOM_PASSWORD"  # noqa: S105
 
 @dataclass
 class SecretSource:
-    """Where the account and room passwords come from, read at most once each."""
+    """Where the account and room passwords come from, read at most once each.
+
+    ``password_env`` names the variable holding the account password (securechat-admin reads
+    SECURECHAT_ADMIN_PASSWORD); ``prompt`` is what the hidden prompt says."""
 
     password_stdin: bool = False
     env: Mapping[str, str] = field(default_factory=lambda: os.environ)
     stdin: TextIO = field(default_factory=lambda: sys.stdin)
+    password_env: str = PASSWORD_ENV
+    prompt: str = "Password: "
     _account: str | None = None
 
     def _interactive(self) -> bool:
@@ -31,7 +36,7 @@ class SecretSource:
         """SECURECHAT_PASSWORD, else one line of stdin (--password-stdin), else a prompt."""
         if self._account is not None:
             return self._account
-        value = self.env.get(PASSWORD_ENV)
+        value = self.env.get(self.password_env)
         if value is None and self.password_stdin:
             value = self.stdin.readline().rstrip("\r\n")
             if not value:
@@ -39,9 +44,10 @@ class SecretSource:
         if value is None:
             if not self._interactive():
                 raise InvalidArgument(
-                    f"a password is needed: set {PASSWORD_ENV} or pipe it with --password-stdin"
+                    f"a password is needed: set {self.password_env} or pipe it with "
+                    "--password-stdin"
                 )
-            value = getpass.getpass("Password: ")
+            value = getpass.getpass(self.prompt)
             if confirm and getpass.getpass("Repeat password: ") != value:
                 raise InvalidArgument("the two passwords differ: try again")
         self._account = value

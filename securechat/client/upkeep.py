@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from securechat.client.api import Api
 from securechat.client.bundles import add_prekeys_request, publish_request
+from securechat.client.rpc.api import Api
 from securechat.client.vault import Vault, now_s
 
 ONE_TIME_LOW = 25

@@ -16,7 +16,9 @@ from securechat.pki.inspection import (
     describe,
     fingerprint,
     fingerprint_der,
+    format_fingerprint,
     load_certificate,
+    parse_fingerprint,
 )
 from securechat.pki.issue import (
     LEAF_DAYS,
@@ -52,6 +54,7 @@ __all__ = [
     "describe",
     "fingerprint",
     "fingerprint_der",
+    "format_fingerprint",
     "init_pki",
     "issue_client",
     "issue_client_certificate",
@@ -60,6 +63,7 @@ __all__ = [
     "load_client_material",
     "load_server_material",
     "make_dev_pki",
+    "parse_fingerprint",
     "revoke",
     "show_certificates",
 ]

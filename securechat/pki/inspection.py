@@ -20,9 +20,11 @@ __all__ = [
     "describe",
     "fingerprint",
     "fingerprint_der",
+    "format_fingerprint",
     "load_certificate",
     "load_certificates",
     "parse_certificates",
+    "parse_fingerprint",
 ]
 
 _EKU_NAMES = {
@@ -53,16 +55,34 @@ def aware_now(now: datetime | None) -> datetime:
     return now.astimezone(UTC)
 
 
+def format_fingerprint(digest: bytes) -> str:
+    """A SHA-256 digest as securechat shows and stores fingerprints: ``AB:CD:…`` (95 chars)."""
+    return digest.hex(":").upper()
+
+
+def parse_fingerprint(text: str) -> str:
+    """Operator input (64 hex digits, colons and case optional) in :func:`format_fingerprint`
+    form; InvalidArgument otherwise."""
+    digits = text.replace(":", "").strip()
+    try:
+        digest = bytes.fromhex(digits)
+    except ValueError:
+        digest = b""
+    if len(digest) != 32 or len(digits) != 64:
+        raise InvalidArgument("a SHA-256 fingerprint is 64 hex digits (colons optional)")
+    return format_fingerprint(digest)
+
+
 def fingerprint_der(der: bytes) -> str:
     """SHA-256 of DER bytes as colon-separated upper-case hex (``AB:CD:…``)."""
     digest = hashes.Hash(hashes.SHA256())
     digest.update(der)
-    return digest.finalize().hex(":").upper()
+    return format_fingerprint(digest.finalize())
 
 
 def fingerprint(cert: x509.Certificate) -> str:
     """The certificate's SHA-256 fingerprint as colon-separated upper-case hex."""
-    return cert.fingerprint(hashes.SHA256()).hex(":").upper()
+    return format_fingerprint(cert.fingerprint(hashes.SHA256()))
 
 
 def common_name(cert: x509.Certificate) -> str | None:

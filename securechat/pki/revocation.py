@@ -25,8 +25,14 @@ from typing import Any
 
 from cryptography import x509
 
-from securechat.errors import CertificateError
-from securechat.pki.inspection import aware_now, common_name, fingerprint, fingerprint_der
+from securechat.errors import CertificateError, InvalidArgument
+from securechat.pki.inspection import (
+    aware_now,
+    common_name,
+    fingerprint,
+    fingerprint_der,
+    parse_fingerprint,
+)
 from securechat.pki.keys import CERT_MODE, ensure_directory, write_file
 
 __all__ = ["FORMAT_VERSION", "RevocationEntry", "RevocationList", "RevocationWatcher"]
@@ -38,13 +44,6 @@ _FileSignature = tuple[int, int, int] | None
 def _normalize_serial(value: str) -> str:
     text = value.strip().lower().removeprefix("0x").replace(":", "")
     return format(int(text, 16), "x")  # ValueError when not hex
-
-
-def _normalize_fingerprint(value: str) -> str:
-    raw = bytes.fromhex(value.replace(":", "").strip())  # ValueError when not hex
-    if len(raw) != 32:
-        raise ValueError("a SHA-256 fingerprint is 32 bytes")
-    return raw.hex(":").upper()
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +77,7 @@ class RevocationEntry:
         return cls(
             serial=_normalize_serial(fields["serial"]) if fields["serial"] else "",
             fingerprint=(
-                _normalize_fingerprint(fields["fingerprint_sha256"])
+                parse_fingerprint(fields["fingerprint_sha256"])
                 if fields["fingerprint_sha256"]
                 else ""
             ),
@@ -129,7 +128,7 @@ class RevocationList:
             if not isinstance(items, list):
                 raise ValueError("'revoked' must be a list")
             return cls(RevocationEntry.from_json(item) for item in items)
-        except ValueError as exc:  # json.JSONDecodeError is a ValueError
+        except (ValueError, InvalidArgument) as exc:  # json.JSONDecodeError is a ValueError
             raise CertificateError(f"{path}: not a valid revocation list: {exc}") from None
 
     def to_json(self) -> bytes:

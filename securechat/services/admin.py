@@ -10,6 +10,7 @@ from securechat.domain import names
 from securechat.domain.events import CertificateRevoked, UserKicked
 from securechat.domain.model import DeviceRef
 from securechat.errors import InvalidArgument, NotFound
+from securechat.pki.inspection import parse_fingerprint
 from securechat.services.clock import Clock
 from securechat.services.hub import Hub
 from securechat.services.messaging import Messenger
@@ -37,13 +38,6 @@ class Stats:
     pending_messages: int
     version: str
     node: str
-
-
-def normalise_fingerprint(text: str) -> str:
-    digits = text.replace(":", "").strip().upper()
-    if len(digits) != 64 or any(c not in "0123456789ABCDEF" for c in digits):
-        raise InvalidArgument("a SHA-256 fingerprint is 64 hex digits (colons optional)")
-    return ":".join(digits[i : i + 2] for i in range(0, 64, 2))
 
 
 class Admin:
@@ -104,7 +98,7 @@ class Admin:
     async def revoke(self, serial_hex: str, fingerprint: str, subject: str) -> None:
         if not serial_hex and not fingerprint:
             raise InvalidArgument("give the certificate's serial or SHA-256 fingerprint")
-        fingerprint = normalise_fingerprint(fingerprint) if fingerprint else ""
+        fingerprint = parse_fingerprint(fingerprint) if fingerprint else ""
         serial = serial_hex.lower().removeprefix("0x")
         if serial and any(c not in "0123456789abcdef" for c in serial):
             raise InvalidArgument("a serial number is hex digits")

@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-import hashlib
 from functools import lru_cache
 
 import grpc
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from securechat.domain.model import NO_CERTIFICATE, PeerCertificate
+from securechat.pki.inspection import fingerprint
 
 
 @lru_cache(maxsize=4096)
 def _parse(pem: bytes) -> PeerCertificate:
     cert = x509.load_pem_x509_certificate(pem)
-    digest = hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest().upper()
     cns = cert.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)
     cn = cns[0].value if cns else None
     return PeerCertificate(
         subject=cert.subject.rfc4514_string(),
         common_name=cn if isinstance(cn, str) else None,
-        fingerprint=":".join(digest[i : i + 2] for i in range(0, len(digest), 2)),
+        fingerprint=fingerprint(cert),
         serial_hex=format(cert.serial_number, "x"),
     )
 

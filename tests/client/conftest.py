@@ -1,4 +1,5 @@
-"""Client test fixtures: a real `securechat-server` process and `securechat` users."""
+"""Client test fixtures: a real `securechat-server` process and `securechat` users; in-process
+devices of the client library on the test server."""
 
 from __future__ import annotations
 
@@ -6,13 +7,15 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from securechat.node import Node
 from securechat.pki import DevPki
+from tests.client.live import Device, Relay, device
 
 BIN = Path(sys.executable).parent
 SERVER_TIMEOUT_S = 30.0
@@ -116,3 +119,33 @@ def make_user(server_process: ServerProcess, pki: DevPki, tmp_path: Path):  # ty
         return User(name, tmp_path / f"home-{name}", server_process, pki, f"{name}-pass-1", cert)
 
     return make
+
+
+MakeDevice = Callable[..., Awaitable[Device]]
+
+
+@pytest.fixture
+async def make_device(
+    server: Node, pki: DevPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[MakeDevice]:
+    """make_device(user, register=True, port=None) -> an in-process Device (see live.py) of the
+    `server` fixture (or of whatever listens on ``port``); all stopped at the end."""
+    monkeypatch.setenv("SECURECHAT_KDF_PROFILE", "test")  # cheap keystores
+    made: list[Device] = []
+
+    async def build(user: str, *, register: bool = True, port: int | None = None) -> Device:
+        made.append(await device(port or server.port, pki, tmp_path, user, register=register))
+        return made[-1]
+
+    yield build
+    for each in made:
+        await each.stop()
+
+
+@pytest.fixture
+async def relay(server: Node) -> AsyncIterator[Relay]:
+    """A TCP relay to the `server` fixture that a test can cut or hold down."""
+    relay = Relay(server.port)
+    await relay.start()
+    yield relay
+    await relay.close()

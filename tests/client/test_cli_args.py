@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from securechat.client.cli import dispatch
-from securechat.client.connection import check_server, resolve_path
 from securechat.client.passwords import SecretSource
+from securechat.client.rpc.channel import check_server, resolve_path
 from securechat.errors import InvalidArgument
 
 

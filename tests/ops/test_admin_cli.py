@@ -112,3 +112,17 @@ async def test_wrong_password_and_non_admin_accounts_are_refused(
 
     code, _, err = await admin_cli(pki, 1, "stats")
     assert code == 69 and err.startswith("error: server unavailable")
+
+
+async def test_an_empty_password_on_stdin_is_refused_before_any_call(pki: DevPki) -> None:
+    code, _, err = await admin_cli(pki, 1, "stats", "--password-stdin", stdin="\n")
+    assert code == 64
+    assert err.strip() == "error: --password-stdin was given but stdin held no password"
+
+
+async def test_certificate_files_are_checked_before_the_password_is_asked(
+    pki: DevPki, tmp_path: Path
+) -> None:
+    code, _, err = await admin_cli(pki, 1, "stats", "--key", str(tmp_path / "missing.key"))
+    assert code == 77
+    assert "client key" in err and "--key" in err

@@ -1,26 +1,22 @@
-"""An async API over the generated stubs; the one place gRPC errors become SecureChatErrors."""
+"""Typed async calls over one channel: accounts, keys, rooms, messages and the admin API.
+
+Every call is awaited through :func:`~securechat.client.rpc.status.call`, so it fails only with
+a SecureChatError. :meth:`Api.login` is the one login of every client (chat, scripts, admin,
+bench); it keeps the session token and sends it as the bearer on every later call.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 
-from securechat.errors import (
-    AlreadyExists,
-    CertificateError,
-    FailedPrecondition,
-    InvalidArgument,
-    NotFound,
-    PermissionDenied,
-    ResourceExhausted,
-    SecureChatError,
-    Unauthenticated,
-    Unavailable,
-)
+from securechat.client.rpc.status import call
 from securechat_proto.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
     auth_pb2,
     auth_pb2_grpc,
     chat_pb2,
@@ -31,71 +27,7 @@ from securechat_proto.v1 import (
     rooms_pb2_grpc,
 )
 
-T = TypeVar("T")
 CALL_TIMEOUT_S = 20.0
-
-_BY_STATUS: dict[grpc.StatusCode, type[SecureChatError]] = {
-    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
-    grpc.StatusCode.NOT_FOUND: NotFound,
-    grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
-    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
-    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
-    grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
-    grpc.StatusCode.OUT_OF_RANGE: InvalidArgument,
-    grpc.StatusCode.ABORTED: FailedPrecondition,
-}
-_TLS_HINTS = ("ssl", "tls", "handshake", "certificate", "x509")
-
-
-def _trailer(error: grpc.aio.AioRpcError, key: str) -> str | None:
-    for name, value in error.trailing_metadata() or ():
-        if name == key:
-            return str(value)
-    return None
-
-
-def translate(error: grpc.aio.AioRpcError) -> SecureChatError:
-    """Turn a failed call into the matching SecureChatError with a message saying what to do."""
-    code = error.code()
-    details = error.details() or ""
-    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        retry = _trailer(error, "retry-after")
-        return ResourceExhausted(
-            details or "rate limited: wait and try again",
-            float(retry) if retry and retry.isdigit() else None,
-        )
-    if code == grpc.StatusCode.UNAVAILABLE:
-        lowered = details.lower()
-        if any(hint in lowered for hint in _TLS_HINTS):
-            return CertificateError(
-                "the TLS handshake with the server failed: check that --ca is the server's CA "
-                "and that --cert/--key are a client certificate that CA issued and did not revoke"
-            )
-        if "socket closed" in lowered:
-            return Unavailable(
-                "the server closed the connection: it may not accept your client certificate "
-                "(issued by another CA, revoked or expired) or it is shutting down; check "
-                "--cert/--key and --server"
-            )
-        return Unavailable()
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return Unavailable("the server did not answer in time: check --server and try again")
-    if code == grpc.StatusCode.UNAUTHENTICATED and _trailer(error, "securechat-error") == (
-        CertificateError.code
-    ):
-        return CertificateError(details or "the client certificate was rejected")
-    if code == grpc.StatusCode.INTERNAL:
-        return SecureChatError(details or "the server failed: try again later")
-    cls = _BY_STATUS.get(code, SecureChatError)
-    return cls(details or None)
-
-
-async def call(awaitable: Awaitable[T]) -> T:
-    """Await one RPC, translating its failure."""
-    try:
-        return await awaitable
-    except grpc.aio.AioRpcError as exc:
-        raise translate(exc) from None
 
 
 @dataclass(frozen=True)
@@ -116,21 +48,31 @@ class Api:
         self._keys = keys_pb2_grpc.KeyServiceStub(channel)
         self._rooms = rooms_pb2_grpc.RoomServiceStub(channel)
         self._chat = chat_pb2_grpc.ChatServiceStub(channel)
+        self._admin = admin_pb2_grpc.AdminServiceStub(channel)
 
     def _kw(self) -> dict[str, Any]:
-        md = (("authorization", f"Bearer {self.token}"),) if self.token else ()
-        return {"metadata": md, "timeout": CALL_TIMEOUT_S}
+        return {"metadata": self.metadata(), "timeout": CALL_TIMEOUT_S}
+
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {self.token}"),) if self.token else ()
 
     async def close(self) -> None:
         await self.channel.close()
 
+    async def __aenter__(self) -> Api:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
     # -- accounts --------------------------------------------------------------------------
 
     async def register(self, user: str, password: str) -> None:
-        await call(self._auth.Register(auth_pb2.RegisterRequest(username=user, password=password),
-                                       timeout=CALL_TIMEOUT_S))  # fmt: skip
+        request = auth_pb2.RegisterRequest(username=user, password=password)
+        await call(self._auth.Register(request, timeout=CALL_TIMEOUT_S))
 
     async def login(self, user: str, password: str, device_id: int = 0) -> LoginResult:
+        """Log in as ``device_id`` (0: register a new device); the token is kept for later."""
         request = auth_pb2.LoginRequest(username=user, password=password, device_id=device_id)
         reply = await call(self._auth.Login(request, timeout=CALL_TIMEOUT_S))
         self.token = reply.token
@@ -188,6 +130,7 @@ class Api:
     # -- messages ---------------------------------------------------------------------------
 
     async def send(self, request: chat_pb2.SendRequest) -> chat_pb2.SendResult:
+        """The unary Send (scripts); the chat client sends on its stream (see rpc.sender)."""
         return await call(self._chat.Send(request, **self._kw()))
 
     async def fetch(self, after_seq: int, limit: int = 500) -> list[chat_pb2.Delivery]:
@@ -201,16 +144,19 @@ class Api:
         reply = await call(self._chat.ListOnline(chat_pb2.ListOnlineRequest(), **self._kw()))
         return list(reply.users)
 
-    async def chat(
-        self, frames: AsyncIterator[chat_pb2.ClientFrame]
-    ) -> AsyncIterator[chat_pb2.ServerFrame]:
-        """The Chat stream; yields server frames, raising translated errors when it ends."""
-        md = (("authorization", f"Bearer {self.token}"),)
-        stream = self._chat.Chat(frames, metadata=md)
-        try:
-            async for frame in stream:
-                yield frame
-        except grpc.aio.AioRpcError as exc:
-            raise translate(exc) from None
-        finally:
-            stream.cancel()
+    def open_chat(self, frames: AsyncIterator[chat_pb2.ClientFrame]) -> grpc.aio.StreamStreamCall:
+        """Start the Chat stream (no deadline: it lives as long as the client); see rpc.link."""
+        return self._chat.Chat(frames, metadata=self.metadata())
+
+    # -- admin ------------------------------------------------------------------------------
+
+    async def list_clients(self) -> list[admin_pb2.ConnectedClient]:
+        request = admin_pb2.ListClientsRequest()
+        return list((await call(self._admin.ListClients(request, **self._kw()))).clients)
+
+    async def kick_user(self, user: str, reason: str = "") -> admin_pb2.KickUserResponse:
+        request = admin_pb2.KickUserRequest(user=user, reason=reason)
+        return await call(self._admin.KickUser(request, **self._kw()))
+
+    async def get_stats(self) -> admin_pb2.GetStatsResponse:
+        return await call(self._admin.GetStats(admin_pb2.GetStatsRequest(), **self._kw()))

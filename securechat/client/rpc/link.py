@@ -1,0 +1,271 @@
+"""One device's Chat stream, kept open: open or resume, read batches, write frames, reconnect.
+
+:class:`ChatLink` opens ``ChatService.Chat`` with an ``open`` frame that resumes after the
+highest sequence the client has processed, hands every batch the server sends to ``handle``
+(which returns the highest delivery sequence it processed, now safe to acknowledge) and routes
+``send_result`` events to the attached :class:`~securechat.client.rpc.sender.Sender`. Frames
+to the server go through one bounded queue that the stream consumes in order, so writing never
+blocks and never interleaves.
+
+When the stream ends, sends still waiting for an answer fail (see the sender) and the link
+reconnects: after the server's ReconnectHint when it sent one, else after an exponential
+backoff with jitter. Fatal endings stop it and are raised from :meth:`ChatLink.run`: a revoked
+or expired session, a refused certificate, or another client that took over the device.
+Connection changes go to ``notify`` as ConnectionEvents; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import grpc
+
+from securechat.client.events import ConnectionEvent
+from securechat.client.rpc.api import Api
+from securechat.client.rpc.sender import ResultSink
+from securechat.client.rpc.status import translate
+from securechat.errors import (
+    CertificateError,
+    FailedPrecondition,
+    ResourceExhausted,
+    SecureChatError,
+    StreamReplaced,
+    Unauthenticated,
+    Unavailable,
+)
+from securechat_proto.v1 import chat_pb2
+
+FATAL = (Unauthenticated, CertificateError, FailedPrecondition, StreamReplaced)
+WRITE_QUEUE_BOUND = 1024
+
+Handler = Callable[[Sequence[chat_pb2.ServerEvent]], Awaitable[int]]
+"""Processes one batch; returns the highest delivery sequence it processed (0: none)."""
+
+
+def _ignore(event: ConnectionEvent) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with jitter: between half and all of min(cap, base * 2^attempt)."""
+
+    base_s: float = 0.5
+    cap_s: float = 30.0
+
+    def delay(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
+        ceiling = min(self.cap_s, self.base_s * float(2 ** min(attempt, 32)))
+        return float(ceiling * (0.5 + rng() / 2))
+
+
+class ChatLink:
+    """Keeps one device's Chat stream up; also the stream outlet of a Sender."""
+
+    def __init__(
+        self,
+        api: Api,
+        device_id: int,
+        *,
+        resume_after: int,
+        handle: Handler,
+        notify: Callable[[ConnectionEvent], None] = _ignore,
+        ack_every_s: float = 0.0,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.api = api
+        self.device_id = device_id
+        self.resume_after = resume_after
+        self.handle = handle
+        self.notify = notify
+        self.ack_every_s = ack_every_s
+        self.backoff = backoff or Backoff()
+        self.state = "offline"
+        self.reconnects = 0
+        self.online = asyncio.Event()
+        self._sink: ResultSink | None = None
+        self._queue: asyncio.Queue[chat_pb2.ClientFrame | None] | None = None
+        self._stopping = asyncio.Event()
+        self._hint_ms: int | None = None
+        self._opened = False
+        self._acked = resume_after
+        self._last_ack_at = 0.0
+        self._ack_timer: asyncio.TimerHandle | None = None
+
+    # -- the outlet side -------------------------------------------------------------------
+
+    def attach(self, sink: ResultSink) -> None:
+        self._sink = sink
+
+    def transmit(self, request: chat_pb2.SendRequest) -> None:
+        self.write(chat_pb2.ClientFrame(send=request))
+
+    def check(self) -> None:
+        """Unavailable unless the stream is open."""
+        if self._queue is None or not self.online.is_set():
+            raise Unavailable(
+                f"not connected to the server ({self.state}): the message was not sent; "
+                "send it again when the connection is back"
+            )
+
+    def write(self, frame: chat_pb2.ClientFrame) -> None:
+        """Queue one frame on the open stream; Unavailable while there is none."""
+        self.check()
+        queue = self._queue
+        assert queue is not None
+        try:
+            queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            raise ResourceExhausted(
+                "too many messages are waiting to go out: slow down and send again"
+            ) from None
+
+    # -- running ---------------------------------------------------------------------------
+
+    async def start(self) -> asyncio.Task[None]:
+        """Run in a task and return it once the stream is open (raising if the run ended)."""
+        task = asyncio.get_running_loop().create_task(self.run(), name="chat-link")
+        waiter = asyncio.get_running_loop().create_task(self.online.wait())
+        try:
+            await asyncio.wait((task, waiter), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        if task.done():
+            task.result()  # the fatal error, if any
+            raise Unavailable("the link stopped before the stream opened")
+        return task
+
+    def stop(self) -> None:
+        """End the stream (a clean close) and stop reconnecting."""
+        self._stopping.set()
+        queue = self._queue
+        if queue is not None:
+            self._close_queue(queue)
+
+    async def run(self) -> None:
+        """Stay connected until :meth:`stop`; raise only fatal errors."""
+        attempt = 0
+        while not self._stopping.is_set():
+            self._set_state("connecting" if attempt == 0 and not self.reconnects else
+                            "reconnecting")  # fmt: skip
+            error: SecureChatError | None = None
+            try:
+                await self._stream_once()
+            except FATAL as exc:
+                self._set_state("offline", exc.message, exc.code)
+                raise
+            except SecureChatError as exc:
+                error = exc
+            if self._stopping.is_set():
+                break
+            if self._opened:
+                attempt = 0
+            if self._hint_ms is not None:
+                delay = self._hint_ms / 1000 + random.random()  # noqa: S311 - jitter
+            else:
+                delay = self.backoff.delay(attempt)
+                attempt += 1
+            self.reconnects += 1
+            reason = error.message if error is not None else "the server closed the stream"
+            code = error.code if error is not None else ""
+            self._set_state("reconnecting", f"{reason}; retrying in {delay:.1f}s", code)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
+        self._set_state("offline")
+
+    # -- one stream ------------------------------------------------------------------------
+
+    async def _stream_once(self) -> None:
+        queue: asyncio.Queue[chat_pb2.ClientFrame | None] = asyncio.Queue(WRITE_QUEUE_BOUND)
+        opening = chat_pb2.OpenStream(device_id=self.device_id, resume_after_seq=self.resume_after)
+        queue.put_nowait(chat_pb2.ClientFrame(open=opening))
+        self._queue, self._opened, self._hint_ms = queue, False, None
+        self._acked = self.resume_after
+        ending: SecureChatError = Unavailable("the server closed the stream")
+        call = self.api.open_chat(self._frames(queue))
+        try:
+            async for frame in call:
+                await self._dispatch(frame.events)
+                if self._stopping.is_set():
+                    break
+        except grpc.aio.AioRpcError as exc:
+            ending = translate(exc)
+            raise ending from None
+        finally:
+            self.online.clear()
+            self._queue = None
+            if self._ack_timer is not None:
+                self._ack_timer.cancel()
+                self._ack_timer = None
+            self._close_queue(queue)
+            call.cancel()
+            if self._sink is not None:
+                self._sink.disconnected(ending)
+
+    @staticmethod
+    async def _frames(
+        queue: asyncio.Queue[chat_pb2.ClientFrame | None],
+    ) -> AsyncIterator[chat_pb2.ClientFrame]:
+        while (frame := await queue.get()) is not None:
+            yield frame
+
+    @staticmethod
+    def _close_queue(queue: asyncio.Queue[chat_pb2.ClientFrame | None]) -> None:
+        """End the request stream (dropping frames not yet written, when it is full)."""
+        with contextlib.suppress(asyncio.QueueFull):
+            queue.put_nowait(None)
+            return
+        while not queue.empty():
+            queue.get_nowait()
+        queue.put_nowait(None)
+
+    async def _dispatch(self, events: Sequence[chat_pb2.ServerEvent]) -> None:
+        sink = self._sink
+        for event in events:
+            kind = event.WhichOneof("event")
+            if kind == "send_result":
+                if sink is not None:
+                    sink.resolve(event.send_result)
+            elif kind == "opened":
+                self._opened = True
+                self.online.set()
+                pending = event.opened.pending
+                self._set_state("online", f"{pending} waiting" if pending else "")
+            elif kind == "reconnect":
+                self._hint_ms = event.reconnect.retry_after_ms
+        highest = await self.handle(events)
+        if highest > self.resume_after:
+            self.resume_after = highest
+            self._ack_due()
+
+    # -- acknowledgements ------------------------------------------------------------------
+
+    def _ack_due(self) -> None:
+        if self.ack_every_s <= 0:
+            self._send_ack()
+            return
+        loop = asyncio.get_running_loop()
+        wait = self._last_ack_at + self.ack_every_s - loop.time()
+        if wait <= 0:
+            self._send_ack()
+        elif self._ack_timer is None:
+            self._ack_timer = loop.call_later(wait, self._send_ack)
+
+    def _send_ack(self) -> None:
+        self._ack_timer = None
+        queue, seq = self._queue, self.resume_after
+        if queue is None or seq <= self._acked:
+            return
+        try:
+            queue.put_nowait(chat_pb2.ClientFrame(ack=chat_pb2.AckRequest(seq=seq)))
+        except asyncio.QueueFull:
+            return  # the next ack covers this one
+        self._acked = seq
+        self._last_ack_at = asyncio.get_running_loop().time()
+
+    def _set_state(self, state: str, detail: str = "", code: str = "") -> None:
+        self.state = state
+        self.notify(ConnectionEvent(state, detail, code))

@@ -1,0 +1,261 @@
+"""The one send path of every client: pipelined sends, each matched to its SendResult.
+
+The interactive chat, the one-shot ``securechat send`` and the bench's load clients all send
+through :class:`Sender`. :meth:`Sender.submit` asks the recipient book which devices the
+conversation has, has ``seal`` encrypt the message for exactly those (the bench seals opaque
+bytes instead), hands the request to an outlet and returns a future for the server's answer
+without waiting for it: many sends are in flight at once, and they leave in ``submit`` order.
+
+Answers are matched by ``client_message_id``. An ``accepted`` one resolves the future with a
+:class:`Receipt`. A ``stale_devices`` one hands the server's current device list to the book
+(which says who joined or added a device) and seals and sends the message again, at most
+MAX_ATTEMPTS times in all. Any other refusal fails the future with its SecureChatError; so does
+a connection that ends before the answer came (the message may or may not have been stored).
+
+Outlets: the Chat stream (:class:`~securechat.client.rpc.link.ChatLink`) and, for scripts that
+should not open a stream, :class:`UnaryOutlet` (one ``Send`` RPC per attempt).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from securechat.client.events import Event, NoticeEvent, Target
+from securechat.client.rpc.api import Api
+from securechat.client.rpc.status import result_error
+from securechat.crypto.account import Address
+from securechat.errors import FailedPrecondition, InvalidArgument, SecureChatError, Unavailable
+from securechat_proto.v1 import chat_pb2
+
+MAX_ATTEMPTS = 4
+STALE = "stale_devices"
+
+Seal = Callable[[Sequence[Address]], Awaitable[Mapping[Address, bytes]]]
+"""Encrypts one message for exactly these devices: one ciphertext per device."""
+Notify = Callable[[Event], None]
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A send the server accepted: stored in the mailbox of every device in ``devices``."""
+
+    client_message_id: str
+    message_id: str
+    target: Target
+    devices: tuple[Address, ...]
+    server_time_ms: int
+
+
+class Recipients(Protocol):
+    """Who a conversation's messages are encrypted for (see client/recipients.py)."""
+
+    async def devices(self, target: Target) -> Sequence[Address]: ...
+
+    def update(self, target: Target, current: Sequence[Address]) -> list[NoticeEvent]: ...
+
+
+class ResultSink(Protocol):
+    """What an outlet reports back to (the Sender)."""
+
+    def resolve(self, result: chat_pb2.SendResult) -> None: ...
+
+    def fail(self, client_message_id: str, error: SecureChatError) -> None: ...
+
+    def disconnected(self, error: SecureChatError) -> None: ...
+
+
+class Outlet(Protocol):
+    """Carries send requests to the server and reports every answer to the attached sink."""
+
+    def attach(self, sink: ResultSink) -> None: ...
+
+    def check(self) -> None:
+        """Raise Unavailable when a request could not be sent now."""
+
+    def transmit(self, request: chat_pb2.SendRequest) -> None:
+        """Queue ``request`` now (raise Unavailable when it cannot be sent)."""
+
+
+@dataclass(eq=False)
+class _Outgoing:
+    target: Target
+    seal: Seal
+    client_message_id: str
+    future: asyncio.Future[Receipt]
+    devices: tuple[Address, ...] = ()
+    attempts: int = 0
+    awaiting: bool = False  # written to the outlet, answer not yet in
+
+
+class Sender:
+    """Pipelined sends over one outlet, each with a future for its result."""
+
+    def __init__(
+        self,
+        outlet: Outlet,
+        recipients: Recipients,
+        notify: Notify | None = None,
+        *,
+        max_attempts: int = MAX_ATTEMPTS,
+    ) -> None:
+        self.outlet = outlet
+        self.recipients = recipients
+        self.notify = notify
+        self.max_attempts = max_attempts
+        self._live: dict[str, _Outgoing] = {}
+        self._order = asyncio.Lock()
+        self._retries: set[asyncio.Task[None]] = set()
+        outlet.attach(self)
+
+    @property
+    def in_flight(self) -> int:
+        """Sends submitted and not yet settled."""
+        return len(self._live)
+
+    async def submit(
+        self, target: Target, seal: Seal, client_message_id: str
+    ) -> asyncio.Future[Receipt]:
+        """Seal and send one message; the future settles with the server's answer.
+
+        Raises at once (nothing sent) when the recipients cannot be listed, sealing fails or
+        the outlet is down (Unavailable: the text is not lost, the caller still holds it)."""
+        if not client_message_id:
+            raise InvalidArgument("a send needs a client message id")
+        if client_message_id in self._live:
+            raise InvalidArgument(f"message {client_message_id} is already being sent")
+        self.outlet.check()  # before asking anyone or sealing anything
+        future: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
+        outgoing = _Outgoing(target, seal, client_message_id, future)
+        self._live[client_message_id] = outgoing
+        try:
+            async with self._order:
+                await self._transmit(outgoing)
+        except BaseException:
+            self._live.pop(client_message_id, None)
+            if future.done() and not future.cancelled():
+                future.exception()  # closed meanwhile: the caller gets this raise instead
+            raise
+        return future
+
+    async def send(self, target: Target, seal: Seal, client_message_id: str) -> Receipt:
+        """:meth:`submit` and wait for the answer."""
+        return await (await self.submit(target, seal, client_message_id))
+
+    async def _transmit(self, outgoing: _Outgoing) -> None:
+        devices = tuple(await self.recipients.devices(outgoing.target))
+        ciphertexts = await outgoing.seal(devices)
+        request = chat_pb2.SendRequest(
+            conversation=outgoing.target.to_proto(),
+            client_message_id=outgoing.client_message_id,
+        )
+        add = request.ciphertexts.add
+        for device, ciphertext in ciphertexts.items():
+            item = add(ciphertext=ciphertext)
+            item.device.user, item.device.device_id = device.user, device.device_id
+        outgoing.devices, outgoing.attempts = devices, outgoing.attempts + 1
+        self.outlet.transmit(request)
+        outgoing.awaiting = True
+
+    # -- answers (called by the outlet) ----------------------------------------------------
+
+    def resolve(self, result: chat_pb2.SendResult) -> None:
+        outgoing = self._live.get(result.client_message_id)
+        if outgoing is None or not outgoing.awaiting:
+            return  # not ours (or answered twice): nothing waits for it
+        outgoing.awaiting = False
+        if result.accepted:
+            receipt = Receipt(
+                outgoing.client_message_id,
+                result.message_id,
+                outgoing.target,
+                outgoing.devices,
+                result.server_time_ms,
+            )
+            self._settle(outgoing, receipt)
+        elif result.error_code == STALE:
+            current = sorted({Address(d.user, d.device_id) for d in result.current_devices})
+            for notice in self.recipients.update(outgoing.target, current):
+                if self.notify is not None:
+                    self.notify(notice)
+            if outgoing.attempts >= self.max_attempts:
+                self._settle(outgoing, FailedPrecondition(
+                    f"the members of {outgoing.target} kept changing: send the message again"
+                ))  # fmt: skip
+                return
+            task = asyncio.get_running_loop().create_task(self._resend(outgoing))
+            self._retries.add(task)
+            task.add_done_callback(self._retries.discard)
+        else:
+            self._settle(outgoing, result_error(result))
+
+    def fail(self, client_message_id: str, error: SecureChatError) -> None:
+        outgoing = self._live.get(client_message_id)
+        if outgoing is not None and outgoing.awaiting:
+            self._settle(outgoing, error)
+
+    def disconnected(self, error: SecureChatError) -> None:
+        """The outlet lost its connection: every send written to it is unconfirmed."""
+        lost = Unavailable(
+            f"the connection ended before the server confirmed the message ({error.message}): "
+            "it may not have been delivered; send it again"
+        )
+        for outgoing in [o for o in self._live.values() if o.awaiting]:
+            self._settle(outgoing, lost)
+
+    def close(self) -> None:
+        """Stop resending; every unsettled send fails."""
+        for task in self._retries:
+            task.cancel()
+        closing = Unavailable("the client stopped before the server confirmed the message")
+        for outgoing in list(self._live.values()):
+            self._settle(outgoing, closing)
+
+    async def _resend(self, outgoing: _Outgoing) -> None:
+        try:
+            async with self._order:
+                await self._transmit(outgoing)
+        except Exception as exc:  # the failure belongs to whoever awaits the send
+            self._settle(outgoing, exc)
+
+    def _settle(self, outgoing: _Outgoing, outcome: Receipt | BaseException) -> None:
+        self._live.pop(outgoing.client_message_id, None)
+        outgoing.awaiting = False
+        if outgoing.future.done():
+            return
+        if isinstance(outcome, Receipt):
+            outgoing.future.set_result(outcome)
+        else:
+            outgoing.future.set_exception(outcome)
+
+
+class UnaryOutlet:
+    """One unary ``Send`` per attempt: for scripts, which should not open a Chat stream (no
+    presence flicker, no mailbox replay, no replacing the device's live stream)."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self._sink: ResultSink | None = None
+        self._calls: set[asyncio.Task[None]] = set()
+
+    def attach(self, sink: ResultSink) -> None:
+        self._sink = sink
+
+    def check(self) -> None:
+        return None  # each send makes its own call
+
+    def transmit(self, request: chat_pb2.SendRequest) -> None:
+        task = asyncio.get_running_loop().create_task(self._call(request))
+        self._calls.add(task)
+        task.add_done_callback(self._calls.discard)
+
+    async def _call(self, request: chat_pb2.SendRequest) -> None:
+        assert self._sink is not None
+        try:
+            result = await self.api.send(request)
+        except SecureChatError as exc:
+            self._sink.fail(request.client_message_id, exc)
+            return
+        self._sink.resolve(result)
