@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.client.conftest import BIN, User
+from tests.support.process import clean_env
 
 pytestmark = pytest.mark.e2e
 WAIT_S = 30.0
@@ -26,8 +27,10 @@ class Tmux:
         self.directory = directory
 
     def cmd(self, *args: str) -> str:
+        # The tmux server (started by the first command) passes this environment to its panes.
         result = subprocess.run(
             ["tmux", "-L", self.socket, "-f", "/dev/null", *args],
+            env=clean_env(self.directory / "tmux-home"),
             capture_output=True, text=True, check=True, timeout=10,
         )  # fmt: skip
         return result.stdout
