@@ -97,8 +97,13 @@ def test_two_users_chat_while_typing(make_user, tmux: Tmux) -> None:  # type: ig
     tmux.keys("bob", "hello wor")  # bob is in the middle of typing
     tmux.wait_for("bob", lambda s: _input_line(s) == "#lobby> hello wor")
     tmux.keys("alice", "ping from alice", "Enter")
-    screen = tmux.wait_for("bob", lambda s: "alice: ping from alice" in s)
-    assert _input_line(screen) == "#lobby> hello wor"  # the half-typed line is intact
+    # prompt_toolkit prints a message in steps (erase the prompt, write the line, draw the prompt
+    # again): a capture can fall between them, so wait for the settled screen. A lost half-typed
+    # line never settles and times out.
+    screen = tmux.wait_for(
+        "bob",
+        lambda s: "alice: ping from alice" in s and _input_line(s) == "#lobby> hello wor",
+    )
     lines = screen.splitlines()
     message_row = next(i for i, line in enumerate(lines) if "alice: ping from alice" in line)
     assert message_row < lines.index("#lobby> hello wor")  # printed above the input line
