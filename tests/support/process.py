@@ -56,17 +56,20 @@ def clean_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, s
     return env
 
 
-def server_command(certs_dir: Path, data_dir: Path, *args: str, port: int | None = 0) -> list[str]:
+def server_command(
+    certs_dir: Path, data_dir: Path, *args: str, port: int | None = 0, executable: str = SERVER
+) -> list[str]:
     """`securechat-server` on ``port`` (0: a free one; None: no --port flag) without a status
-    page, then ``args``."""
+    page (a later ``--status-port`` in ``args`` wins), then ``args``."""
     flags = [] if port is None else ["--port", str(port)]
-    return [SERVER, *flags, "--status-port", "0",
+    return [executable, *flags, "--status-port", "0",
             "--data-dir", str(data_dir), "--certs-dir", str(certs_dir), *args]  # fmt: skip
 
 
 class ServerProcess:
     """A started `securechat-server`: ready (it announced ``listeners`` ports) when built.
 
+    ``executable`` is this venv's `securechat-server` unless another venv's is given.
     ``env`` is added to `clean_env` and `FAST_SERVER_ENV`; the server runs in ``data_dir``'s
     parent folder (its HOME is ``home`` there), logs to a file beside it and reads ``stdin``
     (closed by default: no console). Its own session, so stopping it also stops its workers.
@@ -83,6 +86,7 @@ class ServerProcess:
         listeners: int = 1,
         stdin: int | IO[bytes] = subprocess.DEVNULL,
         timeout: float = START_TIMEOUT_S,
+        executable: str = SERVER,
     ) -> None:
         workdir = data_dir.parent
         self.data_dir = data_dir
@@ -92,7 +96,7 @@ class ServerProcess:
         self._changed = threading.Condition()
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
-                server_command(certs_dir, data_dir, *args, port=port),
+                server_command(certs_dir, data_dir, *args, port=port, executable=executable),
                 cwd=workdir,
                 env=clean_env(workdir / "home", {**FAST_SERVER_ENV, **(env or {})}),
                 stdin=stdin,
