@@ -5,6 +5,7 @@ server and the client really work (the floors are true)."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -64,6 +65,9 @@ def floors() -> dict[str, str]:
 
 
 def run(*command: str | Path, cwd: Path, env: dict[str, str] | None = None) -> str:
+    """``command`` (never with a PYTHONPATH: a venv must import what is installed in it)."""
+    if env is None:
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     result = subprocess.run(
         [str(c) for c in command], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
     )

@@ -33,6 +33,9 @@ FAST_SERVER_ENV = {
     "SECURECHAT_SERVER_GRACE_PERIOD_S": "2",
 }
 _LEAKY_PREFIXES = ("SECURECHAT_", "GRPC_")
+# Nor the developer's runtime dir, terminal multiplexer or Python path (the processes import
+# securechat from the venv they run in).
+_DROPPED = ("XDG_RUNTIME_DIR", "TMUX", "TMUX_PANE", "PYTHONPATH", "PYTHONHOME")
 _HOME_DIRS = {
     "HOME": "",
     "XDG_CONFIG_HOME": ".config",
@@ -43,14 +46,14 @@ _HOME_DIRS = {
 
 
 def clean_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """This process's environment without SECURECHAT_* and GRPC_* settings, with HOME and the
-    XDG folders inside ``home`` (created), then ``extra``: no developer config is read."""
+    """This process's environment without SECURECHAT_*, GRPC_* and PYTHONPATH, with HOME and
+    the XDG folders inside ``home`` (created), then ``extra``: no developer config is read."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_LEAKY_PREFIXES)}
     for name, sub in _HOME_DIRS.items():
         path = home / sub
         path.mkdir(parents=True, exist_ok=True)
         env[name] = str(path)
-    for name in ("XDG_RUNTIME_DIR", "TMUX", "TMUX_PANE"):  # nor a terminal multiplexer
+    for name in _DROPPED:
         env.pop(name, None)
     env.update(extra or {})
     return env
