@@ -3,10 +3,7 @@ devices of the client library on the test server."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,60 +13,22 @@ import pytest
 from securechat.node import Node
 from securechat.pki import DevPki
 from tests.client.live import Device, Relay, device
+from tests.support.process import BIN, ServerProcess, clean_env
 
-BIN = Path(sys.executable).parent
-SERVER_TIMEOUT_S = 30.0
-
-
-@dataclass
-class ServerProcess:
-    port: int
-    data_dir: Path
-    log: Path
-
-    @property
-    def address(self) -> str:
-        return f"localhost:{self.port}"
+__all__ = ["BIN", "ServerProcess", "User"]
 
 
 @pytest.fixture(scope="module")
 def server_process(
     pki: DevPki, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[ServerProcess]:
-    """`securechat-server --port 0` with bcrypt cost 4; the port is parsed from its stdout.
+    """`securechat-server --port 0` with bcrypt cost 4 (tests/support/process.py).
 
     A test module may set ``SERVER_ENV`` (a dict) for extra server environment."""
     root = tmp_path_factory.mktemp("server")
-    out, log = root / "stdout.txt", root / "server.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SECURECHAT_")}
-    env.update(SECURECHAT_AUTH_BCRYPT_COST="4", SECURECHAT_STATUS_PORT="0")
-    env.update(getattr(request.module, "SERVER_ENV", {}))
-    command = [str(BIN / "securechat-server"), "--port", "0", "--data-dir", str(root / "data"),
-               "--certs-dir", str(pki.directory)]  # fmt: skip
-    with out.open("wb") as stdout, log.open("wb") as stderr:
-        process = subprocess.Popen(command, stdout=stdout, stderr=stderr, env=env)
-    try:
-        port = _wait_for_port(process, out, log)
-        yield ServerProcess(port, root / "data", log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait_for_port(process: subprocess.Popen[bytes], out: Path, log: Path) -> int:
-    deadline = time.monotonic() + SERVER_TIMEOUT_S
-    while time.monotonic() < deadline:
-        for line in out.read_text(errors="replace").splitlines():
-            if "listening on" in line:
-                return int(line.rsplit(":", 1)[1])
-        if process.poll() is not None:
-            break
-        time.sleep(0.05)
-    raise AssertionError(f"securechat-server did not start:\n{log.read_text(errors='replace')}")
+    env = getattr(request.module, "SERVER_ENV", {})
+    with ServerProcess(pki.directory, root / "data", env=env) as server:
+        yield server
 
 
 @dataclass
@@ -85,22 +44,29 @@ class User:
 
     def env(self) -> dict[str, str]:
         paths = self.pki.client(self.cert)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SECURECHAT_")}
-        env.update(
-            SECURECHAT_HOME=str(self.home),
-            SECURECHAT_KDF_PROFILE="test",
-            SECURECHAT_PASSWORD=self.password,
-            SECURECHAT_SERVER=self.server.address,
-            SECURECHAT_CA=str(self.pki.ca_cert),
-            SECURECHAT_CERT=str(paths.cert),
-            SECURECHAT_KEY=str(paths.key),
+        return clean_env(
+            self.os_home,
+            dict(
+                SECURECHAT_HOME=str(self.home),
+                SECURECHAT_KDF_PROFILE="test",
+                SECURECHAT_PASSWORD=self.password,
+                SECURECHAT_SERVER=self.server.address,
+                SECURECHAT_CA=str(self.pki.ca_cert),
+                SECURECHAT_CERT=str(paths.cert),
+                SECURECHAT_KEY=str(paths.key),
+            ),
         )
-        return env
+
+    @property
+    def os_home(self) -> Path:
+        """HOME and the XDG folders of this user's processes (none of the developer's)."""
+        return self.home.with_name(f"{self.home.name}-os")
 
     def run(self, *args: str, ok: bool = True, stdin: str = "") -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [str(BIN / "securechat"), *args],
             env=self.env(),
+            cwd=self.os_home,
             input=stdin,
             capture_output=True,
             text=True,

@@ -35,7 +35,7 @@ def test_server_never_sees_plaintext(make_user, server_process) -> None:  # type
     written = [p for p in server_process.data_dir.rglob("*") if p.is_file()]
     assert any(p.suffix == ".db" for p in written)
     blobs = {str(p): p.read_bytes() for p in written}
-    blobs["server log"] = server_process.log.read_bytes()
+    blobs["server log"] = server_process.log_path.read_bytes()
     assert b"DEBUG" in blobs["server log"] or b"rpc " in blobs["server log"]  # it did log
     for text in texts.values():
         needle = text.encode()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,6 +15,7 @@ from securechat.pki import DevPki
 from tests.conftest import server_config
 from tests.ops.conftest import open_stream
 from tests.support.net import Api, secure_channel
+from tests.support.process import clean_env
 
 ADMIN_PASSWORD = "admin password 123"
 
@@ -35,8 +35,7 @@ async def admin_cli(
     pki: DevPki, port: int, *args: str, password: str = ADMIN_PASSWORD, stdin: str | None = None,
     cert: str = "admin", user: str = "root1",
 ) -> tuple[int, str, str]:  # fmt: skip
-    env = {**os.environ, "SECURECHAT_ADMIN_USER": user}
-    env.pop("SECURECHAT_ADMIN_PASSWORD", None)
+    env = clean_env(pki.directory.parent / "admin-home", {"SECURECHAT_ADMIN_USER": user})
     if stdin is None:
         env["SECURECHAT_ADMIN_PASSWORD"] = password
     paths = pki.client(cert)

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import pty
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from securechat.pki import DevPki
 from securechat_proto.v1 import rooms_pb2
 from tests.conftest import ApiFactory
 from tests.ops.conftest import open_stream
+from tests.support.process import ServerProcess
 
 
 @pytest.fixture
@@ -66,29 +66,20 @@ async def test_console_commands_over_a_pipe(
 @pytest.mark.parametrize("terminal", ["pty", "pipe"])
 async def test_server_console_in_a_real_process(pki: DevPki, tmp_path: Path, terminal: str) -> None:
     """On a terminal the console starts by itself; on a pipe `--console` forces it on."""
-    env = {**os.environ, "SECURECHAT_AUTH_BCRYPT_COST": "4"}
-    args = [sys.executable, "-m", "securechat.app", "--port", "0", "--status-port", "0",
-            "--data-dir", str(tmp_path / "data"), "--certs-dir", str(pki.directory)]  # fmt: skip
     if terminal == "pty":
         controller, stdin = pty.openpty()
+        args: tuple[str, ...] = ()
     else:
         stdin, controller = os.pipe()
-        args.append("--console")
+        args = ("--console",)
     try:
-        process = await asyncio.create_subprocess_exec(
-            *args, stdin=stdin, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            env=env,
-        )  # fmt: skip
-        os.close(stdin)
-        assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), 60)
-        assert b"listening on" in line, line
+        server = ServerProcess(pki.directory, tmp_path / "data", args=args, stdin=stdin)
         os.write(controller, b"/clients\n/rooms\n/shutdown\n")
-        out, err = await asyncio.wait_for(process.communicate(), 60)
+        code = await asyncio.to_thread(server.wait, 60)
     finally:
+        os.close(stdin)
         os.close(controller)
-    assert process.returncode == 0, err.decode()[-2000:]
-    lines = out.decode().splitlines()
-    assert lines[:4] == ["console ready: /help lists the commands", "no clients connected",
-                         "no rooms", "shutting down"]  # fmt: skip
-    assert "received /shutdown: shutting down gracefully" in err.decode()
+    assert code == 0, server.logs()[-2000:]
+    assert server.lines[1:5] == ["console ready: /help lists the commands", "no clients connected",
+                                 "no rooms", "shutting down"]  # fmt: skip
+    assert "received /shutdown: shutting down gracefully" in server.logs()

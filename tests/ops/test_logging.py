@@ -6,10 +6,7 @@ import asyncio
 import io
 import json
 import logging
-import os
 import secrets
-import signal
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +20,7 @@ from securechat_proto.v1 import auth_pb2, common_pb2, rooms_pb2
 from tests.conftest import server_config
 from tests.ops.conftest import open_stream
 from tests.support.net import Api, secure_channel
+from tests.support.process import ServerProcess
 
 
 @pytest.fixture
@@ -106,23 +104,13 @@ def test_redaction_masks_what_careless_code_might_log() -> None:
 
 async def test_server_logs_json_lines_with_log_format_json(pki: DevPki, tmp_path: Path) -> None:
     admin_password = f"adm-{secrets.token_hex(8)}"
-    env = {**os.environ, "SECURECHAT_AUTH_BCRYPT_COST": "4", "SECURECHAT_ADMIN_USER": "root1",
-           "SECURECHAT_ADMIN_PASSWORD": admin_password}  # fmt: skip
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "securechat.app", "--port", "0", "--status-port", "0",
-        "--data-dir", str(tmp_path / "data"), "--certs-dir", str(pki.directory),
-        "--log-format", "json", "--log-level", "debug", "--no-console",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
-    )  # fmt: skip
-    assert process.stdout is not None
-    line = await asyncio.wait_for(process.stdout.readline(), 60)
-    assert b"listening on" in line, line
-    process.send_signal(signal.SIGTERM)
-    _, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 0, err.decode()[-2000:]
-    lines = err.decode().splitlines()
-    entries = [json.loads(text) for text in lines if text.strip()]
+    env = {"SECURECHAT_ADMIN_USER": "root1", "SECURECHAT_ADMIN_PASSWORD": admin_password}
+    args = ("--log-format", "json", "--log-level", "debug", "--no-console")
+    server = ServerProcess(pki.directory, tmp_path / "data", env=env, args=args)
+    assert await asyncio.to_thread(server.terminate, 60) == 0, server.logs()[-2000:]
+    log = server.logs()
+    entries = [json.loads(text) for text in log.splitlines() if text.strip()]
     assert entries, "no log lines"
     assert all({"ts", "level", "logger", "request_id", "msg"} <= set(e) for e in entries)
     assert any(e["logger"] == "securechat.server" and "listening" in e["msg"] for e in entries)
-    assert admin_password not in err.decode()
+    assert admin_password not in log

@@ -14,6 +14,7 @@ from click.testing import CliRunner, Result
 from securechat.admin_cli import cli
 from securechat.errors import AlreadyExists, CertificateError, InvalidArgument, NotFound
 from securechat.pki import fingerprint, load_certificate
+from tests.support.process import clean_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -178,13 +179,16 @@ def test_usage_errors_are_click_errors_not_tracebacks() -> None:
 def test_console_script_prints_one_line_and_exit_code(tmp_path: Path) -> None:
     code = "from securechat.admin_cli import main; main()"
     argv = [sys.executable, "-c", code, "certs", "issue", "x", "--dir", str(tmp_path)]
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=30, cwd=ROOT)
+    env = clean_env(tmp_path / "home")
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, check=False, timeout=30, cwd=ROOT, env=env
+    )
     assert proc.returncode == CertificateError.exit_code
     assert proc.stderr.startswith("error: ")
     assert proc.stderr.count("\n") == 1
 
 
-def test_help_does_not_import_cryptography() -> None:
+def test_help_does_not_import_cryptography(tmp_path: Path) -> None:
     code = (
         "import sys\n"
         "from securechat.admin_cli import cli\n"
@@ -199,6 +203,7 @@ def test_help_does_not_import_cryptography() -> None:
         check=False,
         timeout=30,
         cwd=ROOT,
+        env=clean_env(tmp_path / "home"),
     )
     assert proc.returncode == 0, proc.stderr
     assert "init" in proc.stdout

@@ -15,7 +15,8 @@ from securechat_proto.v1 import admin_pb2, chat_pb2, common_pb2
 from tests.bus.conftest import eventually
 from tests.bus.redis_server import RedisProcess
 from tests.scaleout.peer import Peer
-from tests.scaleout.procs import ADMIN_PASSWORD, ServerProcess
+from tests.scaleout.procs import ADMIN_PASSWORD, start_node
+from tests.support.process import ServerProcess
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.e2e]
 LOBBY = common_pb2.Conversation(room="lobby")
@@ -39,15 +40,14 @@ async def cluster(
     def start(count: int = 2, bus: str = redis_url) -> list[ServerProcess]:
         nodes = []
         for i in range(count):  # one after the other: the first one migrates the database
-            node = ServerProcess(pki, tmp_path / f"node{i}", pg_dsn, bus)
+            node = start_node(pki, tmp_path / f"node{i}", pg_dsn, bus)
             started.append(node)
-            node.port = node.ports()[0]
             nodes.append(node)
         return nodes
 
     yield start
     for node in started:
-        node.stop()
+        node.terminate()
 
 
 async def test_messages_presence_and_kicks_cross_nodes(

