@@ -61,8 +61,8 @@ class AuthConfig:
     hash_queue_per_source: int = 32
     token_ttl_s: int = 24 * 3600
     # Successful logins per account (token bucket: this many per hour, bursts of login_burst).
-    logins_per_account_per_hour: int = 120
-    login_burst: int = 20
+    logins_per_account_per_hour: int = 60
+    login_burst: int = 10
     # Failures of one account from one source before that pair is locked for lockout_s.
     max_failures_per_pair: int = 10
     # Consecutive failures of one account after which it accepts logins only from sources it
