@@ -103,7 +103,10 @@ async def test_one_account_repeating_its_correct_login_does_not_starve_others(
     await mallory.register("mallory")
     await alice.login("alice")  # alice has logged in before (the usual case)
     await bob.login("bob")
-    login = auth_pb2.LoginRequest(username="mallory", password=PASSWORD, device_id=0)
+    await mallory.login("mallory")  # the flood reuses this device: the room's devices stay put
+    login = auth_pb2.LoginRequest(
+        username="mallory", password=PASSWORD, device_id=mallory.device_id
+    )
 
     async def mallory_login(_: int) -> object:
         return await mallory.auth.Login(login)
