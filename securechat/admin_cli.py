@@ -298,6 +298,21 @@ def stats_command(**options: Any) -> None:
         click.echo(f"{name:<18} {value}")
 
 
+@cli.command("invite")
+@click.option("--days", type=click.IntRange(1, 90), default=7, show_default=True,
+              help="how long the code stays valid")  # fmt: skip
+@_api_options
+def invite_command(days: int, **options: Any) -> None:
+    """Create a one-use registration code (auth.registration = invite)."""
+
+    async def work(api: Api) -> Any:
+        return await api.create_invite(days * 86400)
+
+    invite = _run_api(options, work)
+    click.echo(invite.code)
+    click.echo(f"valid until {_when(invite.expires_at_ms)}; it works once", err=True)
+
+
 @cli.command("rooms")
 @_api_options
 def rooms_command(**options: Any) -> None:

@@ -12,7 +12,7 @@ import dataclasses
 import os
 import tomllib
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -55,14 +55,49 @@ class AuthConfig:
     # Concurrent bcrypt computations (each occupies a thread); the rest queue.
     # 0: one less than the number of cores, so chat keeps a core during a login storm.
     bcrypt_workers: int = 0
+    # Password checks waiting per lane (known logins / everything else); past it RESOURCE_EXHAUSTED.
+    hash_queue: int = 64
+    # Of those, at most this many from one source (an IPv4 address or an IPv6 /64).
+    hash_queue_per_source: int = 32
     token_ttl_s: int = 24 * 3600
-    max_failures_per_user: int = 5
+    # Successful logins per account (token bucket: this many per hour, bursts of login_burst).
+    logins_per_account_per_hour: int = 60
+    login_burst: int = 10
+    # Failures of one account from one source before that pair is locked for lockout_s.
+    max_failures_per_pair: int = 10
+    # Consecutive failures of one account after which it accepts logins only from sources it
+    # logged in from before, until failure_window_s passes (NIST SP 800-63B: at most 100).
+    max_failures_per_user: int = 100
+    # Failures from one source after which its logins to accounts it never logged in to wait.
     max_failures_per_peer: int = 20
+    # Consecutive failures of one account after which its logins (from unknown sources) wait.
+    login_delay_after_failures: int = 3
+    # The longest such growing delay.
+    max_login_delay_s: float = 10.0
     failure_window_s: float = 900.0
     lockout_s: float = 300.0
+    # How long a source that an account logged in from stays on its allow-list.
+    known_source_days: float = 30.0
+    # Who may register: open (anyone), invite (a one-use code from an admin), certificate (a
+    # client certificate whose CN is the username).
+    registration: str = "open"
     registrations_per_peer_per_hour: int = 30
+    # For the whole server (bursts of a quarter of it), whatever the addresses.
+    registrations_per_hour: int = 200
     admin_user: str = ""
     admin_password: str = dataclasses.field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """Per-user limits on rooms and on the key directory."""
+
+    rooms_per_user: int = 50
+    room_creations_per_hour: int = 20
+    room_list_page: int = 100
+    prekey_claims_per_hour: int = 1200
+    one_time_prekeys_per_target_per_hour: int = 60
+    prekey_reclaim_window_s: float = 86400.0
 
 
 @dataclass(frozen=True)
@@ -115,6 +150,7 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     chat: ChatConfig = field(default_factory=ChatConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     bus: BusConfig = field(default_factory=BusConfig)
@@ -156,6 +192,7 @@ _CHOICES = {
     ("log", "format"): {"plain", "json"},
     ("log", "level"): {"DEBUG", "INFO", "WARNING", "ERROR"},
     ("storage", "sqlite_synchronous"): {"OFF", "NORMAL", "FULL", "EXTRA"},
+    ("auth", "registration"): {"open", "invite", "certificate"},
 }
 
 
@@ -214,8 +251,8 @@ def _validate(cfg: Config) -> None:
     need(4 <= cfg.auth.bcrypt_cost <= 31, "auth.bcrypt_cost", "must be between 4 and 31")
     need(cfg.auth.bcrypt_workers >= 0, "auth.bcrypt_workers", "must be 0 (auto) or more")
     need(cfg.auth.token_ttl_s >= 1, "auth.token_ttl_s", "must be at least 1")
-    need(cfg.auth.max_failures_per_user >= 1, "auth.max_failures_per_user", "must be at least 1")
-    need(cfg.auth.max_failures_per_peer >= 1, "auth.max_failures_per_peer", "must be at least 1")
+    _validate_auth(cfg.auth, need)
+    _validate_limits(cfg.limits, need)
     need(cfg.chat.max_message_bytes >= 256, "chat.max_message_bytes", "must be at least 256")
     need(cfg.chat.send_rate_per_s > 0, "chat.send_rate_per_s", "must be positive")
     need(cfg.chat.send_burst >= 1, "chat.send_burst", "must be at least 1")
@@ -231,6 +268,48 @@ def _validate(cfg: Config) -> None:
     for (section, key), allowed in _CHOICES.items():
         value = getattr(getattr(cfg, section), key)
         need(value in allowed, f"{section}.{key}", f"must be one of {', '.join(sorted(allowed))}")
+
+
+Need = Callable[[bool, str, str], None]
+
+
+def _validate_auth(auth: AuthConfig, need: Need) -> None:
+    at_least_one = (
+        "hash_queue",
+        "hash_queue_per_source",
+        "logins_per_account_per_hour",
+        "login_burst",
+        "max_failures_per_pair",
+        "max_failures_per_user",
+        "max_failures_per_peer",
+        "registrations_per_peer_per_hour",
+        "registrations_per_hour",
+    )
+    for key in at_least_one:
+        need(getattr(auth, key) >= 1, f"auth.{key}", "must be at least 1")
+    need(
+        auth.max_failures_per_user <= 100,
+        "auth.max_failures_per_user",
+        "must be at most 100 (NIST SP 800-63B section 5.2.2)",
+    )
+    need(
+        auth.login_delay_after_failures >= 0,
+        "auth.login_delay_after_failures",
+        "must not be negative",
+    )
+    need(auth.max_login_delay_s >= 0, "auth.max_login_delay_s", "must not be negative")
+    need(auth.failure_window_s > 0, "auth.failure_window_s", "must be positive")
+    need(auth.lockout_s >= 0, "auth.lockout_s", "must not be negative")
+    need(auth.known_source_days >= 0, "auth.known_source_days", "must not be negative")
+
+
+def _validate_limits(limits: LimitsConfig, need: Need) -> None:
+    for f in dataclasses.fields(limits):
+        value = getattr(limits, f.name)
+        if f.name == "prekey_reclaim_window_s":
+            need(value >= 0, f"limits.{f.name}", "must not be negative")
+        else:
+            need(value >= 1, f"limits.{f.name}", "must be at least 1")
 
 
 def load_config(

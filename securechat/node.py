@@ -109,7 +109,10 @@ class Node:
         """The object graph, from the store and the bus up."""
         cfg, store, bus, clock = self.config, self.store, self.bus, self.clock
         self.hasher = PasswordHasher(
-            cfg.auth.bcrypt_cost, cfg.auth.bcrypt_workers or default_bcrypt_workers()
+            cfg.auth.bcrypt_cost,
+            cfg.auth.bcrypt_workers or default_bcrypt_workers(),
+            queue_bound=cfg.auth.hash_queue,
+            per_source=cfg.auth.hash_queue_per_source,
         )
         self.last_seen = LastSeen(store)
         self.accounts = Accounts(
@@ -118,14 +121,17 @@ class Node:
         )  # fmt: skip
         self.directory = Directory(store)
         self.hub = Hub(bus, clock, self.directory, cfg.chat.presence_room_limit)
-        self.rooms = Rooms(store, bus, self.hasher, clock, self.directory)
+        self.rooms = Rooms(store, bus, self.hasher, clock, self.directory, cfg.limits)
         self.messenger = Messenger(store, bus, self.rooms, cfg.chat, clock)
         self.messenger.committer.on_commit = self.metrics.store_latency.observe
         self.chat = ChatService(
             self.hub, self.messenger, store, bus, self.last_seen, cfg.chat, clock, self.metrics
         )
-        self.keys = KeyDirectory(store, bus, clock)
-        self.admin = Admin(store, bus, self.hub, self.messenger, clock, clock.now_ms())
+        self.keys = KeyDirectory(store, bus, clock, cfg.limits)
+        self.admin = Admin(
+            store, bus, self.hub, self.messenger, clock, clock.now_ms(),
+            self.accounts.end_certificate_sessions,
+        )  # fmt: skip
         self.revocations = Revocations(cfg.tls_path("revocation_list"), self.hub)
         self.view = NodeView(self.name, self.admin, self.accounts, self.messenger)
 
@@ -149,7 +155,8 @@ class Node:
         self.hub.handle(event)
 
     async def _housekeeping(self) -> None:
-        """Apply revocation-file changes to open streams; expire old messages and sessions."""
+        """Apply revocation-file changes to open streams and sessions; expire old messages and
+        sessions."""
         ticks = 0
         retention_ms = int(self.config.chat.retention_days * 86_400_000)
         while True:
@@ -157,6 +164,8 @@ class Node:
             ticks += 1
             try:
                 self.revocations.sweep()
+                for fingerprint, serial in self.revocations.take_new():
+                    await self.accounts.end_certificate_sessions(fingerprint, serial)
                 if ticks % 3600 == 1:
                     now = self.clock.now_ms()
                     expired = await self.store.expire_messages(now - retention_ms)

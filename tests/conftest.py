@@ -31,6 +31,13 @@ def server_config(pki: DevPki, data_dir: Path, **overrides: object) -> Config:
         "server.grace_period_s": 1.0,
         "auth.bcrypt_cost": 4,
         "auth.registrations_per_peer_per_hour": 100_000,
+        # Abuse limits stay out of the way of tests about other things (tests of the limits
+        # set their own).
+        "auth.registrations_per_hour": 100_000,
+        "auth.logins_per_account_per_hour": 100_000,
+        "auth.login_burst": 100_000,
+        "limits.rooms_per_user": 100_000,
+        "limits.room_creations_per_hour": 100_000,
         "chat.send_rate_per_s": 10_000.0,
         "chat.send_burst": 10_000,
         "status.port": 0,

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from securechat.bench import scenarios
+from securechat.bench.fairness import fairness
 from securechat.bench.harness import Bench, Params
 from securechat.bench.procs import raise_nofile_limit
 from securechat.bench.report import RESULTS_DIR, machine, show, write_json
@@ -24,7 +25,7 @@ TARGETS = {
     "rss_kb_per_client": ("<", 100.0),
     "login_storm_p99_factor": ("<=", 2.0),
 }
-ALL = ("fanout", "connections", "login_storm", "catchup", "crypto", "scaleout")
+ALL = ("fanout", "connections", "login_storm", "fairness", "catchup", "crypto", "scaleout")
 
 
 def crypto_bench(quick: bool) -> dict[str, Any]:
@@ -126,6 +127,7 @@ def run_bench(params: Params, wanted: set[str], results_dir: Path) -> dict[str, 
                 ),
                 ("connections", lambda: results.update(connections=scenarios.connections(bench))),
                 ("login_storm", lambda: results.update(login_storm=scenarios.login_storm(bench))),
+                ("fairness", lambda: results.update(fairness=fairness(bench))),
                 ("catchup", lambda: results.update(catchup=scenarios.catchup(bench))),
                 ("crypto", lambda: results.update(crypto=crypto_bench(params.quick))),
                 ("scaleout", lambda: results.update(scaleout=scaleout(bench))),

@@ -316,11 +316,9 @@ class ChatUI:
     async def _join(self, room: str, protected: bool = False) -> None:
         try:
             joined = await self.client.api.join_room(room, "")
-        except SecureChatError:
-            if not protected:
-                listed = {r.name: r for r in await self.client.api.list_rooms()}
-                if room not in listed or not listed[room].protected:
-                    raise
+        except SecureChatError as error:
+            if not protected and error.status != "PERMISSION_DENIED":
+                raise  # a protected room the server does not list answers PERMISSION_DENIED
             joined = await self.client.api.join_room(room, await self._room_password(room))
         self.rooms.add(room)
         self.show(f"- joined #{joined.name} ({joined.member_count} member(s))")

@@ -70,7 +70,8 @@ def rooms_join(options: Options, room: str) -> None:
             listed = {r.name: r for r in await client.api.list_rooms()}
             info = listed.get(room)
             password = ""
-            if info is not None and info.protected and not info.member:
+            # A protected room is listed to non-members only when its creator chose so.
+            if info is None or (info.protected and not info.member):
                 password = options.secrets.room_password(room)
             joined = await client.api.join_room(room, password)
             note(f"joined {joined.name} ({joined.member_count} member(s))")

@@ -24,7 +24,7 @@ from securechat.client.messenger import Messenger
 from securechat.client.rpc.api import Api
 from securechat.client.rpc.link import Backoff, ChatLink
 from securechat.client.rpc.sender import Receipt, Sender
-from securechat.client.upkeep import maintain
+from securechat.client.upkeep import RefillWatch, maintain
 from securechat.client.vault import Vault
 from securechat.errors import SecureChatError
 from securechat_proto.v1 import chat_pb2
@@ -63,6 +63,7 @@ class ChatSession:
         )
         self.sender = Sender(self.link, self.messenger.book, notify)
         self._tasks: set[asyncio.Task[None]] = set()
+        self.refill = RefillWatch()
 
     @property
     def state(self) -> str:
@@ -77,9 +78,11 @@ class ChatSession:
         """Encrypt and write one message on the stream; the future settles with the answer.
 
         Raises Unavailable at once while the stream is down (nothing was sent)."""
-        return await self.messenger.submit(
+        receipt = await self.messenger.submit(
             self.sender, target, text, message_id=message_id, reply_to=reply_to
         )
+        self._check_prekeys()
+        return receipt
 
     async def send(self, target: Target, text: str) -> Receipt:
         """:meth:`submit` and wait until the server stored the message."""
@@ -108,10 +111,10 @@ class ChatSession:
             if kind == "delivery":
                 highest = max(highest, event.delivery.seq)
                 out.extend(self.messenger.open(event.delivery))
+                self._check_prekeys()
             elif kind == "opened":
-                task = asyncio.get_running_loop().create_task(self._upkeep())
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self.refill.due()  # this check counts as the periodic one
+                self._start_upkeep()
             elif kind == "presence":
                 p = event.presence
                 out.append(PresenceEvent(p.user, p.online, p.at_ms))
@@ -133,11 +136,30 @@ class ChatSession:
             self.notify(item)
         return highest
 
+    def _check_prekeys(self) -> None:
+        """After activity, at most once per RefillWatch.interval: refill promptly when low."""
+        if self.refill.due():
+            self._start_upkeep()
+
+    def _start_upkeep(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._upkeep())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def _upkeep(self) -> None:
         try:
             result = await maintain(self.api, self.vault)
         except SecureChatError as exc:
             self.notify(NoticeEvent(f"could not refill prekeys: {exc.message}", warning=True))
             return
+        drained = self.refill.observe(result)
+        if drained:
+            self.notify(
+                NoticeEvent(
+                    f"{drained} of your one-time prekeys were claimed since the last check: "
+                    "someone may be draining them (the server limits this); refilled",
+                    warning=True,
+                )
+            )
         if result.one_time_added or result.rotated:
             self.notify(NoticeEvent("published fresh prekeys"))

@@ -1,17 +1,30 @@
-"""Keeping this device's published keys healthy: publish, refill prekeys, rotate weekly."""
+"""Keeping this device's published keys healthy: publish, refill prekeys, rotate weekly, and
+notice when someone claims them fast (a drain).
+
+The server never pushes "running low"; like Signal's clients, this one checks: when its stream
+opens, and after activity (a send or an incoming message), at most once per
+``CHECK_INTERVAL_S`` (no poll per message). It refills once two thirds are gone.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 
 from securechat.client.bundles import add_prekeys_request, publish_request
 from securechat.client.rpc.api import Api
 from securechat.client.vault import Vault, now_s
 
-ONE_TIME_LOW = 25
+log = logging.getLogger("securechat.client.upkeep")
+
+ONE_TIME_LOW = 34
 ONE_TIME_TARGET = 100
-KEM_LOW = 5
+KEM_LOW = 7
 KEM_TARGET = 20
+CHECK_INTERVAL_S = 60.0
+#: One-time prekeys claimed between two checks that count as a drain worth telling the user.
+DRAIN_ALERT = 30
 SIGNED_PREKEY_MAX_AGE_S = 7 * 24 * 3600
 
 
@@ -21,6 +34,37 @@ class Upkeep:
     one_time_added: int = 0
     kem_added: int = 0
     rotated: bool = False
+    # What the server had left before any refill (-1: not asked).
+    one_time_left: int = -1
+
+
+class RefillWatch:
+    """When to check the server's prekey counts again, and whether they fell like a drain."""
+
+    def __init__(self, interval: float = CHECK_INTERVAL_S) -> None:
+        self.interval = interval
+        self.last_check = float("-inf")
+        self.expected = -1  # one-time prekeys on the server after the last check
+
+    def due(self, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        if now - self.last_check < self.interval:
+            return False
+        self.last_check = now
+        return True
+
+    def observe(self, result: Upkeep) -> int:
+        """Record a check; returns how many one-time prekeys were claimed since the last one
+        when that is a drain (``DRAIN_ALERT`` or more), else 0."""
+        claimed = 0
+        if self.expected >= 0 and result.one_time_left >= 0:
+            claimed = max(0, self.expected - result.one_time_left)
+        if result.one_time_left >= 0:
+            self.expected = result.one_time_left + result.one_time_added
+        if claimed >= DRAIN_ALERT:
+            log.warning("%d one-time prekeys were claimed since the last check", claimed)
+            return claimed
+        return 0
 
 
 async def publish(api: Api, vault: Vault) -> None:
@@ -53,8 +97,9 @@ async def maintain(api: Api, vault: Vault) -> Upkeep:
     if now_s() - vault.state.signed_prekey_at >= SIGNED_PREKEY_MAX_AGE_S:
         signed = account.rotate_signed_prekey(now=now_s())
         vault.state.signed_prekey_at = now_s()
+    left = counts.one_time_prekeys
     if not (one_time or kem or signed):
-        return Upkeep()
+        return Upkeep(one_time_left=left)
     vault.save()  # private halves first, so no published key is ever unknown to us
     await api.add_prekeys(add_prekeys_request(one_time, kem, signed))
-    return Upkeep(False, len(one_time), len(kem), signed is not None)
+    return Upkeep(False, len(one_time), len(kem), signed is not None, left)

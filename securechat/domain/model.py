@@ -42,6 +42,11 @@ class Session:
     expires_at_ms: int
     created_at_ms: int
     cert_subject: str
+    # The client certificate the login came over (SHA-256 fingerprint, hex serial; empty when
+    # unknown): with tls.bind_client_cert_to_user a token works only over that certificate, and
+    # revoking the certificate ends the session.
+    cert_fingerprint: str = ""
+    cert_serial: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +77,8 @@ class Room:
     password_hash: bytes | None
     created_by: str
     created_at_ms: int
+    # A protected room is listed to non-members only when its creator asked for it.
+    listed: bool = False
 
     @property
     def protected(self) -> bool:
@@ -153,6 +160,16 @@ class ClaimedBundle:
 class PreKeyCounts:
     one_time: int
     kem_one_time: int
+
+
+@dataclass(frozen=True, slots=True)
+class Invite:
+    """A one-use registration code; only its SHA-256 is stored."""
+
+    code_hash: bytes
+    created_by: str
+    created_at_ms: int
+    expires_at_ms: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,6 @@
-"""Rate limits as pure state machines: a token bucket for sends, a failure throttle for logins.
+"""Rate limits as pure state machines: token buckets (sends, logins, registrations, claims),
+failure throttles and counters (logins, room passwords), growing delays and a bounded memory of
+recent successes (the login allow-list).
 
 The clock is passed in (monotonic seconds), so tests control time.
 """
@@ -30,6 +32,12 @@ class TokenBucket:
             return 0.0
         return (cost - self.tokens) / self.rate
 
+    def wait(self, now: float, cost: float = 1.0) -> float:
+        """Seconds until ``cost`` tokens are there (0.0: now), taking nothing."""
+        elapsed = max(0.0, now - self.updated)
+        tokens = min(self.burst, self.tokens + elapsed * self.rate)
+        return 0.0 if tokens >= cost else (cost - tokens) / self.rate
+
 
 class KeyedBuckets:
     """One token bucket per key (user), bounded in memory (least recently used evicted)."""
@@ -50,6 +58,11 @@ class KeyedBuckets:
         else:
             self._buckets.move_to_end(key)
         return bucket.take(now, cost)
+
+    def wait(self, key: str, now: float, cost: float = 1.0) -> float:
+        """Seconds until ``key`` may take ``cost`` (0.0: now), taking nothing."""
+        bucket = self._buckets.get(key)
+        return 0.0 if bucket is None else bucket.wait(now, cost)
 
 
 @dataclass(slots=True)
@@ -107,3 +120,78 @@ class FailureThrottle:
 
     def succeed(self, key: str) -> None:
         self._state.pop(key, None)
+
+
+def growing_delay(failures: int, free: int, cap: float, base: float = 0.5) -> float:
+    """No delay for the first ``free`` failures, then ``base`` seconds doubling per failure,
+    never more than ``cap``."""
+    over = failures - free
+    if over <= 0:
+        return 0.0
+    return min(cap, base * 2.0 ** min(over - 1, 32))
+
+
+class FailureCounter:
+    """Consecutive failures per key; a key's count starts again once ``window`` seconds passed
+    since its last failure, or on success. Never locks anything: callers decide what a count
+    means (a delay, an allow-list-only mode)."""
+
+    def __init__(self, window: float, max_keys: int = 100_000) -> None:
+        self.window = window
+        self.max_keys = max_keys
+        self._state: OrderedDict[str, tuple[int, float]] = OrderedDict()
+
+    def count(self, key: str, now: float) -> int:
+        state = self._state.get(key)
+        if state is None:
+            return 0
+        if now - state[1] > self.window:
+            del self._state[key]
+            return 0
+        return state[0]
+
+    def retry_after(self, key: str, now: float) -> float:
+        """Seconds until the key's count starts again (0.0 when it has none)."""
+        state = self._state.get(key)
+        return 0.0 if state is None else max(0.0, state[1] + self.window - now)
+
+    def fail(self, key: str, now: float) -> int:
+        count = self.count(key, now) + 1
+        self._state[key] = (count, now)
+        self._state.move_to_end(key)
+        if len(self._state) > self.max_keys:
+            self._state.popitem(last=False)
+        return count
+
+    def succeed(self, key: str) -> None:
+        self._state.pop(key, None)
+
+
+class RecentSet:
+    """Keys seen recently (within ``ttl`` seconds), bounded in memory (oldest dropped)."""
+
+    def __init__(self, ttl: float, max_keys: int = 100_000) -> None:
+        self.ttl = ttl
+        self.max_keys = max_keys
+        self._seen: OrderedDict[str, float] = OrderedDict()
+
+    def add(self, key: str, now: float) -> None:
+        self._seen[key] = now
+        self._seen.move_to_end(key)
+        if len(self._seen) > self.max_keys:
+            self._seen.popitem(last=False)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._seen
+
+    def recent(self, key: str, now: float) -> bool:
+        seen = self._seen.get(key)
+        if seen is None:
+            return False
+        if now - seen > self.ttl:
+            del self._seen[key]
+            return False
+        return True
+
+    def discard(self, key: str) -> None:
+        self._seen.pop(key, None)

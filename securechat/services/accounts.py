@@ -1,4 +1,5 @@
-"""Accounts and sessions: register, log in (throttled), log out, authenticate tokens."""
+"""Accounts and sessions: register (open, invite or certificate), log in (fairly queued and
+rate-limited), log out, authenticate tokens (bound to their certificate)."""
 
 from __future__ import annotations
 
@@ -13,16 +14,18 @@ from securechat.config import AuthConfig
 from securechat.domain import names
 from securechat.domain.events import (
     BusEvent,
+    CertificateRevoked,
     MembershipChanged,
     MembershipKind,
     Resync,
     SessionEnded,
     UserKicked,
 )
-from securechat.domain.model import DeviceRef, Role, Session, User
-from securechat.domain.ratelimit import FailureThrottle, KeyedBuckets
+from securechat.domain.model import NO_CERTIFICATE, DeviceRef, PeerCertificate, Role, Session, User
+from securechat.domain.ratelimit import KeyedBuckets, TokenBucket
 from securechat.errors import (
     AlreadyExists,
+    ConfigError,
     InvalidArgument,
     NotFound,
     PermissionDenied,
@@ -31,13 +34,15 @@ from securechat.errors import (
 )
 from securechat.services.acks import LastSeen
 from securechat.services.clock import Clock
-from securechat.services.passwords import PasswordHasher
+from securechat.services.login_limits import Attempt, LoginLimits
+from securechat.services.passwords import HashTicket, PasswordHasher
 from securechat.storage.port import Store
 
 log = logging.getLogger("securechat.accounts")
 
 WRONG_CREDENTIALS = "wrong username or password"
 SESSION_CACHE_SIZE = 50_000
+MAX_INVITE_CODE = 64
 
 
 def hash_token(token: str) -> bytes:
@@ -71,31 +76,79 @@ class Accounts:
         self.clock = clock
         self.default_room = default_room
         self.bind_cert_to_user = bind_cert_to_user
-        self.user_throttle = FailureThrottle(
-            config.max_failures_per_user, config.failure_window_s, config.lockout_s
-        )
-        self.peer_throttle = FailureThrottle(
-            config.max_failures_per_peer, config.failure_window_s, config.lockout_s
-        )
+        self.limits = LoginLimits(config)
         self.registrations = KeyedBuckets(
             config.registrations_per_peer_per_hour / 3600.0,
             config.registrations_per_peer_per_hour,
+        )
+        self.all_registrations = TokenBucket.full(
+            config.registrations_per_hour / 3600.0,
+            max(1.0, config.registrations_per_hour / 4),
+            clock.monotonic(),
         )
         self._sessions: dict[bytes, Session] = {}
         self._session_generation = 0
         self.login_outcomes: dict[str, int] = {"ok": 0, "failed": 0, "locked": 0, "invalid": 0}
 
-    async def register(self, username: str, password: str, peer: str) -> User:
+    # ---- registration ---------------------------------------------------------------------
+    def _check_new_name(self, username: str) -> None:
         names.check_new_username(username)
-        secret = names.check_password(password)
-        wait = self.registrations.take(peer, self.clock.monotonic())
+        if username == self.config.admin_user:
+            raise InvalidArgument(f"username {username!r} is reserved: choose another")
+
+    def _check_registration_mode(
+        self, username: str, certificate: PeerCertificate, invite_code: str
+    ) -> None:
+        mode = self.config.registration
+        if mode == "certificate" and certificate.common_name != username:
+            raise PermissionDenied(
+                "this server registers only holders of a client certificate issued to the "
+                "username: ask the operator for one"
+            )
+        if mode == "invite" and not invite_code:
+            raise PermissionDenied(
+                "this server registers only with an invite code: ask an admin for one"
+            )
+        if len(invite_code) > MAX_INVITE_CODE:
+            raise InvalidArgument("the invite code is malformed: copy it again")
+
+    def _take_registration(self, source: str) -> None:
+        now = self.clock.monotonic()
+        wait = self.registrations.wait(source, now) or self.all_registrations.wait(now)
         if wait:
-            raise ResourceExhausted("too many registrations from this address", retry_after=wait)
+            raise ResourceExhausted("too many registrations: try again later", retry_after=wait)
+        self.registrations.take(source, now)
+        self.all_registrations.take(now)
+
+    async def register(
+        self,
+        username: str,
+        password: str,
+        source: str,
+        certificate: PeerCertificate = NO_CERTIFICATE,
+        invite_code: str = "",
+    ) -> User:
+        """Create an account, as auth.registration allows (open, invite, certificate)."""
+        self._check_new_name(username)
+        secret = names.check_password(password)
+        self._check_registration_mode(username, certificate, invite_code)
+        self._take_registration(source)
         if await self.store.get_user(username) is not None:
             raise AlreadyExists(f"username {username!r} is taken: choose another")
-        hashed = await self.hasher.hash(secret)
         now = self.clock.now_ms()
-        user = await self.store.create_user(username, hashed, Role.USER, now)
+        invite = hash_token(invite_code) if self.config.registration == "invite" else None
+        if invite is not None and not await self.store.redeem_invite(invite, username, now):
+            raise PermissionDenied(
+                "that invite code is not valid (unknown, already used or expired): ask an "
+                "admin for a new one"
+            )
+        try:
+            hashed = await self.hasher.hash(secret, HashTicket(username, source))
+            user = await self.store.create_user(username, hashed, Role.USER, now)
+        except BaseException:
+            if invite is not None:
+                await self.store.release_invite(invite)
+            raise
         if self.default_room:
             await self._join_default_room(username, now)
         log.info("registered user=%s", username)
@@ -111,52 +164,47 @@ class Accounts:
         await self.store.add_member(self.default_room, username, now)
 
     async def ensure_admin(self, username: str, password: str) -> None:
-        """Create or update the bootstrap admin from SECURECHAT_ADMIN_USER/PASSWORD."""
+        """Create the bootstrap admin from SECURECHAT_ADMIN_USER/PASSWORD, or update its
+        password. An existing ordinary account of that name is never promoted: it may have been
+        registered by anyone before the name was configured (ConfigError)."""
         names.check_name(username)
         secret = names.check_password(password, what="admin password")
         existing = await self.store.get_user(username)
-        if (
-            existing is not None
-            and existing.role is Role.ADMIN
-            and await self.hasher.check(secret, existing.password_hash)
-        ):
+        if existing is not None and existing.role is not Role.ADMIN:
+            raise ConfigError(
+                "auth.admin_user",
+                f"an ordinary account named {username!r} exists already, so it cannot become "
+                "the bootstrap admin: choose another admin name",
+            )
+        if existing is not None and await self.hasher.check(secret, existing.password_hash):
             return
         hashed = await self.hasher.hash(secret)
-        created = False
         if existing is None:
             now = self.clock.now_ms()
             try:
                 await self.store.create_user(username, hashed, Role.ADMIN, now)
-                created = True
             except AlreadyExists:  # another node created it at the same moment
-                pass
-            else:
-                if self.default_room:
-                    await self._join_default_room(username, now)
-        if not created:
+                return
+            if self.default_room:
+                await self._join_default_room(username, now)
+        else:
             await self.store.set_user_password_and_role(username, hashed, Role.ADMIN)
+            await self.store.revoke_user_sessions(username)  # the old password's sessions end
+            await self.bus.publish(UserKicked(username, "the admin password changed"))
         log.info("bootstrap admin ready user=%s", username)
 
-    def _check_locks(self, username: str, peer: str, now: float) -> None:
-        wait = max(
-            self.user_throttle.retry_after(username, now), self.peer_throttle.retry_after(peer, now)
-        )
-        if wait:
-            self.login_outcomes["locked"] += 1
-            raise ResourceExhausted(
-                "too many failed logins: wait before trying again", retry_after=wait
-            )
-
+    # ---- login ----------------------------------------------------------------------------
     async def login(
         self,
         username: str,
         password: str,
         device_id: int,
         peer: str,
-        cert_subject: str,
-        cert_common_name: str | None,
+        certificate: PeerCertificate = NO_CERTIFICATE,
     ) -> LoginResult:
-        now = self.clock.monotonic()
+        """Check the password (fairly queued, rate-limited: services/login_limits.py) and open a
+        session bound to the client certificate the call came over. ``peer`` is the source key
+        (domain/sources.py)."""
         if not username or len(username) > 64 or not password:
             self.login_outcomes["invalid"] += 1
             raise InvalidArgument("username and password are required")
@@ -165,30 +213,52 @@ class Accounts:
             raise InvalidArgument(
                 f"password is longer than {names.BCRYPT_MAX_BYTES} bytes, so it cannot be right"
             )
-        self._check_locks(username, peer, now)
-        if self.bind_cert_to_user and cert_common_name != username:
+        now = self.clock.monotonic()
+        if self.bind_cert_to_user and certificate.common_name != username:
             # Refused before the password is checked, so the answer says nothing about it.
-            self.peer_throttle.fail(peer, now)
+            self.limits.refused(peer, now)
             self.login_outcomes["failed"] += 1
             raise Unauthenticated(
                 "this server requires a client certificate issued to your username: "
                 "ask the operator for one"
             )
-        delay = max(self.user_throttle.delay(username, now), self.peer_throttle.delay(peer, now))
-        if delay:
-            await asyncio.sleep(delay)
-        user = await self.store.get_user(username)
-        ok = await self.hasher.check(password.encode("utf-8"), user.password_hash if user else None)
-        now = self.clock.monotonic()
+        try:
+            attempt = self.limits.begin(username, peer, now)
+            user, ok = await self._check_password(attempt, password, now)
+        except ResourceExhausted:
+            self.login_outcomes["locked"] += 1
+            raise
         if not ok or user is None:
-            self.user_throttle.fail(username, now)
-            self.peer_throttle.fail(peer, now)
+            self.limits.failed(attempt, self.clock.monotonic())
             self.login_outcomes["failed"] += 1
             # An unknown name may be a password typed into the wrong field: never log it.
             shown = username if user is not None else "<unknown>"
             log.info("login failed user=%s peer=%s", shown, peer)
             raise Unauthenticated(WRONG_CREDENTIALS)
-        self.user_throttle.succeed(username)
+        self.limits.succeeded(attempt, self.clock.monotonic())
+        return await self._open_session(user, device_id, certificate)
+
+    async def _check_password(
+        self, attempt: Attempt, password: str, now: float
+    ) -> tuple[User | None, bool]:
+        delay = self.limits.delay(attempt, now)
+        if delay:
+            self.limits.hold(attempt, delay)
+            try:
+                await asyncio.sleep(delay)
+            finally:
+                self.limits.release(attempt)
+        user = await self.store.get_user(attempt.account)
+        ticket = HashTicket(attempt.account, attempt.source, attempt.known)
+        ok = await self.hasher.check(
+            password.encode("utf-8"), user.password_hash if user else None, ticket
+        )
+        return user, ok
+
+    async def _open_session(
+        self, user: User, device_id: int, certificate: PeerCertificate
+    ) -> LoginResult:
+        username = user.name
         now_ms = self.clock.now_ms()
         if device_id == 0:
             device_id = await self._new_device(username, now_ms)
@@ -204,7 +274,9 @@ class Accounts:
             role=user.role,
             expires_at_ms=now_ms + self.config.token_ttl_s * 1000,
             created_at_ms=now_ms,
-            cert_subject=cert_subject,
+            cert_subject=certificate.subject,
+            cert_fingerprint=certificate.fingerprint,
+            cert_serial=certificate.serial_hex,
         )
         await self.store.create_session(session)
         self.login_outcomes["ok"] += 1
@@ -229,11 +301,13 @@ class Accounts:
         )
         return device_id
 
-    async def authenticate(self, token: str) -> Session:
+    async def authenticate(self, token: str, certificate: PeerCertificate | None = None) -> Session:
         """The live session for a bearer token, or Unauthenticated.
 
-        Sessions are cached; logout (SessionEnded), kicks (UserKicked) and a bus resync drop
-        them, so a revoked token is refused on every node as soon as it hears of it."""
+        With tls.bind_client_cert_to_user, the token works only over the certificate it logged
+        in with (``certificate`` is the one this call came over). Sessions are cached; logout
+        (SessionEnded), kicks (UserKicked), certificate revocations and a bus resync drop them,
+        so a revoked token is refused on every node as soon as it hears of it."""
         if not token or len(token) > 256:
             raise Unauthenticated("missing or malformed session token: log in again")
         token_hash = hash_token(token)
@@ -251,7 +325,25 @@ class Accounts:
             )
         if session.expires_at_ms <= self.clock.now_ms():
             raise Unauthenticated("session expired: log in again")
+        if (
+            self.bind_cert_to_user
+            and certificate is not None
+            and session.cert_fingerprint
+            and session.cert_fingerprint != certificate.fingerprint
+        ):
+            raise Unauthenticated(
+                "this session was opened with another client certificate: log in with yours"
+            )
         return session
+
+    async def end_certificate_sessions(self, fingerprint: str, serial_hex: str) -> int:
+        """End every session that logged in over a certificate just revoked (all nodes)."""
+        ended = await self.store.revoke_certificate_sessions(fingerprint, serial_hex)
+        for token_hash in ended:
+            await self.bus.publish(SessionEnded(token_hash))
+        if ended:
+            log.info("ended %d sessions of a revoked certificate", len(ended))
+        return len(ended)
 
     def observe(self, event: BusEvent) -> None:
         """Forget cached sessions that an event may have ended."""
@@ -261,6 +353,13 @@ class Accounts:
         elif isinstance(event, UserKicked | Resync):
             self._session_generation += 1
             self._sessions.clear()
+        elif isinstance(event, CertificateRevoked):
+            self._session_generation += 1
+            for token_hash, session in list(self._sessions.items()):
+                if (event.fingerprint and session.cert_fingerprint == event.fingerprint) or (
+                    event.serial_hex and session.cert_serial == event.serial_hex
+                ):
+                    del self._sessions[token_hash]
 
     async def logout(self, session: Session) -> None:
         self._sessions.pop(session.token_hash, None)

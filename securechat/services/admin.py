@@ -1,14 +1,17 @@
-"""Operator use cases: who is connected, kick, stats, revoke a client certificate."""
+"""Operator use cases: who is connected, kick, stats, revoke a client certificate, invite."""
 
 from __future__ import annotations
 
+import hashlib
+import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from securechat import __version__
 from securechat.bus.port import Bus
 from securechat.domain import names
 from securechat.domain.events import CertificateRevoked, UserKicked
-from securechat.domain.model import DeviceRef
+from securechat.domain.model import DeviceRef, Invite
 from securechat.errors import InvalidArgument, NotFound
 from securechat.pki.inspection import parse_fingerprint
 from securechat.services.clock import Clock
@@ -40,10 +43,24 @@ class Stats:
     node: str
 
 
+EndSessions = Callable[[str, str], Awaitable[int]]
+
+INVITE_TTL_S = 7 * 86400
+MAX_INVITE_TTL_S = 90 * 86400
+
+
 class Admin:
     def __init__(
-        self, store: Store, bus: Bus, hub: Hub, messenger: Messenger, clock: Clock, started_ms: int
+        self,
+        store: Store,
+        bus: Bus,
+        hub: Hub,
+        messenger: Messenger,
+        clock: Clock,
+        started_ms: int,
+        end_sessions: EndSessions | None = None,
     ) -> None:
+        self.end_sessions = end_sessions
         self.store = store
         self.bus = bus
         self.hub = hub
@@ -104,3 +121,17 @@ class Admin:
             raise InvalidArgument("a serial number is hex digits")
         await self.store.add_revocation(serial, fingerprint, subject[:200], self.clock.now_ms())
         await self.bus.publish(CertificateRevoked(fingerprint, serial))
+        if self.end_sessions is not None:
+            await self.end_sessions(fingerprint, serial)
+
+    async def create_invite(self, admin: str, ttl_s: int) -> tuple[str, int]:
+        """A new one-use registration code (only its SHA-256 is stored) and its expiry."""
+        ttl_s = ttl_s or INVITE_TTL_S
+        if ttl_s > MAX_INVITE_TTL_S:
+            raise InvalidArgument(f"an invite lasts at most {MAX_INVITE_TTL_S // 86400} days")
+        code = secrets.token_urlsafe(18)
+        now = self.clock.now_ms()
+        expires = now + ttl_s * 1000
+        digest = hashlib.sha256(code.encode("utf-8")).digest()
+        await self.store.create_invite(Invite(digest, admin, now, expires))
+        return code, expires

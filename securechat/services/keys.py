@@ -1,10 +1,12 @@
-"""The key directory: verify and store public bundles, hand out one-time prekeys once."""
+"""The key directory: verify and store public bundles, hand out one-time prekeys once, and
+never let one claimer (or many together) drain a device's one-time prekeys."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from securechat.bus.port import Bus
+from securechat.config import LimitsConfig
 from securechat.crypto.identity import IdentityPublic
 from securechat.crypto.prekeys import (
     KemPreKeyPublic,
@@ -26,7 +28,14 @@ from securechat.domain.model import (
     PreKeyCounts,
     SignedPreKeyRecord,
 )
-from securechat.errors import BadSignature, FailedPrecondition, InvalidArgument, NotFound
+from securechat.domain.ratelimit import KeyedBuckets, RecentSet
+from securechat.errors import (
+    BadSignature,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+)
 from securechat.services.clock import Clock
 from securechat.storage.port import Store
 
@@ -34,10 +43,31 @@ MAX_PREKEYS_PER_UPLOAD = 200
 
 
 class KeyDirectory:
-    def __init__(self, store: Store, bus: Bus, clock: Clock) -> None:
+    """Claims are limited so that no user can drain another's one-time prekeys:
+
+    - per claimer: ``limits.prekey_claims_per_hour`` ClaimBundles calls (bursts of a quarter),
+      past it RESOURCE_EXHAUSTED with retry-after (only the claimer is slowed);
+    - per claimer and target device: one one-time prekey per ``limits.prekey_reclaim_window_s``;
+      a repeat claim gets the bundle without one (signed prekey and last-resort KEM key), as when
+      the device has run out, which PQXDH allows;
+    - per target device: ``limits.one_time_prekeys_per_target_per_hour`` one-time prekeys handed
+      out (bursts of half); past it, bundles without one, so many claimers together cannot empty
+      it faster than its owner refills, and nobody is refused a bundle because of a target.
+    """
+
+    def __init__(
+        self, store: Store, bus: Bus, clock: Clock, limits: LimitsConfig | None = None
+    ) -> None:
         self.store = store
         self.bus = bus
         self.clock = clock
+        limits = limits or LimitsConfig()
+        self.claims = KeyedBuckets(
+            limits.prekey_claims_per_hour / 3600.0, max(10.0, limits.prekey_claims_per_hour / 4)
+        )
+        per_target = limits.one_time_prekeys_per_target_per_hour
+        self.handouts = KeyedBuckets(per_target / 3600.0, max(1.0, per_target / 2))
+        self.recent_claims = RecentSet(limits.prekey_reclaim_window_s)
 
     @staticmethod
     def _identity(raw: bytes) -> IdentityPublic:
@@ -122,20 +152,38 @@ class KeyDirectory:
         self._verify(self._identity(current.identity_key), device, signed, one_time, kem)
         return await self.store.add_prekeys(device, one_time, kem, signed)
 
-    async def claim(self, user: str, device_ids: Sequence[int]) -> list[ClaimedBundle]:
+    async def claim(
+        self, user: str, device_ids: Sequence[int], claimer: str = ""
+    ) -> list[ClaimedBundle]:
         names.check_name(user)
+        now = self.clock.monotonic()
+        wait = self.claims.take(claimer, now)
+        if wait:
+            raise ResourceExhausted("too many key bundle claims", retry_after=wait)
         devices = await self.devices(user)
         wanted = set(device_ids)
         bundles = []
         for device in devices:
             if wanted and device.device_id not in wanted:
                 continue
-            claimed = await self.store.claim_bundle(DeviceRef(user, device.device_id))
+            claimed = await self._claim_one(DeviceRef(user, device.device_id), claimer, now)
             if claimed is not None:
                 bundles.append(claimed)
         if not bundles:
             raise NotFound(f"{user} has no published keys yet: they must log in once")
         return bundles
+
+    async def _claim_one(self, device: DeviceRef, claimer: str, now: float) -> ClaimedBundle | None:
+        """One device's bundle: with one-time prekeys unless a limit says otherwise."""
+        target = f"{device.user}/{device.device_id}"
+        pair = f"{claimer}\x00{target}"
+        if self.recent_claims.recent(pair, now) or self.handouts.wait(target, now):
+            return await self.store.peek_bundle(device)
+        claimed = await self.store.claim_bundle(device)
+        if claimed is not None:
+            self.handouts.take(target, now)
+            self.recent_claims.add(pair, now)
+        return claimed
 
     async def devices(self, user: str) -> list[Device]:
         names.check_name(user)

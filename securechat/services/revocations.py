@@ -28,14 +28,23 @@ class Revocations:
         self._serials: set[str] = set()
         self._store_fingerprints: set[str] = set()
         self._store_serials: set[str] = set()
+        # File entries not yet handed to take_new() (their sessions are still to be ended).
+        self._new: list[tuple[str, str]] = []
 
     def _refresh_file(self) -> None:
         current = self.watcher.current()
         if current is self._file_list:
             return
         self._file_list = current
+        before = (self._fingerprints, self._serials)
         self._fingerprints = {e.fingerprint for e in current.entries if e.fingerprint}
         self._serials = {e.serial for e in current.entries if e.serial}
+        self._new.extend(
+            (e.fingerprint or "", e.serial or "")
+            for e in current.entries
+            if (e.fingerprint and e.fingerprint not in before[0])
+            or (e.serial and e.serial not in before[1])
+        )
         ended = self.hub.end_revoked(
             self._fingerprints | self._store_fingerprints, self._serials | self._store_serials
         )
@@ -67,3 +76,9 @@ class Revocations:
     def sweep(self) -> None:
         """Periodic: apply a changed revocation file to streams already open."""
         self._refresh_file()
+
+    def take_new(self) -> list[tuple[str, str]]:
+        """(fingerprint, serial) of file revocations seen since the last call, whose sessions
+        the node then ends."""
+        new, self._new = self._new, []
+        return new

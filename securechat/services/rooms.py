@@ -1,27 +1,49 @@
-"""Rooms: create (optionally password-protected), join, leave, list, members."""
+"""Rooms: create (optionally password-protected; limited per user), join, leave, list (only
+what a user may see, a page at a time), members."""
 
 from __future__ import annotations
 
+import base64
 import logging
 from dataclasses import dataclass
 
 from securechat.bus.port import Bus
+from securechat.config import LimitsConfig
 from securechat.domain import names
 from securechat.domain.events import MembershipChanged, MembershipKind
 from securechat.domain.model import Room, RoomSummary
-from securechat.domain.ratelimit import FailureThrottle
+from securechat.domain.ratelimit import FailureThrottle, KeyedBuckets
 from securechat.errors import (
+    AlreadyExists,
     FailedPrecondition,
+    InvalidArgument,
     NotFound,
     PermissionDenied,
     ResourceExhausted,
 )
 from securechat.services.clock import Clock
 from securechat.services.directory import Directory
-from securechat.services.passwords import PasswordHasher
+from securechat.services.passwords import HashTicket, PasswordHasher
 from securechat.storage.port import Store
 
 log = logging.getLogger("securechat.rooms")
+
+MAX_ROOM_PAGE = 1000
+
+
+def _page_token(last: str) -> str:
+    return base64.urlsafe_b64encode(last.encode("utf-8")).decode("ascii")
+
+
+def _page_after(token: str) -> str:
+    """The room name a page token continues after ("" for the first page)."""
+    if not token:
+        return ""
+    try:
+        after = base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
+        return names.check_name(after, what="room name")
+    except (ValueError, UnicodeError, InvalidArgument):
+        raise InvalidArgument("page_token is malformed: pass next_page_token as it came") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +55,18 @@ class Member:
 
 class Rooms:
     def __init__(
-        self, store: Store, bus: Bus, hasher: PasswordHasher, clock: Clock, directory: Directory
+        self,
+        store: Store,
+        bus: Bus,
+        hasher: PasswordHasher,
+        clock: Clock,
+        directory: Directory,
+        limits: LimitsConfig | None = None,
     ) -> None:
+        self.limits = limits or LimitsConfig()
+        self.creations = KeyedBuckets(
+            self.limits.room_creations_per_hour / 3600.0, self.limits.room_creations_per_hour
+        )
         self.store = store
         self.directory = directory
         self.bus = bus
@@ -57,22 +89,41 @@ class Rooms:
         )
 
     async def summary(self, name: str, user: str) -> RoomSummary:
-        for room in await self.store.list_rooms(user):
-            if room.name == name:
-                return room
-        raise NotFound(f"no room named {name!r}")  # pragma: no cover - just created or joined
+        room = await self.store.room_summary(name, user)
+        if room is None:  # pragma: no cover - just created or joined
+            raise NotFound(f"no room named {name!r}")
+        return room
 
-    async def create(self, name: str, password: str, user: str) -> RoomSummary:
+    async def _admit_creation(self, name: str, user: str) -> None:
+        """Per-user room limits (count and rate), checked before any hashing."""
+        if await self.store.count_rooms_created_by(user) >= self.limits.rooms_per_user:
+            raise ResourceExhausted(
+                f"you have created {self.limits.rooms_per_user} rooms, the most allowed"
+            )
+        wait = self.creations.wait(user, self.clock.monotonic())
+        if wait:
+            raise ResourceExhausted("too many rooms created this hour", retry_after=wait)
+        if await self.store.get_room(name) is not None:
+            raise AlreadyExists(f"room {name!r} exists already: join it or choose another name")
+
+    async def create(
+        self, name: str, password: str, user: str, source: str = "", listed: bool = False
+    ) -> RoomSummary:
+        """Create a room; a protected one hashes its password under the login limits (one hash
+        per user and per source at a time, bounded queue)."""
         names.check_name(name, what="room name")
+        secret = names.check_password(password, what="room password") if password else None
+        await self._admit_creation(name, user)
         hashed: bytes | None = None
-        if password:
-            hashed = await self.hasher.hash(names.check_password(password, what="room password"))
-        await self.store.create_room(name, hashed, user, self.clock.now_ms())
+        if secret is not None:
+            hashed = await self.hasher.hash(secret, HashTicket(user, source or user))
+        self.creations.take(user, self.clock.monotonic())
+        await self.store.create_room(name, hashed, user, self.clock.now_ms(), listed)
         log.info("room created room=%s by=%s protected=%s", name, user, hashed is not None)
         await self._announce(name, user, MembershipKind.JOINED)
         return await self.summary(name, user)
 
-    async def join(self, name: str, password: str, user: str) -> RoomSummary:
+    async def join(self, name: str, password: str, user: str, source: str = "") -> RoomSummary:
         room = await self._get(name)
         if await self.store.is_member(name, user):
             return await self.summary(name, user)
@@ -86,7 +137,9 @@ class Rooms:
             if (
                 not password
                 or len(secret) > names.BCRYPT_MAX_BYTES
-                or not await self.hasher.check(secret, room.password_hash)
+                or not await self.hasher.check(
+                    secret, room.password_hash, HashTicket(user, source or user)
+                )
             ):
                 self.password_throttle.fail(key, self.clock.monotonic())
                 raise PermissionDenied(f"wrong password for room {name!r}")
@@ -111,8 +164,19 @@ class Rooms:
         online = {entry.device.user for entry in await self.bus.online()}
         return [Member(u, tuple(ids), u in online) for u, ids in sorted(devices.items())]
 
-    async def list(self, user: str) -> list[RoomSummary]:
-        return await self.store.list_rooms(user)
+    async def list(
+        self, user: str, page_size: int = 0, page_token: str = ""
+    ) -> tuple[list[RoomSummary], str]:
+        """One page of the rooms ``user`` may see (store.list_visible_rooms) and the token of
+        the next page ("" on the last)."""
+        size = page_size or self.limits.room_list_page
+        if size > MAX_ROOM_PAGE:
+            raise InvalidArgument(f"page_size must be at most {MAX_ROOM_PAGE}")
+        after = _page_after(page_token)
+        rooms = await self.store.list_visible_rooms(user, after, size + 1)
+        if len(rooms) > size:
+            return rooms[:size], _page_token(rooms[size - 1].name)
+        return rooms, ""
 
     async def require_member(self, name: str, user: str) -> Room:
         room = await self._get(name)

@@ -15,6 +15,7 @@ from securechat.domain.model import (
     ClaimedBundle,
     Device,
     DeviceRef,
+    Invite,
     KemPreKeyRecord,
     MailboxEntry,
     OneTimePreKeyRecord,
@@ -59,6 +60,7 @@ class MemoryStore:
         self._members: dict[str, dict[str, int]] = {}  # room -> user -> joined_at_ms
         self._contacts: set[tuple[str, str]] = set()
         self._revocations: dict[str, tuple[str, str, int]] = {}
+        self._invites: dict[bytes, tuple[Invite, str | None]] = {}
 
     def __repr__(self) -> str:
         return "MemoryStore()"
@@ -112,11 +114,40 @@ class MemoryStore:
     async def purge_expired_sessions(self, now_ms: int) -> int:
         return self._drop_sessions(lambda s: s.expires_at_ms <= now_ms)
 
+    async def revoke_certificate_sessions(self, fingerprint: str, serial_hex: str) -> list[bytes]:
+        doomed = [
+            k
+            for k, s in self._sessions.items()
+            if (fingerprint and s.cert_fingerprint == fingerprint)
+            or (serial_hex and s.cert_serial == serial_hex)
+        ]
+        for key in doomed:
+            del self._sessions[key]
+        return doomed
+
     def _drop_sessions(self, doomed: Callable[[Session], bool]) -> int:
         keys = [k for k, s in self._sessions.items() if doomed(s)]
         for key in keys:
             del self._sessions[key]
         return len(keys)
+
+    # ---- registration invites -------------------------------------------------------------
+    async def create_invite(self, invite: Invite) -> None:
+        if invite.code_hash in self._invites:
+            raise rules.invite_taken()
+        self._invites[bytes(invite.code_hash)] = (invite, None)
+
+    async def redeem_invite(self, code_hash: bytes, user: str, now_ms: int) -> bool:
+        found = self._invites.get(code_hash)
+        if found is None or found[1] is not None or found[0].expires_at_ms <= now_ms:
+            return False
+        self._invites[code_hash] = (found[0], user)
+        return True
+
+    async def release_invite(self, code_hash: bytes) -> None:
+        found = self._invites.get(code_hash)
+        if found is not None:
+            self._invites[code_hash] = (found[0], None)
 
     # ---- devices --------------------------------------------------------------------------
     async def add_device(self, user: str, now_ms: int) -> int:
@@ -203,17 +234,32 @@ class MemoryStore:
         one_time = state.one_time.pop(min(state.one_time)) if state.one_time else None
         return ClaimedBundle(device, state.device.identity_key, state.signed_prekey, one_time, kem)
 
+    async def peek_bundle(self, device: DeviceRef) -> ClaimedBundle | None:
+        state = self._devices.get(device)
+        if state is None or state.device.identity_key is None or state.signed_prekey is None:
+            return None
+        last_resorts = sorted(i for i, k in state.kem.items() if k.last_resort)
+        if not last_resorts:
+            return None
+        kem = state.kem[last_resorts[-1]]
+        return ClaimedBundle(device, state.device.identity_key, state.signed_prekey, None, kem)
+
     async def count_prekeys(self, device: DeviceRef) -> PreKeyCounts:
         return self._device(device).counts()
 
     # ---- rooms ----------------------------------------------------------------------------
     async def create_room(
-        self, name: str, password_hash: bytes | None, creator: str, now_ms: int
+        self,
+        name: str,
+        password_hash: bytes | None,
+        creator: str,
+        now_ms: int,
+        listed: bool = False,
     ) -> Room:
         self._user(creator)
         if name in self._rooms:
             raise rules.room_taken(name)
-        room = Room(name, password_hash, creator, now_ms)
+        room = Room(name, password_hash, creator, now_ms, listed)
         self._rooms[name] = room
         self._members[name] = {creator: now_ms}
         return room
@@ -221,17 +267,35 @@ class MemoryStore:
     async def get_room(self, name: str) -> Room | None:
         return self._rooms.get(name)
 
+    def _summary(self, room: Room, user: str) -> RoomSummary:
+        members = self._members[room.name]
+        return RoomSummary(
+            room.name, len(members), room.protected, user in members, room.created_at_ms
+        )
+
     async def list_rooms(self, for_user: str) -> list[RoomSummary]:
         return [
-            RoomSummary(
-                room.name,
-                len(self._members[room.name]),
-                room.protected,
-                for_user in self._members[room.name],
-                room.created_at_ms,
-            )
+            self._summary(room, for_user)
             for room in sorted(self._rooms.values(), key=lambda r: r.name)
         ]
+
+    async def list_visible_rooms(self, user: str, after: str, limit: int) -> list[RoomSummary]:
+        rules.check_page(limit)
+        visible = [
+            room
+            for room in self._rooms.values()
+            if room.name > after
+            and (not room.protected or room.listed or user in self._members[room.name])
+        ]
+        visible.sort(key=lambda r: r.name)
+        return [self._summary(room, user) for room in visible[:limit]]
+
+    async def room_summary(self, name: str, user: str) -> RoomSummary | None:
+        room = self._rooms.get(name)
+        return None if room is None else self._summary(room, user)
+
+    async def count_rooms_created_by(self, user: str) -> int:
+        return sum(1 for room in self._rooms.values() if room.created_by == user)
 
     async def add_member(self, room: str, user: str, now_ms: int) -> bool:
         if room not in self._rooms:

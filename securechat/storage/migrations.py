@@ -16,7 +16,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Column, Connection, func, insert, inspect, select, text
+from sqlalchemy.schema import CreateColumn
 
 from securechat.errors import FailedPrecondition
 from securechat.storage import schema
@@ -48,7 +49,36 @@ def _v1_initial(conn: Connection) -> None:
         table.create(conn)
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _v1_initial),)
+def _add_missing_columns(conn: Connection, table: str, columns: tuple[Column[object], ...]) -> None:
+    """ALTER TABLE ... ADD COLUMN for each column the table lacks. Step 1 builds tables from the
+    current schema.py, so on a fresh database the columns already exist and this adds none."""
+    present = {c["name"] for c in inspect(conn).get_columns(table)}
+    for column in columns:
+        if column.name not in present:
+            ddl = CreateColumn(column).compile(dialect=conn.dialect)
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {ddl}"))
+
+
+def _v4_auth_limits(conn: Connection) -> None:
+    """Sessions remember their certificate; rooms may be listed; registration invites."""
+    _add_missing_columns(
+        conn, "sessions", (schema.sessions.c.cert_fingerprint, schema.sessions.c.cert_serial)
+    )
+    _add_missing_columns(conn, "rooms", (schema.rooms.c.listed,))
+    schema.invites.create(conn, checkfirst=True)
+
+
+def _reserved(conn: Connection) -> None:
+    """Steps 2 and 3 belong to other wave-2 branches (devices, delivery quotas); on this branch
+    they change nothing, and the merge puts the real steps in their place."""
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _v1_initial),
+    Migration(2, "reserved (devices)", _reserved),
+    Migration(3, "reserved (delivery quotas)", _reserved),
+    Migration(4, "auth limits: session certificates, listed rooms, invites", _v4_auth_limits),
+)
 
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -15,6 +15,7 @@ from securechat.domain.model import (
     ClaimedBundle,
     Device,
     DeviceRef,
+    Invite,
     KemPreKeyRecord,
     MailboxEntry,
     OneTimePreKeyRecord,
@@ -61,6 +62,21 @@ class Store(Protocol):
 
     async def purge_expired_sessions(self, now_ms: int) -> int: ...
 
+    async def revoke_certificate_sessions(self, fingerprint: str, serial_hex: str) -> list[bytes]:
+        """Delete every session logged in over the certificate with this fingerprint or this
+        serial (an empty value matches nothing); returns their token hashes."""
+
+    # ---- registration invites -------------------------------------------------------------
+    async def create_invite(self, invite: Invite) -> None:
+        """Store a new invite; AlreadyExists when its hash is already stored."""
+
+    async def redeem_invite(self, code_hash: bytes, user: str, now_ms: int) -> bool:
+        """Atomically mark the invite used by ``user``: False (nothing changes) when it is
+        unknown, already used or expired at ``now_ms``."""
+
+    async def release_invite(self, code_hash: bytes) -> None:
+        """Make a redeemed invite usable again (the registration it was for failed)."""
+
     # ---- devices --------------------------------------------------------------------------
     async def add_device(self, user: str, now_ms: int) -> int:
         """Register a new device and return its id (1, 2, ... per user)."""
@@ -94,17 +110,35 @@ class Store(Protocol):
         """Atomically take one one-time prekey of each kind (falling back to the last-resort
         KEM key); None when the device has no bundle."""
 
+    async def peek_bundle(self, device: DeviceRef) -> ClaimedBundle | None:
+        """The bundle without a one-time prekey and with the last-resort KEM key, taking
+        nothing; None when the device has no bundle or no last-resort key."""
+
     async def count_prekeys(self, device: DeviceRef) -> PreKeyCounts: ...
 
     # ---- rooms ----------------------------------------------------------------------------
     async def create_room(
-        self, name: str, password_hash: bytes | None, creator: str, now_ms: int
+        self,
+        name: str,
+        password_hash: bytes | None,
+        creator: str,
+        now_ms: int,
+        listed: bool = False,
     ) -> Room:
         """Create a room with its creator as member. AlreadyExists when taken."""
 
     async def get_room(self, name: str) -> Room | None: ...
 
-    async def list_rooms(self, for_user: str) -> list[RoomSummary]: ...
+    async def list_rooms(self, for_user: str) -> list[RoomSummary]:
+        """Every room (the operator's view), ``member`` as seen by ``for_user``."""
+
+    async def list_visible_rooms(self, user: str, after: str, limit: int) -> list[RoomSummary]:
+        """The rooms ``user`` may see (member of it, open, or protected and listed), by name,
+        with names after ``after``, at most ``limit`` (1-1000; else InvalidArgument)."""
+
+    async def room_summary(self, name: str, user: str) -> RoomSummary | None: ...
+
+    async def count_rooms_created_by(self, user: str) -> int: ...
 
     async def add_member(self, room: str, user: str, now_ms: int) -> bool:
         """True when added, False when already a member."""

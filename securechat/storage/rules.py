@@ -52,6 +52,18 @@ def check_limit(limit: int) -> None:
         raise InvalidArgument(f"fetch limit must be zero or more, got {limit}")
 
 
+MAX_PAGE = 1000
+
+
+def check_page(limit: int) -> None:
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidArgument(f"page size must be between 1 and {MAX_PAGE}, got {limit}")
+
+
+def invite_taken() -> AlreadyExists:
+    return AlreadyExists("that invite code exists already: create another")
+
+
 def _check_unique(kind: str, key_ids: Iterable[int]) -> None:
     seen: set[int] = set()
     for key_id in key_ids:

@@ -22,6 +22,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
+    false,
 )
 
 metadata = MetaData()
@@ -54,6 +55,9 @@ sessions = Table(
     Column("expires_at_ms", BigInteger, nullable=False),
     Column("created_at_ms", BigInteger, nullable=False),
     Column("cert_subject", String, nullable=False),
+    # Version 4: the certificate the login came over (binding, revocation ends the session).
+    Column("cert_fingerprint", String, nullable=False, server_default=""),
+    Column("cert_serial", String, nullable=False, server_default=""),
     Index("ix_sessions_user", "user_name"),
     Index("ix_sessions_expiry", "expires_at_ms"),
 )
@@ -123,6 +127,8 @@ rooms = Table(
     Column("password_hash", LargeBinary, nullable=True),
     Column("created_by", String, ForeignKey("users.name"), nullable=False),
     Column("created_at_ms", BigInteger, nullable=False),
+    # Version 4: a protected room shown to non-members in ListRooms.
+    Column("listed", Boolean, nullable=False, server_default=false()),
 )
 
 room_members = Table(
@@ -171,6 +177,18 @@ revocations = Table(
     Column("fingerprint", String, nullable=False),
     Column("subject", String, nullable=False),
     Column("revoked_at_ms", BigInteger, nullable=False),
+)
+
+# Version 4: one-use registration codes (auth.registration = invite); only the code's SHA-256.
+invites = Table(
+    "invites",
+    metadata,
+    Column("code_hash", LargeBinary, primary_key=True),
+    Column("created_by", String, nullable=False),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Column("expires_at_ms", BigInteger, nullable=False),
+    Column("used_by", String, nullable=True),
+    Column("used_at_ms", BigInteger, nullable=True),
 )
 
 # Tables in creation order (parents first) for the first migration.

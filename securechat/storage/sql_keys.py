@@ -148,6 +148,34 @@ class KeyDirectorySql(SqlCore):
             await self._require_device(conn, device)
             return await self._counts(conn, device)
 
+    async def peek_bundle(self, device: DeviceRef) -> ClaimedBundle | None:
+        async with self._read() as conn:
+            identity_key = await conn.scalar(
+                select(devices.c.identity_key).where(_of(devices, device))
+            )
+            spk_row = (
+                await conn.execute(select(signed_prekeys).where(_of(signed_prekeys, device)))
+            ).first()
+            kem_row = (
+                await conn.execute(
+                    select(kem_prekeys)
+                    .where(_of(kem_prekeys, device) & kem_prekeys.c.last_resort)
+                    .order_by(kem_prekeys.c.key_id.desc())
+                    .limit(1)
+                )
+            ).first()
+        if identity_key is None or spk_row is None or kem_row is None:
+            return None
+        return ClaimedBundle(
+            device=device,
+            identity_key=identity_key,
+            signed_prekey=SignedPreKeyRecord(
+                spk_row.key_id, spk_row.public_key, spk_row.created_at, spk_row.signature
+            ),
+            one_time_prekey=None,
+            kem_prekey=KemPreKeyRecord(kem_row.key_id, kem_row.public_key, kem_row.signature, True),
+        )
+
     async def claim_bundle(self, device: DeviceRef) -> ClaimedBundle | None:
         async with self._write() as conn:
             identity_key = await conn.scalar(

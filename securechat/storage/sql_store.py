@@ -10,12 +10,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, delete, func, literal, select, union, update
+from sqlalchemy import (
+    Row,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    union,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from securechat.domain.model import (
     Device,
     DeviceRef,
+    Invite,
     Role,
     Room,
     RoomSummary,
@@ -27,6 +40,7 @@ from securechat.storage import rules
 from securechat.storage.schema import (
     contacts,
     devices,
+    invites,
     kem_prekeys,
     mailbox,
     one_time_prekeys,
@@ -54,6 +68,8 @@ def _session(row: Row[Any]) -> Session:
         expires_at_ms=row.expires_at_ms,
         created_at_ms=row.created_at_ms,
         cert_subject=row.cert_subject,
+        cert_fingerprint=row.cert_fingerprint,
+        cert_serial=row.cert_serial,
     )
 
 
@@ -64,7 +80,7 @@ def _device(row: Row[Any]) -> Device:
 
 
 def _room(row: Row[Any]) -> Room:
-    return Room(row.name, row.password_hash, row.created_by, row.created_at_ms)
+    return Room(row.name, row.password_hash, row.created_by, row.created_at_ms, bool(row.listed))
 
 
 class SqlStore(KeyDirectorySql, MailboxSql):
@@ -121,6 +137,8 @@ class SqlStore(KeyDirectorySql, MailboxSql):
                     expires_at_ms=session.expires_at_ms,
                     created_at_ms=session.created_at_ms,
                     cert_subject=session.cert_subject,
+                    cert_fingerprint=session.cert_fingerprint,
+                    cert_serial=session.cert_serial,
                 )
                 .returning(sessions.c.user_name)
             )
@@ -148,6 +166,60 @@ class SqlStore(KeyDirectorySql, MailboxSql):
         async with self._write() as conn:
             result = await conn.execute(delete(sessions).where(sessions.c.expires_at_ms <= now_ms))
             return int(result.rowcount)
+
+    async def revoke_certificate_sessions(self, fingerprint: str, serial_hex: str) -> list[bytes]:
+        matches = [
+            column == value
+            for column, value in (
+                (sessions.c.cert_fingerprint, fingerprint),
+                (sessions.c.cert_serial, serial_hex),
+            )
+            if value
+        ]
+        if not matches:
+            return []
+        async with self._write() as conn:
+            result = await conn.scalars(
+                delete(sessions).where(or_(*matches)).returning(sessions.c.token_hash)
+            )
+            return [bytes(token_hash) for token_hash in result]
+
+    # ---- registration invites -------------------------------------------------------------
+    async def create_invite(self, invite: Invite) -> None:
+        async with self._write() as conn:
+            inserted = await conn.scalar(
+                self._insert_ignoring_conflicts(invites)
+                .values(
+                    code_hash=invite.code_hash,
+                    created_by=invite.created_by,
+                    created_at_ms=invite.created_at_ms,
+                    expires_at_ms=invite.expires_at_ms,
+                )
+                .returning(invites.c.code_hash)
+            )
+        if inserted is None:
+            raise rules.invite_taken()
+
+    async def redeem_invite(self, code_hash: bytes, user: str, now_ms: int) -> bool:
+        async with self._write() as conn:
+            result = await conn.execute(
+                update(invites)
+                .where(
+                    (invites.c.code_hash == code_hash)
+                    & invites.c.used_by.is_(None)
+                    & (invites.c.expires_at_ms > now_ms)
+                )
+                .values(used_by=user, used_at_ms=now_ms)
+            )
+            return bool(result.rowcount)
+
+    async def release_invite(self, code_hash: bytes) -> None:
+        async with self._write() as conn:
+            await conn.execute(
+                update(invites)
+                .where(invites.c.code_hash == code_hash)
+                .values(used_by=None, used_at_ms=None)
+            )
 
     # ---- devices --------------------------------------------------------------------------
     async def add_device(self, user: str, now_ms: int) -> int:
@@ -219,14 +291,23 @@ class SqlStore(KeyDirectorySql, MailboxSql):
 
     # ---- rooms ----------------------------------------------------------------------------
     async def create_room(
-        self, name: str, password_hash: bytes | None, creator: str, now_ms: int
+        self,
+        name: str,
+        password_hash: bytes | None,
+        creator: str,
+        now_ms: int,
+        listed: bool = False,
     ) -> Room:
         async with self._write() as conn:
             await self._require_user(conn, creator)
             inserted = await conn.scalar(
                 self._insert_ignoring_conflicts(rooms)
                 .values(
-                    name=name, password_hash=password_hash, created_by=creator, created_at_ms=now_ms
+                    name=name,
+                    password_hash=password_hash,
+                    created_by=creator,
+                    created_at_ms=now_ms,
+                    listed=listed,
                 )
                 .returning(rooms.c.name)
             )
@@ -235,14 +316,15 @@ class SqlStore(KeyDirectorySql, MailboxSql):
             await conn.execute(
                 room_members.insert().values(room_name=name, user_name=creator, joined_at_ms=now_ms)
             )
-        return Room(name, password_hash, creator, now_ms)
+        return Room(name, password_hash, creator, now_ms, listed)
 
     async def get_room(self, name: str) -> Room | None:
         async with self._read() as conn:
             row = (await conn.execute(select(rooms).where(rooms.c.name == name))).first()
         return None if row is None else _room(row)
 
-    async def list_rooms(self, for_user: str) -> list[RoomSummary]:
+    @staticmethod
+    def _summaries(for_user: str) -> Select[Any]:
         member_count = (
             select(func.count()).where(room_members.c.room_name == rooms.c.name).scalar_subquery()
         )
@@ -253,21 +335,52 @@ class SqlStore(KeyDirectorySql, MailboxSql):
             )
             .exists()
         )
-        query = select(rooms, member_count.label("members"), is_member.label("member")).order_by(
+        return select(rooms, member_count.label("members"), is_member.label("member")).order_by(
             rooms.c.name
         )
+
+    @staticmethod
+    def _summary(row: Row[Any]) -> RoomSummary:
+        return RoomSummary(
+            row.name,
+            int(row.members),
+            row.password_hash is not None,
+            bool(row.member),
+            row.created_at_ms,
+        )
+
+    async def list_rooms(self, for_user: str) -> list[RoomSummary]:
         async with self._read() as conn:
-            result = await conn.execute(query)
-            return [
-                RoomSummary(
-                    row.name,
-                    int(row.members),
-                    row.password_hash is not None,
-                    bool(row.member),
-                    row.created_at_ms,
-                )
-                for row in result
-            ]
+            return [self._summary(row) for row in await conn.execute(self._summaries(for_user))]
+
+    async def list_visible_rooms(self, user: str, after: str, limit: int) -> list[RoomSummary]:
+        rules.check_page(limit)
+        mine = (
+            select(room_members.c.user_name)
+            .where((room_members.c.room_name == rooms.c.name) & (room_members.c.user_name == user))
+            .exists()
+        )
+        query = (
+            self._summaries(user)
+            .where(
+                (rooms.c.name > after) & (rooms.c.password_hash.is_(None) | rooms.c.listed | mine)
+            )
+            .limit(limit)
+        )
+        async with self._read() as conn:
+            return [self._summary(row) for row in await conn.execute(query)]
+
+    async def room_summary(self, name: str, user: str) -> RoomSummary | None:
+        async with self._read() as conn:
+            row = (await conn.execute(self._summaries(user).where(rooms.c.name == name))).first()
+        return None if row is None else self._summary(row)
+
+    async def count_rooms_created_by(self, user: str) -> int:
+        async with self._read() as conn:
+            found = await conn.scalar(
+                select(func.count()).select_from(rooms).where(rooms.c.created_by == user)
+            )
+        return int(found or 0)
 
     async def add_member(self, room: str, user: str, now_ms: int) -> bool:
         async with self._write() as conn:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from securechat.domain.sources import source_key
 from securechat.services.accounts import Accounts
 from securechat.transport.rpc import Call
 from securechat_proto.v1 import auth_pb2
@@ -14,7 +15,13 @@ class AuthServicer:
     async def Register(
         self, request: auth_pb2.RegisterRequest, call: Call
     ) -> auth_pb2.RegisterResponse:
-        user = await self.accounts.register(request.username, request.password, _peer_host(call))
+        user = await self.accounts.register(
+            request.username,
+            request.password,
+            source_key(call.peer),
+            call.certificate,
+            request.invite_code,
+        )
         return auth_pb2.RegisterResponse(username=user.name)
 
     async def Login(self, request: auth_pb2.LoginRequest, call: Call) -> auth_pb2.LoginResponse:
@@ -22,9 +29,8 @@ class AuthServicer:
             request.username,
             request.password,
             request.device_id,
-            peer=_peer_host(call),
-            cert_subject=call.certificate.subject,
-            cert_common_name=call.certificate.common_name,
+            peer=source_key(call.peer),
+            certificate=call.certificate,
         )
         return auth_pb2.LoginResponse(
             token=result.token,
@@ -37,8 +43,3 @@ class AuthServicer:
         assert call.session is not None
         await self.accounts.logout(call.session)
         return auth_pb2.LogoutResponse()
-
-
-def _peer_host(call: Call) -> str:
-    """The peer's address without the port (ipv4:1.2.3.4:5678 -> ipv4:1.2.3.4)."""
-    return call.peer.rsplit(":", 1)[0] if call.peer.count(":") >= 2 else call.peer

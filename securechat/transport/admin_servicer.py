@@ -1,4 +1,5 @@
-"""AdminService: connected clients, kick, stats, certificate revocation (admin role only)."""
+"""AdminService: connected clients, kick, stats, certificate revocation, invites (admin role
+only)."""
 
 from __future__ import annotations
 
@@ -55,3 +56,9 @@ class AdminServicer:
     ) -> admin_pb2.RevokeCertificateResponse:
         await self.admin.revoke(request.serial_hex, request.sha256_fingerprint, request.subject)
         return admin_pb2.RevokeCertificateResponse()
+
+    async def CreateInvite(
+        self, request: admin_pb2.CreateInviteRequest, call: Call
+    ) -> admin_pb2.CreateInviteResponse:
+        code, expires_at_ms = await self.admin.create_invite(call.user, request.ttl_s)
+        return admin_pb2.CreateInviteResponse(code=code, expires_at_ms=expires_at_ms)

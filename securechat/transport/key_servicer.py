@@ -93,7 +93,7 @@ class KeyServicer:
     async def ClaimBundles(
         self, request: keys_pb2.ClaimBundlesRequest, call: Call
     ) -> keys_pb2.ClaimBundlesResponse:
-        bundles = await self.directory.claim(request.user, list(request.device_ids))
+        bundles = await self.directory.claim(request.user, list(request.device_ids), call.user)
         return keys_pb2.ClaimBundlesResponse(bundles=[_bundle_to_proto(b) for b in bundles])
 
     async def ListDevices(

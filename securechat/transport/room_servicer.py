@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from securechat.domain.sources import source_key
 from securechat.services.rooms import Rooms
 from securechat.transport.convert import room_to_proto
 from securechat.transport.rpc import Call
@@ -15,13 +16,17 @@ class RoomServicer:
     async def CreateRoom(
         self, request: rooms_pb2.CreateRoomRequest, call: Call
     ) -> rooms_pb2.CreateRoomResponse:
-        room = await self.rooms.create(request.name, request.password, call.user)
+        room = await self.rooms.create(
+            request.name, request.password, call.user, source_key(call.peer), request.listed
+        )
         return rooms_pb2.CreateRoomResponse(room=room_to_proto(room))
 
     async def JoinRoom(
         self, request: rooms_pb2.JoinRoomRequest, call: Call
     ) -> rooms_pb2.JoinRoomResponse:
-        room = await self.rooms.join(request.name, request.password, call.user)
+        room = await self.rooms.join(
+            request.name, request.password, call.user, source_key(call.peer)
+        )
         return rooms_pb2.JoinRoomResponse(room=room_to_proto(room))
 
     async def LeaveRoom(
@@ -33,8 +38,10 @@ class RoomServicer:
     async def ListRooms(
         self, request: rooms_pb2.ListRoomsRequest, call: Call
     ) -> rooms_pb2.ListRoomsResponse:
-        rooms = await self.rooms.list(call.user)
-        return rooms_pb2.ListRoomsResponse(rooms=[room_to_proto(r) for r in rooms])
+        rooms, next_token = await self.rooms.list(call.user, request.page_size, request.page_token)
+        return rooms_pb2.ListRoomsResponse(
+            rooms=[room_to_proto(r) for r in rooms], next_page_token=next_token
+        )
 
     async def ListMembers(
         self, request: rooms_pb2.ListMembersRequest, call: Call

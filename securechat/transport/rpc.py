@@ -85,9 +85,21 @@ class Guard:
             raise RevokedCertificate()
         if public:
             return
-        call.session = await self.accounts.authenticate(bearer_token(call.context))
+        session = await self.accounts.authenticate(bearer_token(call.context), call.certificate)
+        if self.is_revoked(_login_certificate(session)):
+            raise Unauthenticated(
+                "the client certificate this session logged in with has been revoked: "
+                "log in again with a valid one"
+            )
+        call.session = session
         if admin:
             self.accounts.require_admin(call.session)
+
+
+def _login_certificate(session: Session) -> PeerCertificate:
+    return PeerCertificate(
+        session.cert_subject, None, session.cert_fingerprint, session.cert_serial
+    )
 
 
 def bearer_token(context: grpc.aio.ServicerContext) -> str:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from securechat.domain.ratelimit import FailureThrottle, KeyedBuckets, TokenBucket
+from securechat.domain.ratelimit import (
+    FailureCounter,
+    FailureThrottle,
+    KeyedBuckets,
+    RecentSet,
+    TokenBucket,
+    growing_delay,
+)
 
 
 def test_token_bucket_allows_a_burst_then_refills() -> None:
@@ -69,3 +76,43 @@ def test_delay_is_capped() -> None:
     for i in range(99):
         throttle.fail("u", float(i))
     assert throttle.delay("u", 99.0) == 2.0
+
+
+def test_growing_delay_starts_after_the_free_failures_and_is_capped() -> None:
+    assert [growing_delay(n, 3, 10.0) for n in range(0, 9)] == [
+        0.0, 0.0, 0.0, 0.0, 0.5, 1.0, 2.0, 4.0, 8.0
+    ]  # fmt: skip
+    assert growing_delay(50, 3, 10.0) == 10.0
+    assert growing_delay(10**6, 0, 1.0) == 1.0
+
+
+def test_failure_counter_counts_consecutive_failures_in_a_window() -> None:
+    counter = FailureCounter(window=60.0)
+    assert counter.fail("a", 0.0) == 1
+    assert counter.fail("a", 50.0) == 2
+    assert counter.count("a", 100.0) == 2  # the window runs from the last failure
+    assert counter.retry_after("a", 100.0) == pytest.approx(10.0)
+    assert counter.count("a", 111.0) == 0
+    counter.fail("a", 200.0)
+    counter.succeed("a")
+    assert counter.count("a", 200.0) == 0
+
+
+def test_recent_set_forgets_after_its_ttl_and_stays_bounded() -> None:
+    seen = RecentSet(ttl=10.0, max_keys=2)
+    seen.add("a", 0.0)
+    assert seen.recent("a", 10.0)
+    assert not seen.recent("a", 10.1)
+    for key in ("x", "y", "z"):
+        seen.add(key, 20.0)
+    assert not seen.recent("x", 20.0)  # the oldest went first
+    assert seen.recent("z", 20.0)
+
+
+def test_bucket_wait_takes_nothing() -> None:
+    buckets = KeyedBuckets(rate=1.0, burst=1.0)
+    assert buckets.wait("k", 0.0) == 0.0
+    assert buckets.take("k", 0.0) == 0.0
+    assert buckets.wait("k", 0.5) == pytest.approx(0.5)
+    assert buckets.wait("k", 0.5) == pytest.approx(0.5)
+    assert buckets.take("k", 1.0) == 0.0

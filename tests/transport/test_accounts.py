@@ -254,45 +254,6 @@ async def test_expired_token_is_unauthenticated(start_server: ServerFactory, pki
     await api.channel.close()
 
 
-# ---- Throttling -----------------------------------------------------------------------------
-
-
-async def test_failed_logins_per_user_lock_with_retry_after(
-    start_server: ServerFactory, pki: DevPki
-) -> None:
-    srv = await start_server(**{"auth.max_failures_per_user": 3, "auth.lockout_s": 120.0})
-    api = await logged_in(pki, srv, "peggy")
-    bad = auth_pb2.LoginRequest(username="peggy", password="not the password")
-    for _ in range(3):
-        await fails(api.auth.Login(bad), Code.UNAUTHENTICATED)
-    error = await fails(api.auth.Login(bad), Code.RESOURCE_EXHAUSTED)
-    trailers = dict(error.trailing_metadata() or ())
-    assert 1 <= int(trailers["retry-after"]) <= 120
-    # Locked even with the right password; another user is not affected.
-    good = auth_pb2.LoginRequest(username="peggy", password=PASSWORD)
-    await fails(api.auth.Login(good), Code.RESOURCE_EXHAUSTED)
-    await logged_in(pki, srv, "quentin")
-    await api.channel.close()
-
-
-async def test_failed_logins_per_peer_lock_with_retry_after(
-    start_server: ServerFactory, pki: DevPki
-) -> None:
-    srv = await start_server(**{"auth.max_failures_per_peer": 4, "auth.lockout_s": 60.0})
-    api = await logged_in(pki, srv, "rupert")
-    for i in range(4):  # a different (unknown) user each time: only the peer limit applies
-        await fails(
-            api.auth.Login(auth_pb2.LoginRequest(username=f"guess{i}", password="x" * 8)),
-            Code.UNAUTHENTICATED,
-        )
-    error = await fails(
-        api.auth.Login(auth_pb2.LoginRequest(username="rupert", password=PASSWORD)),
-        Code.RESOURCE_EXHAUSTED,
-    )
-    assert int(dict(error.trailing_metadata() or ())["retry-after"]) >= 1
-    await api.channel.close()
-
-
 # ---- Roles and certificate binding ----------------------------------------------------------
 
 
@@ -383,14 +344,15 @@ async def test_a_login_storm_does_not_stall_other_calls(
         await api.auth.Login(auth_pb2.LoginRequest(username="victor", password=PASSWORD))
         finished.append("login")
 
-    logins = [asyncio.create_task(login()) for _ in range(20)]
+    # One hash runs per account and two more may wait (fair queue): three logins at once.
+    logins = [asyncio.create_task(login()) for _ in range(3)]
     while srv.hasher.in_flight == 0 and not finished:  # the storm has reached bcrypt
         await asyncio.sleep(0.005)
     cheap = auth_pb2.RegisterRequest(username="Not Valid", password=PASSWORD)
     await fails(api.auth.Register(cheap), Code.INVALID_ARGUMENT)
     finished.append("cheap")
     await asyncio.gather(*logins)
-    assert finished.count("login") == 20
+    assert finished.count("login") == 3
     # The cheap call went out once a hash was running (~0.3 s at cost 12), so off the loop it
     # answers before any login does. Were bcrypt on the loop, `in_flight` would never be seen
     # above 0 between awaits: the call would go out only after a login had finished.

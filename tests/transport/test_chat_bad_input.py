@@ -60,7 +60,8 @@ async def test_wrong_room_password_and_protected_join(connect: ApiFactory) -> No
     alice = await connect("alice")
     bob = await connect("bob")
     await alice.rooms.CreateRoom(
-        rooms_pb2.CreateRoomRequest(name="vault", password="open sesame"), metadata=alice.md
+        rooms_pb2.CreateRoomRequest(name="vault", password="open sesame", listed=True),
+        metadata=alice.md,
     )
     code, details = await code_of(
         bob.rooms.JoinRoom(

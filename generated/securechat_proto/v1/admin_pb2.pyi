@@ -235,3 +235,46 @@ class RevokeCertificateResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RevokeCertificateResponse: _TypeAlias = RevokeCertificateResponse  # noqa: Y015
+
+@_typing.final
+class CreateInviteRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TTL_S_FIELD_NUMBER: _builtins.int
+    ttl_s: _builtins.int
+    """Seconds the code stays valid; 0 means 7 days. At most 90 days."""
+    def __init__(
+        self,
+        *,
+        ttl_s: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ttl_s", b"ttl_s"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateInviteRequest: _TypeAlias = CreateInviteRequest  # noqa: Y015
+
+@_typing.final
+class CreateInviteResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_MS_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    """Give it to the person who registers (RegisterRequest.invite_code)."""
+    expires_at_ms: _builtins.int
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        expires_at_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "expires_at_ms", b"expires_at_ms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateInviteResponse: _TypeAlias = CreateInviteResponse  # noqa: Y015

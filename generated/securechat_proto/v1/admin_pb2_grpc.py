@@ -54,6 +54,11 @@ class AdminServiceStub:
                 request_serializer=securechat_dot_v1_dot_admin__pb2.RevokeCertificateRequest.SerializeToString,
                 response_deserializer=securechat_dot_v1_dot_admin__pb2.RevokeCertificateResponse.FromString,
                 _registered_method=True)
+        self.CreateInvite = channel.unary_unary(
+                '/securechat.v1.AdminService/CreateInvite',
+                request_serializer=securechat_dot_v1_dot_admin__pb2.CreateInviteRequest.SerializeToString,
+                response_deserializer=securechat_dot_v1_dot_admin__pb2.CreateInviteResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -84,6 +89,16 @@ class AdminServiceServicer:
     def RevokeCertificate(self, request, context):
         """Adds a client certificate to the revocation list; takes effect on the next RPC, including
         streams already open. Errors: INVALID_ARGUMENT (neither serial nor fingerprint given).
+        Revoking also ends every session that logged in over the certificate, on every node.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateInvite(self, request, context):
+        """Creates a one-use registration code (for `auth.registration = invite`). The server keeps
+        only its SHA-256; the code is shown once, in this response.
+        Errors: INVALID_ARGUMENT (ttl_s over 90 days).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -111,6 +126,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.RevokeCertificate,
                     request_deserializer=securechat_dot_v1_dot_admin__pb2.RevokeCertificateRequest.FromString,
                     response_serializer=securechat_dot_v1_dot_admin__pb2.RevokeCertificateResponse.SerializeToString,
+            ),
+            'CreateInvite': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateInvite,
+                    request_deserializer=securechat_dot_v1_dot_admin__pb2.CreateInviteRequest.FromString,
+                    response_serializer=securechat_dot_v1_dot_admin__pb2.CreateInviteResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -221,6 +241,33 @@ class AdminService:
             '/securechat.v1.AdminService/RevokeCertificate',
             securechat_dot_v1_dot_admin__pb2.RevokeCertificateRequest.SerializeToString,
             securechat_dot_v1_dot_admin__pb2.RevokeCertificateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateInvite(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/securechat.v1.AdminService/CreateInvite',
+            securechat_dot_v1_dot_admin__pb2.CreateInviteRequest.SerializeToString,
+            securechat_dot_v1_dot_admin__pb2.CreateInviteResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -44,6 +44,12 @@ class AdminServiceStub:
     RevokeCertificate: _grpc.UnaryUnaryMultiCallable[_admin_pb2.RevokeCertificateRequest, _admin_pb2.RevokeCertificateResponse]
     """Adds a client certificate to the revocation list; takes effect on the next RPC, including
     streams already open. Errors: INVALID_ARGUMENT (neither serial nor fingerprint given).
+    Revoking also ends every session that logged in over the certificate, on every node.
+    """
+    CreateInvite: _grpc.UnaryUnaryMultiCallable[_admin_pb2.CreateInviteRequest, _admin_pb2.CreateInviteResponse]
+    """Creates a one-use registration code (for `auth.registration = invite`). The server keeps
+    only its SHA-256; the code is shown once, in this response.
+    Errors: INVALID_ARGUMENT (ttl_s over 90 days).
     """
 
 @_typing.type_check_only
@@ -60,6 +66,12 @@ class AdminServiceAsyncStub(AdminServiceStub):
     RevokeCertificate: _aio.UnaryUnaryMultiCallable[_admin_pb2.RevokeCertificateRequest, _admin_pb2.RevokeCertificateResponse]  # type: ignore[assignment]
     """Adds a client certificate to the revocation list; takes effect on the next RPC, including
     streams already open. Errors: INVALID_ARGUMENT (neither serial nor fingerprint given).
+    Revoking also ends every session that logged in over the certificate, on every node.
+    """
+    CreateInvite: _aio.UnaryUnaryMultiCallable[_admin_pb2.CreateInviteRequest, _admin_pb2.CreateInviteResponse]  # type: ignore[assignment]
+    """Creates a one-use registration code (for `auth.registration = invite`). The server keeps
+    only its SHA-256; the code is shown once, in this response.
+    Errors: INVALID_ARGUMENT (ttl_s over 90 days).
     """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -97,6 +109,18 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_admin_pb2.RevokeCertificateResponse, _abc.Awaitable[_admin_pb2.RevokeCertificateResponse]]:
         """Adds a client certificate to the revocation list; takes effect on the next RPC, including
         streams already open. Errors: INVALID_ARGUMENT (neither serial nor fingerprint given).
+        Revoking also ends every session that logged in over the certificate, on every node.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateInvite(
+        self,
+        request: _admin_pb2.CreateInviteRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.CreateInviteResponse, _abc.Awaitable[_admin_pb2.CreateInviteResponse]]:
+        """Creates a one-use registration code (for `auth.registration = invite`). The server keeps
+        only its SHA-256; the code is shown once, in this response.
+        Errors: INVALID_ARGUMENT (ttl_s over 90 days).
         """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

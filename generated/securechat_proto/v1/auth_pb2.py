@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18securechat/v1/auth.proto\x12\rsecurechat.v1\"5\n\x0fRegisterRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"$\n\x10RegisterResponse\x12\x10\n\x08username\x18\x01 \x01(\t\"E\n\x0cLoginRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x11\n\tdevice_id\x18\x03 \x01(\r\"V\n\rLoginResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12\x15\n\rexpires_at_ms\x18\x02 \x01(\x03\x12\x11\n\tdevice_id\x18\x03 \x01(\r\x12\x0c\n\x04role\x18\x04 \x01(\t\"\x0f\n\rLogoutRequest\"\x10\n\x0eLogoutResponse2\xe5\x01\n\x0b\x41uthService\x12K\n\x08Register\x12\x1e.securechat.v1.RegisterRequest\x1a\x1f.securechat.v1.RegisterResponse\x12\x42\n\x05Login\x12\x1b.securechat.v1.LoginRequest\x1a\x1c.securechat.v1.LoginResponse\x12\x45\n\x06Logout\x12\x1c.securechat.v1.LogoutRequest\x1a\x1d.securechat.v1.LogoutResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18securechat/v1/auth.proto\x12\rsecurechat.v1\"J\n\x0fRegisterRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x13\n\x0binvite_code\x18\x03 \x01(\t\"$\n\x10RegisterResponse\x12\x10\n\x08username\x18\x01 \x01(\t\"E\n\x0cLoginRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x11\n\tdevice_id\x18\x03 \x01(\r\"V\n\rLoginResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12\x15\n\rexpires_at_ms\x18\x02 \x01(\x03\x12\x11\n\tdevice_id\x18\x03 \x01(\r\x12\x0c\n\x04role\x18\x04 \x01(\t\"\x0f\n\rLogoutRequest\"\x10\n\x0eLogoutResponse2\xe5\x01\n\x0b\x41uthService\x12K\n\x08Register\x12\x1e.securechat.v1.RegisterRequest\x1a\x1f.securechat.v1.RegisterResponse\x12\x42\n\x05Login\x12\x1b.securechat.v1.LoginRequest\x1a\x1c.securechat.v1.LoginResponse\x12\x45\n\x06Logout\x12\x1c.securechat.v1.LogoutRequest\x1a\x1d.securechat.v1.LogoutResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,17 +32,17 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'securechat_proto.v1.auth_pb
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_REGISTERREQUEST']._serialized_start=43
-  _globals['_REGISTERREQUEST']._serialized_end=96
-  _globals['_REGISTERRESPONSE']._serialized_start=98
-  _globals['_REGISTERRESPONSE']._serialized_end=134
-  _globals['_LOGINREQUEST']._serialized_start=136
-  _globals['_LOGINREQUEST']._serialized_end=205
-  _globals['_LOGINRESPONSE']._serialized_start=207
-  _globals['_LOGINRESPONSE']._serialized_end=293
-  _globals['_LOGOUTREQUEST']._serialized_start=295
-  _globals['_LOGOUTREQUEST']._serialized_end=310
-  _globals['_LOGOUTRESPONSE']._serialized_start=312
-  _globals['_LOGOUTRESPONSE']._serialized_end=328
-  _globals['_AUTHSERVICE']._serialized_start=331
-  _globals['_AUTHSERVICE']._serialized_end=560
+  _globals['_REGISTERREQUEST']._serialized_end=117
+  _globals['_REGISTERRESPONSE']._serialized_start=119
+  _globals['_REGISTERRESPONSE']._serialized_end=155
+  _globals['_LOGINREQUEST']._serialized_start=157
+  _globals['_LOGINREQUEST']._serialized_end=226
+  _globals['_LOGINRESPONSE']._serialized_start=228
+  _globals['_LOGINRESPONSE']._serialized_end=314
+  _globals['_LOGOUTREQUEST']._serialized_start=316
+  _globals['_LOGOUTREQUEST']._serialized_end=331
+  _globals['_LOGOUTRESPONSE']._serialized_start=333
+  _globals['_LOGOUTRESPONSE']._serialized_end=349
+  _globals['_AUTHSERVICE']._serialized_start=352
+  _globals['_AUTHSERVICE']._serialized_end=581
 # @@protoc_insertion_point(module_scope)

@@ -26,6 +26,7 @@ class RegisterRequest(_message.Message):
 
     USERNAME_FIELD_NUMBER: _builtins.int
     PASSWORD_FIELD_NUMBER: _builtins.int
+    INVITE_CODE_FIELD_NUMBER: _builtins.int
     username: _builtins.str
     """Desired username (see common.proto for the rules). Reserved names (admin, root, server,
     system, ...) are refused.
@@ -34,15 +35,18 @@ class RegisterRequest(_message.Message):
     """At least 8 characters and at most 72 bytes of UTF-8 (bcrypt's limit; longer is refused, not
     truncated).
     """
+    invite_code: _builtins.str
+    """Needed when the server registers by invitation only: the code an admin created."""
     def __init__(
         self,
         *,
         username: _builtins.str = ...,
         password: _builtins.str = ...,
+        invite_code: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["password", b"password", "username", b"username"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["invite_code", b"invite_code", "password", b"password", "username", b"username"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

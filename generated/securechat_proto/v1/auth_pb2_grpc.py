@@ -56,10 +56,16 @@ class AuthServiceServicer:
 
     def Register(self, request, context):
         """Creates an account with role `user` and makes it a member of the default room (`lobby`).
-        Needs no token.
-        Errors: INVALID_ARGUMENT (username or password breaks the rules, password over 72 bytes),
-        ALREADY_EXISTS (the username is taken; nothing changes), RESOURCE_EXHAUSTED (too many
-        registrations from this peer).
+        Needs no token. Who may register is the operator's choice (`auth.registration`): anyone
+        (`open`), holders of a one-use invite code from an admin (`invite`, see
+        AdminService.CreateInvite), or holders of a client certificate whose common name is the
+        username (`certificate`).
+        Errors: INVALID_ARGUMENT (username or password breaks the rules, password over 72 bytes,
+        the name is reserved, including the configured bootstrap admin's), ALREADY_EXISTS (the
+        username is taken; nothing changes), PERMISSION_DENIED (registration mode not satisfied:
+        no, unknown, used or expired invite code; certificate not issued to the username),
+        RESOURCE_EXHAUSTED (too many registrations from this address, an IPv4 address or an IPv6
+        /64, or on the whole server; `retry-after` trailing metadata in seconds).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -67,11 +73,17 @@ class AuthServiceServicer:
 
     def Login(self, request, context):
         """Checks the password and returns a new session token for one device. Needs no token.
+        The session remembers the client certificate the call came over: with the server's
+        `tls.bind_client_cert_to_user` it works only over that certificate, and revoking the
+        certificate ends it.
         Errors: INVALID_ARGUMENT (malformed request), UNAUTHENTICATED ("wrong username or password":
         the same message and the same time for an unknown user and a wrong password, and also when
         the server requires the client certificate's common name to equal the username),
-        NOT_FOUND (device_id is not one of the user's devices), RESOURCE_EXHAUSTED (too many failed
-        attempts for this username or peer; `retry-after` trailing metadata in seconds).
+        NOT_FOUND (device_id is not one of the user's devices), RESOURCE_EXHAUSTED with
+        `retry-after` trailing metadata in seconds: too many failed attempts for this username from
+        this address, too many logins of this account, or the server's password queue is full.
+        Failed attempts slow an account down (growing delays) rather than lock it; see
+        docs/operations.md, "Login limits".
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -37,18 +37,30 @@ class AuthServiceStub:
     def __new__(cls, channel: _aio.Channel) -> AuthServiceAsyncStub: ...
     Register: _grpc.UnaryUnaryMultiCallable[_auth_pb2.RegisterRequest, _auth_pb2.RegisterResponse]
     """Creates an account with role `user` and makes it a member of the default room (`lobby`).
-    Needs no token.
-    Errors: INVALID_ARGUMENT (username or password breaks the rules, password over 72 bytes),
-    ALREADY_EXISTS (the username is taken; nothing changes), RESOURCE_EXHAUSTED (too many
-    registrations from this peer).
+    Needs no token. Who may register is the operator's choice (`auth.registration`): anyone
+    (`open`), holders of a one-use invite code from an admin (`invite`, see
+    AdminService.CreateInvite), or holders of a client certificate whose common name is the
+    username (`certificate`).
+    Errors: INVALID_ARGUMENT (username or password breaks the rules, password over 72 bytes,
+    the name is reserved, including the configured bootstrap admin's), ALREADY_EXISTS (the
+    username is taken; nothing changes), PERMISSION_DENIED (registration mode not satisfied:
+    no, unknown, used or expired invite code; certificate not issued to the username),
+    RESOURCE_EXHAUSTED (too many registrations from this address, an IPv4 address or an IPv6
+    /64, or on the whole server; `retry-after` trailing metadata in seconds).
     """
     Login: _grpc.UnaryUnaryMultiCallable[_auth_pb2.LoginRequest, _auth_pb2.LoginResponse]
     """Checks the password and returns a new session token for one device. Needs no token.
+    The session remembers the client certificate the call came over: with the server's
+    `tls.bind_client_cert_to_user` it works only over that certificate, and revoking the
+    certificate ends it.
     Errors: INVALID_ARGUMENT (malformed request), UNAUTHENTICATED ("wrong username or password":
     the same message and the same time for an unknown user and a wrong password, and also when
     the server requires the client certificate's common name to equal the username),
-    NOT_FOUND (device_id is not one of the user's devices), RESOURCE_EXHAUSTED (too many failed
-    attempts for this username or peer; `retry-after` trailing metadata in seconds).
+    NOT_FOUND (device_id is not one of the user's devices), RESOURCE_EXHAUSTED with
+    `retry-after` trailing metadata in seconds: too many failed attempts for this username from
+    this address, too many logins of this account, or the server's password queue is full.
+    Failed attempts slow an account down (growing delays) rather than lock it; see
+    docs/operations.md, "Login limits".
     """
     Logout: _grpc.UnaryUnaryMultiCallable[_auth_pb2.LogoutRequest, _auth_pb2.LogoutResponse]
     """Revokes the session token the call carries. Streams opened with it end with UNAUTHENTICATED.
@@ -60,18 +72,30 @@ class AuthServiceAsyncStub(AuthServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Register: _aio.UnaryUnaryMultiCallable[_auth_pb2.RegisterRequest, _auth_pb2.RegisterResponse]  # type: ignore[assignment]
     """Creates an account with role `user` and makes it a member of the default room (`lobby`).
-    Needs no token.
-    Errors: INVALID_ARGUMENT (username or password breaks the rules, password over 72 bytes),
-    ALREADY_EXISTS (the username is taken; nothing changes), RESOURCE_EXHAUSTED (too many
-    registrations from this peer).
+    Needs no token. Who may register is the operator's choice (`auth.registration`): anyone
+    (`open`), holders of a one-use invite code from an admin (`invite`, see
+    AdminService.CreateInvite), or holders of a client certificate whose common name is the
+    username (`certificate`).
+    Errors: INVALID_ARGUMENT (username or password breaks the rules, password over 72 bytes,
+    the name is reserved, including the configured bootstrap admin's), ALREADY_EXISTS (the
+    username is taken; nothing changes), PERMISSION_DENIED (registration mode not satisfied:
+    no, unknown, used or expired invite code; certificate not issued to the username),
+    RESOURCE_EXHAUSTED (too many registrations from this address, an IPv4 address or an IPv6
+    /64, or on the whole server; `retry-after` trailing metadata in seconds).
     """
     Login: _aio.UnaryUnaryMultiCallable[_auth_pb2.LoginRequest, _auth_pb2.LoginResponse]  # type: ignore[assignment]
     """Checks the password and returns a new session token for one device. Needs no token.
+    The session remembers the client certificate the call came over: with the server's
+    `tls.bind_client_cert_to_user` it works only over that certificate, and revoking the
+    certificate ends it.
     Errors: INVALID_ARGUMENT (malformed request), UNAUTHENTICATED ("wrong username or password":
     the same message and the same time for an unknown user and a wrong password, and also when
     the server requires the client certificate's common name to equal the username),
-    NOT_FOUND (device_id is not one of the user's devices), RESOURCE_EXHAUSTED (too many failed
-    attempts for this username or peer; `retry-after` trailing metadata in seconds).
+    NOT_FOUND (device_id is not one of the user's devices), RESOURCE_EXHAUSTED with
+    `retry-after` trailing metadata in seconds: too many failed attempts for this username from
+    this address, too many logins of this account, or the server's password queue is full.
+    Failed attempts slow an account down (growing delays) rather than lock it; see
+    docs/operations.md, "Login limits".
     """
     Logout: _aio.UnaryUnaryMultiCallable[_auth_pb2.LogoutRequest, _auth_pb2.LogoutResponse]  # type: ignore[assignment]
     """Revokes the session token the call carries. Streams opened with it end with UNAUTHENTICATED.
@@ -86,10 +110,16 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_auth_pb2.RegisterResponse, _abc.Awaitable[_auth_pb2.RegisterResponse]]:
         """Creates an account with role `user` and makes it a member of the default room (`lobby`).
-        Needs no token.
-        Errors: INVALID_ARGUMENT (username or password breaks the rules, password over 72 bytes),
-        ALREADY_EXISTS (the username is taken; nothing changes), RESOURCE_EXHAUSTED (too many
-        registrations from this peer).
+        Needs no token. Who may register is the operator's choice (`auth.registration`): anyone
+        (`open`), holders of a one-use invite code from an admin (`invite`, see
+        AdminService.CreateInvite), or holders of a client certificate whose common name is the
+        username (`certificate`).
+        Errors: INVALID_ARGUMENT (username or password breaks the rules, password over 72 bytes,
+        the name is reserved, including the configured bootstrap admin's), ALREADY_EXISTS (the
+        username is taken; nothing changes), PERMISSION_DENIED (registration mode not satisfied:
+        no, unknown, used or expired invite code; certificate not issued to the username),
+        RESOURCE_EXHAUSTED (too many registrations from this address, an IPv4 address or an IPv6
+        /64, or on the whole server; `retry-after` trailing metadata in seconds).
         """
 
     @_abc_1.abstractmethod
@@ -99,11 +129,17 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_auth_pb2.LoginResponse, _abc.Awaitable[_auth_pb2.LoginResponse]]:
         """Checks the password and returns a new session token for one device. Needs no token.
+        The session remembers the client certificate the call came over: with the server's
+        `tls.bind_client_cert_to_user` it works only over that certificate, and revoking the
+        certificate ends it.
         Errors: INVALID_ARGUMENT (malformed request), UNAUTHENTICATED ("wrong username or password":
         the same message and the same time for an unknown user and a wrong password, and also when
         the server requires the client certificate's common name to equal the username),
-        NOT_FOUND (device_id is not one of the user's devices), RESOURCE_EXHAUSTED (too many failed
-        attempts for this username or peer; `retry-after` trailing metadata in seconds).
+        NOT_FOUND (device_id is not one of the user's devices), RESOURCE_EXHAUSTED with
+        `retry-after` trailing metadata in seconds: too many failed attempts for this username from
+        this address, too many logins of this account, or the server's password queue is full.
+        Failed attempts slow an account down (growing delays) rather than lock it; see
+        docs/operations.md, "Login limits".
         """
 
     @_abc_1.abstractmethod

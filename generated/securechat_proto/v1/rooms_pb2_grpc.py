@@ -66,7 +66,9 @@ class RoomServiceServicer:
 
     def CreateRoom(self, request, context):
         """Creates a room; the creator becomes its first member.
-        Errors: INVALID_ARGUMENT (bad name, password too short or over 72 bytes), ALREADY_EXISTS.
+        Errors: INVALID_ARGUMENT (bad name, password too short or over 72 bytes), ALREADY_EXISTS,
+        RESOURCE_EXHAUSTED (the creator has created too many rooms, in total or this hour; or the
+        server's password queue is full; `retry-after` trailing metadata in seconds).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -90,7 +92,11 @@ class RoomServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListRooms(self, request, context):
-        """Lists every room with its member count, whether it is protected and whether you are in it.
+        """Lists the rooms you may see, by name, a page at a time: the rooms you are in, every open
+        room, and protected rooms whose creator marked them `listed`. A protected room that is not
+        listed stays hidden from non-members (join it by name). Each with its member count,
+        whether it is protected and whether you are in it.
+        Errors: INVALID_ARGUMENT (page_size over 1000, malformed page_token).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -38,7 +38,9 @@ class RoomServiceStub:
     def __new__(cls, channel: _aio.Channel) -> RoomServiceAsyncStub: ...
     CreateRoom: _grpc.UnaryUnaryMultiCallable[_rooms_pb2.CreateRoomRequest, _rooms_pb2.CreateRoomResponse]
     """Creates a room; the creator becomes its first member.
-    Errors: INVALID_ARGUMENT (bad name, password too short or over 72 bytes), ALREADY_EXISTS.
+    Errors: INVALID_ARGUMENT (bad name, password too short or over 72 bytes), ALREADY_EXISTS,
+    RESOURCE_EXHAUSTED (the creator has created too many rooms, in total or this hour; or the
+    server's password queue is full; `retry-after` trailing metadata in seconds).
     """
     JoinRoom: _grpc.UnaryUnaryMultiCallable[_rooms_pb2.JoinRoomRequest, _rooms_pb2.JoinRoomResponse]
     """Joins a room. Joining a room you are already in succeeds and changes nothing.
@@ -50,7 +52,12 @@ class RoomServiceStub:
     Errors: NOT_FOUND (no such room), FAILED_PRECONDITION (not a member).
     """
     ListRooms: _grpc.UnaryUnaryMultiCallable[_rooms_pb2.ListRoomsRequest, _rooms_pb2.ListRoomsResponse]
-    """Lists every room with its member count, whether it is protected and whether you are in it."""
+    """Lists the rooms you may see, by name, a page at a time: the rooms you are in, every open
+    room, and protected rooms whose creator marked them `listed`. A protected room that is not
+    listed stays hidden from non-members (join it by name). Each with its member count,
+    whether it is protected and whether you are in it.
+    Errors: INVALID_ARGUMENT (page_size over 1000, malformed page_token).
+    """
     ListMembers: _grpc.UnaryUnaryMultiCallable[_rooms_pb2.ListMembersRequest, _rooms_pb2.ListMembersResponse]
     """Lists a room's members with their devices and online state (the device list a sender
     encrypts for). Errors: NOT_FOUND (no such room), PERMISSION_DENIED (not a member).
@@ -61,7 +68,9 @@ class RoomServiceAsyncStub(RoomServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateRoom: _aio.UnaryUnaryMultiCallable[_rooms_pb2.CreateRoomRequest, _rooms_pb2.CreateRoomResponse]  # type: ignore[assignment]
     """Creates a room; the creator becomes its first member.
-    Errors: INVALID_ARGUMENT (bad name, password too short or over 72 bytes), ALREADY_EXISTS.
+    Errors: INVALID_ARGUMENT (bad name, password too short or over 72 bytes), ALREADY_EXISTS,
+    RESOURCE_EXHAUSTED (the creator has created too many rooms, in total or this hour; or the
+    server's password queue is full; `retry-after` trailing metadata in seconds).
     """
     JoinRoom: _aio.UnaryUnaryMultiCallable[_rooms_pb2.JoinRoomRequest, _rooms_pb2.JoinRoomResponse]  # type: ignore[assignment]
     """Joins a room. Joining a room you are already in succeeds and changes nothing.
@@ -73,7 +82,12 @@ class RoomServiceAsyncStub(RoomServiceStub):
     Errors: NOT_FOUND (no such room), FAILED_PRECONDITION (not a member).
     """
     ListRooms: _aio.UnaryUnaryMultiCallable[_rooms_pb2.ListRoomsRequest, _rooms_pb2.ListRoomsResponse]  # type: ignore[assignment]
-    """Lists every room with its member count, whether it is protected and whether you are in it."""
+    """Lists the rooms you may see, by name, a page at a time: the rooms you are in, every open
+    room, and protected rooms whose creator marked them `listed`. A protected room that is not
+    listed stays hidden from non-members (join it by name). Each with its member count,
+    whether it is protected and whether you are in it.
+    Errors: INVALID_ARGUMENT (page_size over 1000, malformed page_token).
+    """
     ListMembers: _aio.UnaryUnaryMultiCallable[_rooms_pb2.ListMembersRequest, _rooms_pb2.ListMembersResponse]  # type: ignore[assignment]
     """Lists a room's members with their devices and online state (the device list a sender
     encrypts for). Errors: NOT_FOUND (no such room), PERMISSION_DENIED (not a member).
@@ -87,7 +101,9 @@ class RoomServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_rooms_pb2.CreateRoomResponse, _abc.Awaitable[_rooms_pb2.CreateRoomResponse]]:
         """Creates a room; the creator becomes its first member.
-        Errors: INVALID_ARGUMENT (bad name, password too short or over 72 bytes), ALREADY_EXISTS.
+        Errors: INVALID_ARGUMENT (bad name, password too short or over 72 bytes), ALREADY_EXISTS,
+        RESOURCE_EXHAUSTED (the creator has created too many rooms, in total or this hour; or the
+        server's password queue is full; `retry-after` trailing metadata in seconds).
         """
 
     @_abc_1.abstractmethod
@@ -117,7 +133,12 @@ class RoomServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _rooms_pb2.ListRoomsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_rooms_pb2.ListRoomsResponse, _abc.Awaitable[_rooms_pb2.ListRoomsResponse]]:
-        """Lists every room with its member count, whether it is protected and whether you are in it."""
+        """Lists the rooms you may see, by name, a page at a time: the rooms you are in, every open
+        room, and protected rooms whose creator marked them `listed`. A protected room that is not
+        listed stays hidden from non-members (join it by name). Each with its member count,
+        whether it is protected and whether you are in it.
+        Errors: INVALID_ARGUMENT (page_size over 1000, malformed page_token).
+        """
 
     @_abc_1.abstractmethod
     def ListMembers(

@@ -120,8 +120,16 @@ class Api:
         await call(self._rooms.LeaveRoom(rooms_pb2.LeaveRoomRequest(name=name), **self._kw()))
 
     async def list_rooms(self) -> list[rooms_pb2.RoomInfo]:
-        reply = await call(self._rooms.ListRooms(rooms_pb2.ListRoomsRequest(), **self._kw()))
-        return list(reply.rooms)
+        """Every room this account may see, page after page."""
+        rooms: list[rooms_pb2.RoomInfo] = []
+        token = ""
+        while True:
+            request = rooms_pb2.ListRoomsRequest(page_token=token)
+            reply = await call(self._rooms.ListRooms(request, **self._kw()))
+            rooms.extend(reply.rooms)
+            if not reply.next_page_token or reply.next_page_token == token:
+                return rooms
+            token = reply.next_page_token
 
     async def list_members(self, name: str) -> list[rooms_pb2.Member]:
         request = rooms_pb2.ListMembersRequest(name=name)
@@ -157,6 +165,13 @@ class Api:
     async def kick_user(self, user: str, reason: str = "") -> admin_pb2.KickUserResponse:
         request = admin_pb2.KickUserRequest(user=user, reason=reason)
         return await call(self._admin.KickUser(request, **self._kw()))
+
+    async def create_invite(self, ttl_s: int = 0) -> admin_pb2.CreateInviteResponse:
+        request = admin_pb2.CreateInviteRequest(ttl_s=ttl_s)
+        reply: admin_pb2.CreateInviteResponse = await call(
+            self._admin.CreateInvite(request, **self._kw())
+        )
+        return reply
 
     async def get_stats(self) -> admin_pb2.GetStatsResponse:
         return await call(self._admin.GetStats(admin_pb2.GetStatsRequest(), **self._kw()))
