@@ -30,6 +30,9 @@ async def serve(config: Any, console: bool | None = None) -> int:
         if stopping is None:
             log.info("received %s: shutting down gracefully", signame)
             stopping = asyncio.create_task(node.stop())
+        elif node.draining:
+            log.info("received %s again: ending the drain period now", signame)
+            node.end_drain()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, request_stop, sig.name)

@@ -32,6 +32,7 @@ from securechat.transport.errors import (
     abort_internal,
     abort_unimplemented,
     abort_with,
+    request_id_metadata,
     status_name,
 )
 from securechat.transport.peer import peer_certificate
@@ -78,6 +79,8 @@ class Guard:
     def start(self, context: grpc.aio.ServicerContext, method: str) -> Call:
         rid = secrets.token_hex(6)
         request_id.set(rid)
+        # Every call, successful or not, tells the client the id its log lines carry.
+        context.set_trailing_metadata(request_id_metadata())
         return Call(context, method, rid, context.peer(), peer_certificate(context))
 
     async def admit(self, call: Call, *, public: bool, admin: bool) -> None:
