@@ -147,8 +147,8 @@ class StatusServer:
         logins = self.view.login_outcomes
         self.metrics.sync(logins, self.view.deliveries)
         errors: dict[str, float] = {}
-        for _, labels, value in samples(self.metrics.rpcs):
-            if labels.get("code", "OK") != "OK":
+        for name, labels, value in samples(self.metrics.rpcs):
+            if name.endswith("_total") and labels["code"] != "OK":
                 errors[labels["code"]] = errors.get(labels["code"], 0.0) + value
         buckets = [(float(labels["le"]), value)
                    for name, labels, value in samples(self.metrics.send_latency)
