@@ -54,7 +54,7 @@ def _add_v1_descriptor() -> None:
     pool.Add(renamed)
 
 
-class CommentedReflection(reflection.ReflectionServicer):  # type: ignore[misc]
+class CommentedReflection(reflection.aio.ReflectionServicer):  # type: ignore[misc]
     """The stock servicer, with our files swapped for their commented versions."""
 
     def __init__(self, service_names: Iterable[str]) -> None:
