@@ -40,19 +40,19 @@ class GuardedHealth(HealthServicer):  # type: ignore[misc]
         await super()._set(service, status)
         self.statuses[service] = status
 
-    async def Check(  # noqa: N802 - the gRPC method name
+    async def Check(
         self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext
     ) -> Any:
         await self._refuse_revoked(context)
         return await super().Check(request, context)
 
-    async def Watch(  # noqa: N802
+    async def Watch(
         self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext
     ) -> None:
         await self._refuse_revoked(context)
         await super().Watch(request, context)
 
-    async def List(  # noqa: N802
+    async def List(
         self, request: health_pb2.HealthListRequest, context: grpc.aio.ServicerContext
     ) -> health_pb2.HealthListResponse:
         await self._refuse_revoked(context)

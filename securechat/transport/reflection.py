@@ -61,7 +61,7 @@ class CommentedReflection(reflection.aio.ReflectionServicer):  # type: ignore[mi
         super().__init__(service_names)
         self._commented = _commented_files()
 
-    async def ServerReflectionInfo(  # noqa: N802 - the gRPC method name
+    async def ServerReflectionInfo(
         self, requests: AsyncIterable[reflection_pb2.ServerReflectionRequest], context: object
     ) -> AsyncIterator[reflection_pb2.ServerReflectionResponse]:
         async for response in super().ServerReflectionInfo(requests, context):
