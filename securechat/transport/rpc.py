@@ -93,6 +93,18 @@ class Guard:
             self.accounts.require_admin(call.session)
 
 
+def log_access(call: Call, kind: str, code: str, seconds: float) -> None:
+    """One access line per RPC (``kind`` "rpc") or ended stream ("stream"), facts as fields."""
+    fields = {
+        "method": call.method,
+        "code": code,
+        "duration_ms": round(seconds * 1000, 1),
+        "user": call.session.user if call.session else "-",
+        "peer": call.peer,
+    }
+    access.info("%s %s", kind, call.method, extra=fields)
+
+
 def bearer_token(context: grpc.aio.ServicerContext) -> str:
     for key, value in context.invocation_metadata() or ():
         if key == "authorization":
@@ -178,15 +190,7 @@ def _unary(guard: Guard, full: str, impl: UnaryImpl, public: bool, admin: bool) 
             elapsed = time.perf_counter() - started
             guard.metrics.rpcs.labels(short, code).inc()
             guard.metrics.rpc_latency.labels(short).observe(elapsed)
-            user = call.session.user if call.session else "-"
-            access.info(
-                "rpc %s user=%s peer=%s code=%s ms=%.1f",
-                full,
-                user,
-                call.peer,
-                code,
-                elapsed * 1000,
-            )
+            log_access(call, "rpc", code, elapsed)
         return None  # pragma: no cover - abort raised
 
     return handler
@@ -211,16 +215,8 @@ def _stream(guard: Guard, full: str, impl: StreamImpl) -> Any:
             log.exception("unexpected error in %s", full)
             await abort_internal(context, call.request_id)
         finally:
-            user = call.session.user if call.session else "-"
             guard.metrics.rpcs.labels("Chat", code).inc()
-            access.info(
-                "stream %s user=%s peer=%s code=%s s=%.1f",
-                full,
-                user,
-                call.peer,
-                code,
-                time.perf_counter() - started,
-            )
+            log_access(call, "stream", code, time.perf_counter() - started)
 
     return handler
 
