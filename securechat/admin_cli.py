@@ -249,8 +249,8 @@ async def _api_session(o: dict[str, Any], work: Callable[[Api], Awaitable[T]]) -
                                ("client key", "--key", endpoint.key)):  # fmt: skip
         if not path.exists():
             raise CertificateError(
-                f"{what} {path} (--{option[2:]}) not found: `make certs` creates certs/client.crt and "
-                "certs/client.key, or issue one for this machine with `securechat-admin certs "
+                f"{what} {path} ({option}) not found: `make certs` creates certs/client.crt "
+                "and certs/client.key, or issue one for this machine with `securechat-admin certs "
                 "issue NAME --dir certs` and pass --cert certs/NAME.crt --key certs/NAME.key"
             )
     channel = endpoint.open()
