@@ -30,9 +30,12 @@ from securechat.crypto.handshake import Party, initiate, respond, transcript
 from securechat.crypto.identity import IdentityKeyPair
 from securechat.crypto.prekeys import (
     PreKeyBundle,
+    kem_prekey_message,
     make_kem_prekey,
     make_one_time_prekey,
     make_signed_prekey,
+    one_time_prekey_message,
+    signed_prekey_message,
 )
 from securechat.crypto.randomness import SystemRandomness
 from securechat.crypto.ratchet import RatchetState, chain_step, message_aead_keys
@@ -184,12 +187,18 @@ def build_vectors(kem: tuple[bytes, bytes] | None) -> dict[str, Any]:
                 "created_at": NOW,
                 "private": seed("bob signed prekey").hex(),
                 "public": spk.public.public_key.hex(),
+                "signed_message": signed_prekey_message(
+                    "bob", 1, 7, spk.public.public_key, NOW
+                ).hex(),
                 "signature": spk.public.signature.hex(),
             },
             "one_time_prekey": {
                 "key_id": 11,
                 "private": seed("bob one-time prekey").hex(),
                 "public": opk.public.public_key.hex(),
+                "signed_message": one_time_prekey_message(
+                    "bob", 1, 11, opk.public.public_key
+                ).hex(),
                 "signature": opk.public.signature.hex(),
             },
             "kem_prekey": {
@@ -197,6 +206,9 @@ def build_vectors(kem: tuple[bytes, bytes] | None) -> dict[str, Any]:
                 "last_resort": False,
                 "seed": seed("bob kem prekey", 64).hex(),
                 "public": kpk.public.public_key.hex(),
+                "signed_message": kem_prekey_message(
+                    "bob", 1, 13, kpk.public.public_key, False
+                ).hex(),
                 "signature": kpk.public.signature.hex(),
             },
         },
@@ -308,3 +320,19 @@ def test_the_documented_formulas_give_the_vectors() -> None:
     sealed = ChaCha20Poly1305(keys[:32]).encrypt(keys[32:], padded, ad + header)
     assert sealed == x(first["ciphertext"])
     assert b"\x01\x01" + section + header + sealed == x(first["envelope"])
+
+
+def test_prekey_signatures_verify_over_the_documented_messages() -> None:
+    v = stored()
+    bob = v["bob"]
+    signing = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(bob["ed25519_seed"])).public_key()
+    assert signing.public_bytes_raw() == bytes.fromhex(bob["identity"])[:32]
+    spk = bob["signed_prekey"]
+    ids = (1).to_bytes(4, "big") + (7).to_bytes(4, "big")
+    message = (_var(b"securechat/v1/prekey-signature") + b"\x01" + _var(b"bob") + ids
+               + _var(bytes.fromhex(spk["public"])) + spk["created_at"].to_bytes(8, "big"))  # fmt: skip
+    assert message == bytes.fromhex(spk["signed_message"])
+    for key in ("signed_prekey", "one_time_prekey", "kem_prekey"):
+        signing.verify(
+            bytes.fromhex(bob[key]["signature"]), bytes.fromhex(bob[key]["signed_message"])
+        )
