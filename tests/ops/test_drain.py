@@ -5,9 +5,7 @@ end with UNAVAILABLE + shutting_down, and resume on a second server on the same 
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
 from pathlib import Path
 
 import aiohttp
@@ -17,7 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from securechat.pki import DevPki
 from securechat_proto.v1 import rooms_pb2
-from tests.ops.conftest import fresh_channel, open_stream
+from tests.ops.conftest import clean_env, free_port, fresh_channel, open_stream
 from tests.support.chat import ChatClient, room_send
 from tests.support.net import Api
 from tests.support.process import ServerProcess
@@ -25,17 +23,6 @@ from tests.support.process import ServerProcess
 pytestmark = pytest.mark.e2e
 
 DRAIN_S = 8  # generous: the checks below take well under a second each
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: "" for k in os.environ if k.startswith("SECURECHAT_")}
-    return {**env, "SECURECHAT_AUTH_BCRYPT_COST": "4", **extra}
 
 
 def api_on(pki: DevPki, port: int, like: Api | None = None) -> Api:

@@ -19,16 +19,11 @@ import pytest
 from securechat.ops.lograte import RepeatLimiter
 from securechat.pki import DevPki
 from securechat_proto.v1 import rooms_pb2
-from tests.ops.conftest import fresh_channel
+from tests.ops.conftest import clean_env, fresh_channel
 from tests.support.net import Api
 from tests.support.process import ServerProcess
 
 FLOOD = 600
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: "" for k in os.environ if k.startswith("SECURECHAT_")}
-    return {**env, "SECURECHAT_AUTH_BCRYPT_COST": "4", **extra}
 
 
 def record(msg: str, *args: object, **fields: object) -> logging.LogRecord:

@@ -19,7 +19,7 @@ from securechat.ops.status import StatusServer, check_config, is_loopback
 from securechat.pki import DevPki
 from securechat_proto.v1 import rooms_pb2
 from tests.conftest import ApiFactory, server_config
-from tests.ops.conftest import open_stream
+from tests.ops.conftest import free_port, open_stream
 from tests.support.chat import ChatClient, room_send
 from tests.support.net import PASSWORD
 
@@ -196,7 +196,7 @@ async def test_token_is_required_off_loopback_except_for_healthz(
 async def test_the_server_runs_its_status_page_on_the_configured_port(
     pki: DevPki, tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:
-    port = _free_port()
+    port = free_port()
     srv = Node(server_config(pki, tmp_path, **{"status.port": port}))
     await srv.start()
     side = srv.status
@@ -231,11 +231,3 @@ def test_rate_meter_spans_its_window() -> None:
     now[0] += 11  # a whole window later the burst is forgotten
     meter.sample()
     assert meter.rate() == 0.0
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

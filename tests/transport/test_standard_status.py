@@ -5,7 +5,6 @@ with the comments of protos/, and Health List."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from grpc_status import rpc_status
 
 from securechat.pki import DevPki
 from securechat_proto.v1 import auth_pb2, auth_pb2_grpc
+from tests.ops.conftest import clean_env
 from tests.support.net import credentials
 from tests.support.process import ServerProcess
 
@@ -34,11 +34,8 @@ PASSWORD = "correct horse battery"
 def server(pki: DevPki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A server that allows one registration per address per hour (the second gets retry-after)."""
     data = tmp_path_factory.mktemp("standard") / "data"
-    clean = {k: "" for k in os.environ if k.startswith("SECURECHAT_")}
-    process = ServerProcess(pki.directory, data, env={
-        **clean, "SECURECHAT_AUTH_BCRYPT_COST": "4", "SECURECHAT_STATUS_PORT": "0",
-        "SECURECHAT_AUTH_REGISTRATIONS_PER_PEER_PER_HOUR": "1",
-    })  # fmt: skip
+    limit = {"SECURECHAT_AUTH_REGISTRATIONS_PER_PEER_PER_HOUR": "1"}
+    process = ServerProcess(pki.directory, data, env=clean_env(**limit))
     yield process
     assert process.terminate() == 0
 
