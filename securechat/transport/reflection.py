@@ -23,9 +23,20 @@ DESCRIPTOR_SET = "descriptors.binpb"
 
 
 def _commented_files() -> dict[str, bytes]:
-    """Our .proto files as serialised FileDescriptorProtos with source info, by file name."""
+    """Our .proto files as serialised FileDescriptorProtos with source info, by file name.
+
+    protoc's descriptor sets also carry ``json_name`` (``deviceId``), which the generated
+    modules' descriptors do not; it is dropped so JSON clients (grpcurl) keep seeing the field
+    names (``device_id``) whichever descriptor they were served."""
     data = resources.files("securechat_proto.v1").joinpath(DESCRIPTOR_SET).read_bytes()
     files = descriptor_pb2.FileDescriptorSet.FromString(data).file
+    for file in files:
+        messages = list(file.message_type)
+        while messages:
+            message = messages.pop()
+            messages.extend(message.nested_type)
+            for field in message.field:
+                field.ClearField("json_name")
     return {f.name: f.SerializeToString() for f in files}
 
 
