@@ -117,11 +117,15 @@ async def test_the_console_keeps_the_terminal_and_logs_go_to_a_file(
     pki: DevPki, tmp_path: Path
 ) -> None:
     data = tmp_path / "data"
+    # GRPC_* of the test process left out (the client CLI sets GRPC_VERBOSITY in-process): the C
+    # core must log at its INFO level, as a server started from a shell does.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRPC_")}
+    env.update(clean_env(GRPC_VERBOSITY="INFO"))
     controller, terminal = pty.openpty()
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "securechat-server"), "--port", "0",
          "--status-port", "0", "--data-dir", str(data), "--certs-dir", str(pki.directory)],
-        stdin=terminal, stdout=terminal, stderr=terminal, env={**os.environ, **clean_env()},
+        stdin=terminal, stdout=terminal, stderr=terminal, env=env,
     )  # fmt: skip
     os.close(terminal)
     try:
