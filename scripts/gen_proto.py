@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
 OUT = ROOT / "generated"
 BIN = Path(sys.executable).parent
+DESCRIPTOR_SET = "descriptors.binpb"
 
 IMPORT_FIXES = [
     (re.compile(r"^from securechat\.v1 import", re.M), "from securechat_proto.v1 import"),
@@ -51,12 +52,16 @@ def main() -> int:
             f"--mypy_grpc_out={scratch}",
             *sources,
         ]
-        if protoc.main(args) != 0:
+        # The same files with their comments (source info) for server reflection, so
+        # `grpcurl describe` shows what protos/ says (generated _pb2 modules carry no comments).
+        descriptors = f"--descriptor_set_out={scratch}/{DESCRIPTOR_SET}"
+        if protoc.main([*args, "--include_source_info", descriptors]) != 0:
             print("protoc failed", file=sys.stderr)
             return 1
         # protoc writes securechat/v1/ (the proto package path); it becomes securechat_proto/v1/.
         package.mkdir(parents=True)
         shutil.move(str(Path(scratch) / "securechat" / "v1"), target)
+        shutil.move(str(Path(scratch) / DESCRIPTOR_SET), target / DESCRIPTOR_SET)
     for path in sorted(target.iterdir()):
         if path.suffix in {".py", ".pyi"}:
             text = path.read_text()

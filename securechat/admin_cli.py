@@ -115,10 +115,32 @@ def certs_init(
 @click.option("--days", type=int, default=825, show_default=True, help=_DAYS_HELP)
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
 def certs_issue(name: str, directory: Path, out_dir: Path | None, days: int, force: bool) -> None:
-    """Issue client certificate NAME.crt (CN=NAME) signed by the CA in --dir."""
+    """Issue client certificate NAME.crt (CN=NAME) signed by the CA in --dir.
+
+    With --force over an existing NAME.crt, the certificate it replaces is revoked."""
     from securechat.pki import issue_client
 
-    _print_written(issue_client(name, directory=directory, out_dir=out_dir, days=days, force=force))
+    result = issue_client(name, directory=directory, out_dir=out_dir, days=days, force=force)
+    if (old := result.replaced) is not None:
+        click.echo(f"revoked the certificate it replaces (CN={old.subject_cn}, serial "
+                   f"{old.serial}) in {directory / 'revoked.json'}")  # fmt: skip
+    _print_written(result.written)
+
+
+@certs.command("server")
+@_DIR_OPTION
+@click.option("--host", "hosts", multiple=True, metavar="NAME",
+              help="A DNS name or IP address to add (the current ones are kept).")  # fmt: skip
+@click.option("--replace-hosts", is_flag=True,
+              help="Drop the current names: only the defaults and --host.")  # fmt: skip
+@click.option("--days", type=int, default=825, show_default=True, help=_DAYS_HELP)
+def certs_server(directory: Path, hosts: tuple[str, ...], replace_hosts: bool, days: int) -> None:
+    """Re-issue server.crt and server.key from the CA in --dir (names: localhost, 127.0.0.1,
+    ::1, the current certificate's other names, and each --host). A running server picks the
+    new pair up for new connections without a restart."""
+    from securechat.pki import reissue_server
+
+    _print_written(reissue_server(directory, hosts=hosts, keep_hosts=not replace_hosts, days=days))
 
 
 @certs.command("show")
@@ -172,6 +194,8 @@ def certs_revoke(target: str, directory: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 
 ADMIN_PASSWORD_ENV = "SECURECHAT_ADMIN_PASSWORD"  # noqa: S105 - the variable's name
+# What `make certs` (and `certs init` + `certs issue client`) creates.
+DEFAULT_CERT, DEFAULT_KEY = Path("certs/client.crt"), Path("certs/client.key")
 
 
 def _api_options(command: Any) -> Any:
@@ -183,10 +207,10 @@ def _api_options(command: Any) -> Any:
                      default=Path("certs/ca.crt"), show_default=True, envvar="SECURECHAT_CA",
                      help="CA certificate the server's certificate must chain to."),
         click.option("--cert", type=click.Path(dir_okay=False, path_type=Path),
-                     default=Path("certs/admin.crt"), show_default=True, envvar="SECURECHAT_CERT",
+                     default=DEFAULT_CERT, show_default=True, envvar="SECURECHAT_CERT",
                      help="This machine's client certificate."),
         click.option("--key", type=click.Path(dir_okay=False, path_type=Path),
-                     default=Path("certs/admin.key"), show_default=True, envvar="SECURECHAT_KEY",
+                     default=DEFAULT_KEY, show_default=True, envvar="SECURECHAT_KEY",
                      help="The client certificate's private key."),
         click.option("--user", envvar="SECURECHAT_ADMIN_USER", default="admin", show_default=True,
                      help="Admin account to log in as [env SECURECHAT_ADMIN_USER]."),
@@ -218,9 +242,17 @@ async def _api_session(o: dict[str, Any], work: Callable[[Api], Awaitable[T]]) -
 
     from securechat.client.passwords import SecretSource
     from securechat.client.rpc import Api, Endpoint
-    from securechat.errors import NotFound, PermissionDenied
+    from securechat.errors import CertificateError, NotFound, PermissionDenied
 
     endpoint = Endpoint(o["server"], Path(o["ca"]), Path(o["cert"]), Path(o["key"]))
+    for what, option, path in (("client certificate", "--cert", endpoint.cert),
+                               ("client key", "--key", endpoint.key)):  # fmt: skip
+        if not path.exists():
+            raise CertificateError(
+                f"{what} {path} ({option}) not found: `make certs` creates certs/client.crt "
+                "and certs/client.key, or issue one for this machine with `securechat-admin certs "
+                "issue NAME --dir certs` and pass --cert certs/NAME.crt --key certs/NAME.key"
+            )
     channel = endpoint.open()
     secrets = SecretSource(
         password_stdin=o["password_stdin"], password_env=ADMIN_PASSWORD_ENV,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -17,7 +18,25 @@ from securechat.errors import SecureChatError
 log = logging.getLogger("securechat.app")
 
 
-async def serve(config: Any, console: bool | None = None) -> int:
+def log_file(config: Any, console: bool) -> Path | None:
+    """Where logs go: ``log.file``, else a file in the data folder while the console has the
+    terminal (so what the operator types is not interleaved with log lines), else stderr."""
+    if config.log.file:
+        return Path(config.log.file)
+    if console and sys.stderr.isatty():
+        return Path(config.server.data_dir) / "server.log"
+    return None
+
+
+def move_stderr(path: Path) -> None:
+    """Point file descriptor 2 at the log file too: gRPC's C core writes its own messages
+    (handshake failures, ...) straight to it, past Python's logging."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(descriptor, 2)
+    os.close(descriptor)
+
+
+async def serve(config: Any, console: bool | None = None, logs: Path | None = None) -> int:
     from securechat.node import Node
 
     node = Node(config)
@@ -30,6 +49,9 @@ async def serve(config: Any, console: bool | None = None) -> int:
         if stopping is None:
             log.info("received %s: shutting down gracefully", signame)
             stopping = asyncio.create_task(node.stop())
+        elif node.draining:
+            log.info("received %s again: ending the drain period now", signame)
+            node.end_drain()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, request_stop, sig.name)
@@ -43,12 +65,18 @@ async def serve(config: Any, console: bool | None = None) -> int:
     if console if console is not None else sys.stdin.isatty():
         from securechat.ops.console import run_console
 
+        if logs is not None:
+            click.echo(f"logs go to {logs} while the console has this terminal")
+
         console_task = asyncio.create_task(
             run_console(node.view, lambda: request_stop("/shutdown")), name="console"
         )
     await node.wait()
     if console_task is not None:
         console_task.cancel()
+    from securechat.ops.logsetup import flush_suppressed
+
+    flush_suppressed()
     return 0
 
 
@@ -101,12 +129,22 @@ def cli(
         "server.workers": workers,
     }
     config = load_config(config_file, overrides)
-    configure_logging(config.log.format, config.log.level)
+    console_on = config.server.workers == 1 and (
+        console if console is not None else sys.stdin.isatty()
+    )
+    logs = log_file(config, console_on)
+    if logs is not None:
+        logs.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    configure_logging(config.log.format, config.log.level, file=logs,
+                      repeat_limit_per_s=config.log.repeat_limit_per_s)  # fmt: skip
+    if logs is not None and console_on:
+        move_stderr(logs)
     if config.server.workers > 1:  # scale-out: fork before any grpc object exists
         from securechat.supervisor import supervise
 
         sys.exit(supervise(config, lambda worker: asyncio.run(serve(worker, False))))
-    sys.exit(asyncio.run(serve(config, console)))
+    moved = logs if logs is not None and console_on and not config.log.file else None
+    sys.exit(asyncio.run(serve(config, console, moved)))
 
 
 def main() -> None:

@@ -28,6 +28,9 @@ class ServerConfig:
     certs_dir: Path = Path("certs")
     # Seconds a graceful shutdown waits for streams to finish after the reconnect hint.
     grace_period_s: float = 5.0
+    # Seconds between SIGTERM and the stop: health NOT_SERVING and /healthz 503 while new
+    # connections are still served, so a load balancer drains the node (0: stop at once).
+    drain_period_s: float = 0.0
     max_receive_bytes: int = 64 * 1024 + 4096
     max_concurrent_streams: int = 100
     keepalive_time_s: int = 45
@@ -143,6 +146,11 @@ class StatusConfig:
 class LogConfig:
     format: str = "plain"
     level: str = "INFO"
+    # Log file; "" = stderr, or <data_dir>/server.log while the console has the terminal.
+    file: str = ""
+    # Lines of one kind (same logger, level and message, or same RPC method and status) per
+    # second before the rest are counted and summed up in one line; 0 = no limit.
+    repeat_limit_per_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -245,6 +253,8 @@ def _validate(cfg: Config) -> None:
     need(0 <= cfg.server.port <= 65535, "server.port", "must be between 0 and 65535")
     need(0 <= cfg.status.port <= 65535, "status.port", "must be between 0 and 65535")
     need(cfg.server.grace_period_s >= 0, "server.grace_period_s", "must not be negative")
+    need(cfg.server.drain_period_s >= 0, "server.drain_period_s", "must not be negative")
+    need(cfg.log.repeat_limit_per_s >= 0, "log.repeat_limit_per_s", "must not be negative")
     need(cfg.server.max_receive_bytes >= 1024, "server.max_receive_bytes", "must be at least 1024")
     need(cfg.server.workers >= 1, "server.workers", "must be at least 1")
     need(cfg.server.keepalive_time_s >= 10, "server.keepalive_time_s", "must be at least 10")

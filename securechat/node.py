@@ -61,6 +61,8 @@ class Node:
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
         self._running = False
+        self._draining = False
+        self._drain_cut = asyncio.Event()
         self._stopped = asyncio.Event()
         self.store: Store
         self.bus: Bus
@@ -94,7 +96,9 @@ class Node:
         self._running = True
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
         if cfg.status.port:  # once the gRPC port is bound
-            status = StatusServer(self.view, self.metrics, cfg.status)
+            status = StatusServer(
+                self.view, self.metrics, cfg.status, serving=lambda: not self._draining
+            )
             try:
                 await status.start()
             except BaseException:
@@ -178,14 +182,32 @@ class Node:
     async def wait(self) -> None:
         await self._stopped.wait()
 
-    async def stop(self, grace: float | None = None) -> None:
-        """Graceful shutdown: NOT_SERVING, reconnect hints, drain, close the store."""
+    @property
+    def draining(self) -> bool:
+        """True from the start of a graceful shutdown: health NOT_SERVING, /healthz 503."""
+        return self._draining
+
+    def end_drain(self) -> None:
+        """Cut the drain period short (a second SIGTERM, /shutdown during a drain)."""
+        self._drain_cut.set()
+
+    async def stop(self, grace: float | None = None, drain: float | None = None) -> None:
+        """Graceful shutdown: NOT_SERVING and reconnect hints, ``drain`` seconds in which new
+        connections are still served (a load balancer notices and moves traffic), then hints to
+        the streams opened meanwhile, ``grace`` seconds for them to end, close the store."""
         if not self._running or self.grpc is None:
             return
         self._running = False
+        self._draining = True
         grace = self.config.server.grace_period_s if grace is None else grace
-        log.info("shutting down: telling %d streams to reconnect", len(self.hub.streams))
+        drain = self.config.server.drain_period_s if drain is None else drain
+        log.info("shutting down: telling %d streams to reconnect, draining for %.1f s",
+                 len(self.hub.streams), drain)  # fmt: skip
         await self.grpc.stop_serving()
+        self.hub.reconnect_all(RECONNECT_HINT_MS, "server shutting down: reconnect")
+        if drain > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drain_cut.wait(), drain)
         if self.status is not None:
             status, self.status = self.status, None
             await status.stop()

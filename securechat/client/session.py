@@ -30,10 +30,10 @@ from securechat.errors import SecureChatError
 from securechat_proto.v1 import chat_pb2
 
 MEMBERSHIP_KINDS = {
-    chat_pb2.MembershipChange.JOINED: "joined",
-    chat_pb2.MembershipChange.LEFT: "left",
-    chat_pb2.MembershipChange.DEVICE_ADDED: "device_added",
-    chat_pb2.MembershipChange.IDENTITY_CHANGED: "identity_changed",
+    chat_pb2.MembershipChange.KIND_JOINED: "joined",
+    chat_pb2.MembershipChange.KIND_LEFT: "left",
+    chat_pb2.MembershipChange.KIND_DEVICE_ADDED: "device_added",
+    chat_pb2.MembershipChange.KIND_IDENTITY_CHANGED: "identity_changed",
 }
 
 
@@ -123,7 +123,7 @@ class ChatSession:
                 change = MEMBERSHIP_KINDS.get(m.kind, "changed")
                 out.append(MembershipEvent(m.room, m.user, change, m.at_ms))
             elif kind == "notice":
-                warning = event.notice.level == chat_pb2.Notice.WARNING
+                warning = event.notice.level == chat_pb2.Notice.LEVEL_WARNING
                 out.append(NoticeEvent(event.notice.text, warning))
             elif kind == "reconnect":
                 reason = event.reconnect.reason or "the server asked clients to reconnect"

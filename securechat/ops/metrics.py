@@ -1,11 +1,30 @@
-"""Prometheus metrics (securechat_*), one registry per server so tests stay independent."""
+"""Prometheus metrics (securechat_*), one registry per server so tests stay independent.
+
+Besides the project's own metrics the registry holds the standard ``process_*``, ``python_info``
+and ``python_gc_*`` collectors and ``securechat_build_info``. The store counts (registered users,
+undelivered mailbox entries, rooms) are gauges the status server refreshes on an interval
+(:meth:`Metrics.set_store_counts`), so a scrape never runs a COUNT.
+"""
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Mapping
+from importlib.metadata import version
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
+from prometheus_client.metrics import MetricWrapperBase
 
+from securechat import __version__
 from securechat.errors import SlowConsumer
 from securechat.services.stream_events import Ending
 
@@ -14,6 +33,26 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
+        Info("securechat_build", "Version of the running server", registry=r).info(
+            {
+                "version": __version__,
+                "python": platform.python_version(),
+                "grpcio": version("grpcio"),
+            }
+        )
+        self.users = Gauge(
+            "securechat_registered_users", "Registered accounts (refreshed on an interval)",
+            registry=r,
+        )  # fmt: skip
+        self.pending = Gauge(
+            "securechat_undelivered_entries",
+            "Mailbox entries stored and not yet acknowledged (refreshed on an interval)",
+            registry=r,
+        )
+        self.rooms = Gauge("securechat_rooms", "Rooms (refreshed on an interval)", registry=r)
         self.streams = Gauge("securechat_streams", "Connected Chat streams", registry=r)
         self.rpcs = Counter(
             "securechat_rpcs", "RPCs handled by method and status", ["method", "code"], registry=r
@@ -70,6 +109,11 @@ class Metrics:
         self.messages.inc()
         self.send_latency.observe(seconds)
 
+    def set_store_counts(self, users: int, rooms: int, pending: int) -> None:
+        self.users.set(users)
+        self.rooms.set(rooms)
+        self.pending.set(pending)
+
     def sync(self, login_outcomes: Mapping[str, int], deliveries: int) -> None:
         """Bring the login and delivery counters up to the services' own running totals.
 
@@ -89,3 +133,8 @@ class Metrics:
         if delta > 0:
             self.deliveries.inc(delta)
             self._synced_deliveries = deliveries
+
+
+def samples(metric: MetricWrapperBase) -> list[tuple[str, dict[str, str], float]]:
+    """Current samples of one metric as (name, labels, value): what a scrape would show."""
+    return [(x.name, x.labels, x.value) for family in metric.collect() for x in family.samples]

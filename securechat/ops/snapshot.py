@@ -2,7 +2,8 @@
 
 The status page, ``/api/status`` and the server console read the node through
 :class:`securechat.services.view.NodeView`; this package never imports grpc or the transport.
-A snapshot holds no secrets and no message content.
+A snapshot holds no secrets and no message content, and personal data (user names, addresses,
+room names) only for a request that carried the admin token.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from securechat import __version__
 from securechat.ops.metrics import Metrics
 from securechat.services.view import NodeView
 
@@ -50,27 +53,46 @@ class RateMeter:
         return max(0, n1 - n0) / (t1 - t0)
 
 
-async def build_status(view: NodeView, metrics: Metrics, rate: RateMeter) -> dict[str, Any]:
-    """The JSON document behind ``/api/status`` and the status page."""
+@dataclass(frozen=True, slots=True)
+class StoreCounts:
+    """The counts that cost a query, as last refreshed (never on a request's path)."""
+
+    users: int = 0
+    rooms: int = 0
+    pending: int = 0
+    refreshed_ms: int = 0
+
+
+async def build_status(
+    view: NodeView, metrics: Metrics, rate: RateMeter, counts: StoreCounts, *, personal: bool
+) -> dict[str, Any]:
+    """The JSON document behind ``/api/status`` and the status page.
+
+    User names, peer addresses, certificate subjects and room names are included only when
+    ``personal`` (the request carried the admin token); otherwise the page shows counts only.
+    """
     rate.sample()
-    stats = await view.stats()
-    rooms = await view.rooms()
     logins = dict(view.login_outcomes)
     metrics.sync(logins, view.deliveries)
-    now_ms = view.now_ms()
-    return {
-        "version": stats.version,
+    clients = view.clients()
+    status: dict[str, Any] = {
+        "version": __version__,
         "node": view.name,
-        "uptime_s": stats.uptime_s,
-        "server_time_ms": now_ms,
-        "connected_streams": stats.connected_streams,
-        "users": stats.users,
-        "messages_accepted": stats.messages_accepted,
+        "uptime_s": view.uptime_s(),
+        "server_time_ms": view.now_ms(),
+        "connected_streams": len(clients),
+        "users": counts.users,
+        "rooms_count": counts.rooms,
+        "counts_refreshed_ms": counts.refreshed_ms,
+        "messages_accepted": view.messages_accepted,
         "messages_per_second": round(rate.rate(), 2),
-        "deliveries": stats.deliveries,
-        "pending_messages": stats.pending_messages,
+        "deliveries": view.deliveries,
+        "pending_messages": counts.pending,
         "logins": logins,
-        "clients": [
+        "personal_data": personal,
+    }
+    if personal:
+        status["clients"] = [
             {
                 "user": c.device.user,
                 "device": c.device.device_id,
@@ -79,12 +101,13 @@ async def build_status(view: NodeView, metrics: Metrics, rate: RateMeter) -> dic
                 "since_ms": c.connected_ms,
                 "messages_sent": c.messages_sent,
             }
-            for c in view.clients()
-        ],
-        "rooms": [
-            {"name": r.name, "members": r.member_count, "protected": r.protected} for r in rooms
-        ],
-    }
+            for c in clients
+        ]
+        status["rooms"] = [
+            {"name": r.name, "members": r.member_count, "protected": r.protected}
+            for r in await view.rooms()
+        ]
+    return status
 
 
 def format_duration(seconds: int) -> str:

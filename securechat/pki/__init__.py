@@ -3,13 +3,15 @@
 Modules, bottom up: ``keys`` (EC keys, atomic 0600/0644 writes), ``inspection`` (loading,
 fingerprints, summaries), ``material`` (the server's and client's start-up checks),
 ``authority`` (the CA), ``issue`` (leaf certificates), ``revocation`` (revoked.json and its
-watcher), ``layout`` (the certs/ directory behind ``securechat-admin certs``) and ``devpki``
+watcher), ``index`` (issued.json: every certificate the CA issued),
+``layout`` (the certs/ directory behind ``securechat-admin certs``) and ``devpki``
 (throwaway PKIs for tests). Imports only ``cryptography``, the standard library and
 ``securechat.errors``.
 """
 
 from securechat.pki.authority import CA_DAYS, CertificateAuthority
 from securechat.pki.devpki import CertificatePaths, DevPki, make_dev_pki
+from securechat.pki.index import IssuedIndex
 from securechat.pki.inspection import (
     CertificateDetails,
     common_name,
@@ -27,7 +29,7 @@ from securechat.pki.issue import (
     issue_client_certificate,
     issue_server_certificate,
 )
-from securechat.pki.layout import init_pki, issue_client, revoke, show_certificates
+from securechat.pki.layout import init_pki, issue_client, reissue_server, revoke, show_certificates
 from securechat.pki.material import (
     ClientMaterial,
     ServerMaterial,
@@ -46,6 +48,7 @@ __all__ = [
     "ClientMaterial",
     "DevPki",
     "IssuedCertificate",
+    "IssuedIndex",
     "RevocationEntry",
     "RevocationList",
     "RevocationWatcher",
@@ -64,6 +67,7 @@ __all__ = [
     "load_server_material",
     "make_dev_pki",
     "parse_fingerprint",
+    "reissue_server",
     "revoke",
     "show_certificates",
 ]

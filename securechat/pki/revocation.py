@@ -164,6 +164,22 @@ class RevocationList:
         self._index(entry)
         return entry
 
+    def add_record(
+        self, serial: str, fingerprint_sha256: str, subject_cn: str, *, now: datetime | None = None
+    ) -> RevocationEntry:
+        """Revoke by recorded facts, without the certificate (idempotent like :meth:`add`)."""
+        entry = RevocationEntry(
+            serial=_normalize_serial(serial),
+            fingerprint=parse_fingerprint(fingerprint_sha256),
+            subject_cn=subject_cn,
+            revoked_at=aware_now(now).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+        for existing in self._entries:
+            if existing.fingerprint == entry.fingerprint or existing.serial == entry.serial:
+                return existing
+        self._index(entry)
+        return entry
+
     def is_revoked(self, cert_der: bytes) -> bool:
         """Whether the DER certificate is listed, by SHA-256 fingerprint or by serial."""
         if not self._entries:

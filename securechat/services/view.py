@@ -39,6 +39,9 @@ class NodeView:
     def now_ms(self) -> int:
         return self._admin.clock.now_ms()
 
+    def uptime_s(self) -> int:
+        return (self.now_ms() - self._admin.started_ms) // 1000
+
     @property
     def login_outcomes(self) -> Mapping[str, int]:
         """Login attempts by outcome since start (ok, failed, locked, invalid)."""

@@ -32,6 +32,7 @@ from securechat.transport.errors import (
     abort_internal,
     abort_unimplemented,
     abort_with,
+    request_id_metadata,
     status_name,
 )
 from securechat.transport.peer import peer_certificate
@@ -78,6 +79,8 @@ class Guard:
     def start(self, context: grpc.aio.ServicerContext, method: str) -> Call:
         rid = secrets.token_hex(6)
         request_id.set(rid)
+        # Every call, successful or not, tells the client the id its log lines carry.
+        context.set_trailing_metadata(request_id_metadata())
         return Call(context, method, rid, context.peer(), peer_certificate(context))
 
     async def admit(self, call: Call, *, public: bool, admin: bool) -> None:
@@ -100,6 +103,18 @@ def _login_certificate(session: Session) -> PeerCertificate:
     return PeerCertificate(
         session.cert_subject, None, session.cert_fingerprint, session.cert_serial
     )
+
+
+def log_access(call: Call, kind: str, code: str, seconds: float) -> None:
+    """One access line per RPC (``kind`` "rpc") or ended stream ("stream"), facts as fields."""
+    fields = {
+        "method": call.method,
+        "code": code,
+        "duration_ms": round(seconds * 1000, 1),
+        "user": call.session.user if call.session else "-",
+        "peer": call.peer,
+    }
+    access.info("%s %s", kind, call.method, extra=fields)
 
 
 def bearer_token(context: grpc.aio.ServicerContext) -> str:
@@ -187,15 +202,7 @@ def _unary(guard: Guard, full: str, impl: UnaryImpl, public: bool, admin: bool) 
             elapsed = time.perf_counter() - started
             guard.metrics.rpcs.labels(short, code).inc()
             guard.metrics.rpc_latency.labels(short).observe(elapsed)
-            user = call.session.user if call.session else "-"
-            access.info(
-                "rpc %s user=%s peer=%s code=%s ms=%.1f",
-                full,
-                user,
-                call.peer,
-                code,
-                elapsed * 1000,
-            )
+            log_access(call, "rpc", code, elapsed)
         return None  # pragma: no cover - abort raised
 
     return handler
@@ -220,16 +227,8 @@ def _stream(guard: Guard, full: str, impl: StreamImpl) -> Any:
             log.exception("unexpected error in %s", full)
             await abort_internal(context, call.request_id)
         finally:
-            user = call.session.user if call.session else "-"
             guard.metrics.rpcs.labels("Chat", code).inc()
-            access.info(
-                "stream %s user=%s peer=%s code=%s s=%.1f",
-                full,
-                user,
-                call.peer,
-                code,
-                time.perf_counter() - started,
-            )
+            log_access(call, "stream", code, time.perf_counter() - started)
 
     return handler
 

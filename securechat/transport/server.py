@@ -1,5 +1,6 @@
 """The gRPC server of one node: options, the mTLS port, servicers over the services it is given,
-health and reflection. The node (securechat/node.py) builds the services and runs the lifecycle."""
+health and reflection. The node (securechat/node.py) builds the services and runs the lifecycle,
+including the drain (health NOT_SERVING while calls are still served, then the stop)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,6 @@ from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection
 
 from securechat.config import Config
 from securechat.domain.model import PeerCertificate
@@ -24,7 +23,9 @@ from securechat.services.rooms import Rooms
 from securechat.transport.account_servicer import AuthServicer
 from securechat.transport.admin_servicer import AdminServicer
 from securechat.transport.chat_servicer import ChatServicer
+from securechat.transport.health import SERVING, GuardedHealth
 from securechat.transport.key_servicer import KeyServicer
+from securechat.transport.reflection import enable_reflection
 from securechat.transport.room_servicer import RoomServicer
 from securechat.transport.rpc import Guard, service_handler
 from securechat.transport.tls import RotatingCredentials
@@ -94,7 +95,7 @@ class GrpcServer:
             check_port_free(config.server.host, config.server.port)
         ca, cert, key = (config.tls_path(n) for n in ("ca", "cert", "key"))
         self.credentials = RotatingCredentials(ca, cert, key, config.tls.reload_interval_s)
-        self.health = HealthServicer()
+        self.health = GuardedHealth()
         self.port = 0
         self._server: grpc.aio.Server | None = None
 
@@ -102,6 +103,7 @@ class GrpcServer:
         """Register every service, bind the mTLS port and serve; returns the bound port."""
         server = grpc.aio.server(options=grpc_options(self.config))
         guard = Guard(services.accounts, services.is_revoked, self.metrics)
+        self.health.is_revoked = services.is_revoked
         servicers = {
             "AuthService": AuthServicer(services.accounts),
             "KeyService": KeyServicer(services.keys),
@@ -118,7 +120,7 @@ class GrpcServer:
             names.append(descriptor.full_name)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         names.append(health_pb2.DESCRIPTOR.services_by_name["Health"].full_name)
-        reflection.enable_server_reflection([*names, reflection.SERVICE_NAME], server)
+        enable_reflection(server, names)
         address = f"{self.config.server.host}:{self.config.server.port}"
         try:
             self.port = server.add_secure_port(address, self.credentials.credentials())
@@ -127,12 +129,17 @@ class GrpcServer:
         await server.start()
         self._server = server
         for service in ["", *names]:
-            await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+            await self.health.set(service, SERVING)
         return self.port
 
     async def stop_serving(self) -> None:
-        """Health checks answer NOT_SERVING (load balancers move new clients elsewhere)."""
+        """Health checks answer NOT_SERVING (load balancers move new clients elsewhere); calls
+        and new connections are still served until :meth:`stop`."""
         await self.health.enter_graceful_shutdown()
+
+    @property
+    def serving(self) -> bool:
+        return self.health.serving()
 
     async def stop(self, grace: float) -> None:
         """Stop accepting calls; running calls get ``grace`` seconds, then are cancelled."""

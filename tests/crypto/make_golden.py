@@ -18,6 +18,8 @@ from securechat.crypto.keystore import Keystore
 from .test_golden import TRANSCRIPT_FILE, build_transcript
 from .test_identity_vectors import VECTORS_FILE, build_vectors
 from .test_keystore import GOLDEN_V2_LOGIN, GOLDEN_V2_PASSWORD, GOLDEN_V2_STATE
+from .test_wire_vectors import VECTORS_FILE as WIRE_FILE
+from .test_wire_vectors import build_vectors as build_wire_vectors
 
 DATA = Path(__file__).parent / "data"
 
@@ -42,7 +44,17 @@ def _identity() -> None:
     (DATA / VECTORS_FILE).write_text(json.dumps(build_vectors(), indent=1) + "\n")
 
 
-TARGETS = {"transcript": _transcript, "keystore_v2": _keystore_v2, "identity": _identity}
+def _wire() -> None:
+    """A new real ML-KEM encapsulation: every byte after it changes."""
+    (DATA / WIRE_FILE).write_text(json.dumps(build_wire_vectors(None), indent=1) + "\n")
+
+
+TARGETS = {
+    "transcript": _transcript,
+    "keystore_v2": _keystore_v2,
+    "identity": _identity,
+    "wire": _wire,
+}
 
 
 def main() -> None:

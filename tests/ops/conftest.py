@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -64,3 +66,18 @@ def fresh_channel(port: int, ca: Path, cert: Path, key: Path) -> grpc.aio.Channe
         credentials(ca, cert, key),
         options=[("grpc.use_local_subchannel_pool", 1)],
     )
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """Environment overrides for a server process: the developer's SECURECHAT_* blanked out,
+    bcrypt at its cheapest, then ``extra``."""
+    env = {k: "" for k in os.environ if k.startswith("SECURECHAT_")}
+    return {**env, "SECURECHAT_AUTH_BCRYPT_COST": "4", **extra}
+
+
+def free_port() -> int:
+    """A loopback port free right now (for the status port of a server process, which cannot
+    be 0: 0 turns the status page off)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

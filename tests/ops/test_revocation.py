@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import grpc
 import pytest
 from click.testing import CliRunner
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from securechat.admin_cli import cli
+from securechat.domain.model import PeerCertificate
 from securechat.node import Node
-from securechat.pki import DevPki, fingerprint, load_certificate
+from securechat.pki import DevPki, fingerprint, load_certificate, revoke
 from securechat_proto.v1 import admin_pb2, rooms_pb2
 from tests.conftest import server_config
 from tests.ops.conftest import copy_pki, fresh_channel, open_stream
@@ -98,3 +101,39 @@ async def test_admin_service_revocation_has_the_same_effect(pki: DevPki, tmp_pat
             await api.channel.close()
     finally:
         await srv.stop(0.2)
+
+
+async def test_health_refuses_a_revoked_certificate_like_every_service(
+    pki: DevPki, tmp_path: Path
+) -> None:
+    certs = copy_pki(pki, tmp_path / "certs")
+    srv = Node(server_config(certs, tmp_path / "data"))
+    port = await srv.start()
+    revokee, alice = certs.client("revokee"), certs.client("alice")
+    channels = [fresh_channel(port, certs.ca_cert, p.cert, p.key) for p in (revokee, alice)]
+    try:
+        health, other = (health_pb2_grpc.HealthStub(c) for c in channels)
+        request = health_pb2.HealthCheckRequest()
+        assert (await health.Check(request)).status == health_pb2.HealthCheckResponse.SERVING
+        revoke("revokee", directory=certs.directory)
+        deadline = asyncio.get_running_loop().time() + 20
+        while not srv.revocations.is_revoked(peer_of(revokee.cert)):
+            assert asyncio.get_running_loop().time() < deadline, "revocation file not re-read"
+            await asyncio.sleep(0.1)
+        for call in (health.Check(request), health.List(health_pb2.HealthListRequest())):
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await call
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            trailers = dict(refused.value.trailing_metadata() or ())
+            assert trailers["securechat-error"] == "certificate_revoked"
+        assert (await other.Check(request)).status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        for channel in channels:
+            await channel.close()
+        await srv.stop(0.2)
+
+
+def peer_of(cert_path: Path) -> PeerCertificate:
+    cert = load_certificate(cert_path)
+    return PeerCertificate(subject="", common_name=None, fingerprint=fingerprint(cert),
+                           serial_hex=format(cert.serial_number, "x"))  # fmt: skip

@@ -49,6 +49,7 @@ def test_init_writes_the_ca_and_server_and_prints_fingerprints(tmp_path: Path) -
     assert sorted(p.name for p in directory.iterdir()) == [
         "ca.crt",
         "ca.key",
+        "issued.json",
         "server.crt",
         "server.key",
     ]

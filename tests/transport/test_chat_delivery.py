@@ -148,7 +148,7 @@ async def test_room_join_and_leave_are_announced_to_members(connect: ApiFactory)
             if e.WhichOneof("event") == "membership" and e.membership.room == "den"
         ]
 
-    joined, left = chat_pb2.MembershipChange.JOINED, chat_pb2.MembershipChange.LEFT
+    joined, left = chat_pb2.MembershipChange.KIND_JOINED, chat_pb2.MembershipChange.KIND_LEFT
     await alice.wait_until(lambda: len(changes()) == 3)
     assert changes() == [("den", "alice", joined), ("den", "bob", joined), ("den", "bob", left)]
     assert await room_devices(alice.api, "den") == [("alice", 1)]

@@ -429,20 +429,20 @@ class MembershipChange(_message.Message):
     class _KindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[MembershipChange._Kind.ValueType], _builtins.type):
         DESCRIPTOR: _descriptor.EnumDescriptor
         KIND_UNSPECIFIED: MembershipChange._Kind.ValueType  # 0
-        JOINED: MembershipChange._Kind.ValueType  # 1
-        LEFT: MembershipChange._Kind.ValueType  # 2
-        DEVICE_ADDED: MembershipChange._Kind.ValueType  # 3
+        KIND_JOINED: MembershipChange._Kind.ValueType  # 1
+        KIND_LEFT: MembershipChange._Kind.ValueType  # 2
+        KIND_DEVICE_ADDED: MembershipChange._Kind.ValueType  # 3
         """A member registered a new device (re-encrypt for it)."""
-        IDENTITY_CHANGED: MembershipChange._Kind.ValueType  # 4
+        KIND_IDENTITY_CHANGED: MembershipChange._Kind.ValueType  # 4
         """A member published a new identity key."""
 
     class Kind(_Kind, metaclass=_KindEnumTypeWrapper): ...
     KIND_UNSPECIFIED: MembershipChange.Kind.ValueType  # 0
-    JOINED: MembershipChange.Kind.ValueType  # 1
-    LEFT: MembershipChange.Kind.ValueType  # 2
-    DEVICE_ADDED: MembershipChange.Kind.ValueType  # 3
+    KIND_JOINED: MembershipChange.Kind.ValueType  # 1
+    KIND_LEFT: MembershipChange.Kind.ValueType  # 2
+    KIND_DEVICE_ADDED: MembershipChange.Kind.ValueType  # 3
     """A member registered a new device (re-encrypt for it)."""
-    IDENTITY_CHANGED: MembershipChange.Kind.ValueType  # 4
+    KIND_IDENTITY_CHANGED: MembershipChange.Kind.ValueType  # 4
     """A member published a new identity key."""
 
     ROOM_FIELD_NUMBER: _builtins.int
@@ -480,13 +480,13 @@ class Notice(_message.Message):
     class _LevelEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[Notice._Level.ValueType], _builtins.type):
         DESCRIPTOR: _descriptor.EnumDescriptor
         LEVEL_UNSPECIFIED: Notice._Level.ValueType  # 0
-        INFO: Notice._Level.ValueType  # 1
-        WARNING: Notice._Level.ValueType  # 2
+        LEVEL_INFO: Notice._Level.ValueType  # 1
+        LEVEL_WARNING: Notice._Level.ValueType  # 2
 
     class Level(_Level, metaclass=_LevelEnumTypeWrapper): ...
     LEVEL_UNSPECIFIED: Notice.Level.ValueType  # 0
-    INFO: Notice.Level.ValueType  # 1
-    WARNING: Notice.Level.ValueType  # 2
+    LEVEL_INFO: Notice.Level.ValueType  # 1
+    LEVEL_WARNING: Notice.Level.ValueType  # 2
 
     LEVEL_FIELD_NUMBER: _builtins.int
     TEXT_FIELD_NUMBER: _builtins.int
