@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 from collections.abc import AsyncIterator
@@ -66,13 +65,6 @@ def fresh_channel(port: int, ca: Path, cert: Path, key: Path) -> grpc.aio.Channe
         credentials(ca, cert, key),
         options=[("grpc.use_local_subchannel_pool", 1)],
     )
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """Environment overrides for a server process: the developer's SECURECHAT_* blanked out,
-    bcrypt at its cheapest, then ``extra``."""
-    env = {k: "" for k in os.environ if k.startswith("SECURECHAT_")}
-    return {**env, "SECURECHAT_AUTH_BCRYPT_COST": "4", **extra}
 
 
 def free_port() -> int:

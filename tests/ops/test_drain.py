@@ -15,7 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from securechat.pki import DevPki
 from securechat_proto.v1 import rooms_pb2
-from tests.ops.conftest import clean_env, free_port, fresh_channel, open_stream
+from tests.ops.conftest import free_port, fresh_channel, open_stream
 from tests.support.chat import ChatClient, room_send
 from tests.support.net import Api
 from tests.support.process import ServerProcess
@@ -50,10 +50,13 @@ async def test_sigterm_drains_then_streams_resume_on_another_node(
 ) -> None:
     data = tmp_path / "data"
     status_port = free_port()
-    node_a = ServerProcess(pki.directory, data, env=clean_env(
-        SECURECHAT_SERVER_DRAIN_PERIOD_S=str(DRAIN_S), SECURECHAT_STATUS_PORT=str(status_port),
-        SECURECHAT_SERVER_GRACE_PERIOD_S="2"))  # fmt: skip
-    node_b = ServerProcess(pki.directory, data, env=clean_env())  # same database
+    node_a = ServerProcess(
+        pki.directory,
+        data,
+        env={"SECURECHAT_SERVER_DRAIN_PERIOD_S": str(DRAIN_S)},
+        args=("--status-port", str(status_port)),
+    )
+    node_b = ServerProcess(pki.directory, data)  # same database
     apis: list[Api] = []
     try:
         alice, bob = api_on(pki, node_a.port), api_on(pki, node_a.port)

@@ -19,9 +19,9 @@ import pytest
 from securechat.ops.lograte import RepeatLimiter
 from securechat.pki import DevPki
 from securechat_proto.v1 import rooms_pb2
-from tests.ops.conftest import clean_env, fresh_channel
+from tests.ops.conftest import fresh_channel
 from tests.support.net import Api
-from tests.support.process import ServerProcess
+from tests.support.process import FAST_SERVER_ENV, ServerProcess, clean_env
 
 FLOOD = 600
 
@@ -73,8 +73,11 @@ async def flood(pki: DevPki, port: int, calls: int) -> None:
 async def test_a_flood_of_access_lines_is_summed_up_and_lines_carry_fields(
     pki: DevPki, tmp_path: Path
 ) -> None:
-    server = ServerProcess(pki.directory, tmp_path / "data", env=clean_env(
-        SECURECHAT_LOG_FORMAT="json", SECURECHAT_LOG_REPEAT_LIMIT_PER_S="10"))  # fmt: skip
+    server = ServerProcess(
+        pki.directory,
+        tmp_path / "data",
+        env={"SECURECHAT_LOG_FORMAT": "json", "SECURECHAT_LOG_REPEAT_LIMIT_PER_S": "10"},
+    )
     try:
         await flood(pki, server.port, FLOOD)
     finally:
@@ -119,8 +122,7 @@ async def test_the_console_keeps_the_terminal_and_logs_go_to_a_file(
     data = tmp_path / "data"
     # GRPC_* of the test process left out (the client CLI sets GRPC_VERBOSITY in-process): the C
     # core must log at its INFO level, as a server started from a shell does.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRPC_")}
-    env.update(clean_env(GRPC_VERBOSITY="INFO"))
+    env = clean_env(tmp_path / "home", {**FAST_SERVER_ENV, "GRPC_VERBOSITY": "INFO"})
     controller, terminal = pty.openpty()
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "securechat-server"), "--port", "0",
