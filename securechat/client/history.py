@@ -27,7 +27,7 @@ import contextlib
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -259,13 +259,28 @@ class HistoryStore:
             )
         return self.get(message_id)
 
-    def mark_read(self, conversation: str, up_to: int) -> None:
+    def mark_read(self, conversation: str, up_to: int | None = None) -> None:
+        """Everything in ``conversation`` up to ``up_to`` (default: all of it) has been seen."""
+        if up_to is None:
+            row = self._db.execute(
+                "SELECT coalesce(max(id), 0) FROM messages WHERE conversation = ?",
+                (conversation,),
+            ).fetchone()
+            up_to = int(row[0])
         with _transaction(self._db):
             self._db.execute(
                 "INSERT INTO conversations (name, last_read) VALUES (?, ?) ON CONFLICT (name) "
                 "DO UPDATE SET last_read = max(last_read, excluded.last_read)",
                 (conversation, up_to),
             )
+
+    def record(self, events: Iterable[object], me: str) -> None:
+        """Store every message among ``events`` (what a stream batch or an inbox run gave)."""
+        for event in events:
+            if isinstance(event, MessageEvent):
+                self.add_received(event, me)
+            elif isinstance(event, UndecryptableEvent):
+                self.add_undecryptable(event)
 
     def purge(self, now_ms: int | None = None) -> int:
         """Delete messages older than the retention (never one still waiting to be sent)."""
@@ -328,6 +343,7 @@ class History:
     def __init__(self, store: HistoryStore) -> None:
         self.store = store
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history")
+        self._closed = False
 
     @classmethod
     async def open(cls, path: Path, key: bytes, *, retention_days: float = 0.0) -> History:
@@ -343,6 +359,10 @@ class History:
         return await asyncio.get_running_loop().run_in_executor(self._worker, call, self.store)
 
     async def close(self) -> None:
+        """Close the database (again: nothing to do)."""
+        if self._closed:
+            return
+        self._closed = True
         await self.run(HistoryStore.close)
         self._worker.shutdown(wait=False)
 

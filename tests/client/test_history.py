@@ -105,6 +105,8 @@ def test_unread_counts_follow_the_read_marker(store: HistoryStore) -> None:
     assert store.unread() == {"@bob": 1}
     store.mark_read("#lobby", 1)  # an older marker never moves it back
     assert store.unread() == {"@bob": 1}
+    store.mark_read("@bob")  # all of it
+    assert store.unread() == {}
 
 
 def test_retention_purges_old_messages_but_never_the_outbox(tmp_path: Path) -> None:
