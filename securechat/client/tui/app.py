@@ -245,6 +245,8 @@ class ChatApp(App[None]):
                 self.say(describe(event), warning=event.state != "online")
             if event.state == "online" and not self._prepared:
                 self._spawn(self._prepare())
+            elif event.state == "online":
+                self._refresh_members()
             return
         if isinstance(event, MembershipEvent):
             where = f"#{event.room}" if event.room else f"@{event.user}"
@@ -323,6 +325,7 @@ class ChatApp(App[None]):
         if buffer is not None:
             return buffer
         buffer = ConversationBuffer(conversation, self.me, id=f"buffer-{len(self.buffers)}")
+        buffer.display = False  # until switched to (ContentSwitcher shows one child)
         self.buffers[conversation] = buffer
         self.query_one(ContentSwitcher).mount(buffer)
         self.sidebar.ensure(conversation)
