@@ -72,8 +72,10 @@ def check(name: str, shown: str) -> None:
         DOCS.write_text(re.sub(pattern, lambda _m: block, text, flags=re.DOTALL), "utf-8")
         return
     documented = capture(name)
-    diff = "\n".join(difflib.unified_diff(documented.splitlines(), shown.splitlines(),
-                                          "docs/client.md", "the app now", lineterm=""))  # fmt: skip
+    lines = difflib.unified_diff(
+        documented.splitlines(), shown.splitlines(), "docs/client.md", "the app", lineterm=""
+    )
+    diff = "\n".join(lines)
     assert shown == documented, (
         f"the {name} screenshot in docs/client.md is out of date (rerun with "
         f"SECURECHAT_UPDATE_SCREENSHOTS=1 to rewrite it):\n{diff}"
