@@ -42,12 +42,11 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from securechat.client.events import check_room
+from securechat.config import _convert as convert_value  # the server's value rules
 from securechat.errors import ConfigError, InvalidArgument
 
 CONFIG_ENV = "SECURECHAT_CONFIG"
 CONNECTION_KEYS = ("server", "ca", "cert", "key")
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
 
 
 @dataclass(frozen=True)
@@ -171,30 +170,15 @@ def _build(data: dict[str, Any], source: str) -> ClientConfig:
 
 
 def _convert(path: str, raw: object, kind: object) -> object:
-    if kind is bool:
-        if isinstance(raw, bool):
-            return raw
-        if isinstance(raw, str) and raw.lower() in (*_TRUE, *_FALSE):
-            return raw.lower() in _TRUE
-        raise ConfigError(path, f"expected true or false, got {raw!r}")
-    if kind is float:
-        if isinstance(raw, bool):
-            raise ConfigError(path, f"expected a number, got {raw!r}")
-        try:
-            return float(raw)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            raise ConfigError(path, f"expected a number, got {raw!r}") from None
-    if kind is str:
-        if not isinstance(raw, str):
-            raise ConfigError(path, f"expected a string, got {raw!r}")
-        return raw
+    """The server configuration's rules for one value, plus lists of words."""
     if kind == tuple[str, ...]:
         if isinstance(raw, str):
             raw = [word for word in raw.split(",") if word.strip()]
         if not isinstance(raw, list) or not all(isinstance(w, str) and w.strip() for w in raw):
             raise ConfigError(path, f"expected a list of words, got {raw!r}")
         return tuple(w.strip() for w in raw)
-    raise ConfigError(path, f"unsupported type {kind}")  # pragma: no cover
+    assert isinstance(kind, type)
+    return convert_value(path, raw, kind)
 
 
 def _validate(config: ClientConfig) -> None:

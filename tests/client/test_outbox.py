@@ -46,14 +46,14 @@ class Sending:
         await self.history.close()
 
 
-Start = Callable[[Device], Awaitable[Sending]]
+Start = Callable[..., Awaitable[Sending]]
 
 
 @pytest.fixture
 async def start_sending(tmp_path: Path) -> AsyncIterator[Start]:
     started: list[Sending] = []
 
-    async def start(device: Device) -> Sending:
+    async def start(device: Device, *, wait_online: bool = True) -> Sending:
         path = tmp_path / f"{device.user}-{device.vault.account.address.device_id}.history"
         history = await History.open(path, device.vault.history_key())
         me = device.user
@@ -83,6 +83,8 @@ async def start_sending(tmp_path: Path) -> AsyncIterator[Start]:
             asyncio.create_task(sending.outbox.run()),
         ]
         started.append(sending)
+        if wait_online:
+            await device.watch.until(lambda: device.watch.onlines() >= 1)
         return sending
 
     yield start
@@ -96,7 +98,6 @@ async def test_messages_typed_while_offline_go_out_in_order_once_back(
     alice, bob = await make_device("alice", port=relay.port), await make_device("bob")
     await bob.start()
     sending = await start_sending(alice)
-    await alice.watch.until(lambda: alice.watch.onlines() >= 1)
     await sending.outbox.add(LOBBY, "before")
     await bob.watch.until(lambda: bob.watch.texts() == ["before"])
 
@@ -119,7 +120,6 @@ async def test_an_unanswered_send_goes_again_with_its_id_and_is_shown_once(
     alice, bob = await make_device("alice", port=relay.port), await make_device("bob")
     await bob.start()
     sending = await start_sending(alice)
-    await alice.watch.until(lambda: alice.watch.onlines() >= 1)
     await sending.outbox.add(LOBBY, "learn the list")
     await bob.watch.until(lambda: bob.watch.texts() == ["learn the list"])
 
@@ -141,7 +141,7 @@ async def test_pending_messages_survive_a_restart_of_the_client(
     alice, bob = await make_device("alice", port=relay.port), await make_device("bob")
     await bob.start()
     relay.hold()
-    first = await start_sending(alice)
+    first = await start_sending(alice, wait_online=False)
     await first.outbox.add(LOBBY, "typed offline, then the client quit")
     await first.stop()  # the process ends with the message unsent
 
@@ -158,7 +158,6 @@ async def test_a_refused_message_is_failed_kept_and_can_be_retried(
     alice, bob = await make_device("alice"), await make_device("bob")
     await bob.start()
     sending = await start_sending(alice)
-    await alice.watch.until(lambda: alice.watch.onlines() >= 1)
     await bob.api.create_room("closed")  # alice is no member
     await sending.outbox.add(Target.room("closed"), "let me in")
     await alice.watch.until(lambda: any(c[0].state == "failed" for c in sending.changes))

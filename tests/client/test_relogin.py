@@ -14,7 +14,7 @@ from securechat.errors import Kicked, LoggedOut, SessionExpired, Unauthenticated
 from securechat.node import Node
 from securechat.pki import DevPki
 from tests.client.live import PASSWORD, device
-from tests.client.tui_support import SIZE, buffer_lines, chat_app, until
+from tests.client.tui_support import buffer_lines, chat_app, running, until
 from tests.conftest import server_config
 
 TTL_S = 3
@@ -37,8 +37,7 @@ async def test_the_chat_logs_in_again_when_its_session_expires(
     bob = await device(short_sessions.port, pki, tmp_path, "bob")
     app = chat_app(alice, tmp_path)
     try:
-        async with app.run_test(size=SIZE):
-            await until(lambda: app.status.state == "online")
+        async with running(app):
             first_token = app.client.api.token
             await until(lambda: app.client.api.token != first_token, timeout=TTL_S * 10)
             await until(lambda: app.status.state == "online")

@@ -9,7 +9,15 @@ from securechat.client.events import Target
 from securechat.client.tui.prompts import SearchResults, SecretPrompt
 from tests.client.conftest import MakeDevice
 from tests.client.live import Relay
-from tests.client.tui_support import SIZE, buffer_lines, chat_app, labels, screen_text, until
+from tests.client.tui_support import (
+    SIZE,
+    buffer_lines,
+    chat_app,
+    labels,
+    running,
+    screen_text,
+    until,
+)
 
 
 async def test_buffers_switch_and_count_what_is_unread(
@@ -18,8 +26,7 @@ async def test_buffers_switch_and_count_what_is_unread(
     alice, bob = await make_device("alice"), await make_device("bob")
     chat = await bob.start()
     app = chat_app(alice, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await until(lambda: app.status.state == "online")
+    async with running(app) as pilot:
         await chat.send(Target.room("lobby"), "hello lobby")
         await chat.send(Target.user("alice"), "psst, private")
         await until(lambda: "@bob (1)" in labels(app))
@@ -54,8 +61,7 @@ async def test_scrollback_is_there_after_a_restart(make_device: MakeDevice, tmp_
     alice, bob = await make_device("alice"), await make_device("bob")
     chat = await bob.start()
     first = chat_app(alice, tmp_path)
-    async with first.run_test(size=SIZE) as pilot:
-        await until(lambda: first.status.state == "online")
+    async with running(first) as pilot:
         await chat.send(Target.room("lobby"), "said before the restart")
         await type_line(pilot, "answered before the restart")
         await until(lambda: "answered before the restart" in bob.watch.texts())
@@ -77,8 +83,7 @@ async def test_search_finds_messages_of_every_conversation(
     alice, bob = await make_device("alice"), await make_device("bob")
     chat = await bob.start()
     app = chat_app(alice, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await until(lambda: app.status.state == "online")
+    async with running(app) as pilot:
         await chat.send(Target.room("lobby"), "the deploy failed again")
         await chat.send(Target.user("alice"), "deployment is fixed now")
         await chat.send(Target.room("lobby"), "lunch?")
@@ -102,8 +107,7 @@ async def test_the_outbox_keeps_what_is_typed_during_an_outage(
     alice, bob = await make_device("alice", port=relay.port), await make_device("bob")
     await bob.start()
     app = chat_app(alice, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await until(lambda: app.status.state == "online")
+    async with running(app) as pilot:
         relay.hold()
         await until(lambda: app.status.state == "reconnecting")
         await type_line(pilot, "typed while the server was away")
@@ -133,8 +137,7 @@ async def test_a_room_password_prompt_never_masks_the_chat_nor_enters_its_histor
     secret = "room-secret-42"
     await bob.api.create_room("vault", secret)
     app = chat_app(alice, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await until(lambda: app.status.state == "online")
+    async with running(app) as pilot:
         await type_line(pilot, "/join vault")
         await until(lambda: isinstance(app.screen, SecretPrompt))
         await type_line(pilot, secret)
@@ -172,8 +175,7 @@ async def test_the_ui_stays_responsive_when_the_server_dies(
     alice, bob = await make_device("alice", port=relay.port), await make_device("bob")
     await bob.start()
     app = chat_app(alice, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await until(lambda: app.status.state == "online")
+    async with running(app) as pilot:
         relay.hold()  # every connection dropped at once, and no server answers any more
         await until(lambda: app.status.state == "reconnecting")
         await type_line(pilot, "/help")

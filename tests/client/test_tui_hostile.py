@@ -18,7 +18,7 @@ from securechat.client.events import (
 )
 from securechat.errors import Unavailable
 from tests.client.conftest import MakeDevice
-from tests.client.tui_support import SIZE, buffer_lines, chat_app, screen_text, until
+from tests.client.tui_support import buffer_lines, chat_app, running, screen_text, until
 
 TITLE = "\x1b]0;pwned\x07"
 CLEAR = "\x1b[2J\x1b[H"
@@ -37,8 +37,7 @@ async def test_hostile_peer_and_server_strings_are_shown_inert(
     alice, bob = await make_device("alice"), await make_device("bob")
     chat = await bob.start()
     app = chat_app(alice, tmp_path)
-    async with app.run_test(size=SIZE):
-        await until(lambda: app.status.state == "online")
+    async with running(app):
         await chat.send(Target.room("lobby"), f"{CLEAR}{TITLE}{MARKUP}\u202eevil")
         # What a malicious server could send: names, notices, error text, connection details.
         app.show_event(MembershipEvent(f"dev{TITLE}", f"eve{CLEAR}", "joined", 0))

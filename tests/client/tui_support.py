@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+
+from textual.pilot import Pilot
 
 from securechat.client.account import Client
 from securechat.client.config import ClientConfig
@@ -47,6 +50,14 @@ async def until(check: Callable[[], bool], timeout: float = WAIT_S) -> None:
             await asyncio.sleep(0.02)
 
     await asyncio.wait_for(wait(), timeout)
+
+
+@contextlib.asynccontextmanager
+async def running(app: ChatApp, size: tuple[int, int] = SIZE) -> AsyncIterator[Pilot[None]]:
+    """The app running headless, once its stream is online."""
+    async with app.run_test(size=size) as pilot:
+        await until(lambda: app.status.state == "online")
+        yield pilot
 
 
 def screen_text(app: ChatApp) -> str:
