@@ -15,6 +15,8 @@ import contextlib
 import os
 from typing import Protocol
 
+import sqlcipher3
+
 from securechat.client import commands
 from securechat.client.account import Client
 from securechat.client.config import ClientConfig
@@ -229,10 +231,27 @@ class ChatEngine:
                     added.append(s.add_undecryptable(event))
             return [entry for entry in added if entry is not None]
 
-        for entry in await history.run(store):
+        try:
+            stored = await history.run(store)
+        except (sqlcipher3.Error, OSError) as exc:  # a full disk must not end the chat
+            self.view.say(f"! could not store messages in the history: {exc}", warning=True)
+            self._show_unstored(events)
+            return
+        for entry in stored:
             if entry.sender != me:
                 self.users.add(entry.sender)
             self.view.show_entry(entry, None)
+
+    def _show_unstored(self, events: object) -> None:
+        """Show a batch that could not be stored, as entries of its own."""
+        for event in events:  # type: ignore[attr-defined]
+            if isinstance(event, MessageEvent):
+                mine = event.sender == self.me
+                entry = Entry(
+                    0, event.message_id, str(event.target), event.sender, mine, event.text,
+                    event.sent_at_ms, "sent" if mine else "received",
+                )  # fmt: skip
+                self.view.show_entry(entry, None)
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, MessageEvent | UndecryptableEvent):

@@ -64,7 +64,7 @@ async def test_a_killed_server_reads_as_gone_not_as_a_certificate_problem(
         await alice.watch.until(lambda: len([e for e in alice.watch.states() if e.code]) >= 2)
         reasons = [e.detail for e in alice.watch.states() if e.state == "reconnecting" and e.code]
         assert reasons[0].startswith("lost the connection to the server")
-        assert reasons[1].startswith("no server is answering")
+        assert reasons[1].startswith("server unavailable: no server is answering")
         assert not any("certificate" in reason for reason in reasons)
         assert chat.state == "reconnecting"
     finally:

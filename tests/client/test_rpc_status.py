@@ -90,7 +90,7 @@ def test_a_connection_lost_during_the_handshake_is_not_a_certificate_error(detai
 def test_unavailable_and_deadline_say_what_to_check() -> None:
     refused = "failed to connect to all addresses; last error: UNKNOWN: Connection refused"
     assert translate(failed(grpc.StatusCode.UNAVAILABLE, refused)).message.startswith(
-        "no server is answering"
+        "server unavailable: no server is answering"
     )
     closed = translate(failed(grpc.StatusCode.UNAVAILABLE, f"{CONNECT}: Socket closed"))
     assert "client certificate" in closed.message

@@ -135,8 +135,8 @@ def _unavailable(details: str, certificate_accepted: bool) -> SecureChatError:
         )
     if any(hint in lowered for hint in _UNREACHABLE_HINTS):
         return Unavailable(
-            "no server is answering (connection refused or address unreachable): it is not "
-            "running or --server is wrong"
+            "server unavailable: no server is answering (connection refused or address "
+            "unreachable): it is not running or --server is wrong"
         )
     closed = any(hint in lowered for hint in _CLOSED_HINTS)
     if closed and not connecting:
