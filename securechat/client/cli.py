@@ -12,12 +12,14 @@ import traceback
 
 import click
 
-from securechat.client import cli_account, cli_messages, cli_rooms
+from securechat.client import cli_account, cli_history, cli_messages, cli_rooms
+from securechat.client.cli_common import CONFIG_KEY
 from securechat.errors import SecureChatError
 
 EXIT_USAGE = 2
 EXIT_IO = 74
 EXIT_INTERRUPTED = 130
+CONFIG_HELP = "Config file [env SECURECHAT_CONFIG; $SECURECHAT_HOME/config.toml]."
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,7 +34,9 @@ EXIT_INTERRUPTED = 130
               help="Client private key [env SECURECHAT_KEY; ./certs/client.key].")  # fmt: skip
 @click.option("--password-stdin", is_flag=True,
               help="Read the account password from the first line of stdin.")  # fmt: skip
+@click.option("--config", "config_file", metavar="FILE", help=CONFIG_HELP)
 @click.option("--debug", is_flag=True, help="Show tracebacks and details on errors.")
+@click.version_option(package_name="securechat", prog_name="securechat")
 @click.pass_context
 def cli(
     ctx: click.Context,
@@ -42,6 +46,7 @@ def cli(
     cert: str | None,
     key: str | None,
     password_stdin: bool,
+    config_file: str | None,
     debug: bool,
 ) -> None:
     """securechat: end-to-end encrypted chat over mutual TLS.
@@ -50,27 +55,41 @@ def cli(
     SECURECHAT_ROOM_PASSWORD), use --password-stdin, or type them when asked.
     """
     from securechat.client.account import Options
+    from securechat.client.config import config_path, load_client_config
     from securechat.client.passwords import SecretSource
+    from securechat.client.profile import default_home
 
+    path, required = config_path(config_file, default_home(), os.environ)
+    config = load_client_config(path, required=required, profile=profile)
+    ctx.meta[CONFIG_KEY] = config
+    # flags > environment > config file > what the profile remembered > defaults
     ctx.obj = Options(
-        server=server,
+        server=server or config.server or None,
         profile=profile,
-        ca=ca,
-        cert=cert,
-        key=key,
+        ca=ca or config.ca or None,
+        cert=cert or config.cert or None,
+        key=key or config.key or None,
         debug=debug,
         secrets=SecretSource(password_stdin=password_stdin),
     )
 
 
-for command in (*cli_account.COMMANDS, *cli_messages.COMMANDS, *cli_rooms.COMMANDS):
+for command in (
+    *cli_account.COMMANDS,
+    *cli_messages.COMMANDS,
+    *cli_rooms.COMMANDS,
+    *cli_history.COMMANDS,
+):
     cli.add_command(command)
 
 
 def _fail(message: str, code: int, debug: bool) -> int:
+    from securechat.client.display import sanitize
+
     if debug:
         traceback.print_exc()
-    click.echo(f"securechat: {message}", err=True)
+    # Error text may come from the server: never let it drive the terminal.
+    click.echo(f"securechat: {sanitize(message, limit=None)}", err=True)
     return code
 
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from securechat.client.cli_common import echo, note, opened, run
+from securechat.client.cli_common import echo, name, note, opened, run
 
 if TYPE_CHECKING:
     from securechat.client.account import Options
@@ -31,7 +31,7 @@ def rooms_list(options: Options) -> None:
                     if on
                 )
                 suffix = f"  [{flags}]" if flags else ""
-                echo(f"{room.name}  {room.member_count} member(s){suffix}")
+                echo(f"{name(room.name)}  {room.member_count} member(s){suffix}")
 
     run(go())
 
@@ -74,7 +74,7 @@ def rooms_join(options: Options, room: str) -> None:
             if info is None or (info.protected and not info.member):
                 password = options.secrets.room_password(room)
             joined = await client.api.join_room(room, password)
-            note(f"joined {joined.name} ({joined.member_count} member(s))")
+            note(f"joined {name(joined.name)} ({joined.member_count} member(s))")
 
     run(go())
 
@@ -110,7 +110,7 @@ def rooms_members(options: Options, room: str) -> None:
             for member in await client.api.list_members(room):
                 devices = ",".join(str(d) for d in member.device_ids) or "-"
                 state = "online" if member.online else "offline"
-                echo(f"{member.user}  {state}  devices {devices}")
+                echo(f"{name(member.user)}  {state}  devices {devices}")
 
     run(go())
 

@@ -18,8 +18,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "switch": ("ROOM|@USER", "send plain text to another room or person"),
     "verify": ("USER", "compare safety numbers with USER and mark them verified"),
     "trust": ("USER", "accept the new identity key of an unverified contact"),
+    "search": ("WORDS", "search the local history of every conversation"),
+    "retry": ("", "send the failed messages of this conversation again"),
     "quit": ("", "leave the chat (also Ctrl+D or Ctrl+C)"),
 }
+# Commands whose argument is the rest of the line, taken as text.
+TEXT_COMMANDS = {"search"}
 ALIASES = {"whisper": "w", "msg": "w", "exit": "quit", "q": "quit", "h": "help", "?": "help"}
 ARGUMENTS = {
     "join": (1, 1),
@@ -58,6 +62,10 @@ def parse(line: str) -> Command | None:
     if name == "w":
         user, _, text = rest.strip().partition(" ")
         return _whisper(user, text)
+    if name in TEXT_COMMANDS:
+        if not rest.strip():
+            raise InvalidArgument(f"usage: /{name} {COMMANDS[name][0]}")
+        return Command(name, text=rest.strip())
     args = tuple(rest.split())
     low, high = ARGUMENTS.get(name, (0, 0))
     if not low <= len(args) <= high:

@@ -21,6 +21,7 @@ from securechat.client.events import (
     MessageEvent,
     NoticeEvent,
     PresenceEvent,
+    Target,
     UndecryptableEvent,
 )
 
@@ -46,8 +47,10 @@ def _visible(ch: str) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
-def sanitize(text: str, *, limit: int = MAX_TEXT) -> str:
-    """Neutralise ``text`` from another user for display on one terminal line."""
+def sanitize(text: str, *, limit: int | None = MAX_TEXT) -> str:
+    """Neutralise ``text`` from another user (or the server) for display on one terminal line.
+
+    Longer than ``limit`` (None: no limit) it is cut with a visible "…"."""
     text = _ANSI.sub("", text)
     out: list[str] = []
     for ch in text:
@@ -60,7 +63,17 @@ def sanitize(text: str, *, limit: int = MAX_TEXT) -> str:
         else:
             out.append(ch)
     result = "".join(out)
-    return result if len(result) <= limit else result[:limit] + "…"
+    return result if limit is None or len(result) <= limit else result[:limit] + "…"
+
+
+def sanitize_lines(text: str) -> list[str]:
+    """``text`` neutralised line by line, uncut (for a UI that shows a message as a block)."""
+    return [sanitize(line, limit=None) for line in text.split("\n")]
+
+
+def name(text: str) -> str:
+    """A user or room name from the server, safe to print (they are checked, but trust none)."""
+    return sanitize(text, limit=64)
 
 
 def clock(ms: int) -> str:
@@ -77,39 +90,57 @@ def stamp(ms: int) -> str:
 def describe(event: Event, me: str = "") -> str:
     """One line of plain, sanitised text for any event."""
     if isinstance(event, MessageEvent):
-        where = "" if event.target.kind == "user" else f"{event.target} "
+        where = "" if event.target.kind == "user" else f"{_where(event.target)} "
         marker = ""
         if event.target.kind == "user":
             own = event.sender == me
-            marker = f"(to {sanitize(event.target.name)}) " if own else "(private) "
+            marker = f"(to {name(event.target.name)}) " if own else "(private) "
         sender = sanitize(event.sender, limit=40)
         return f"[{clock(event.sent_at_ms)}] {where}{marker}{sender}: {sanitize(event.text)}"
     if isinstance(event, UndecryptableEvent):
         return (
-            f"[{clock(event.sent_at_ms)}] ! a message from {sanitize(event.sender)} in "
-            f"{event.target} could not be decrypted"
+            f"[{clock(event.sent_at_ms)}] ! a message from {name(event.sender)} in "
+            f"{_where(event.target)} could not be decrypted"
         )
     if isinstance(event, IdentityEvent):
+        user = name(event.user)
         action = "/verify" if event.verified else "/trust"
         return (
-            f"!! the identity key of {event.user} changed: sending to them is blocked; compare "
-            f"the safety number (/verify {event.user}), then {action} {event.user}"
+            f"!! the identity key of {user} changed: sending to them is blocked; compare "
+            f"the safety number (/verify {user}), then {action} {user}"
         )
     if isinstance(event, PresenceEvent):
-        return f"* {sanitize(event.user)} is {'online' if event.online else 'offline'}"
+        return f"* {name(event.user)} is {'online' if event.online else 'offline'}"
     if isinstance(event, MembershipEvent):
-        verbs = {
-            "joined": "joined",
-            "left": "left",
-            "device_added": "added a device in",
-            "identity_changed": "has a new identity key in",
-        }
-        return f"* {sanitize(event.user)} {verbs.get(event.kind, event.kind)} #{event.room}"
+        return f"* {membership(event)}"
     if isinstance(event, NoticeEvent):
         return f"{'! ' if event.warning else '- '}{sanitize(event.text)}"
     if isinstance(event, ConnectionEvent):
-        return f"- {event.state}{': ' + event.detail if event.detail else ''}"
+        detail = f": {sanitize(event.detail)}" if event.detail else ""
+        retry = f" (retrying in {event.retry_in_s:.1f}s)" if event.retry_in_s else ""
+        return f"- {event.state}{detail}{retry}"
     raise TypeError(event)
+
+
+VERBS = {
+    "joined": "joined",
+    "left": "left",
+    "device_added": "added a device",
+    "identity_changed": "has a new identity key",
+}
+
+
+def membership(event: MembershipEvent) -> str:
+    """``carol joined #dev``; a change that concerns no room names none (not ``in #``)."""
+    verb = VERBS.get(event.kind, sanitize(event.kind, limit=40))
+    if not event.room:
+        return f"{name(event.user)} {verb}"
+    joiner = "" if event.kind in ("joined", "left") else " in"
+    return f"{name(event.user)} {verb}{joiner} #{name(event.room)}"
+
+
+def _where(target: Target) -> str:
+    return f"@{name(target.name)}" if target.kind == "user" else f"#{name(target.name)}"
 
 
 def message_json(event: MessageEvent) -> str:

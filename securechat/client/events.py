@@ -113,6 +113,7 @@ class MembershipEvent:
 class NoticeEvent:
     text: str
     warning: bool = False
+    target: Target | None = None  # the conversation it concerns, when one does
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ class ConnectionEvent:
     state: str  # connecting | online | reconnecting | offline
     detail: str = ""
     code: str = ""  # the error code of what ended the connection, if an error did
+    retry_in_s: float = 0.0  # reconnecting: seconds until the next try
 
 
 Event = (

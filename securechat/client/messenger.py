@@ -36,9 +36,24 @@ from securechat.errors import (
 )
 from securechat_proto.v1 import chat_pb2, content_pb2
 
+# A send travels as one request the server reads whole (64 KiB + 4 KiB by default): the text
+# and all its ciphertexts (one per recipient device) must fit, or the stream would be cut.
+MAX_BODY_BYTES = 60_000
+MAX_SEND_BYTES = 64 * 1024
+
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def check_fits(target: Target, envelopes: Mapping[Address, bytes]) -> None:
+    """InvalidArgument when the ciphertexts for every device would not fit in one send."""
+    total = sum(len(c) + len(d.user) + 16 for d, c in envelopes.items())
+    if total > MAX_SEND_BYTES:
+        raise InvalidArgument(
+            f"the message is too long for {target} ({len(envelopes)} devices, "
+            f"{total} bytes encrypted; at most {MAX_SEND_BYTES}): send it in shorter parts"
+        )
 
 
 class Messenger:
@@ -86,6 +101,7 @@ class Messenger:
         async def seal(devices: Sequence[Address]) -> Mapping[Address, bytes]:
             await self.ensure_sessions(devices)
             envelopes = self.vault.account.encrypt_for_devices(devices, conversation, plaintext)
+            check_fits(target, envelopes)
             self.vault.state.remember(content.message_id)
             self.vault.save()  # the ratchet moved: persist before the ciphertext leaves
             return envelopes
@@ -108,6 +124,12 @@ class Messenger:
         IdentityChanged and nothing is sent."""
         if not text.strip():
             raise InvalidArgument("the message is empty: type some text")
+        size = len(text.encode("utf-8"))
+        if size > MAX_BODY_BYTES:
+            raise InvalidArgument(
+                f"the message is too long ({size} bytes; at most {MAX_BODY_BYTES}): send it in "
+                "parts"
+            )
         content = content_pb2.MessageContent(
             message_id=message_id or uuid.uuid4().hex,
             sent_at_ms=now_ms(),

@@ -88,9 +88,9 @@ def changes(
     new_devices = sorted({d.user for d in set(after) - set(before)} - set(joined))
     notices = []
     if joined:
-        notices.append(NoticeEvent(f"{', '.join(joined)} joined {target}: encrypting for them too"))
+        text = f"{', '.join(joined)} joined {target}: encrypting for them too"
+        notices.append(NoticeEvent(text, target=target))
     if new_devices:
-        notices.append(
-            NoticeEvent(f"new device for {', '.join(new_devices)} in {target}: re-encrypting")
-        )
+        text = f"new device for {', '.join(new_devices)} in {target}: re-encrypting"
+        notices.append(NoticeEvent(text, target=target))
     return notices

@@ -6,12 +6,17 @@ ack), the shared :class:`~securechat.client.rpc.sender.Sender` (sends on that st
 :class:`~securechat.client.messenger.Messenger` (encryption, decryption). Every event goes to
 ``notify``; nothing here prints. :meth:`submit` is what a UI (and its outbox) calls: it returns
 once the message is on its way, with a future for the server's answer.
+
+Two optional hooks: ``record`` stores a batch's messages (the local history) before the batch
+is acknowledged, so nothing acknowledged is missing from it; ``renew`` is asked when the server
+refuses the session (an expired token): when it logs in again, the stream reconnects with the
+new token and the conversation goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from securechat.client.events import (
     Event,
@@ -26,7 +31,7 @@ from securechat.client.rpc.link import Backoff, ChatLink
 from securechat.client.rpc.sender import Receipt, Sender
 from securechat.client.upkeep import RefillWatch, maintain
 from securechat.client.vault import Vault
-from securechat.errors import SecureChatError
+from securechat.errors import SecureChatError, Unauthenticated
 from securechat_proto.v1 import chat_pb2
 
 MEMBERSHIP_KINDS = {
@@ -35,6 +40,11 @@ MEMBERSHIP_KINDS = {
     chat_pb2.MembershipChange.KIND_DEVICE_ADDED: "device_added",
     chat_pb2.MembershipChange.KIND_IDENTITY_CHANGED: "identity_changed",
 }
+
+Record = Callable[[Sequence[Event]], Awaitable[None]]
+"""Stores what one batch brought (before it is acknowledged)."""
+Renew = Callable[[Unauthenticated], Awaitable[bool]]
+"""Asked when the session was refused: True once logged in again (reconnect), False to stop."""
 
 
 class ChatSession:
@@ -48,10 +58,14 @@ class ChatSession:
         notify: Callable[[Event], None],
         *,
         backoff: Backoff | None = None,
+        record: Record | None = None,
+        renew: Renew | None = None,
     ) -> None:
         self.api = api
         self.vault = vault
         self.notify = notify
+        self.record = record
+        self.renew = renew
         self.messenger = Messenger(api, vault)
         self.link = ChatLink(
             api,
@@ -91,7 +105,13 @@ class ChatSession:
     async def run(self) -> None:
         """Stay connected until :meth:`stop`; raise only fatal errors."""
         try:
-            await self.link.run()
+            while True:
+                try:
+                    await self.link.run()
+                    return
+                except Unauthenticated as exc:
+                    if self.renew is None or not await self.renew(exc):
+                        raise
         finally:
             self.sender.close()
             for task in self._tasks:
@@ -128,6 +148,8 @@ class ChatSession:
             elif kind == "reconnect":
                 reason = event.reconnect.reason or "the server asked clients to reconnect"
                 out.append(NoticeEvent(f"server: {reason}"))
+        if out and self.record is not None:
+            await self.record(out)
         if highest:
             state = self.vault.state
             state.last_ack = max(state.last_ack, highest)

@@ -26,6 +26,7 @@ from securechat.errors import ConfigError, InvalidArgument, KeystoreError
 
 STATE_VERSION = 1
 MAX_SEEN = 5000
+HISTORY_KEY_BYTES = 32
 TEST_ARGON2 = Argon2Params(iterations=1, lanes=1, memory_cost=1024)
 KDF_PROFILES = {"": DEFAULT_ARGON2, "default": DEFAULT_ARGON2, "test": TEST_ARGON2}
 
@@ -49,6 +50,7 @@ class ClientState:
     published: bool = False
     signed_prekey_at: int = 0
     seen: dict[str, None] = field(default_factory=dict)
+    history_key: bytes = b""  # opens the message history (client/history.py); made on first use
 
     def remember(self, message_id: str) -> None:
         self.seen[message_id] = None
@@ -92,9 +94,16 @@ class Vault:
     def save(self) -> None:
         self.keystore.save(_encode(self.account, self.state))
 
+    def history_key(self) -> bytes:
+        """The random key of this device's message history, made and saved on first use."""
+        if not self.state.history_key:
+            self.state.history_key = os.urandom(HISTORY_KEY_BYTES)
+            self.save()
+        return self.state.history_key
+
 
 def _encode(account: CryptoAccount, state: ClientState) -> bytes:
-    document = {
+    document: dict[str, Any] = {
         "version": STATE_VERSION,
         "account": base64.b64encode(account.to_bytes()).decode("ascii"),
         "last_ack": state.last_ack,
@@ -102,6 +111,8 @@ def _encode(account: CryptoAccount, state: ClientState) -> bytes:
         "signed_prekey_at": state.signed_prekey_at,
         "seen": list(state.seen),
     }
+    if state.history_key:
+        document["history_key"] = base64.b64encode(state.history_key).decode("ascii")
     return json.dumps(document, separators=(",", ":")).encode("utf-8")
 
 
@@ -119,6 +130,7 @@ def _decode(data: bytes) -> tuple[CryptoAccount, ClientState]:
             published=bool(document["published"]),
             signed_prekey_at=int(document["signed_prekey_at"]),
             seen=dict.fromkeys(str(i) for i in document["seen"]),
+            history_key=base64.b64decode(document.get("history_key", "")),
         )
     except KeystoreError:
         raise

@@ -37,6 +37,10 @@ class Watch:
         self.events.append(event)
         self._changed.set()
 
+    def poke(self) -> None:
+        """Something else a test waits on changed: look at the condition again."""
+        self._changed.set()
+
     async def until(self, check: Callable[[], bool], timeout: float = WAIT_S) -> None:
         async def wait() -> None:
             while not check():

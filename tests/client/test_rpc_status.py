@@ -90,9 +90,9 @@ def test_a_connection_lost_during_the_handshake_is_not_a_certificate_error(detai
 def test_unavailable_and_deadline_say_what_to_check() -> None:
     refused = "failed to connect to all addresses; last error: UNKNOWN: Connection refused"
     assert translate(failed(grpc.StatusCode.UNAVAILABLE, refused)).message.startswith(
-        "server unavailable: check --server"
+        "server unavailable: no server is answering"
     )
-    closed = translate(failed(grpc.StatusCode.UNAVAILABLE, "Socket closed"))
+    closed = translate(failed(grpc.StatusCode.UNAVAILABLE, f"{CONNECT}: Socket closed"))
     assert "client certificate" in closed.message
     assert "in time" in translate(failed(grpc.StatusCode.DEADLINE_EXCEEDED)).message
     ending = translate(failed(grpc.StatusCode.UNAVAILABLE, "the server could not read"))
@@ -118,8 +118,53 @@ def test_refused_sends_become_errors_by_their_code() -> None:
 
 def test_backoff_grows_to_its_cap_with_jitter() -> None:
     backoff = Backoff(base_s=0.5, cap_s=30.0)
+    long_outage = backoff.brief_s
     assert backoff.delay(0, lambda: 0.0) == 0.25
     assert backoff.delay(0, lambda: 1.0) == 0.5
-    assert backoff.delay(3, lambda: 1.0) == 4.0
-    assert backoff.delay(1000, lambda: 1.0) == 30.0
-    assert backoff.delay(1000, lambda: 0.0) == 15.0
+    assert backoff.delay(3, lambda: 1.0, long_outage) == 4.0
+    assert backoff.delay(1000, lambda: 1.0, long_outage) == 30.0
+    assert backoff.delay(1000, lambda: 0.0, long_outage) == 15.0
+
+
+def test_backoff_stays_short_while_the_outage_is_young() -> None:
+    backoff = Backoff(base_s=0.5, cap_s=30.0, brief_cap_s=3.0, brief_s=120.0)
+    assert backoff.delay(1000, lambda: 1.0, outage_s=0.0) == 3.0
+    assert backoff.delay(1000, lambda: 1.0, outage_s=119.0) == 3.0
+    assert backoff.delay(1000, lambda: 1.0, outage_s=121.0) == 30.0
+    assert Backoff(base_s=0.05, cap_s=0.2).delay(1000, lambda: 1.0) == 0.2  # never above cap
+
+
+CONNECT = "failed to connect to all addresses; last error: UNAVAILABLE: ipv4:127.0.0.1:9"
+
+
+@pytest.mark.parametrize(
+    ("details", "accepted", "says"),
+    [
+        # kill -9 of the server under an open stream
+        ("Socket closed", False, "lost the connection to the server"),
+        ("recvmsg:Connection reset by peer", True, "lost the connection to the server"),
+        # nothing listens any more (the server is down) or the host is unreachable
+        (f"{CONNECT}: Failed to connect to remote host: Connection refused", True,
+         "no server is answering"),
+        (f"{CONNECT}: No route to host", False, "no server is answering"),
+        # the handshake was cut: before any success it may be the certificate ...
+        (f"{CONNECT}: Socket closed", False, "may not accept your client certificate"),
+        # ... after this certificate was accepted it is a restarting server
+        (f"{CONNECT}: Socket closed", True, "probably restarting"),
+    ],
+)  # fmt: skip
+def test_a_dead_server_is_told_apart_from_a_refused_certificate(
+    details: str, accepted: bool, says: str
+) -> None:
+    error = translate(failed(grpc.StatusCode.UNAVAILABLE, details), certificate_accepted=accepted)
+    assert type(error) is Unavailable
+    assert says in error.message
+    if "certificate" not in says:
+        assert "certificate" not in error.message
+
+
+def test_an_oversized_request_is_invalid_not_rate_limited() -> None:
+    details = "Received message larger than max (70000 vs. 69632)"
+    error = translate(failed(grpc.StatusCode.RESOURCE_EXHAUSTED, details))
+    assert type(error) is InvalidArgument
+    assert error.exit_code == 64 and "too large" in error.message

@@ -152,8 +152,14 @@ class Api:
         reply = await call(self._chat.ListOnline(chat_pb2.ListOnlineRequest(), **self._kw()))
         return list(reply.users)
 
-    def open_chat(self, frames: AsyncIterator[chat_pb2.ClientFrame]) -> grpc.aio.StreamStreamCall:
-        """Start the Chat stream (no deadline: it lives as long as the client); see rpc.link."""
+    def open_chat(
+        self, frames: AsyncIterator[chat_pb2.ClientFrame] | None = None
+    ) -> grpc.aio.StreamStreamCall:
+        """Start the Chat stream (no deadline: it lives as long as the client); see rpc.link.
+
+        Without ``frames`` the caller writes with ``call.write`` (no request generator)."""
+        if frames is None:
+            return self._chat.Chat(metadata=self.metadata())
         return self._chat.Chat(frames, metadata=self.metadata())
 
     # -- admin ------------------------------------------------------------------------------

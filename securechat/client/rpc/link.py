@@ -9,9 +9,15 @@ blocks and never interleaves.
 
 When the stream ends, sends still waiting for an answer fail (see the sender) and the link
 reconnects: after the server's ReconnectHint when it sent one, else after an exponential
-backoff with jitter. Fatal endings stop it and are raised from :meth:`ChatLink.run`: a revoked
-or expired session, a refused certificate, or another client that took over the device.
-Connection changes go to ``notify`` as ConnectionEvents; nothing here prints.
+backoff with jitter, capped at a few seconds while the outage is young (a restarting server is
+found again at once) and longer only after minutes. Fatal endings stop it and are raised from
+:meth:`ChatLink.run`: a revoked or expired session, a refused certificate, or another client
+that took over the device. Connection changes go to ``notify`` as ConnectionEvents (with the
+seconds until the next try, for a countdown); nothing here prints.
+
+Frames are written by one writer task with ``call.write`` (no request generator: grpc closing
+a generator that is still waiting for a frame raised "aclose(): asynchronous generator is
+already running" into the event loop when the server died).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -52,13 +58,21 @@ def _ignore(event: ConnectionEvent) -> None:
 
 @dataclass(frozen=True)
 class Backoff:
-    """Exponential backoff with jitter: between half and all of min(cap, base * 2^attempt)."""
+    """Exponential backoff with jitter: between half and all of min(cap, base * 2^attempt).
+
+    While the outage is younger than ``brief_s`` the cap is ``brief_cap_s``: a server that
+    restarts or crashed and came back is reconnected to within a few seconds."""
 
     base_s: float = 0.5
     cap_s: float = 30.0
+    brief_cap_s: float = 3.0
+    brief_s: float = 120.0
 
-    def delay(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
-        ceiling = min(self.cap_s, self.base_s * float(2 ** min(attempt, 32)))
+    def delay(
+        self, attempt: int, rng: Callable[[], float] = random.random, outage_s: float = 0.0
+    ) -> float:
+        cap = min(self.cap_s, self.brief_cap_s) if outage_s < self.brief_s else self.cap_s
+        ceiling = min(cap, self.base_s * float(2 ** min(attempt, 32)))
         return float(ceiling * (0.5 + rng() / 2))
 
 
@@ -94,6 +108,7 @@ class ChatLink:
         self._acked = resume_after
         self._last_ack_at = 0.0
         self._ack_timer: asyncio.TimerHandle | None = None
+        self._ever_opened = False  # this certificate and token were accepted once
 
     # -- the outlet side -------------------------------------------------------------------
 
@@ -148,6 +163,8 @@ class ChatLink:
     async def run(self) -> None:
         """Stay connected until :meth:`stop`; raise only fatal errors."""
         attempt = 0
+        loop = asyncio.get_running_loop()
+        down_since = loop.time()
         while not self._stopping.is_set():
             self._set_state("connecting" if attempt == 0 and not self.reconnects else
                             "reconnecting")  # fmt: skip
@@ -162,16 +179,16 @@ class ChatLink:
             if self._stopping.is_set():
                 break
             if self._opened:
-                attempt = 0
+                attempt, down_since = 0, loop.time()
             if self._hint_ms is not None:
                 delay = self._hint_ms / 1000 + random.random()  # noqa: S311 - jitter
             else:
-                delay = self.backoff.delay(attempt)
+                delay = self.backoff.delay(attempt, outage_s=loop.time() - down_since)
                 attempt += 1
             self.reconnects += 1
             reason = error.message if error is not None else "the server closed the stream"
             code = error.code if error is not None else ""
-            self._set_state("reconnecting", f"{reason}; retrying in {delay:.1f}s", code)
+            self._set_state("reconnecting", reason, code, retry_in_s=delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay)
         self._set_state("offline")
@@ -185,14 +202,18 @@ class ChatLink:
         self._queue, self._opened, self._hint_ms = queue, False, None
         self._acked = self.resume_after
         ending: SecureChatError = Unavailable("the server closed the stream")
-        call = self.api.open_chat(self._frames(queue))
+        call = self.api.open_chat()
+        writer = asyncio.get_running_loop().create_task(
+            self._write_frames(call, queue), name="chat-writer"
+        )
         try:
-            async for frame in call:
-                await self._dispatch(frame.events)
-                if self._stopping.is_set():
+            while not self._stopping.is_set():
+                frame = await call.read()
+                if frame is grpc.aio.EOF:
                     break
+                await self._dispatch(frame.events)
         except grpc.aio.AioRpcError as exc:
-            ending = translate(exc)
+            ending = translate(exc, certificate_accepted=self._ever_opened)
             raise ending from None
         finally:
             self.online.clear()
@@ -201,16 +222,24 @@ class ChatLink:
                 self._ack_timer.cancel()
                 self._ack_timer = None
             self._close_queue(queue)
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
             call.cancel()
             if self._sink is not None:
                 self._sink.disconnected(ending)
 
     @staticmethod
-    async def _frames(
-        queue: asyncio.Queue[chat_pb2.ClientFrame | None],
-    ) -> AsyncIterator[chat_pb2.ClientFrame]:
-        while (frame := await queue.get()) is not None:
-            yield frame
+    async def _write_frames(
+        call: grpc.aio.StreamStreamCall, queue: asyncio.Queue[chat_pb2.ClientFrame | None]
+    ) -> None:
+        """The stream's one writer: frames in queue order, then the end of the requests."""
+        try:
+            while (frame := await queue.get()) is not None:
+                await call.write(frame)
+            await call.done_writing()
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+            return  # the call ended: the reader reports why
 
     @staticmethod
     def _close_queue(queue: asyncio.Queue[chat_pb2.ClientFrame | None]) -> None:
@@ -230,7 +259,7 @@ class ChatLink:
                 if sink is not None:
                     sink.resolve(event.send_result)
             elif kind == "opened":
-                self._opened = True
+                self._opened = self._ever_opened = True
                 self.online.set()
                 pending = event.opened.pending
                 self._set_state("online", f"{pending} waiting" if pending else "")
@@ -266,6 +295,8 @@ class ChatLink:
         self._acked = seq
         self._last_ack_at = asyncio.get_running_loop().time()
 
-    def _set_state(self, state: str, detail: str = "", code: str = "") -> None:
+    def _set_state(
+        self, state: str, detail: str = "", code: str = "", *, retry_in_s: float = 0.0
+    ) -> None:
         self.state = state
-        self.notify(ConnectionEvent(state, detail, code))
+        self.notify(ConnectionEvent(state, detail, code, retry_in_s))

@@ -70,6 +70,18 @@ _BY_STATUS: dict[grpc.StatusCode, type[SecureChatError]] = {
 # What grpc says when the TLS handshake failed on a certificate. A connection lost during the
 # handshake ("Handshake read failed (Socket closed)") is a network problem, not one of these.
 _TLS_HINTS = ("certificate", "x509", "ssl_error_ssl", "tls handshake failed")
+# Nothing listens there, or the host cannot be reached: the server is down or the address wrong.
+_UNREACHABLE_HINTS = (
+    "connection refused",
+    "no route to host",
+    "network is unreachable",
+    "host is unreachable",
+    "dns resolution failed",
+    "name or service not known",
+)
+# An open connection (or one being set up) that the other side dropped.
+_CLOSED_HINTS = ("socket closed", "connection reset", "broken pipe", "end of stream")
+_TOO_LARGE = "larger than max"
 
 
 def _trailer(error: grpc.aio.AioRpcError, key: str) -> str | None:
@@ -83,18 +95,27 @@ def _retry_after(text: str | None) -> float | None:
     return float(text) if text and text.isdigit() else None
 
 
-def translate(error: grpc.aio.AioRpcError) -> SecureChatError:
-    """The SecureChatError for a failed call, with a message saying what to do."""
+def translate(
+    error: grpc.aio.AioRpcError, *, certificate_accepted: bool = False
+) -> SecureChatError:
+    """The SecureChatError for a failed call, with a message saying what to do.
+
+    ``certificate_accepted``: this client's certificate was accepted by the server before (a
+    stream opened), so a connection closed later is the server or the network, not it."""
     code = error.code()
     details = error.details() or ""
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        if _TOO_LARGE in details.lower():
+            return InvalidArgument(
+                "the message is too large for the server: shorten it or send it in parts"
+            )
         retry = _retry_after(_trailer(error, RETRY_TRAILER))
         return ResourceExhausted(details or "rate limited: wait and try again", retry)
     if code == grpc.StatusCode.UNAVAILABLE:
         if _trailer(error, ERROR_TRAILER) == ShuttingDown.code:
             retry = _retry_after(_trailer(error, RETRY_TRAILER))
             return ShuttingDown(details or None, retry_after=retry)
-        return _unavailable(details)
+        return _unavailable(details, certificate_accepted)
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return Unavailable("the server did not answer in time: check --server and try again")
     if code == grpc.StatusCode.INTERNAL:
@@ -103,20 +124,36 @@ def translate(error: grpc.aio.AioRpcError) -> SecureChatError:
     return (cls or SecureChatError)(details or None)
 
 
-def _unavailable(details: str) -> SecureChatError:
+def _unavailable(details: str, certificate_accepted: bool) -> SecureChatError:
+    """Tell a dead or unreachable server, a lost connection and a refused certificate apart."""
     lowered = details.lower()
+    connecting = "failed to connect" in lowered
     if any(hint in lowered for hint in _TLS_HINTS):
         return CertificateError(
             "the TLS handshake with the server failed: check that --ca is the server's CA "
             "and that --cert/--key are a client certificate that CA issued and did not revoke"
         )
-    if "socket closed" in lowered:
+    if any(hint in lowered for hint in _UNREACHABLE_HINTS):
         return Unavailable(
-            "the server closed the connection: it may not accept your client certificate "
-            "(issued by another CA, revoked or expired) or it is shutting down; check "
-            "--cert/--key and --server"
+            "server unavailable: no server is answering (connection refused or address "
+            "unreachable): it is not running or --server is wrong"
         )
-    if details and "failed to connect" not in lowered:
+    closed = any(hint in lowered for hint in _CLOSED_HINTS)
+    if closed and not connecting:
+        return Unavailable(
+            "lost the connection to the server (it stopped or restarted, or the network failed)"
+        )
+    if closed and certificate_accepted:
+        return Unavailable(
+            "the server closed the connection while it was being opened (it is probably restarting)"
+        )
+    if closed:
+        return Unavailable(
+            "the server closed the connection during the TLS handshake: it may not accept your "
+            "client certificate (issued by another CA, revoked or expired); check --cert/--key "
+            "and --server"
+        )
+    if details and not connecting:
         return Unavailable(f"server unavailable ({details}): try again later")
     return Unavailable()
 

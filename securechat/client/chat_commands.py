@@ -1,0 +1,148 @@
+"""What each chat ``/command`` does, independent of any screen (see chat_engine.py).
+
+Handlers are registered by command name in :data:`HANDLERS`; the engine looks them up there,
+so a command added to :mod:`securechat.client.commands` works in the chat once a handler for
+it is registered (``@handles("name")``). A handler gets the engine (client, session, history,
+view) and the parsed command; it shows its output through ``engine.view`` and raises a
+SecureChatError for the user to read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from securechat.client import commands
+from securechat.client.commands import Command
+from securechat.client.events import Target, check_room, check_user
+from securechat.crypto.safety_number import format_safety_number
+from securechat.crypto.trust import TrustLevel
+
+if TYPE_CHECKING:
+    from securechat.client.chat_engine import ChatEngine
+
+Handler = Callable[["ChatEngine", Command], Awaitable[None]]
+HANDLERS: dict[str, Handler] = {}
+
+
+def handles(*names: str) -> Callable[[Handler], Handler]:
+    """Register the decorated coroutine as the handler of ``names``."""
+
+    def register(handler: Handler) -> Handler:
+        for name in names:
+            HANDLERS[name] = handler
+        return handler
+
+    return register
+
+
+@handles("help")
+async def show_help(engine: ChatEngine, command: Command) -> None:
+    for line in commands.help_lines():
+        engine.view.say(line)
+    engine.view.say("keys: Ctrl+N/Ctrl+P next/previous conversation, PgUp/PgDn scroll, "
+                    "Tab completes, Up/Down recall, Ctrl+D quits")  # fmt: skip
+
+
+@handles("join")
+async def join(engine: ChatEngine, command: Command) -> None:
+    room = check_room(command.args[0])
+    await engine.join(room)
+    engine.view.switch(Target.room(room))
+
+
+@handles("create")
+async def create(engine: ChatEngine, command: Command) -> None:
+    room = check_room(command.args[0])
+    password = await engine.room_password(room) if len(command.args) == 2 else ""
+    await engine.client.api.create_room(room, password)
+    engine.rooms.add(room)
+    engine.view.switch(Target.room(room))
+    engine.view.say(f"created #{room}" + (" (password protected)" if password else ""))
+
+
+@handles("leave")
+async def leave(engine: ChatEngine, command: Command) -> None:
+    room = check_room(command.args[0] if command.args else engine.current_room())
+    await engine.client.api.leave_room(room)
+    engine.rooms.discard(room)
+    engine.view.say(f"left #{room}", target=Target.room(room))
+    if engine.view.current == Target.room(room):
+        engine.view.switch(Target.room(engine.config.ui.room))
+
+
+@handles("rooms")
+async def rooms(engine: ChatEngine, command: Command) -> None:
+    for room in await engine.client.api.list_rooms():
+        if room.member:
+            engine.rooms.add(room.name)
+        mark = "*" if room.member else " "
+        lock = " (password)" if room.protected else ""
+        engine.view.say(f"{mark} #{room.name}  {room.member_count} member(s){lock}")
+
+
+@handles("members")
+async def members(engine: ChatEngine, command: Command) -> None:
+    room = check_room(command.args[0] if command.args else engine.current_room())
+    for member in await engine.client.api.list_members(room):
+        engine.users.add(member.user)
+        engine.view.say(f"  {member.user}  {'online' if member.online else 'offline'}")
+
+
+@handles("who")
+async def who(engine: ChatEngine, command: Command) -> None:
+    users = await engine.client.api.list_online()
+    engine.users.update(u.user for u in users if u.user != engine.me)
+    names = sorted(u.user for u in users)
+    engine.view.say("online: " + (", ".join(names) if names else "nobody"))
+
+
+@handles("switch")
+async def switch(engine: ChatEngine, command: Command) -> None:
+    target = Target.parse(command.args[0])
+    check_user(target.name) if target.kind == "user" else check_room(target.name)
+    engine.view.switch(target)
+
+
+@handles("verify")
+async def verify(engine: ChatEngine, command: Command) -> None:
+    user = check_user(command.args[0])
+    vault = engine.client.vault
+    assert vault is not None
+    if vault.account.trust_level(user) is TrustLevel.UNKNOWN:
+        await engine.session.messenger.introduce(user)
+    digits = format_safety_number(vault.account.safety_number(user))
+    here = Target.user(user)
+    engine.view.say(f"safety number with {user}: {digits}", target=here)
+    if await engine.view.confirm(f"Do the numbers match on both sides for {user}?"):
+        vault.account.verify(user)
+        vault.save()
+        engine.view.say(f"{user} is verified", target=here)
+    else:
+        engine.view.say(f"{user} not verified", target=here)
+
+
+@handles("trust")
+async def trust(engine: ChatEngine, command: Command) -> None:
+    user = check_user(command.args[0])
+    vault = engine.client.vault
+    assert vault is not None
+    vault.account.trust(user)
+    vault.save()
+    engine.view.say(f"accepted the new identity key of {user} (unverified); /retry sends "
+                    "what was held back", target=Target.user(user))  # fmt: skip
+
+
+@handles("search")
+async def search(engine: ChatEngine, command: Command) -> None:
+    query = command.text
+    found = await engine.store.run(lambda s: s.search(query))
+    engine.view.show_search(query, found)
+
+
+@handles("retry")
+async def retry(engine: ChatEngine, command: Command) -> None:
+    conversation = str(engine.view.current)
+    again = await engine.outbox.retry(conversation)
+    engine.view.say(f"sending {len(again)} message(s) again" if again
+                    else f"nothing failed in {conversation}")  # fmt: skip

@@ -1,0 +1,76 @@
+"""The chat survives its session expiring: it logs in again from memory and goes on."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from securechat.client.events import Target
+from securechat.client.profile import SessionToken
+from securechat.client.relogin import Credential, is_expiry
+from securechat.errors import Kicked, LoggedOut, SessionExpired, Unauthenticated
+from securechat.node import Node
+from securechat.pki import DevPki
+from tests.client.live import PASSWORD, device
+from tests.client.tui_support import buffer_lines, chat_app, running, until
+from tests.conftest import server_config
+
+TTL_S = 3
+
+
+@pytest.fixture
+async def short_sessions(pki: DevPki, tmp_path: Path) -> AsyncIterator[Node]:
+    """A server whose session tokens last a few seconds."""
+    node = Node(server_config(pki, tmp_path / "data", **{"auth.token_ttl_s": TTL_S}))
+    await node.start()
+    yield node
+    await node.stop(grace=0.2)
+
+
+async def test_the_chat_logs_in_again_when_its_session_expires(
+    short_sessions: Node, pki: DevPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SECURECHAT_KDF_PROFILE", "test")
+    alice = await device(short_sessions.port, pki, tmp_path, "alice")
+    bob = await device(short_sessions.port, pki, tmp_path, "bob")
+    app = chat_app(alice, tmp_path)
+    try:
+        async with running(app):
+            first_token = app.client.api.token
+            await until(lambda: app.client.api.token != first_token, timeout=TTL_S * 10)
+            await until(lambda: app.status.state == "online")
+            assert app.fatal is None
+            assert app.client.session is not None
+            assert app.client.session.token == app.client.api.token
+            assert app.client.profile.load_session() == app.client.session  # saved for `send`
+            # bob's own token ran out too: his device logs in again by hand
+            await bob.api.login("bob", PASSWORD, bob.vault.account.address.device_id)
+            chat = await bob.start()
+            await chat.send(Target.room("lobby"), "still here after the expiry")
+            await until(lambda: any("still here after the expiry" in line
+                                    for line in buffer_lines(app, "#lobby")))  # fmt: skip
+            assert any("logged in again" in line for line in buffer_lines(app, "#lobby"))
+    finally:
+        await bob.stop()
+        await alice.api.close()
+
+
+@pytest.mark.parametrize(
+    ("error", "expired"),
+    [
+        (SessionExpired(), True),
+        (LoggedOut(), False),  # the user logged out: never undo it
+        (Kicked(), False),  # an admin ended the session
+        (Unauthenticated("token not valid"), False),  # not known to have run out
+    ],
+)
+def test_only_an_expiry_is_renewed(error: Unauthenticated, expired: bool) -> None:
+    fresh = SessionToken("t", 2_000, "alice", 1)
+    assert is_expiry(error, fresh, now_ms=1_000) is expired
+    assert is_expiry(Unauthenticated("session expired"), fresh, now_ms=3_000)  # by our clock
+
+
+def test_the_credential_never_shows_its_secret() -> None:
+    assert "hunter2" not in repr(Credential("alice", "hunter2"))
