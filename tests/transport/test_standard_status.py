@@ -20,7 +20,6 @@ from grpc_status import rpc_status
 
 from securechat.pki import DevPki
 from securechat_proto.v1 import auth_pb2, auth_pb2_grpc
-from tests.ops.conftest import clean_env
 from tests.support.net import credentials
 from tests.support.process import ServerProcess
 
@@ -35,7 +34,7 @@ def server(pki: DevPki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Se
     """A server that allows one registration per address per hour (the second gets retry-after)."""
     data = tmp_path_factory.mktemp("standard") / "data"
     limit = {"SECURECHAT_AUTH_REGISTRATIONS_PER_PEER_PER_HOUR": "1"}
-    process = ServerProcess(pki.directory, data, env=clean_env(**limit))
+    process = ServerProcess(pki.directory, data, env=limit)
     yield process
     assert process.terminate() == 0
 
