@@ -41,7 +41,7 @@ async def test_the_one_shot_path_is_the_same_sender_over_unary_send(
     await carol.start()
     second = await (await messenger.submit(sender, lobby, "carol too"))
     assert set(second.devices) == {bob.vault.account.address, carol.vault.account.address}
-    assert NoticeEvent("carol joined #lobby: encrypting for them too") in notices
+    assert NoticeEvent("carol joined #lobby: encrypting for them too", target=lobby) in notices
     await carol.watch.until(lambda: carol.watch.texts() == ["carol too"])
     await bob.watch.until(lambda: bob.watch.texts() == ["by unary Send", "carol too"])
 
