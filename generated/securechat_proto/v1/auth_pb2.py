@@ -24,25 +24,35 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18securechat/v1/auth.proto\x12\rsecurechat.v1\"5\n\x0fRegisterRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"$\n\x10RegisterResponse\x12\x10\n\x08username\x18\x01 \x01(\t\"E\n\x0cLoginRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x11\n\tdevice_id\x18\x03 \x01(\r\"V\n\rLoginResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12\x15\n\rexpires_at_ms\x18\x02 \x01(\x03\x12\x11\n\tdevice_id\x18\x03 \x01(\r\x12\x0c\n\x04role\x18\x04 \x01(\t\"\x0f\n\rLogoutRequest\"\x10\n\x0eLogoutResponse2\xe5\x01\n\x0b\x41uthService\x12K\n\x08Register\x12\x1e.securechat.v1.RegisterRequest\x1a\x1f.securechat.v1.RegisterResponse\x12\x42\n\x05Login\x12\x1b.securechat.v1.LoginRequest\x1a\x1c.securechat.v1.LoginResponse\x12\x45\n\x06Logout\x12\x1c.securechat.v1.LogoutRequest\x1a\x1d.securechat.v1.LogoutResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18securechat/v1/auth.proto\x12\rsecurechat.v1\"I\n\x10\x41rgon2Parameters\x12\x12\n\niterations\x18\x01 \x01(\r\x12\r\n\x05lanes\x18\x02 \x01(\r\x12\x12\n\nmemory_kib\x18\x03 \x01(\r\"z\n\x0fRegisterRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x12\n\nlogin_salt\x18\x03 \x01(\x0c\x12/\n\x06\x61rgon2\x18\x04 \x01(\x0b\x32\x1f.securechat.v1.Argon2Parameters\"$\n\x10RegisterResponse\x12\x10\n\x08username\x18\x01 \x01(\t\"E\n\x0cLoginRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x11\n\tdevice_id\x18\x03 \x01(\r\"V\n\rLoginResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12\x15\n\rexpires_at_ms\x18\x02 \x01(\x03\x12\x11\n\tdevice_id\x18\x03 \x01(\r\x12\x0c\n\x04role\x18\x04 \x01(\t\"\x0f\n\rLogoutRequest\"\x10\n\x0eLogoutResponse\"-\n\x19GetLoginParametersRequest\x12\x10\n\x08username\x18\x01 \x01(\t\"z\n\x1aGetLoginParametersResponse\x12\x12\n\nlogin_salt\x18\x01 \x01(\x0c\x12/\n\x06\x61rgon2\x18\x02 \x01(\x0b\x32\x1f.securechat.v1.Argon2Parameters\x12\x17\n\x0flegacy_password\x18\x03 \x01(\x08\"q\n\x13UpgradeLoginRequest\x12\x15\n\rauthenticator\x18\x01 \x01(\t\x12\x12\n\nlogin_salt\x18\x02 \x01(\x0c\x12/\n\x06\x61rgon2\x18\x03 \x01(\x0b\x32\x1f.securechat.v1.Argon2Parameters\"\x16\n\x14UpgradeLoginResponse2\xa9\x03\n\x0b\x41uthService\x12K\n\x08Register\x12\x1e.securechat.v1.RegisterRequest\x1a\x1f.securechat.v1.RegisterResponse\x12\x42\n\x05Login\x12\x1b.securechat.v1.LoginRequest\x1a\x1c.securechat.v1.LoginResponse\x12\x45\n\x06Logout\x12\x1c.securechat.v1.LogoutRequest\x1a\x1d.securechat.v1.LogoutResponse\x12i\n\x12GetLoginParameters\x12(.securechat.v1.GetLoginParametersRequest\x1a).securechat.v1.GetLoginParametersResponse\x12W\n\x0cUpgradeLogin\x12\".securechat.v1.UpgradeLoginRequest\x1a#.securechat.v1.UpgradeLoginResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'securechat_proto.v1.auth_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REGISTERREQUEST']._serialized_start=43
-  _globals['_REGISTERREQUEST']._serialized_end=96
-  _globals['_REGISTERRESPONSE']._serialized_start=98
-  _globals['_REGISTERRESPONSE']._serialized_end=134
-  _globals['_LOGINREQUEST']._serialized_start=136
-  _globals['_LOGINREQUEST']._serialized_end=205
-  _globals['_LOGINRESPONSE']._serialized_start=207
-  _globals['_LOGINRESPONSE']._serialized_end=293
-  _globals['_LOGOUTREQUEST']._serialized_start=295
-  _globals['_LOGOUTREQUEST']._serialized_end=310
-  _globals['_LOGOUTRESPONSE']._serialized_start=312
-  _globals['_LOGOUTRESPONSE']._serialized_end=328
-  _globals['_AUTHSERVICE']._serialized_start=331
-  _globals['_AUTHSERVICE']._serialized_end=560
+  _globals['_ARGON2PARAMETERS']._serialized_start=43
+  _globals['_ARGON2PARAMETERS']._serialized_end=116
+  _globals['_REGISTERREQUEST']._serialized_start=118
+  _globals['_REGISTERREQUEST']._serialized_end=240
+  _globals['_REGISTERRESPONSE']._serialized_start=242
+  _globals['_REGISTERRESPONSE']._serialized_end=278
+  _globals['_LOGINREQUEST']._serialized_start=280
+  _globals['_LOGINREQUEST']._serialized_end=349
+  _globals['_LOGINRESPONSE']._serialized_start=351
+  _globals['_LOGINRESPONSE']._serialized_end=437
+  _globals['_LOGOUTREQUEST']._serialized_start=439
+  _globals['_LOGOUTREQUEST']._serialized_end=454
+  _globals['_LOGOUTRESPONSE']._serialized_start=456
+  _globals['_LOGOUTRESPONSE']._serialized_end=472
+  _globals['_GETLOGINPARAMETERSREQUEST']._serialized_start=474
+  _globals['_GETLOGINPARAMETERSREQUEST']._serialized_end=519
+  _globals['_GETLOGINPARAMETERSRESPONSE']._serialized_start=521
+  _globals['_GETLOGINPARAMETERSRESPONSE']._serialized_end=643
+  _globals['_UPGRADELOGINREQUEST']._serialized_start=645
+  _globals['_UPGRADELOGINREQUEST']._serialized_end=758
+  _globals['_UPGRADELOGINRESPONSE']._serialized_start=760
+  _globals['_UPGRADELOGINRESPONSE']._serialized_end=782
+  _globals['_AUTHSERVICE']._serialized_start=785
+  _globals['_AUTHSERVICE']._serialized_end=1210
 # @@protoc_insertion_point(module_scope)
