@@ -5,9 +5,12 @@ that must work on both SQLite and PostgreSQL. ``migrate`` runs inside the caller
 so a failing step leaves the database at its previous version.
 
 Adding a migration: append ``Migration(N + 1, ...)`` to ``MIGRATIONS`` and change ``schema.py``
-to the new shape. Step 1 builds the tables from ``schema.py``; the first time a later step
-alters an existing table, freeze step 1 by copying the version-1 table definitions here so that
-a fresh database still goes through every step.
+to the new shape. Step 1 builds the frozen version-1 tables of ``schema_v1.py``, so a fresh
+database goes through every step like an old one.
+
+2. Accounts own their devices: users get the login salt and Argon2id costs (NULL: a legacy
+   password account), devices their certificate and binding; new tables ``accounts``,
+   ``device_removals`` and ``link_messages``.
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Column, Connection, Integer, LargeBinary, func, insert, select, text
 
 from securechat.errors import FailedPrecondition
-from securechat.storage import schema
+from securechat.storage import schema, schema_v1
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +48,31 @@ class SchemaTooNew(FailedPrecondition):
 
 
 def _v1_initial(conn: Connection) -> None:
-    for table in schema.V1_TABLES:
+    for table in schema_v1.V1_TABLES:
         table.create(conn)
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _v1_initial),)
+def _add_column(conn: Connection, table: str, column: Column[Any]) -> None:
+    """``ALTER TABLE ... ADD COLUMN`` (nullable) with the dialect's name for the type."""
+    kind = column.type.compile(dialect=conn.dialect)
+    conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column.name} {kind}"))
+
+
+def _v2_accounts_own_devices(conn: Connection) -> None:
+    for name in ("login_salt",):
+        _add_column(conn, "users", Column(name, LargeBinary))
+    for name in ("login_iterations", "login_lanes", "login_memory_kib"):
+        _add_column(conn, "users", Column(name, Integer))
+    for name in ("certificate", "binding"):
+        _add_column(conn, "devices", Column(name, LargeBinary))
+    for table in schema.V2_TABLES:
+        table.create(conn)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _v1_initial),
+    Migration(2, "accounts own their devices", _v2_accounts_own_devices),
+)
 
 LATEST_VERSION = MIGRATIONS[-1].version
 
