@@ -13,13 +13,12 @@ from securechat.config import AuthConfig
 from securechat.domain import names
 from securechat.domain.events import (
     BusEvent,
-    MembershipChanged,
-    MembershipKind,
+    DeviceRemoved,
     Resync,
     SessionEnded,
     UserKicked,
 )
-from securechat.domain.model import DeviceRef, Role, Session, User
+from securechat.domain.model import DeviceRef, LoginRecord, Role, Session, User
 from securechat.domain.ratelimit import FailureThrottle, KeyedBuckets
 from securechat.errors import (
     AlreadyExists,
@@ -31,6 +30,7 @@ from securechat.errors import (
 )
 from securechat.services.acks import LastSeen
 from securechat.services.clock import Clock
+from securechat.services.logins import check_new_secret
 from securechat.services.passwords import PasswordHasher
 from securechat.storage.port import Store
 
@@ -85,9 +85,13 @@ class Accounts:
         self._session_generation = 0
         self.login_outcomes: dict[str, int] = {"ok": 0, "failed": 0, "locked": 0, "invalid": 0}
 
-    async def register(self, username: str, password: str, peer: str) -> User:
+    async def register(
+        self, username: str, password: str, peer: str, login: LoginRecord | None = None
+    ) -> User:
+        """A new account: with ``login`` (salt and costs) the secret is an authenticator,
+        without it the account is a legacy password account."""
         names.check_new_username(username)
-        secret = names.check_password(password)
+        secret = check_new_secret(password, login)
         wait = self.registrations.take(peer, self.clock.monotonic())
         if wait:
             raise ResourceExhausted("too many registrations from this address", retry_after=wait)
@@ -95,7 +99,7 @@ class Accounts:
             raise AlreadyExists(f"username {username!r} is taken: choose another")
         hashed = await self.hasher.hash(secret)
         now = self.clock.now_ms()
-        user = await self.store.create_user(username, hashed, Role.USER, now)
+        user = await self.store.create_user(username, hashed, Role.USER, now, login)
         if self.default_room:
             await self._join_default_room(username, now)
         log.info("registered user=%s", username)
@@ -212,21 +216,11 @@ class Accounts:
         return LoginResult(token, session)
 
     async def _new_device(self, username: str, now_ms: int) -> int:
-        """Stage 1 allows one device per user: a new device retires the others (their keys,
-        mailboxes and sessions; their streams end). Contacts see the new identity when the new
-        device publishes its keys, so the change is never silent."""
-        old = await self.store.list_devices(username)
+        """A new device of the account. It receives nothing until it has published keys (and,
+        once the account has an account key, been certified by another device or by itself as
+        the first one); the user's other devices are kept."""
         device_id = await self.store.add_device(username, now_ms)
-        for device in old:
-            await self.store.remove_device(DeviceRef(username, device.device_id))
-        if old:
-            await self.bus.publish(UserKicked(username, "you signed in on another device"))
-            log.info("user=%s replaced %d device(s) with device %d", username, len(old), device_id)
-        # Senders must now encrypt for the new device (and caches of device lists drop).
-        audience = tuple(sorted(await self.store.contacts_of(username)))
-        await self.bus.publish(
-            MembershipChanged("", username, MembershipKind.DEVICE_ADDED, now_ms, audience)
-        )
+        log.info("user=%s new device %d", username, device_id)
         return device_id
 
     async def authenticate(self, token: str) -> Session:
@@ -258,7 +252,7 @@ class Accounts:
         if isinstance(event, SessionEnded):
             self._session_generation += 1
             self._sessions.pop(event.token_hash, None)
-        elif isinstance(event, UserKicked | Resync):
+        elif isinstance(event, UserKicked | DeviceRemoved | Resync):
             self._session_generation += 1
             self._sessions.clear()
 
