@@ -228,7 +228,7 @@ async def test_a_bare_login_without_keys_never_blocks_anyone(connect: ApiFactory
     stats`) is nobody's recipient; members are told when a device gets keys."""
     alice = ChatClient(await connect("alice"))
     bob = ChatClient(await connect("bob"))
-    carol = await connect("carol", register=True)
+    await connect("carol")
     bare = await connect()
     await bare.login("carol", keys=False)  # a second device of carol, without keys
     assert bare.device_id == 2
