@@ -26,6 +26,7 @@ from prompt_toolkit.styles import Style
 
 from securechat.client import commands
 from securechat.client.account import Client
+from securechat.client.devices_view import devices_command
 from securechat.client.display import describe
 from securechat.client.events import (
     ConnectionEvent,
@@ -40,11 +41,11 @@ from securechat.client.events import (
     check_room,
     check_user,
 )
+from securechat.client.key_change import blocked_hint, decide
 from securechat.client.passwords import ROOM_PASSWORD_ENV
 from securechat.client.rpc.sender import Receipt
 from securechat.client.session import ChatSession
-from securechat.crypto.safety_number import format_safety_number
-from securechat.errors import InvalidArgument, SecureChatError
+from securechat.errors import IdentityChanged, InvalidArgument, SecureChatError
 
 STYLE = Style.from_dict(
     {
@@ -92,7 +93,7 @@ class ChatCompleter(Completer):
             return
         command = words[0].lstrip("/") if words and before.startswith("/") else ""
         command = commands.ALIASES.get(command, command)
-        if command in ("w", "verify", "trust") and len(words) <= 2:
+        if command in ("w", "verify", "trust", "reject") and len(words) <= 2:
             yield from self._match(word, sorted(self.ui.users))
         elif command in ("join", "leave", "members", "switch") and len(words) <= 2:
             yield from self._match(word, sorted(self.ui.rooms))
@@ -124,6 +125,7 @@ class ChatUI:
             style=STYLE,
         )
         self._outgoing: asyncio.Queue[tuple[Target, str]] = asyncio.Queue()
+        self._background: set[asyncio.Task[None]] = set()
         self._down = False
 
     # -- output ----------------------------------------------------------------------------
@@ -139,7 +141,7 @@ class ChatUI:
         if isinstance(event, ConnectionEvent) and not self._worth_showing(event):
             self._refresh()
             return
-        self.show(describe(event, self.me), _style_of(event, self.me))
+        self.show(describe(event, self.me, "chat"), _style_of(event, self.me))
         self._refresh()
 
     def _worth_showing(self, event: ConnectionEvent) -> bool:
@@ -178,6 +180,8 @@ class ChatUI:
         finally:
             self.chat.stop()
             sender.cancel()
+            for task in self._background:
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
             await asyncio.wait_for(asyncio.shield(runner), 5)
@@ -224,7 +228,7 @@ class ChatUI:
             try:
                 answer = await self.chat.submit(target, text)
             except SecureChatError as exc:
-                self.show(f"! not sent to {target}: {exc.message}", "class:warning")
+                self.show(f"! not sent to {target}: {_reason(exc)}", "class:warning")
                 continue
             answer.add_done_callback(functools.partial(self._answered, target, text))
 
@@ -233,7 +237,7 @@ class ChatUI:
             return
         error = answer.exception()
         if isinstance(error, SecureChatError):
-            self.show(f"! not sent to {target}: {error.message}", "class:warning")
+            self.show(f"! not sent to {target}: {_reason(error)}", "class:warning")
         elif error is not None:
             self.show(f"! not sent to {target}: {error!r}", "class:warning")
         else:
@@ -292,13 +296,11 @@ class ChatUI:
             check_user(target.name) if target.kind == "user" else check_room(target.name)
             self.current = target
             self.show(f"- now talking in {target}")
-        elif name == "verify":
-            await self._verify(check_user(args[0]))
-        elif name == "trust":
-            assert self.client.vault is not None
-            self.client.vault.account.trust(check_user(args[0]))
-            self.client.vault.save()
-            self.show(f"- accepted the new identity key of {args[0]} (unverified)")
+        elif name in ("verify", "trust", "reject"):
+            accounts = self.chat.messenger.accounts
+            await decide(accounts, name, check_user(args[0]), self.show, self._confirm, "chat")
+        elif name == "devices":
+            self._devices(args)
         self._refresh()
         return True
 
@@ -332,22 +334,31 @@ class ChatUI:
         if self.current == Target.room(room):
             self.current = Target.room("lobby")
 
-    async def _verify(self, user: str) -> None:
-        from securechat.crypto.trust import TrustLevel
+    async def _confirm(self, question: str) -> bool:
+        answer = await self.prompt.prompt_async(f"{question} [y/N] ")
+        return answer.strip().lower() in ("y", "yes")
 
-        vault = self.client.vault
-        assert vault is not None
-        if vault.account.trust_level(user) is TrustLevel.UNKNOWN:
-            await self.chat.messenger.introduce(user)
-        digits = format_safety_number(vault.account.safety_number(user))
-        self.show(f"safety number with {user}: {digits}")
-        answer = await self.prompt.prompt_async("do the numbers match on both sides? [y/N] ")
-        if answer.strip().lower() in ("y", "yes"):
-            vault.account.verify(user)
-            vault.save()
-            self.show(f"- {user} is verified")
-        else:
-            self.show(f"- {user} not verified")
+    def _devices(self, args: tuple[str, ...]) -> None:
+        """/devices runs beside the chat (linking waits for the other device)."""
+
+        async def run() -> None:
+            try:
+                await devices_command(self.client.api, self.chat.messenger.accounts, args,
+                                      self.show)  # fmt: skip
+            except SecureChatError as exc:
+                self.show(f"! {exc.message}", "class:warning")
+            self._refresh()
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+def _reason(error: SecureChatError) -> str:
+    """Why a send failed, in the chat's words (a key change names the chat's commands)."""
+    if isinstance(error, IdentityChanged):
+        return blocked_hint(error.user, error.verified, "chat")
+    return error.message
 
 
 def _now_ms() -> int:

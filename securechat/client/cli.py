@@ -12,8 +12,8 @@ import traceback
 
 import click
 
-from securechat.client import cli_account, cli_messages, cli_rooms
-from securechat.errors import SecureChatError
+from securechat.client import cli_account, cli_devices, cli_messages, cli_rooms
+from securechat.errors import IdentityChanged, SecureChatError
 
 EXIT_USAGE = 2
 EXIT_IO = 74
@@ -63,7 +63,12 @@ def cli(
     )
 
 
-for command in (*cli_account.COMMANDS, *cli_messages.COMMANDS, *cli_rooms.COMMANDS):
+for command in (
+    *cli_account.COMMANDS,
+    *cli_devices.COMMANDS,
+    *cli_messages.COMMANDS,
+    *cli_rooms.COMMANDS,
+):
     cli.add_command(command)
 
 
@@ -91,6 +96,10 @@ def dispatch(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code
+    except IdentityChanged as exc:
+        from securechat.client.key_change import blocked_hint
+
+        return _fail(blocked_hint(exc.user, exc.verified, "cli"), exc.exit_code, debug)
     except SecureChatError as exc:
         return _fail(exc.message, exc.exit_code, debug)
     except OSError as exc:

@@ -11,6 +11,7 @@ import click
 
 if TYPE_CHECKING:
     from securechat.client.account import Client, Options
+    from securechat.client.events import Event
 
 T = TypeVar("T")
 
@@ -43,3 +44,10 @@ def echo(text: str = "") -> None:
 def note(text: str) -> None:
     """Progress and confirmations go to stderr so stdout stays parseable."""
     click.echo(text, err=True)
+
+
+def note_event(event: Event) -> None:
+    """A client event (a notice, a key change) as one line on stderr."""
+    from securechat.client.display import describe
+
+    note(describe(event))

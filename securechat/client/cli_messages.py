@@ -9,11 +9,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from securechat.client.cli_common import echo, note, opened, run
+from securechat.client.cli_common import echo, note, note_event, opened, run
 
 if TYPE_CHECKING:
     from securechat.client.account import Client, Options
-    from securechat.client.events import Event
 
 FETCH_LIMIT = 500
 POLL_S = 0.5
@@ -38,22 +37,16 @@ def send(options: Options, to_user: str | None, room: str | None, text: tuple[st
     async def go() -> None:
         async with opened(options, keys=True) as client:
             assert client.vault is not None
-            messenger = Messenger(client.api, client.vault)
+            messenger = Messenger(client.api, client.vault, note_event)
             # The unary Send, not a Chat stream: a one-shot command should not replay this
             # device's mailbox or show it online to its contacts for a moment. The sending
             # logic (recipients, stale_devices, re-encryption) is the chat's own Sender.
-            sender = Sender(UnaryOutlet(client.api), messenger.book, _note_event)
+            sender = Sender(UnaryOutlet(client.api), messenger.book, note_event)
             future = await messenger.submit(sender, target, body.rstrip("\n"))
             sent = await future
             note(f"sent to {target} ({len(sent.devices)} device(s)), id {sent.client_message_id}")
 
     run(go())
-
-
-def _note_event(event: Event) -> None:
-    from securechat.client.display import describe
-
-    note(describe(event))
 
 
 async def _drain(client: Client, as_json: bool) -> int:
@@ -64,14 +57,14 @@ async def _drain(client: Client, as_json: bool) -> int:
 
     assert client.vault is not None
     vault = client.vault
-    messenger = Messenger(client.api, vault)
+    messenger = Messenger(client.api, vault, note_event)
     total = 0
     while True:
         deliveries = await client.api.fetch(vault.state.last_ack, FETCH_LIMIT)
         if not deliveries:
             return total
         for delivery in deliveries:
-            for event in messenger.open(delivery):
+            for event in await messenger.open(delivery):
                 if as_json and isinstance(event, MessageEvent):
                     echo(message_json(event))
                 elif as_json and isinstance(event, UndecryptableEvent):

@@ -23,6 +23,7 @@ from securechat.client.events import (
     PresenceEvent,
     UndecryptableEvent,
 )
+from securechat.client.key_change import blocked_hint
 
 MAX_TEXT = 4000
 
@@ -74,14 +75,16 @@ def stamp(ms: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
 
 
-def describe(event: Event, me: str = "") -> str:
-    """One line of plain, sanitised text for any event."""
+def describe(event: Event, me: str = "", ui: str = "cli") -> str:
+    """One line of plain, sanitised text for any event (``ui``: "cli" or "chat", for hints)."""
     if isinstance(event, MessageEvent):
         where = "" if event.target.kind == "user" else f"{event.target} "
         marker = ""
         if event.target.kind == "user":
             own = event.sender == me
             marker = f"(to {sanitize(event.target.name)}) " if own else "(private) "
+        if event.certified is False:
+            marker += f"(UNVERIFIED DEVICE {event.device_id}) "
         sender = sanitize(event.sender, limit=40)
         return f"[{clock(event.sent_at_ms)}] {where}{marker}{sender}: {sanitize(event.text)}"
     if isinstance(event, UndecryptableEvent):
@@ -90,11 +93,7 @@ def describe(event: Event, me: str = "") -> str:
             f"{event.target} could not be decrypted"
         )
     if isinstance(event, IdentityEvent):
-        action = "/verify" if event.verified else "/trust"
-        return (
-            f"!! the identity key of {event.user} changed: sending to them is blocked; compare "
-            f"the safety number (/verify {event.user}), then {action} {event.user}"
-        )
+        return "!! " + blocked_hint(sanitize(event.user, limit=40), event.verified, ui)
     if isinstance(event, PresenceEvent):
         return f"* {sanitize(event.user)} is {'online' if event.online else 'offline'}"
     if isinstance(event, MembershipEvent):
@@ -122,6 +121,8 @@ def message_json(event: MessageEvent) -> str:
             "text": event.text,
             "sent_at": stamp(event.sent_at_ms),
             "sent_at_ms": event.sent_at_ms,
+            "device": event.device_id,
+            "device_certified": event.certified,
         },
         ensure_ascii=False,
     )

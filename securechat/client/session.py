@@ -11,7 +11,8 @@ once the message is on its way, with a future for the server's answer.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 from securechat.client.events import (
     Event,
@@ -32,8 +33,13 @@ from securechat_proto.v1 import chat_pb2
 MEMBERSHIP_KINDS = {
     chat_pb2.MembershipChange.JOINED: "joined",
     chat_pb2.MembershipChange.LEFT: "left",
-    chat_pb2.MembershipChange.DEVICE_ADDED: "device_added",
-    chat_pb2.MembershipChange.IDENTITY_CHANGED: "identity_changed",
+}
+# The server says a user's devices or keys changed: only a hint to fetch and verify them again
+# (the account book then tells the user what really changed, from verified lists).
+DEVICE_KINDS = {
+    chat_pb2.MembershipChange.DEVICE_ADDED,
+    chat_pb2.MembershipChange.DEVICE_REMOVED,
+    chat_pb2.MembershipChange.IDENTITY_CHANGED,
 }
 
 
@@ -52,7 +58,7 @@ class ChatSession:
         self.api = api
         self.vault = vault
         self.notify = notify
-        self.messenger = Messenger(api, vault)
+        self.messenger = Messenger(api, vault, notify)
         self.link = ChatLink(
             api,
             vault.account.address.device_id,
@@ -107,18 +113,18 @@ class ChatSession:
             kind = event.WhichOneof("event")
             if kind == "delivery":
                 highest = max(highest, event.delivery.seq)
-                out.extend(self.messenger.open(event.delivery))
+                out.extend(await self.messenger.open(event.delivery))
             elif kind == "opened":
-                task = asyncio.get_running_loop().create_task(self._upkeep())
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._background(self._upkeep())
             elif kind == "presence":
                 p = event.presence
                 out.append(PresenceEvent(p.user, p.online, p.at_ms))
             elif kind == "membership":
                 m = event.membership
-                change = MEMBERSHIP_KINDS.get(m.kind, "changed")
-                out.append(MembershipEvent(m.room, m.user, change, m.at_ms))
+                if m.kind in DEVICE_KINDS:
+                    self._background(self._recheck(m.user))
+                elif m.kind in MEMBERSHIP_KINDS:
+                    out.append(MembershipEvent(m.room, m.user, MEMBERSHIP_KINDS[m.kind], m.at_ms))
             elif kind == "notice":
                 warning = event.notice.level == chat_pb2.Notice.WARNING
                 out.append(NoticeEvent(event.notice.text, warning))
@@ -132,6 +138,18 @@ class ChatSession:
         for item in out:
             self.notify(item)
         return highest
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _recheck(self, user: str) -> None:
+        """Fetch and verify ``user``'s devices again (it tells the user what changed)."""
+        try:
+            await self.messenger.accounts.refresh(user)
+        except SecureChatError as exc:
+            self.notify(NoticeEvent(f"could not check the devices of {user}: {exc.message}", True))
 
     async def _upkeep(self) -> None:
         try:

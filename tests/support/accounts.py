@@ -11,11 +11,14 @@ import time
 from dataclasses import dataclass
 
 from securechat.client.bundles import publish_request
+from securechat.client.linking import account_request, change_request
 from securechat.crypto.account import CryptoAccount
 from securechat.crypto.device_book import DevicePublication
 from securechat.crypto.linking import LinkJoiner
 from securechat_proto.v1 import keys_pb2
 from tests.support.net import Api
+
+__all__ = ["AccountDevice", "account_request", "change_request", "first_device", "link", "now"]
 
 
 def now() -> int:
@@ -43,29 +46,6 @@ class AccountDevice:
         if reply.accepted:
             self.crypto.devices.published(publication)
         return reply
-
-
-def change_request(publication: DevicePublication) -> keys_pb2.PublishDeviceChangeRequest:
-    request = keys_pb2.PublishDeviceChangeRequest(device_list=publication.head.to_bytes())
-    if publication.certificate is not None:
-        request.certificate = publication.certificate.to_bytes()
-    if publication.removal is not None:
-        request.removal = publication.removal.to_bytes()
-    return request
-
-
-def account_request(
-    crypto: CryptoAccount, *, reset: bool = False
-) -> keys_pb2.PublishAccountRequest:
-    devices = crypto.devices
-    assert devices.account_key and devices.certificate and devices.binding and devices.own_list
-    return keys_pb2.PublishAccountRequest(
-        account_key=devices.account_key.to_bytes(),
-        certificate=devices.certificate.to_bytes(),
-        binding=devices.binding.to_bytes(),
-        device_list=devices.own_list.to_bytes(),
-        reset=reset,
-    )
 
 
 async def first_device(api: Api) -> AccountDevice:
