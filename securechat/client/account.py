@@ -146,6 +146,8 @@ async def register(client: Client, user: str, password: str) -> None:
     await client.api.register(user, keys.authenticator_text(), _parameters(keys))
     await _login_device(client, user, keys.authenticator_text(), 0)
     await _new_device(client, user, keys, joiner=None, reset=False)
+    assert client.vault is not None
+    client.upkeep = await maintain(client.api, client.vault)
 
 
 async def login(

@@ -40,6 +40,7 @@ from securechat.errors import (
     BadSignature,
     DecryptionError,
     DeviceNotCertified,
+    FailedPrecondition,
     InvalidArgument,
     NotFound,
 )
@@ -114,6 +115,11 @@ class Messenger:
                 if key is not None:
                     expected[user] = key
             ready = await self.ensure_sessions(devices)
+            if not ready:
+                raise FailedPrecondition(
+                    f"no device in {target} has published keys yet, so nobody could read the "
+                    "message: try again later"
+                )
             envelopes = account.encrypt_for_devices(
                 ready, conversation, plaintext, expected=expected
             )

@@ -128,13 +128,24 @@ MakeDevice = Callable[..., Awaitable[Device]]
 async def make_device(
     server: Node, pki: DevPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[MakeDevice]:
-    """make_device(user, register=True, port=None) -> an in-process Device (see live.py) of the
-    `server` fixture (or of whatever listens on ``port``); all stopped at the end."""
+    """make_device(user, register=True, port=None, link_from=None) -> an in-process Device (see
+    live.py) of the `server` fixture (or of whatever listens on ``port``), linked from another
+    device of the same user when ``link_from`` is given; all stopped at the end."""
     monkeypatch.setenv("SECURECHAT_KDF_PROFILE", "test")  # cheap keystores
     made: list[Device] = []
 
-    async def build(user: str, *, register: bool = True, port: int | None = None) -> Device:
-        made.append(await device(port or server.port, pki, tmp_path, user, register=register))
+    async def build(
+        user: str,
+        *,
+        register: bool = True,
+        port: int | None = None,
+        link_from: Device | None = None,
+    ) -> Device:
+        made.append(
+            await device(
+                port or server.port, pki, tmp_path, user, register=register, link_from=link_from
+            )
+        )
         return made[-1]
 
     yield build

@@ -96,15 +96,69 @@ def _run_with(user: User, extra: dict[str, str], *args: str):  # type: ignore[no
     )
 
 
-def test_a_new_identity_is_never_used_silently(make_user) -> None:  # type: ignore[no-untyped-def]
+def _number(output: str) -> list[str]:
+    """The two lines of digits of a printed safety number."""
+    return [line.strip() for line in output.splitlines() if line.startswith("  ")][:2]
+
+
+def test_a_changed_account_key_blocks_until_accepted_on_the_new_number(make_user) -> None:  # type: ignore[no-untyped-def]
     gina, hank = make_user("gina"), make_user("hank")
     gina.run("register", "gina")
     hank.run("register", "hank")
-    gina.run("send", "--to", "hank", "before")  # pins hank's identity
-    other = User("hank", hank.home.with_name("hank-laptop"), hank.server, hank.pki, hank.password)
-    other.run("login", "hank")  # a second device: a new identity key
+    gina.run("send", "--to", "hank", "before")  # pins hank's account key
+    old = _number(gina.run("keys", "safety-number", "hank").stdout)
+    laptop = User("hank", hank.home.with_name("hank-laptop"), hank.server, hank.pki, hank.password)
+    refused = laptop.run("login", "hank", ok=False)  # a new device must be linked ...
+    assert refused.returncode == 70 and "devices link" in refused.stderr
+    laptop.run("login", "hank", "--reset")  # ... or start over with a new account key
+
     blocked = gina.run("send", "--to", "hank", "after", ok=False)
     assert blocked.returncode == 73
-    assert "identity key of hank changed" in blocked.stderr
-    assert "keys trust hank" in blocked.stderr
-    assert other.run("inbox", "--json").stdout == ""  # nothing was encrypted to the new key
+    for words in ("account key of hank changed", "securechat keys verify hank",
+                  "securechat keys trust hank", "securechat keys reject hank"):  # fmt: skip
+        assert words in blocked.stderr
+    shown = gina.run("keys", "safety-number", "hank").stdout
+    assert "CHANGED" in shown and "NEW key" in shown and _number(shown) != old
+    again = gina.run("send", "--to", "hank", "after", ok=False)  # still blocked: no decision yet
+    assert again.returncode == 73
+
+    trusted = gina.run("keys", "trust", "hank")
+    assert _number(trusted.stdout) == _number(shown)  # the number accepted is the one shown
+    assert "accepted the new key of hank" in trusted.stdout
+    gina.run("send", "--to", "hank", "after")
+    assert [m["text"] for m in _lines(laptop.run("inbox", "--json").stdout)] == ["after"]
+    now = gina.run("keys", "safety-number", "hank").stdout
+    assert _number(now) == _number(shown) and "(unverified)" in now
+    assert _number(laptop.run("keys", "safety-number", "gina").stdout) == _number(shown)
+
+
+def test_reject_keeps_the_old_key_and_its_working_session(make_user, server_process) -> None:  # type: ignore[no-untyped-def]
+    from tests.support.lying import forged_account, identities_in_sqlite, swap_account_in_sqlite
+
+    ivan, judy = make_user("ivan"), make_user("judy")
+    ivan.run("register", "ivan")
+    judy.run("register", "judy")
+    ivan.run("send", "--to", "judy", "first")
+    assert [m["text"] for m in _lines(judy.run("inbox", "--json").stdout)] == ["first"]
+    verified = ivan.run("keys", "verify", "judy", "--yes")
+    assert "judy is verified" in verified.stdout
+    old = _number(verified.stdout)
+
+    # The server swaps judy's account key for one of its own (her device stays).
+    database = server_process.data_dir / "securechat.db"
+    swap_account_in_sqlite(database, forged_account("judy", identities_in_sqlite(database, "judy")))
+    blocked = ivan.run("send", "--to", "judy", "to the server?", ok=False)
+    assert blocked.returncode == 73 and "keep the old verified key" in blocked.stderr
+    shown = ivan.run("keys", "safety-number", "judy").stdout
+    assert "CHANGED" in shown and _number(shown) != old
+
+    rejected = ivan.run("keys", "reject", "judy")
+    assert "kept the old key of judy" in rejected.stdout
+    ivan.run("send", "--to", "judy", "still private")  # the old session works, unblocked
+    ivan.run("send", "--to", "judy", "and again")  # the refused key, shown again, is only told
+    texts = [m["text"] for m in _lines(judy.run("inbox", "--json").stdout)]
+    assert texts == ["still private", "and again"]
+    after = ivan.run("keys", "safety-number", "judy").stdout
+    assert _number(after) == old and "(verified)" in after
+    nothing = ivan.run("keys", "reject", "judy", ok=False)
+    assert nothing.returncode == 64 and "nothing to reject" in nothing.stderr
