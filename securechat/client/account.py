@@ -225,6 +225,8 @@ async def _new_device(
         await join_account(client.api, client.vault, joiner, say)
     else:
         await client.api.publish_account(account_request(account, reset=reset and has_key))
+    client.vault.state.account_published = True
+    client.vault.save()
 
 
 def _refuse_other_account(client: Client, user: str) -> None:
@@ -303,6 +305,8 @@ async def _settle_account(client: Client, say: Say) -> None:
         say(f"made an account key for {user}: contacts see it as signed by this device")
     elif not served:
         await client.api.publish_account(account_request(vault.account))
+    vault.state.account_published = True
+    vault.save()
 
 
 async def resume(client: Client, secrets: SecretSource | None) -> None:
@@ -325,8 +329,8 @@ async def resume(client: Client, secrets: SecretSource | None) -> None:
     if vault.account.address.user != session.user:
         raise FailedPrecondition("the keystore and the session belong to different users")
     client.vault = vault
-    stale = vault.keystore.needs_migration or (
-        vault.account.account_key is None and not vault.state.linking
+    stale = vault.keystore.needs_migration or not (
+        vault.state.account_published or vault.state.linking
     )
     if stale or session.expires_at_ms <= time.time() * 1000:
         await _existing_device(

@@ -55,6 +55,9 @@ class ClientState:
     seen: dict[str, None] = field(default_factory=dict)
     # A new device waiting for its link grant (it has no account key yet).
     linking: bool = False
+    # The server holds this device's account key and certificate (False in profiles made before
+    # accounts owned devices: the next start publishes them).
+    account_published: bool = False
     # Warnings already shown once (rejected devices, list problems), by a stable key.
     warned: dict[str, None] = field(default_factory=dict)
 
@@ -143,6 +146,7 @@ def _encode(account: CryptoAccount, state: ClientState) -> bytes:
         "signed_prekey_at": state.signed_prekey_at,
         "seen": list(state.seen),
         "linking": state.linking,
+        "account_published": state.account_published,
         "warned": list(state.warned),
     }
     return json.dumps(document, separators=(",", ":")).encode("utf-8")
@@ -163,6 +167,7 @@ def _decode(data: bytes) -> tuple[CryptoAccount, ClientState]:
             signed_prekey_at=int(document["signed_prekey_at"]),
             seen=dict.fromkeys(str(i) for i in document["seen"]),
             linking=bool(document.get("linking", False)),
+            account_published=bool(document.get("account_published", False)),
             warned=dict.fromkeys(str(i) for i in document.get("warned", ())),
         )
     except KeystoreError:

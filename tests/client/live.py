@@ -131,6 +131,7 @@ async def device(
         await api.publish_account(account_request(account))
     else:
         await link(link_from, made)
+    vault.state.account_published = True
     await maintain(api, vault)
     return made
 
