@@ -41,6 +41,7 @@ from securechat.errors import (
     DecryptionError,
     DeviceNotCertified,
     FailedPrecondition,
+    IdentityChanged,
     InvalidArgument,
     NotFound,
 )
@@ -110,6 +111,9 @@ class Messenger:
 
         async def seal(devices: Sequence[Address]) -> Mapping[Address, bytes]:
             account = self.vault.account
+            for user, key in expected.items():  # sealed before: the keys must not have moved
+                if account.accepted_key(user) != key:
+                    raise IdentityChanged(user, account.pinned_verified(user))
             for user in {d.user for d in devices} - set(expected):
                 key = account.accepted_key(user)
                 if key is not None:

@@ -4,6 +4,7 @@ devices of the client library on the test server."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ import pytest
 from securechat.node import Node
 from securechat.pki import DevPki
 from tests.client.live import Device, Relay, device
+from tests.client.tmux import Tmux
 
 BIN = Path(sys.executable).parent
 SERVER_TIMEOUT_S = 30.0
@@ -160,3 +162,13 @@ async def relay(server: Node) -> AsyncIterator[Relay]:
     await relay.start()
     yield relay
     await relay.close()
+
+
+@pytest.fixture
+def tmux(tmp_path: Path) -> Iterator[Tmux]:
+    """A private tmux server (killed at the end); skips where tmux is not installed."""
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed: the interactive tests need a real terminal")
+    session = Tmux(tmp_path)
+    yield session
+    session.kill()

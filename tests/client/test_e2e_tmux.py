@@ -2,84 +2,16 @@
 
 from __future__ import annotations
 
-import shlex
-import shutil
-import subprocess
-import time
-import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
-
 import pytest
 
-from tests.client.conftest import BIN, User
+from tests.client.tmux import Tmux, wait_exit
 
 pytestmark = pytest.mark.e2e
-WAIT_S = 30.0
-
-
-class Tmux:
-    """A private tmux server (own socket, no user config) holding one window per user."""
-
-    def __init__(self, directory: Path) -> None:
-        self.socket = f"sc-{uuid.uuid4().hex[:8]}"
-        self.directory = directory
-
-    def cmd(self, *args: str) -> str:
-        result = subprocess.run(
-            ["tmux", "-L", self.socket, "-f", "/dev/null", *args],
-            capture_output=True, text=True, check=True, timeout=10,
-        )  # fmt: skip
-        return result.stdout
-
-    def start_chat(self, user: User) -> Path:
-        exit_file = self.directory / f"{user.name}.exit"
-        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in user.env().items())
-        shell = f"env {env} {BIN / 'securechat'} chat; echo $? > {exit_file}; sleep 60"
-        self.cmd("new-session", "-d", "-s", user.name, "-x", "110", "-y", "30", shell)
-        return exit_file
-
-    def keys(self, target: str, *keys: str) -> None:
-        self.cmd("send-keys", "-t", target, *keys)
-
-    def screen(self, target: str) -> str:
-        return self.cmd("capture-pane", "-p", "-t", target)
-
-    def wait_for(self, target: str, check: Callable[[str], bool]) -> str:
-        deadline = time.monotonic() + WAIT_S
-        screen = ""
-        while time.monotonic() < deadline:
-            screen = self.screen(target)
-            if check(screen):
-                return screen
-            time.sleep(0.1)
-        raise AssertionError(f"timed out; the {target} screen was:\n{screen}")
-
-    def kill(self) -> None:
-        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, check=False)
-
-
-@pytest.fixture
-def tmux(tmp_path: Path) -> Iterator[Tmux]:
-    if shutil.which("tmux") is None:
-        pytest.skip("tmux is not installed: the interactive chat test needs a real terminal")
-    session = Tmux(tmp_path)
-    yield session
-    session.kill()
 
 
 def _input_line(screen: str) -> str:
     lines = [line for line in screen.splitlines() if line.startswith("#lobby>")]
     return lines[-1] if lines else ""
-
-
-def _wait_exit(exit_file: Path) -> str:
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        if exit_file.exists() and exit_file.read_text().strip():
-            return exit_file.read_text().strip()
-        time.sleep(0.1)
-    raise AssertionError("the chat did not exit")
 
 
 def test_two_users_chat_while_typing(make_user, tmux: Tmux) -> None:  # type: ignore[no-untyped-def]
@@ -107,6 +39,6 @@ def test_two_users_chat_while_typing(make_user, tmux: Tmux) -> None:  # type: ig
     tmux.wait_for("alice", lambda s: "online: alice, bob" in s)
 
     tmux.keys("alice", "/quit", "Enter")
-    assert _wait_exit(alice_exit) == "0"
+    assert wait_exit(alice_exit) == "0"
     tmux.keys("bob", "C-d")
-    assert _wait_exit(bob_exit) == "0"
+    assert wait_exit(bob_exit) == "0"
