@@ -162,3 +162,55 @@ def test_reject_keeps_the_old_key_and_its_working_session(make_user, server_proc
     assert _number(after) == old and "(verified)" in after
     nothing = ivan.run("keys", "reject", "judy", ok=False)
     assert nothing.returncode == 64 and "nothing to reject" in nothing.stderr
+
+
+def test_devices_link_list_and_remove_from_the_command_line(make_user) -> None:  # type: ignore[no-untyped-def]
+    import re
+    import subprocess
+
+    from tests.client.conftest import BIN
+
+    kate = make_user("kate")
+    kate.run("register", "kate")
+    phone = User("kate", kate.home.with_name("kate-phone"), kate.server, kate.pki, kate.password)
+    typo = phone.run("login", "kate", "--link", "0000-0000-0000-0000-0000-0000", ok=False)
+    assert typo.returncode == 74 and "not valid" in typo.stderr  # refused before any call
+
+    offer = subprocess.Popen(
+        [str(BIN / "securechat"), "devices", "link"], env=kate.env(), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert offer.stderr is not None
+        first = offer.stderr.readline()
+        code = re.search(r"link code: (\S+)", first)
+        assert code, first
+        joined = phone.run("login", "kate", "--link", code.group(1))
+        assert "(linked)" in joined.stderr
+        _, err = offer.communicate(timeout=60)
+        assert offer.returncode == 0 and "linked device 2" in err
+    finally:
+        if offer.poll() is None:
+            offer.kill()
+            offer.wait()
+
+    listed = kate.run("devices", "list").stdout.splitlines()
+    assert listed[0].startswith("account key ")
+    assert [line.split(",")[0].split("  (")[0] for line in listed[1:]] == [
+        "device 1  certified", "device 2  certified",
+    ]  # fmt: skip
+    assert listed[1].endswith("(this device)")
+    phone.run("send", "--room", "lobby", "from my phone")
+    [mine] = _lines(kate.run("inbox", "--json").stdout)
+    assert (mine["sender"], mine["device"], mine["text"]) == ("kate", 2, "from my phone")
+    assert mine["device_certified"] is True
+
+    itself = kate.run("devices", "remove", "1", ok=False)
+    assert itself.returncode == 64 and "cannot remove the device you are using" in itself.stderr
+    removed = kate.run("devices", "remove", "2")
+    assert "removed device 2" in removed.stderr
+    assert [line.split(",")[0] for line in kate.run("devices", "list").stdout.splitlines()[1:]] == [
+        "device 1  certified"
+    ]
+    gone = phone.run("inbox", "--json", ok=False)
+    assert gone.returncode == 67 and "session" in gone.stderr  # its sessions were revoked
