@@ -146,22 +146,26 @@ def test_reject_keeps_the_old_key_and_its_working_session(make_user, server_proc
 
     # The server swaps judy's account key for one of its own (her device stays).
     database = server_process.data_dir / "securechat.db"
-    swap_account_in_sqlite(database, forged_account("judy", identities_in_sqlite(database, "judy")))
-    blocked = ivan.run("send", "--to", "judy", "to the server?", ok=False)
-    assert blocked.returncode == 73 and "keep the old verified key" in blocked.stderr
-    shown = ivan.run("keys", "safety-number", "judy").stdout
-    assert "CHANGED" in shown and _number(shown) != old
+    forged = forged_account("judy", identities_in_sqlite(database, "judy"))
+    original = swap_account_in_sqlite(database, forged)
+    try:
+        blocked = ivan.run("send", "--to", "judy", "to the server?", ok=False)
+        assert blocked.returncode == 73 and "keep the old verified key" in blocked.stderr
+        shown = ivan.run("keys", "safety-number", "judy").stdout
+        assert "CHANGED" in shown and _number(shown) != old
 
-    rejected = ivan.run("keys", "reject", "judy")
-    assert "kept the old key of judy" in rejected.stdout
-    ivan.run("send", "--to", "judy", "still private")  # the old session works, unblocked
-    ivan.run("send", "--to", "judy", "and again")  # the refused key, shown again, is only told
-    texts = [m["text"] for m in _lines(judy.run("inbox", "--json").stdout)]
-    assert texts == ["still private", "and again"]
-    after = ivan.run("keys", "safety-number", "judy").stdout
-    assert _number(after) == old and "(verified)" in after
-    nothing = ivan.run("keys", "reject", "judy", ok=False)
-    assert nothing.returncode == 64 and "nothing to reject" in nothing.stderr
+        rejected = ivan.run("keys", "reject", "judy")
+        assert "kept the old key of judy" in rejected.stdout
+        ivan.run("send", "--to", "judy", "still private")  # the old session works, unblocked
+        ivan.run("send", "--to", "judy", "and again")  # the refused key, shown again, is only told
+        texts = [m["text"] for m in _lines(judy.run("inbox", "--json").stdout)]
+        assert texts == ["still private", "and again"]
+        after = ivan.run("keys", "safety-number", "judy").stdout
+        assert _number(after) == old and "(verified)" in after
+        nothing = ivan.run("keys", "reject", "judy", ok=False)
+        assert nothing.returncode == 64 and "nothing to reject" in nothing.stderr
+    finally:
+        swap_account_in_sqlite(database, original)  # the server is shared by this module
 
 
 def test_devices_link_list_and_remove_from_the_command_line(make_user) -> None:  # type: ignore[no-untyped-def]

@@ -9,9 +9,11 @@ reach ned's new device and oli's old one.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import pytest
 
+from securechat.domain.model import AccountRecord
 from tests.client.conftest import ServerProcess, User
 from tests.client.tmux import Tmux, shell_result, wait_exit
 from tests.support.lying import forged_account, identities_in_sqlite, swap_account_in_sqlite
@@ -24,7 +26,18 @@ def _texts(user: User) -> list[str]:
     return [json.loads(line)["text"] for line in output.splitlines() if line.strip()]
 
 
-def _two_key_changes(make_user, server: ServerProcess, me: str) -> tuple[User, User, User, User]:  # type: ignore[no-untyped-def]
+@pytest.fixture
+def swapped(server_process: ServerProcess) -> Iterator[list[AccountRecord]]:
+    """Accounts the test swapped; swapped back at the end (the server is shared)."""
+    originals: list[AccountRecord] = []
+    yield originals
+    for original in originals:
+        swap_account_in_sqlite(server_process.data_dir / "securechat.db", original)
+
+
+def _two_key_changes(  # type: ignore[no-untyped-def]
+    make_user, server: ServerProcess, me: str, swapped: list[AccountRecord]
+) -> tuple[User, User, User, User]:
     """``me`` talked to ned and oli; then ned resets and the server swaps oli's key."""
     user, ned, oli = make_user(me), make_user(f"ned{me}"), make_user(f"oli{me}")
     for each in (user, ned, oli):
@@ -36,14 +49,14 @@ def _two_key_changes(make_user, server: ServerProcess, me: str) -> tuple[User, U
     laptop.run("login", ned.name, "--reset")
     database = server.data_dir / "securechat.db"
     identities = identities_in_sqlite(database, oli.name)
-    swap_account_in_sqlite(database, forged_account(oli.name, identities))
+    swapped.append(swap_account_in_sqlite(database, forged_account(oli.name, identities)))
     return user, laptop, ned, oli
 
 
 def test_the_cli_flow_accept_and_reject_in_a_terminal(  # type: ignore[no-untyped-def]
-    make_user, server_process: ServerProcess, tmux: Tmux
+    make_user, server_process: ServerProcess, tmux: Tmux, swapped: list[AccountRecord]
 ) -> None:
-    mia, laptop, ned, oli = _two_key_changes(make_user, server_process, "mia")
+    mia, laptop, ned, oli = _two_key_changes(make_user, server_process, "mia", swapped)
     tmux.start_shell(mia, "mia")
 
     tmux.keys("mia", f"securechat send --to {ned.name} blocked; echo blocked=$?", "Enter")
@@ -67,9 +80,9 @@ def test_the_cli_flow_accept_and_reject_in_a_terminal(  # type: ignore[no-untype
 
 
 def test_the_chat_flow_accept_and_reject_in_a_terminal(  # type: ignore[no-untyped-def]
-    make_user, server_process: ServerProcess, tmux: Tmux
+    make_user, server_process: ServerProcess, tmux: Tmux, swapped: list[AccountRecord]
 ) -> None:
-    pia, laptop, ned, oli = _two_key_changes(make_user, server_process, "pia")
+    pia, laptop, ned, oli = _two_key_changes(make_user, server_process, "pia", swapped)
     exit_file = tmux.start_chat(pia)
     tmux.wait_for("pia", lambda s: "| online |" in s)
 

@@ -83,15 +83,21 @@ def forged_account(user: str, devices: dict[int, IdentityPublic]) -> AccountReco
     return AccountRecord(user, key.public.to_bytes(), 1000, head.to_bytes())
 
 
-def swap_account_in_sqlite(database: Path, account: AccountRecord) -> None:
-    """Replace a user's account key and device list in a running server's SQLite file."""
+def swap_account_in_sqlite(database: Path, account: AccountRecord) -> AccountRecord:
+    """Replace a user's account key and device list in a running server's SQLite file; returns
+    what was there (swap it back when the test is over: the server is shared)."""
     with sqlite3.connect(database) as conn:
+        key, version, head = conn.execute(
+            "SELECT account_key, list_version, device_list FROM accounts WHERE user_name = ?",
+            (account.user,),
+        ).fetchone()
         conn.execute(
             "UPDATE accounts SET account_key = ?, list_version = ?, device_list = ? "
             "WHERE user_name = ?",
             (account.account_key, account.list_version, account.device_list, account.user),
         )
     conn.close()
+    return AccountRecord(account.user, bytes(key), int(version), bytes(head))
 
 
 def identities_in_sqlite(database: Path, user: str) -> dict[int, IdentityPublic]:
