@@ -245,19 +245,25 @@ async def _forget_session(client: Client) -> None:
     client.session = None
 
 
-async def _existing_device(client: Client, user: str, password: str, server: ServerLogin) -> None:
-    """Unlock this profile's keystore and log its device in; then upgrade what is old: a legacy
-    password login, a keystore sealed under other parameters (or format 1)."""
+async def _existing_device(
+    client: Client, user: str, password: str, server: ServerLogin, opened: Vault | None = None
+) -> None:
+    """Unlock this profile's keystore (unless ``opened``) and log its device in; then upgrade
+    what is old: a legacy password login, a keystore sealed under other parameters (or
+    format 1)."""
     path = client.profile.keystore_path
     keys: PasswordKeys | None = None
     if server.legacy_password:
-        client.vault, secret = Vault.open(path, password), password
+        client.vault, secret = opened or Vault.open(path, password), password
     else:
         keys = await derive(password, server.login)
-        try:
-            client.vault = Vault.open_with_keys(path, keys)
-        except KeystoreError:  # sealed under other parameters, or format 1
-            client.vault = Vault.open(path, password)
+        if opened is not None:
+            client.vault = opened
+        else:
+            try:
+                client.vault = Vault.open_with_keys(path, keys)
+            except KeystoreError:  # sealed under other parameters, or format 1
+                client.vault = Vault.open(path, password)
         secret = keys.authenticator_text()
     vault = client.vault
     if vault.account.address.user != user:
@@ -333,9 +339,8 @@ async def resume(client: Client, secrets: SecretSource | None) -> None:
         vault.state.account_published or vault.state.linking
     )
     if stale or session.expires_at_ms <= time.time() * 1000:
-        await _existing_device(
-            client, session.user, password, await fetch_login(client.api, session.user)
-        )
+        server = await fetch_login(client.api, session.user)
+        await _existing_device(client, session.user, password, server, opened=vault)
         await _settle_account(client, _quiet)
     client.upkeep = await maintain(client.api, client.vault)
 

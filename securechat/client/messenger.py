@@ -111,13 +111,13 @@ class Messenger:
 
         async def seal(devices: Sequence[Address]) -> Mapping[Address, bytes]:
             account = self.vault.account
-            for user, key in expected.items():  # sealed before: the keys must not have moved
-                if account.accepted_key(user) != key:
+            for user, sealed_under in expected.items():  # sealed before: no key may have moved
+                if account.accepted_key(user) != sealed_under:
                     raise IdentityChanged(user, account.pinned_verified(user))
             for user in {d.user for d in devices} - set(expected):
-                key = account.accepted_key(user)
-                if key is not None:
-                    expected[user] = key
+                accepted = account.accepted_key(user)
+                if accepted is not None:
+                    expected[user] = accepted
             ready = await self.ensure_sessions(devices)
             if not ready:
                 raise FailedPrecondition(

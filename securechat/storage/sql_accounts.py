@@ -50,7 +50,7 @@ def _account_values(account: AccountRecord, now_ms: int) -> dict[str, Any]:
     }
 
 
-def _device_row(row: Row[Any]) -> Device:
+def device_from_row(row: Row[Any]) -> Device:
     return Device(
         row.user_name,
         row.device_id,
@@ -213,7 +213,7 @@ class AccountsSql(SqlCore):
             .order_by(devices.c.user_name, devices.c.device_id)
         )
         async with self._read() as conn:
-            return [_device_row(row) for row in await conn.execute(query)]
+            return [device_from_row(row) for row in await conn.execute(query)]
 
     # ---- the link relay ------------------------------------------------------------------
     def _slot(self, user: str, relay_id: str, slot: LinkSlot) -> Any:

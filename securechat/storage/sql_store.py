@@ -35,7 +35,7 @@ from securechat.storage.schema import (
     sessions,
     users,
 )
-from securechat.storage.sql_accounts import AccountsSql
+from securechat.storage.sql_accounts import AccountsSql, device_from_row
 from securechat.storage.sql_keys import KeyDirectorySql
 from securechat.storage.sql_mailbox import MailboxSql
 
@@ -71,18 +71,6 @@ def _session(row: Row[Any]) -> Session:
         expires_at_ms=row.expires_at_ms,
         created_at_ms=row.created_at_ms,
         cert_subject=row.cert_subject,
-    )
-
-
-def _device(row: Row[Any]) -> Device:
-    return Device(
-        row.user_name,
-        row.device_id,
-        row.created_at_ms,
-        row.last_seen_ms,
-        row.identity_key,
-        row.certificate,
-        row.binding,
     )
 
 
@@ -224,14 +212,14 @@ class SqlStore(KeyDirectorySql, MailboxSql, AccountsSql):
                     )
                 )
             ).first()
-        return None if row is None else _device(row)
+        return None if row is None else device_from_row(row)
 
     async def list_devices(self, user: str) -> list[Device]:
         async with self._read() as conn:
             result = await conn.execute(
                 select(devices).where(devices.c.user_name == user).order_by(devices.c.device_id)
             )
-            return [_device(row) for row in result]
+            return [device_from_row(row) for row in result]
 
     async def touch_devices(self, seen: Sequence[tuple[DeviceRef, int]]) -> None:
         if not seen:

@@ -103,6 +103,8 @@ def test_the_chat_flow_accept_and_reject_in_a_terminal(  # type: ignore[no-untyp
     tmux.keys("pia", f"@{oli.name} rejected", "Enter")
     tmux.wait_for("pia", lambda s: f"(to {oli.name}) pia: rejected" in s)
 
+    tmux.keys("pia", "/devices", "Enter")
+    tmux.wait_for("pia", lambda s: "(this device)" in s and "account key " in s)
     tmux.keys("pia", "/quit", "Enter")
     assert wait_exit(exit_file) == "0"
     assert _texts(laptop) == ["accepted"]
