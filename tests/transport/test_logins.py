@@ -3,6 +3,8 @@ real server; and what the server stores cannot open a keystore."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import grpc
 import pytest
 
@@ -16,10 +18,11 @@ from securechat.crypto.account_password import (
 )
 from securechat.domain.model import DeviceRef
 from securechat.node import Node
+from securechat.pki import DevPki
 from securechat_proto.v1 import auth_pb2, keys_pb2
-from tests.conftest import ApiFactory
+from tests.conftest import ApiFactory, server_config
 from tests.support.accounts import now
-from tests.support.net import PASSWORD, Api
+from tests.support.net import PASSWORD, Api, secure_channel
 from tests.transport.test_accounts import fails
 
 Code = grpc.StatusCode
@@ -141,3 +144,32 @@ async def test_the_last_resort_prekey_rotates_through_add_prekeys(
     bad.last_resort_kem_prekey.CopyFrom(request.last_resort_kem_prekey)
     bad.last_resort_kem_prekey.last_resort = False
     await fails(api.keys.AddPreKeys(bad, metadata=api.md), Code.INVALID_ARGUMENT)
+
+
+async def test_the_fake_salt_secret_is_kept_so_answers_survive_a_restart(
+    pki: DevPki, tmp_path: Path
+) -> None:
+    answers = []
+    for _ in range(2):
+        node = Node(server_config(pki, tmp_path / "data"))
+        await node.start()
+        api = Api(secure_channel(pki, node.port))
+        try:
+            answers.append((await parameters(api, "nobody")).login_salt)
+        finally:
+            await api.channel.close()
+            await node.stop(grace=0.2)
+    secret = tmp_path / "data" / "login-salt.secret"
+    assert answers[0] == answers[1]
+    assert secret.stat().st_mode & 0o777 == 0o600 and len(secret.read_bytes()) >= 32
+    configured = Node(server_config(pki, tmp_path / "other", **{
+        "accounts.fake_salt_secret": "s" * 32,
+    }))  # fmt: skip
+    await configured.start()
+    api = Api(secure_channel(pki, configured.port))
+    try:
+        assert (await parameters(api, "nobody")).login_salt != answers[0]
+        assert not (tmp_path / "other" / "login-salt.secret").exists()
+    finally:
+        await api.channel.close()
+        await configured.stop(grace=0.2)
