@@ -37,6 +37,7 @@ from securechat.storage.port import Store
 log = logging.getLogger("securechat.accounts")
 
 WRONG_CREDENTIALS = "wrong username or password"
+PENDING_DEVICES = 5  # logged in, no keys, no certificate: kept per user (a link in progress)
 SESSION_CACHE_SIZE = 50_000
 
 
@@ -218,8 +219,17 @@ class Accounts:
     async def _new_device(self, username: str, now_ms: int) -> int:
         """A new device of the account. It receives nothing until it has published keys (and,
         once the account has an account key, been certified by another device or by itself as
-        the first one); the user's other devices are kept."""
+        the first one); the user's other devices are kept. Devices that logged in but never got
+        keys nor a certificate are kept up to PENDING_DEVICES, the oldest dropped first."""
         device_id = await self.store.add_device(username, now_ms)
+        pending = [
+            DeviceRef(username, d.device_id)
+            for d in await self.store.list_devices(username)
+            if d.identity_key is None and d.certificate is None and d.device_id != device_id
+        ]
+        for stale in pending[: max(0, len(pending) - PENDING_DEVICES + 1)]:
+            await self.store.remove_device(stale)
+            await self.bus.publish(DeviceRemoved(stale))
         log.info("user=%s new device %d", username, device_id)
         return device_id
 

@@ -366,3 +366,15 @@ async def test_the_link_relay_takes_each_message_once_for_one_user(connect: ApiF
         request = keys_pb2.PostLinkMessageRequest(relay_id=relay_id, slot=slot, message=message)
         code = Code.RESOURCE_EXHAUSTED if len(message) > 69_000 else Code.INVALID_ARGUMENT
         await fails(alice.keys.PostLinkMessage(request, metadata=alice.md), code)
+
+
+async def test_devices_that_never_got_keys_do_not_pile_up(
+    connect: ApiFactory, server: Node
+) -> None:
+    [first] = await alice_with_devices(connect, 1)
+    logins = [await bare(connect, "alice") for _ in range(7)]
+    kept = [d.device_id for d in await server.store.list_devices("alice")]
+    newest = [api.device_id for api in logins[-5:]]
+    assert kept == [first.api.device_id, *newest]  # the device with keys, the 5 newest pending
+    await fails(get_account(logins[0], "alice"), Code.UNAUTHENTICATED)  # its session is gone
+    await link(first, logins[-1])  # a pending device still links
