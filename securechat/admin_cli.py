@@ -240,6 +240,7 @@ def _run_api(options: dict[str, Any], work: Callable[[Api], Awaitable[T]]) -> T:
 async def _api_session(o: dict[str, Any], work: Callable[[Api], Awaitable[T]]) -> T:
     import contextlib
 
+    from securechat.client.credentials import login_secret
     from securechat.client.passwords import SecretSource
     from securechat.client.rpc import Api, Endpoint
     from securechat.errors import CertificateError, NotFound, PermissionDenied
@@ -259,12 +260,14 @@ async def _api_session(o: dict[str, Any], work: Callable[[Api], Awaitable[T]]) -
         prompt="admin password: ",
     )  # fmt: skip
     async with Api(channel) as api:
-        password = secrets.account_password()
+        # The login secret: the authenticator derived from the password (or the password of a
+        # legacy account, as the bootstrap admin's is until a client upgrades it).
+        secret = await login_secret(api, o["user"], secrets.account_password())
         try:
-            login = await api.login(o["user"], password, o["device_id"])
+            login = await api.login(o["user"], secret, o["device_id"])
         except NotFound:
             # First use: the admin account has no device yet, so register one.
-            login = await api.login(o["user"], password, 0)
+            login = await api.login(o["user"], secret, 0)
         if login.role != "admin":
             raise PermissionDenied(f"{o['user']} is not an admin account")
         try:

@@ -104,6 +104,18 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True)
+class AccountsConfig:
+    """Accounts owning their devices."""
+
+    # The most certified devices one account may have (at most 64, a signed list's limit).
+    max_devices: int = 10
+    # Keys the stable fake login salt served for unknown users (at least 32 characters). Empty:
+    # a random secret kept in <server.data_dir>/login-salt.secret (set it on every node that
+    # shares a database, so every node answers alike).
+    fake_salt_secret: str = dataclasses.field(default="", repr=False)
+
+
+@dataclass(frozen=True)
 class ChatConfig:
     default_room: str = "lobby"
     retention_days: float = 30.0
@@ -159,6 +171,7 @@ class Config:
     tls: TlsConfig = field(default_factory=TlsConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    accounts: AccountsConfig = field(default_factory=AccountsConfig)
     chat: ChatConfig = field(default_factory=ChatConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     bus: BusConfig = field(default_factory=BusConfig)
@@ -263,6 +276,12 @@ def _validate(cfg: Config) -> None:
     need(cfg.auth.token_ttl_s >= 1, "auth.token_ttl_s", "must be at least 1")
     _validate_auth(cfg.auth, need)
     _validate_limits(cfg.limits, need)
+    need(1 <= cfg.accounts.max_devices <= 64, "accounts.max_devices", "must be between 1 and 64")
+    need(
+        not cfg.accounts.fake_salt_secret or len(cfg.accounts.fake_salt_secret.encode()) >= 32,
+        "accounts.fake_salt_secret",
+        "must be empty (generated) or at least 32 characters",
+    )
     need(cfg.chat.max_message_bytes >= 256, "chat.max_message_bytes", "must be at least 256")
     need(cfg.chat.send_rate_per_s > 0, "chat.send_rate_per_s", "must be positive")
     need(cfg.chat.send_burst >= 1, "chat.send_burst", "must be at least 1")

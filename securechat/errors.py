@@ -32,7 +32,7 @@ ending carries its code in the ``securechat-error`` trailer.
         ├── DecryptionError       the one opaque "message could not be decrypted"
         ├── KeystoreError         the local keystore cannot be opened or is damaged
         ├── BadSignature          a key bundle whose signatures do not verify
-        ├── IdentityChanged       a pinned contact's identity key changed
+        ├── IdentityChanged       a pinned contact's account (or identity) key changed
         ├── RosterRejected        a room roster event that fails a check (signature, chain, rule)
         ├── DeviceNotCertified    a device without a valid certificate from its account key
         └── LinkError             linking a new device failed (wrong, expired, used, tampered)
@@ -219,13 +219,10 @@ class IdentityChanged(CryptoError):
     def __init__(self, user: str, verified: bool) -> None:
         self.user = user
         self.verified = verified
-        action = (
-            f"compare the safety number (`securechat keys safety-number {user}`) and run "
-            f"`securechat keys verify {user}`"
-            if verified
-            else f"run `securechat keys trust {user}` to accept the new key"
+        super().__init__(
+            f"the account key of {user} changed: sending to {user} is blocked until you decide: "
+            f"compare the new safety number, then verify or trust the new key, or reject it"
         )
-        super().__init__(f"the identity key of {user} changed: {action} before sending")
 
 
 class RosterRejected(CryptoError):

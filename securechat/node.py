@@ -8,12 +8,16 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import socket
+from pathlib import Path
 
+from securechat.atomicfile import write_atomically
 from securechat.bus.factory import open_bus
 from securechat.bus.port import Bus
 from securechat.config import Config
 from securechat.domain.events import BusEvent, CertificateRevoked, Resync
+from securechat.errors import ConfigError
 from securechat.ops.metrics import Metrics
 from securechat.ops.status import StatusServer, check_config
 from securechat.services.accounts import Accounts
@@ -21,9 +25,12 @@ from securechat.services.acks import LastSeen
 from securechat.services.admin import Admin
 from securechat.services.chat import ChatService
 from securechat.services.clock import Clock, SystemClock
+from securechat.services.devices import AccountDevices
 from securechat.services.directory import Directory
 from securechat.services.hub import Hub
 from securechat.services.keys import KeyDirectory
+from securechat.services.link_relay import LinkRelay
+from securechat.services.logins import Logins
 from securechat.services.messaging import Messenger
 from securechat.services.passwords import PasswordHasher
 from securechat.services.revocations import Revocations
@@ -38,6 +45,27 @@ log = logging.getLogger("securechat.server")  # the lifecycle lines operators gr
 
 HOUSEKEEPING_S = 1.0
 RECONNECT_HINT_MS = 1000
+SALT_SECRET_FILE = "login-salt.secret"  # noqa: S105 - a file name, not a secret
+
+
+def fake_salt_secret(configured: str, data_dir: Path) -> bytes:
+    """The configured secret, else the one kept in the data folder (made once, mode 0600)."""
+    if configured:
+        return configured.encode("utf-8")
+    path = data_dir / SALT_SECRET_FILE
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):  # another worker made it first: use theirs
+            write_atomically(path, secrets.token_hex(32).encode("ascii"), overwrite=False)
+        secret = path.read_bytes().strip()
+    except OSError as exc:
+        raise ConfigError(
+            "accounts.fake_salt_secret",
+            f"cannot keep a generated secret in {path}: {exc.strerror or exc}; set one",
+        ) from None
+    if len(secret) < 32:
+        raise ConfigError("accounts.fake_salt_secret", f"{path} is damaged: delete it")
+    return secret
 
 
 def default_bcrypt_workers() -> int:
@@ -119,6 +147,10 @@ class Node:
             per_source=cfg.auth.hash_queue_per_source,
         )
         self.last_seen = LastSeen(store)
+        secret = fake_salt_secret(cfg.accounts.fake_salt_secret, cfg.server.data_dir)
+        self.logins = Logins(store, self.hasher, secret)
+        self.account_devices = AccountDevices(store, bus, clock, cfg.accounts.max_devices)
+        self.link_relay = LinkRelay(store, clock)
         self.accounts = Accounts(
             store, bus, self.hasher, cfg.auth, clock, self.last_seen,
             cfg.chat.default_room, cfg.tls.bind_client_cert_to_user,
@@ -131,7 +163,7 @@ class Node:
         self.chat = ChatService(
             self.hub, self.messenger, store, bus, self.last_seen, cfg.chat, clock, self.metrics
         )
-        self.keys = KeyDirectory(store, bus, clock, cfg.limits)
+        self.keys = KeyDirectory(store, bus, clock, self.account_devices, cfg.limits)
         self.admin = Admin(
             store, bus, self.hub, self.messenger, clock, clock.now_ms(),
             self.accounts.end_certificate_sessions,
@@ -142,7 +174,7 @@ class Node:
     def _services(self) -> Services:
         return Services(
             self.accounts, self.keys, self.rooms, self.chat, self.admin,
-            self.revocations.is_revoked,
+            self.revocations.is_revoked, self.logins, self.account_devices, self.link_relay,
         )  # fmt: skip
 
     def route(self, event: BusEvent) -> None:
@@ -174,6 +206,7 @@ class Node:
                     now = self.clock.now_ms()
                     expired = await self.store.expire_messages(now - retention_ms)
                     await self.store.purge_expired_sessions(now)
+                    await self.link_relay.purge()
                     if expired:
                         log.info("expired %d undelivered messages past retention", expired)
             except Exception:

@@ -66,6 +66,9 @@ def test_env_aliases_and_admin_bootstrap() -> None:
         ),
         ({"SECURECHAT_LOG_FORMAT": "xml"}, "log.format", "one of"),
         ({"SECURECHAT_BUS_URL": "kafka://x"}, "bus.url", "redis"),
+        ({"SECURECHAT_ACCOUNTS_MAX_DEVICES": "0"}, "accounts.max_devices", "between"),
+        ({"SECURECHAT_ACCOUNTS_MAX_DEVICES": "65"}, "accounts.max_devices", "between"),
+        ({"SECURECHAT_ACCOUNTS_FAKE_SALT_SECRET": "short"}, "accounts.fake_salt_secret", "32"),
     ],
 )
 def test_bad_environment_values_name_the_key(env: dict[str, str], path: str, words: str) -> None:

@@ -2,9 +2,11 @@
 
 A :class:`SecureMember` is the chat client minus the encryption: the client library's channel
 factory, :class:`~securechat.client.rpc.api.Api` (register, login, rooms), ChatLink (the
-stream: resume, acks, reconnect) and :class:`~securechat.client.rpc.sender.Sender` with a
-RecipientBook, the one send path of every securechat client (pipelined, matched by client
-message id, resent on ``stale_devices``). Only the seal differs: instead of encrypting, it puts
+stream: resume, acks, reconnect) and :class:`~securechat.client.rpc.sender.Sender`, the one
+send path of every securechat client (pipelined, matched by client message id, resent on
+``stale_devices``), with the server's device lists (bench/recipients.py: nothing to verify in
+opaque bytes). Each member publishes a minimal real key bundle after login, since only devices
+with keys receive. Only the seal differs: instead of encrypting, it puts
 the send time (``time.time_ns()``, big-endian) in the first 8 bytes of an opaque random
 ciphertext; receivers subtract it from their receive time (same machine, same clock) and hand
 it to a Recorder.
@@ -27,9 +29,10 @@ from pathlib import Path
 
 import grpc
 
+from securechat.bench.recipients import ServerListedRecipients
 from securechat.bench.reference import HELLO, METHOD
+from securechat.client.bundles import publish_request
 from securechat.client.events import ConnectionEvent, Target
-from securechat.client.recipients import RecipientBook
 from securechat.client.rpc import (
     Api,
     Backoff,
@@ -40,7 +43,7 @@ from securechat.client.rpc import (
     Sender,
     open_channel,
 )
-from securechat.crypto.account import Address
+from securechat.crypto.account import Address, CryptoAccount
 from securechat.errors import AlreadyExists, NotFound, SecureChatError
 from securechat.pki import ClientMaterial
 from securechat_proto.v1 import chat_pb2
@@ -52,6 +55,14 @@ ACK_EVERY_S = 0.05
 # server recovers, not the interactive client's patience.
 RECONNECT = Backoff(base_s=0.05, cap_s=1.0)
 _POOL = os.urandom(1 << 16)
+
+
+async def publish_keys(api: Api, user: str, device_id: int) -> None:
+    """A minimal real bundle (no one-time keys): the device is a recipient from now on."""
+    account = CryptoAccount.create(
+        user, device_id, now=int(time.time()), one_time_count=0, kem_one_time_count=0
+    )
+    await api.publish_bundle(publish_request(account.upload_bundle()))
 
 
 def ciphertext(now_ns: int) -> bytes:
@@ -151,7 +162,7 @@ class SecureMember:
         self.device_id = 0
         self.link: ChatLink | None = None
         self.sender: Sender | None = None
-        self.book: RecipientBook | None = None
+        self.book: ServerListedRecipients | None = None
         self.runner: asyncio.Task[None] | None = None
         self._sent = 0
 
@@ -166,7 +177,8 @@ class SecureMember:
         """Log in as a new device; the stream and the sender are ready to start after it."""
         reply = await self.api.login(self.user, PASSWORD)
         self.device_id = reply.device_id
-        self.book = RecipientBook(self.api, Address(self.user, self.device_id))
+        await publish_keys(self.api, self.user, self.device_id)
+        self.book = ServerListedRecipients(self.api, Address(self.user, self.device_id))
         self.link = ChatLink(
             self.api,
             self.device_id,

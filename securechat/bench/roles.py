@@ -23,9 +23,9 @@ from securechat.bench.clients import (
     opaque_seal,
     pace,
 )
+from securechat.bench.recipients import ServerListedRecipients
 from securechat.bench.workers import gather_limited
 from securechat.client.events import Target
-from securechat.client.recipients import RecipientBook
 from securechat.client.rpc import Sender, UnaryOutlet
 from securechat.crypto.account import Address
 from securechat.errors import SecureChatError
@@ -206,7 +206,7 @@ class CatchupRole:
         over the unary Send (the one-shot `securechat send` path); a refusal fails the step."""
         conversation = Target.user(self.target.user)
         senders = [
-            Sender(UnaryOutlet(m.api), RecipientBook(m.api, Address(m.user, m.device_id)))
+            Sender(UnaryOutlet(m.api), ServerListedRecipients(m.api, Address(m.user, m.device_id)))
             for m in self.senders
         ]
         started = time.perf_counter()

@@ -21,6 +21,7 @@ from securechat.domain.events import (
     BusEvent,
     CertificateRevoked,
     Delivered,
+    DeviceRemoved,
     MembershipChanged,
     MembershipKind,
     PresenceChanged,
@@ -69,6 +70,8 @@ def _event_header(event: BusEvent, blobs: list[bytes]) -> list[object]:
         return ["M", event.room, event.user, int(event.kind), event.at_ms, list(event.audience)]
     if isinstance(event, UserKicked):
         return ["K", event.user, event.reason]
+    if isinstance(event, DeviceRemoved):
+        return ["X", event.device.user, event.device.device_id]
     if isinstance(event, SessionEnded):
         return ["S", event.token_hash.hex()]
     if isinstance(event, CertificateRevoked):
@@ -136,6 +139,8 @@ def decode(raw: bytes) -> Frame:
             )
         elif tag == "K":
             events.append(UserKicked(str(args[0]), str(args[1])))
+        elif tag == "X":
+            events.append(DeviceRemoved(DeviceRef(str(args[0]), int(args[1]))))
         elif tag == "S":
             events.append(SessionEnded(bytes.fromhex(args[0])))
         elif tag == "R":

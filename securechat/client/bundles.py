@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from securechat.crypto.account import DeviceUpload
+from securechat.crypto.certificates import AccountBinding
 from securechat.crypto.identity import IdentityPublic
 from securechat.crypto.prekeys import (
     KemPreKeyPublic,
@@ -38,14 +39,18 @@ def kem_to_proto(key: KemPreKeyPublic) -> keys_pb2.KemPreKey:
     )
 
 
-def publish_request(upload: DeviceUpload) -> keys_pb2.PublishBundleRequest:
-    """The PublishBundle request for everything a device uploads."""
+def publish_request(
+    upload: DeviceUpload, binding: AccountBinding | None = None
+) -> keys_pb2.PublishBundleRequest:
+    """The PublishBundle request for everything a device uploads (with its binding, once the
+    device belongs to an account key)."""
     return keys_pb2.PublishBundleRequest(
         identity_key=upload.identity.to_bytes(),
         signed_prekey=signed_to_proto(upload.signed_prekey),
         one_time_prekeys=[one_time_to_proto(k) for k in upload.one_time_prekeys],
         kem_prekeys=[kem_to_proto(k) for k in upload.kem_prekeys],
         last_resort_kem_prekey=kem_to_proto(upload.last_resort_kem_prekey),
+        binding=b"" if binding is None else binding.to_bytes(),
     )
 
 
@@ -53,6 +58,7 @@ def add_prekeys_request(
     one_time: list[OneTimePreKeyPublic],
     kem: list[KemPreKeyPublic],
     signed: SignedPreKeyPublic | None,
+    last_resort: KemPreKeyPublic | None = None,
 ) -> keys_pb2.AddPreKeysRequest:
     request = keys_pb2.AddPreKeysRequest(
         one_time_prekeys=[one_time_to_proto(k) for k in one_time],
@@ -60,6 +66,8 @@ def add_prekeys_request(
     )
     if signed is not None:
         request.signed_prekey.CopyFrom(signed_to_proto(signed))
+    if last_resort is not None:
+        request.last_resort_kem_prekey.CopyFrom(kem_to_proto(last_resort))
     return request
 
 

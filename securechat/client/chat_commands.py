@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING
 
 from securechat.client import commands
 from securechat.client.commands import Command
+from securechat.client.devices_view import devices_command
 from securechat.client.events import Target, check_room, check_user
-from securechat.crypto.safety_number import format_safety_number
+from securechat.client.key_change import decide
 from securechat.crypto.trust import TrustLevel
+from securechat.errors import SecureChatError
 
 if TYPE_CHECKING:
     from securechat.client.chat_engine import ChatEngine
@@ -104,33 +106,39 @@ async def switch(engine: ChatEngine, command: Command) -> None:
     engine.view.switch(target)
 
 
-@handles("verify")
-async def verify(engine: ChatEngine, command: Command) -> None:
+@handles("verify", "trust", "reject")
+async def key_decision(engine: ChatEngine, command: Command) -> None:
+    """A contact's account key: compare (verify), accept (trust) or refuse (reject) it, in the
+    conversation with them (client/key_change.py, the same flow as `securechat keys ...`)."""
     user = check_user(command.args[0])
-    vault = engine.client.vault
-    assert vault is not None
-    if vault.account.trust_level(user) is TrustLevel.UNKNOWN:
-        await engine.session.messenger.introduce(user)
-    digits = format_safety_number(vault.account.safety_number(user))
     here = Target.user(user)
-    engine.view.say(f"safety number with {user}: {digits}", target=here)
-    if await engine.view.confirm(f"Do the numbers match on both sides for {user}?"):
-        vault.account.verify(user)
-        vault.save()
-        engine.view.say(f"{user} is verified", target=here)
-    else:
-        engine.view.say(f"{user} not verified", target=here)
+    engine.view.switch(here)  # the number and the question, where the change was told
+
+    def show(text: str) -> None:
+        engine.view.say(text, target=here)
+
+    accounts = engine.session.messenger.accounts
+    shown = await decide(accounts, command.name, user, show, engine.view.confirm, "chat")
+    if shown.changed and accounts.vault.account.trust_level(user) is not TrustLevel.CHANGED:
+        show("/retry sends again what was held back")
 
 
-@handles("trust")
-async def trust(engine: ChatEngine, command: Command) -> None:
-    user = check_user(command.args[0])
-    vault = engine.client.vault
-    assert vault is not None
-    vault.account.trust(user)
-    vault.save()
-    engine.view.say(f"accepted the new identity key of {user} (unverified); /retry sends "
-                    "what was held back", target=Target.user(user))  # fmt: skip
+@handles("devices")
+async def devices(engine: ChatEngine, command: Command) -> None:
+    """/devices [link | remove N], beside the chat: a link waits for the other device."""
+    where = engine.view.current
+
+    def show(text: str) -> None:
+        engine.view.say(text, target=where)
+
+    async def run() -> None:
+        try:
+            await devices_command(engine.client.api, engine.session.messenger.accounts,
+                                  command.args, show)  # fmt: skip
+        except SecureChatError as exc:
+            engine.view.say(f"! {exc.message}", target=where, warning=True)
+
+    engine.background(run())
 
 
 @handles("search")

@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from typing import Protocol
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
 import sqlcipher3
 
@@ -97,6 +98,7 @@ class ChatEngine:
             renew=Renewal(client, credential, view.ask_secret, self._on_event),
         )
         self._outbox: Outbox | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def outbox(self) -> Outbox:
@@ -147,6 +149,14 @@ class ChatEngine:
 
     def stop(self) -> None:
         self.session.stop()
+        for task in self._background:
+            task.cancel()
+
+    def background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run a command's long wait (a device link) beside the chat, cancelled at the end."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def close(self) -> None:
         if self.history is not None:

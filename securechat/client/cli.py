@@ -12,9 +12,9 @@ import traceback
 
 import click
 
-from securechat.client import cli_account, cli_history, cli_messages, cli_rooms
+from securechat.client import cli_account, cli_devices, cli_history, cli_messages, cli_rooms
 from securechat.client.cli_common import CONFIG_KEY
-from securechat.errors import SecureChatError
+from securechat.errors import IdentityChanged, SecureChatError
 
 EXIT_USAGE = 2
 EXIT_IO = 74
@@ -76,6 +76,7 @@ def cli(
 
 for command in (
     *cli_account.COMMANDS,
+    *cli_devices.COMMANDS,
     *cli_messages.COMMANDS,
     *cli_rooms.COMMANDS,
     *cli_history.COMMANDS,
@@ -110,6 +111,10 @@ def dispatch(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code
+    except IdentityChanged as exc:
+        from securechat.client.key_change import blocked_hint
+
+        return _fail(blocked_hint(exc.user, exc.verified, "cli"), exc.exit_code, debug)
     except SecureChatError as exc:
         return _fail(exc.message, exc.exit_code, debug)
     except OSError as exc:

@@ -1,4 +1,5 @@
-"""Account and key subcommands: register, login, logout, keys show|safety-number|verify|trust."""
+"""Account and key subcommands: register, login, logout, auth-key, keys show|safety-number|verify|
+trust|reject (the key-change decision is client/key_change.py, shared with the chat)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from securechat.client.cli_common import echo, note, opened, run
+from securechat.client.cli_common import echo, note, note_event, opened, run
 
 if TYPE_CHECKING:
-    from securechat.client.account import Client, Options
+    from securechat.client.account import Options
 
 
 @click.command()
@@ -34,16 +35,32 @@ def register(options: Options, user: str) -> None:
 
 @click.command()
 @click.argument("user")
+@click.option("--link", "link_code", metavar="CODE",
+              help="Join USER's account as a new device, with the code `securechat devices link` "
+                   "shows on one of your devices.")  # fmt: skip
+@click.option("--reset", is_flag=True,
+              help="Start over on this new device with a new account key: every other device "
+                   "of USER is removed and contacts must accept the new key.")  # fmt: skip
 @click.pass_obj
-def login(options: Options, user: str) -> None:
-    """Log in as USER (a profile without keys becomes a new device)."""
+def login(options: Options, user: str, link_code: str | None, reset: bool) -> None:
+    """Log in as USER (a profile without keys becomes a new device: see --link)."""
     from securechat.client import account
+    from securechat.crypto.linking import LinkJoiner
+
+    if link_code is not None and reset:
+        raise click.UsageError("give --link or --reset, not both")
+    if link_code is not None:
+        LinkJoiner.from_text(link_code)  # a typing mistake fails before anything else
 
     async def go() -> None:
         async with opened(options, keys=True, login=False) as client:
-            await account.login(client, user, options.secrets.account_password())
+            await account.login(
+                client, user, options.secrets.account_password(), link_code=link_code,
+                reset=reset, say=note,
+            )  # fmt: skip
             assert client.session is not None
-            note(f"logged in as {user} (device {client.session.device_id})")
+            how = " (linked)" if link_code else ""
+            note(f"logged in as {user} (device {client.session.device_id}){how}")
 
     run(go())
 
@@ -70,9 +87,9 @@ def keys() -> None:
 @keys.command("show")
 @click.pass_obj
 def keys_show(options: Options) -> None:
-    """Show this device's identity fingerprint and remaining prekeys."""
+    """Show this device, your account key's fingerprint and the prekeys left."""
     from securechat.crypto.safety_number import (
-        SAFETY_NUMBER_VERSION,
+        ACCOUNT_SAFETY_NUMBER_VERSION,
         fingerprint_half,
         format_safety_number,
     )
@@ -82,15 +99,18 @@ def keys_show(options: Options) -> None:
             assert client.vault is not None
             account = client.vault.account
             counts = await client.api.count_prekeys()
-            half = fingerprint_half(
-                account.identity_public.to_bytes(),
-                account.address.user,
-                version=SAFETY_NUMBER_VERSION,
-            )
             echo(f"user:            {account.address.user}")
             echo(f"device:          {account.address.device_id}")
             echo(f"server:          {client.endpoint.server}")
-            echo(f"your half of every safety number: {format_safety_number(half)}")
+            key = account.account_key
+            if key is None:
+                echo("account key:     none yet (this device waits to be linked)")
+            else:
+                half = fingerprint_half(
+                    key.to_bytes(), account.address.user, version=ACCOUNT_SAFETY_NUMBER_VERSION
+                )
+                echo(f"account key:     {key.display_fingerprint()}")
+                echo(f"your half of every safety number: {format_safety_number(half)}")
             echo(
                 f"prekeys left:    {counts.one_time_prekeys} one-time, "
                 f"{counts.kem_prekeys} post-quantum"
@@ -99,44 +119,27 @@ def keys_show(options: Options) -> None:
     run(go())
 
 
-async def _known(client: Client, user: str) -> None:
-    """Make sure an identity is pinned for ``user`` (start sessions with their devices)."""
-    from securechat.client.events import check_user
-    from securechat.crypto.trust import TrustLevel
+def _decide(options: Options, action: str, user: str, *, yes: bool = False) -> None:
+    """One key decision (client/key_change.py, the same flow as the chat's)."""
+    from securechat.client.key_change import decide
 
-    check_user(user)
-    assert client.vault is not None
-    if client.vault.account.trust_level(user) is TrustLevel.UNKNOWN:
-        await client.messenger.introduce(user)
+    async def confirm(question: str) -> bool:
+        return yes or click.confirm(question)
 
+    async def go() -> None:
+        async with opened(options, keys=True) as client:
+            accounts = client.messenger_for(note_event).accounts
+            await decide(accounts, action, user, echo, confirm, "cli")
 
-def _safety_lines(client: Client, user: str) -> list[str]:
-    from securechat.crypto.safety_number import format_safety_number
-
-    assert client.vault is not None
-    account = client.vault.account
-    digits = format_safety_number(account.safety_number(user)).split(" ")
-    level = account.trust_level(user).value
-    return [
-        f"safety number with {user} ({level}):",
-        "  " + " ".join(digits[:6]),
-        "  " + " ".join(digits[6:]),
-    ]
+    run(go())
 
 
 @keys.command("safety-number")
 @click.argument("user")
 @click.pass_obj
 def keys_safety_number(options: Options, user: str) -> None:
-    """Show the safety number you share with USER (compare it in person or by phone)."""
-
-    async def go() -> None:
-        async with opened(options, keys=True) as client:
-            await _known(client, user)
-            for line in _safety_lines(client, user):
-                echo(line)
-
-    run(go())
+    """Show the safety number you share with USER (the NEW key's, after a change)."""
+    _decide(options, "look", user)
 
 
 @keys.command("verify")
@@ -144,38 +147,62 @@ def keys_safety_number(options: Options, user: str) -> None:
 @click.option("--yes", is_flag=True, help="Mark verified without asking (you compared).")
 @click.pass_obj
 def keys_verify(options: Options, user: str, yes: bool) -> None:
-    """Mark USER verified after comparing the safety number."""
-
-    async def go() -> None:
-        async with opened(options, keys=True) as client:
-            await _known(client, user)
-            for line in _safety_lines(client, user):
-                echo(line)
-            if not yes and not click.confirm("Do the numbers match on both sides?"):
-                note("not verified")
-                return
-            assert client.vault is not None
-            client.vault.account.verify(user)
-            client.vault.save()
-            note(f"{user} is verified")
-
-    run(go())
+    """Compare the safety number with USER and mark the key shown verified (after a change:
+    accept the NEW key as verified)."""
+    _decide(options, "verify", user, yes=yes)
 
 
 @keys.command("trust")
 @click.argument("user")
 @click.pass_obj
 def keys_trust(options: Options, user: str) -> None:
-    """Accept the new identity key of an unverified contact USER."""
+    """Accept the new account key of USER without comparing safety numbers (unverified)."""
+    _decide(options, "trust", user)
+
+
+@keys.command("reject")
+@click.argument("user")
+@click.pass_obj
+def keys_reject(options: Options, user: str) -> None:
+    """Refuse the new account key of USER: keep the old key and the sessions made under it."""
+    _decide(options, "reject", user)
+
+
+@click.command("auth-key")
+@click.argument("user")
+@click.option("--register", "for_register", is_flag=True,
+              help="Print a RegisterRequest (JSON, new salt) for grpcurl instead.")  # fmt: skip
+@click.pass_obj
+def auth_key(options: Options, user: str, for_register: bool) -> None:
+    """Print USER's login secret (the authenticator derived from the password) for grpcurl."""
+    import base64
+    import json
+
+    from securechat.client.credentials import derive, fetch_login, new_keys
 
     async def go() -> None:
-        async with opened(options, keys=True) as client:
-            assert client.vault is not None
-            client.vault.account.trust(user)
-            client.vault.save()
-            note(f"accepted the current identity key of {user} (still unverified)")
+        async with opened(options, login=False) as client:
+            password = options.secrets.account_password()
+            if for_register:
+                keys = await new_keys(password)
+                params = keys.params
+                echo(json.dumps({
+                    "username": user,
+                    "password": keys.authenticator_text(),
+                    "login_salt": base64.b64encode(keys.salt).decode("ascii"),
+                    "argon2": {"iterations": params.iterations, "lanes": params.lanes,
+                               "memory_kib": params.memory_cost},
+                }))  # fmt: skip
+                return
+            server = await fetch_login(client.api, user)
+            if server.legacy_password:
+                note(f"{user} still logs in with the password itself (a legacy account): "
+                     "the first `securechat login` upgrades it")  # fmt: skip
+                echo(password)
+                return
+            echo((await derive(password, server.login)).authenticator_text())
 
     run(go())
 
 
-COMMANDS = (register, login, logout, keys)
+COMMANDS = (register, login, logout, keys, auth_key)

@@ -14,6 +14,7 @@ from securechat.errors import FailedPrecondition
 if TYPE_CHECKING:
     from securechat.client.account import Client, Options
     from securechat.client.config import ClientConfig
+    from securechat.client.events import Event
     from securechat.client.history import History
     from securechat.client.vault import Vault
 
@@ -93,3 +94,10 @@ def name(text: str) -> str:
 def note(text: str) -> None:
     """Progress and confirmations go to stderr so stdout stays parseable."""
     click.echo(text, err=True)
+
+
+def note_event(event: Event) -> None:
+    """A client event (a notice, a key change) as one line on stderr."""
+    from securechat.client.display import describe
+
+    note(describe(event))

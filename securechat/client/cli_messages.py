@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from securechat.client.cli_common import echo, note, opened, run
+from securechat.client.cli_common import echo, note, note_event, opened, run
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from securechat.client.account import Client, Options
-    from securechat.client.events import Event, Target
+    from securechat.client.events import Target
     from securechat.client.history import History
     from securechat.client.messenger import Messenger
     from securechat.client.rpc.sender import Receipt, Sender
@@ -86,10 +86,10 @@ async def _send_stream(
     first_failure = 0
     async with opened(options, keys=True) as client:
         assert client.vault is not None
-        messenger = Messenger(client.api, client.vault)
+        messenger = Messenger(client.api, client.vault, note_event)
         # The unary Send, not a Chat stream: a script should not replay this device's mailbox
         # or show it online to its contacts. The sending logic is the chat's own Sender.
-        sender = Sender(UnaryOutlet(client.api), messenger.book, _note_event)
+        sender = Sender(UnaryOutlet(client.api), messenger.book, note_event)
         history = await open_history(client.vault)
         try:
             async for number, target, body in _messages(fixed, only):
@@ -188,12 +188,6 @@ def _report(
         note(f"line {number}: not sent to {conversation}: {sanitize(error.message, limit=None)}")
 
 
-def _note_event(event: Event) -> None:
-    from securechat.client.display import describe
-
-    note(describe(event))
-
-
 async def _drain(client: Client, as_json: bool) -> int:
     """Fetch, decrypt, store, print, save, ack every waiting delivery; how many there were."""
     from securechat.client.cli_common import open_history
@@ -201,7 +195,7 @@ async def _drain(client: Client, as_json: bool) -> int:
 
     assert client.vault is not None
     vault = client.vault
-    messenger = Messenger(client.api, vault)
+    messenger = Messenger(client.api, vault, note_event)
     history = await open_history(vault)
     try:
         return await _drain_into(client, messenger, history, as_json)
@@ -222,7 +216,7 @@ async def _drain_into(client: Client, messenger: Messenger, history: History, as
         if not deliveries:
             return total
         for delivery in deliveries:
-            events = messenger.open(delivery)
+            events = await messenger.open(delivery)
             await history.run(lambda s, found=events: s.record(found, me))  # type: ignore[misc]
             for event in events:
                 if as_json and isinstance(event, MessageEvent):
@@ -295,8 +289,11 @@ def chat(options: Options, room: str | None) -> None:
 
     async def go() -> None:
         async with opened(options, keys=True) as client:
-            # Held in memory only, to log in again when the session expires (relogin.py).
-            credential = Credential(client.user, options.secrets.account_password())
+            # The login secret derived when the keystore was unlocked, held in memory only, to
+            # log in again when the session expires (relogin.py); never the password.
+            assert client.vault is not None
+            secret = client.vault.login_secret()
+            credential = Credential(client.user, secret) if secret else None
             await run_tui(client, config, room, credential)
 
     run(go())

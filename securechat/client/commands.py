@@ -16,8 +16,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "who": ("", "who is online"),
     "w": ("USER TEXT", "private message (also /whisper USER TEXT and @USER TEXT)"),
     "switch": ("ROOM|@USER", "send plain text to another room or person"),
-    "verify": ("USER", "compare safety numbers with USER and mark them verified"),
-    "trust": ("USER", "accept the new identity key of an unverified contact"),
+    "verify": (
+        "USER",
+        "show the safety number with USER (the NEW key's after a change) and mark "
+        "it verified if it matches",
+    ),
+    "trust": ("USER", "accept USER's new account key without comparing safety numbers"),
+    "reject": ("USER", "refuse USER's new account key: keep the old key and its sessions"),
+    "devices": ("[link | remove N]", "list your devices, link a new one, or remove one"),
     "search": ("WORDS", "search the local history of every conversation"),
     "retry": ("", "send the failed messages of this conversation again"),
     "quit": ("", "leave the chat (also Ctrl+D or Ctrl+C)"),
@@ -33,6 +39,8 @@ ARGUMENTS = {
     "switch": (1, 1),
     "verify": (1, 1),
     "trust": (1, 1),
+    "reject": (1, 1),
+    "devices": (0, 2),
 }
 
 
@@ -73,6 +81,12 @@ def parse(line: str) -> Command | None:
         raise InvalidArgument(f"usage: /{name} {usage}".rstrip())
     if name == "create" and len(args) == 2 and args[1] != "--password":
         raise InvalidArgument("usage: /create ROOM [--password]")
+    if (
+        name == "devices"
+        and args not in ((), ("link",))
+        and not (len(args) == 2 and args[0] == "remove" and args[1].isdigit())
+    ):
+        raise InvalidArgument("usage: /devices [link | remove N]")
     return Command(name, args)
 
 

@@ -24,6 +24,7 @@ from securechat.client.events import (
     Target,
     UndecryptableEvent,
 )
+from securechat.client.key_change import blocked_hint
 
 MAX_TEXT = 4000
 
@@ -87,14 +88,16 @@ def stamp(ms: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
 
 
-def describe(event: Event, me: str = "") -> str:
-    """One line of plain, sanitised text for any event."""
+def describe(event: Event, me: str = "", ui: str = "cli") -> str:
+    """One line of plain, sanitised text for any event (``ui``: "cli" or "chat", for hints)."""
     if isinstance(event, MessageEvent):
         where = "" if event.target.kind == "user" else f"{_where(event.target)} "
         marker = ""
         if event.target.kind == "user":
             own = event.sender == me
             marker = f"(to {name(event.target.name)}) " if own else "(private) "
+        if event.certified is False:
+            marker += f"(UNVERIFIED DEVICE {event.device_id}) "
         sender = sanitize(event.sender, limit=40)
         return f"[{clock(event.sent_at_ms)}] {where}{marker}{sender}: {sanitize(event.text)}"
     if isinstance(event, UndecryptableEvent):
@@ -103,12 +106,7 @@ def describe(event: Event, me: str = "") -> str:
             f"{_where(event.target)} could not be decrypted"
         )
     if isinstance(event, IdentityEvent):
-        user = name(event.user)
-        action = "/verify" if event.verified else "/trust"
-        return (
-            f"!! the identity key of {user} changed: sending to them is blocked; compare "
-            f"the safety number (/verify {user}), then {action} {user}"
-        )
+        return "!! " + blocked_hint(name(event.user), event.verified, ui)
     if isinstance(event, PresenceEvent):
         return f"* {name(event.user)} is {'online' if event.online else 'offline'}"
     if isinstance(event, MembershipEvent):
@@ -153,6 +151,8 @@ def message_json(event: MessageEvent) -> str:
             "text": event.text,
             "sent_at": stamp(event.sent_at_ms),
             "sent_at_ms": event.sent_at_ms,
+            "device": event.device_id,
+            "device_certified": event.certified,
         },
         ensure_ascii=False,
     )

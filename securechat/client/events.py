@@ -74,6 +74,8 @@ class MessageEvent:
     text: str
     sent_at_ms: int
     reply_to: str = ""
+    # Whether the sending device is certified by its account key (None: a legacy contact).
+    certified: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,8 @@ class UndecryptableEvent:
 
 @dataclass(frozen=True)
 class IdentityEvent:
-    """A contact's identity key changed (or was seen changed): sending is blocked until handled."""
+    """A contact's account key changed (or was seen changed): sending to them is blocked until
+    the user decides (verify, trust or reject: client/key_change.py)."""
 
     user: str
     verified: bool

@@ -1,13 +1,19 @@
-"""End-to-end messaging: seal a message for every recipient device, open deliveries.
+"""End-to-end messaging: seal a message for every verified recipient device, open deliveries.
 
 Sending goes through the shared :class:`~securechat.client.rpc.sender.Sender` (the one send
 path); this module supplies what is end-to-end about it: the plaintext content, sessions with
-every recipient device, and the ratchet state saved before a ciphertext leaves.
+every recipient device (only devices the account book verified), the key each recipient was
+trusted under when the message was first sealed (a message is never re-encrypted to a key that
+changed since, without the user's decision), and the ratchet state saved before a ciphertext
+leaves. Receiving checks that the sending device is certified by its account key; a message
+from a device that is not is still shown, marked, with a warning (the strongest when it claims
+to come from one of the user's own devices).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,6 +25,7 @@ from securechat.client.events import (
     Event,
     IdentityEvent,
     MessageEvent,
+    NoticeEvent,
     Target,
     UndecryptableEvent,
 )
@@ -26,11 +33,15 @@ from securechat.client.recipients import RecipientBook
 from securechat.client.rpc.api import Api
 from securechat.client.rpc.sender import Receipt, Seal, Sender
 from securechat.client.vault import Vault, now_s
+from securechat.client.verified import AccountBook, Notify
 from securechat.crypto.account import Address
 from securechat.crypto.trust import TrustLevel
 from securechat.errors import (
+    BadSignature,
     DecryptionError,
+    DeviceNotCertified,
     FailedPrecondition,
+    IdentityChanged,
     InvalidArgument,
     NotFound,
 )
@@ -59,19 +70,32 @@ def check_fits(target: Target, envelopes: Mapping[Address, bytes]) -> None:
 class Messenger:
     """Encrypts through the account in ``vault`` and keeps the vault saved after each change."""
 
-    def __init__(self, api: Api, vault: Vault) -> None:
+    def __init__(self, api: Api, vault: Vault, notify: Notify | None = None) -> None:
         self.api = api
         self.vault = vault
         self.me = vault.account.address
-        self.book = RecipientBook(api, self.me)
+        self.notify = notify
+        self.accounts = AccountBook(api, vault, notify)
+        self.book = RecipientBook(api, self.me, self.accounts)
+        self._rechecked: set[Address] = set()
+
+    def _warn(self, user: str, key: str, text: str) -> None:
+        """Told once, in the conversation with ``user`` (none for the user's own devices)."""
+        if self.notify is not None and self.vault.state.first_time(key):
+            target = None if user == self.me.user else Target.user(user)
+            self.notify(NoticeEvent(text, warning=True, target=target))
 
     # -- sending ---------------------------------------------------------------------------
 
-    async def ensure_sessions(self, devices: Iterable[Address]) -> None:
-        """Claim a bundle and start a session for every device that has none."""
+    async def ensure_sessions(self, devices: Iterable[Address]) -> list[Address]:
+        """Start a session with every device that has none (claiming its bundle); the devices
+        a message can be sealed for now. A device without published keys is skipped (it is
+        nobody's recipient on the server either); a bundle that is not the certified device's
+        is refused and told once."""
         account = self.vault.account
         missing: dict[str, list[int]] = {}
-        for device in devices:
+        wanted = list(devices)
+        for device in wanted:
             if not account.has_session(device):
                 missing.setdefault(device.user, []).append(device.device_id)
         for user, device_ids in sorted(missing.items()):
@@ -80,27 +104,47 @@ class Messenger:
             except NotFound:
                 bundles = []
             for message in bundles:
-                account.start_session(bundle_from_proto(message), now=now_s())
+                try:
+                    account.start_session(bundle_from_proto(message), now=now_s())
+                except (BadSignature, DeviceNotCertified) as exc:
+                    served = message.device
+                    self._warn(
+                        served.user,
+                        f"bundle:{served.user}:{served.device_id}:{exc.code}",
+                        f"the keys the server serves for {served.user} device "
+                        f"{served.device_id} are not the device's certified keys: nothing is "
+                        "encrypted to it",
+                    )
             self.vault.save()
-            unserved = [d for d in device_ids if not account.has_session(Address(user, d))]
-            if unserved:
-                raise FailedPrecondition(
-                    f"{user} has a device without published keys ({unserved[0]}), so it cannot "
-                    f"receive encrypted messages: ask {user} to log in again"
-                )
-
-    async def introduce(self, user: str) -> None:
-        """Start sessions with every device of ``user`` (pinning their identity key)."""
-        await self.ensure_sessions(await self.book.devices(Target.user(user)))
+        return [d for d in wanted if account.has_session(d)]
 
     def seal(self, target: Target, content: content_pb2.MessageContent) -> Seal:
-        """Encrypts ``content`` for the devices the sender names; saved before it leaves."""
+        """Encrypts ``content`` for the devices the sender names; saved before it leaves.
+
+        The key each recipient user is trusted under is taken the first time the message is
+        sealed; a resend after a key change raises IdentityChanged instead of following it."""
         plaintext = content.SerializeToString()
         conversation = target.conversation_id(self.me.user)
+        expected: dict[str, bytes] = {}
 
         async def seal(devices: Sequence[Address]) -> Mapping[Address, bytes]:
-            await self.ensure_sessions(devices)
-            envelopes = self.vault.account.encrypt_for_devices(devices, conversation, plaintext)
+            account = self.vault.account
+            for user, sealed_under in expected.items():  # sealed before: no key may have moved
+                if account.accepted_key(user) != sealed_under:
+                    raise IdentityChanged(user, account.pinned_verified(user))
+            for user in {d.user for d in devices} - set(expected):
+                accepted = account.accepted_key(user)
+                if accepted is not None:
+                    expected[user] = accepted
+            ready = await self.ensure_sessions(devices)
+            if not ready:
+                raise FailedPrecondition(
+                    f"no device in {target} has published keys yet, so nobody could read the "
+                    "message: try again later"
+                )
+            envelopes = account.encrypt_for_devices(
+                ready, conversation, plaintext, expected=expected
+            )
             check_fits(target, envelopes)
             self.vault.state.remember(content.message_id)
             self.vault.save()  # the ratchet moved: persist before the ciphertext leaves
@@ -117,7 +161,8 @@ class Messenger:
         message_id: str = "",
         reply_to: str = "",
     ) -> asyncio.Future[Receipt]:
-        """Encrypt ``text`` for every device of ``target`` and send it through ``sender``.
+        """Encrypt ``text`` for every verified device of ``target`` and send it through
+        ``sender``.
 
         ``message_id`` (default: a fresh one) is the id recipients drop duplicates by: a
         message sent again with the same id is shown once. An identity change raises
@@ -140,7 +185,7 @@ class Messenger:
 
     # -- receiving -------------------------------------------------------------------------
 
-    def open(self, delivery: chat_pb2.Delivery) -> list[Event]:
+    async def open(self, delivery: chat_pb2.Delivery) -> list[Event]:
         """Decrypt one delivery: [] for a duplicate, else message/notice events (not saved)."""
         state = self.vault.state
         if delivery.message_id in state.seen:
@@ -170,6 +215,7 @@ class Messenger:
             events.append(
                 IdentityEvent(sender.user, before is TrustLevel.VERIFIED, delivery.sent_at_ms)
             )
+        certified = await self._certified(sender)
         if content.message_id and content.message_id in state.seen:
             return events
         if content.message_id:
@@ -183,6 +229,35 @@ class Messenger:
                 content.body,
                 delivery.sent_at_ms,
                 content.reply_to,
+                certified,
             )
         )
         return events
+
+    async def _certified(self, sender: Address) -> bool | None:
+        """Whether the sending device is certified by its account key (None: a legacy contact);
+        a device not (yet) known as certified makes the sender's account be fetched again."""
+        account = self.vault.account
+        certified = account.device_certified(sender)
+        if certified is not True and sender not in self._rechecked:
+            self._rechecked.add(sender)
+            with contextlib.suppress(NotFound, InvalidArgument):  # a user who is gone
+                await self.accounts.refresh(sender.user, save=False)
+            certified = account.device_certified(sender)
+        if certified is False:
+            if sender.user == self.me.user:
+                self._warn(
+                    sender.user,
+                    f"uncertified-own:{sender.device_id}",
+                    f"!! a message claims to come from YOUR device {sender.device_id}, which your "
+                    "account key did not certify: you did not send it from a device of yours. "
+                    "The server may be trying to impersonate you.",
+                )
+            else:
+                self._warn(
+                    sender.user,
+                    f"uncertified:{sender.user}:{sender.device_id}",
+                    f"a message from {sender.user} comes from device {sender.device_id}, which "
+                    f"{sender.user}'s account key did not certify: it is marked unverified",
+                )
+        return certified

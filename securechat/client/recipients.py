@@ -1,39 +1,49 @@
-"""Who each conversation's messages are encrypted for: the one place recipient lists are kept.
+"""Who each conversation's messages are encrypted for: only devices this client verified.
 
-The book asks the server once per conversation (ListMembers for a room; ListDevices of the
-peer and of this user for a private conversation) and keeps the answer. From then on the
-server's ``stale_devices`` answer to a send is what changes it (:meth:`RecipientBook.update`),
-and every change is told to the user: who joined, whose new device will read along.
+For a private conversation: the peer's verified devices and the sender's own other verified
+devices (they keep a copy, shown there as sent by the user). For a room: the verified devices of
+every member the server lists (room membership itself is the server's word until signed rosters,
+issue 15). The device lists come from :class:`~securechat.client.verified.AccountBook`, never
+from the server's say-so: a device it lists without a valid certificate is not encrypted to.
 
-This is where the client will check device certificates and signed rosters before trusting a
-list (e2e.md): every send asks :meth:`RecipientBook.devices` first.
+The book keeps each conversation's list until the server answers a send with ``stale_devices``.
+That answer is only a hint (:meth:`RecipientBook.update`): the users it names are fetched and
+verified again, and the message goes to the server's current devices only if every one of them
+verifies; a server insisting on a device that does not is refused, and the user is told.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 
 from securechat.client.events import NoticeEvent, Target
 from securechat.client.rpc.api import Api
+from securechat.client.verified import AccountBook, UserDevices
 from securechat.crypto.account import Address
-from securechat.errors import FailedPrecondition, InvalidArgument
+from securechat.crypto.trust import TrustLevel
+from securechat.errors import FailedPrecondition, IdentityChanged, InvalidArgument
+
+FETCH_CONCURRENCY = 16
 
 
 class RecipientBook:
-    """The device lists this client learned, per conversation, excluding its own device."""
+    """The verified device lists of this client's conversations (never its own device)."""
 
-    def __init__(self, api: Api, me: Address) -> None:
+    def __init__(self, api: Api, me: Address, accounts: AccountBook) -> None:
         self.api = api
         self.me = me
+        self.accounts = accounts
         self._known: dict[Target, tuple[Address, ...]] = {}
 
     async def devices(self, target: Target) -> tuple[Address, ...]:
-        """Every device a message to ``target`` must be encrypted for.
+        """Every device a message to ``target`` is encrypted for (asked once, then kept).
 
-        An empty list is asked again (someone may have joined since); still empty, it is an
-        error, since the server refuses a message for nobody."""
+        Raises IdentityChanged while a recipient's key change waits for the user's decision,
+        FailedPrecondition when nobody could read the message."""
         known = self._known.get(target)
         if known:
+            self._check_decided({d.user for d in known})
             return known
         devices = await self.refresh(target)
         if not devices:
@@ -44,53 +54,71 @@ class RecipientBook:
         return devices
 
     async def refresh(self, target: Target) -> tuple[Address, ...]:
-        """Ask the server again and keep its answer (silently: nothing was sent yet)."""
-        devices = await self.fetch(target)
-        self._known[target] = devices
-        return devices
+        """Fetch and verify every user of ``target`` again and keep the result."""
+        users = await self._users(target)
+        found = await self._verify(users)
+        if target.kind == "user" and not any(d.user == target.name for d in found):
+            raise FailedPrecondition(
+                f"{target.name} has no device that can receive encrypted messages yet (none "
+                "with published keys and a valid certificate): try again later"
+            )
+        self._known[target] = found
+        return found
 
-    async def fetch(self, target: Target) -> tuple[Address, ...]:
-        """Ask the server for the current list (does not change the book)."""
-        if target.kind == "room":
-            members = await self.api.list_members(target.name)
-            found = [Address(m.user, d) for m in members for d in m.device_ids]
-        else:
-            if target.name == self.me.user:
-                raise InvalidArgument("that is you: send a private message to someone else")
-            peers = await self.api.list_devices(target.name)
-            if not peers:
-                raise FailedPrecondition(
-                    f"{target.name} has not logged in on any device yet, so nobody could read "
-                    "the message: try again later"
-                )
-            own = await self.api.list_devices(self.me.user)
-            found = [Address(i.device.user, i.device.device_id) for i in [*peers, *own]]
-        return self._mine_removed(found)
-
-    def update(self, target: Target, current: Sequence[Address]) -> list[NoticeEvent]:
-        """Take the server's current list for ``target``; notices for who joined or added a
-        device since the list the book had."""
+    async def update(self, target: Target, current: Sequence[Address]) -> list[NoticeEvent]:
+        """The server says the list is stale: verify the users it names, then take its list
+        only if every device in it verifies (FailedPrecondition otherwise: nothing is sent)."""
         before = self._known.get(target, ())
-        after = self._mine_removed(current)
+        users = {d.user for d in current} | {d.user for d in before} | {self.me.user}
+        verified = set(await self._verify(users))
+        wanted = {d for d in current if d != self.me}
+        untrusted = sorted(wanted - verified)
+        if untrusted:
+            self._known.pop(target, None)
+            names = ", ".join(f"{d.user} device {d.device_id}" for d in untrusted)
+            raise FailedPrecondition(
+                f"the server wants this message encrypted for a device that is not certified by "
+                f"its account key ({names}): it was not sent. If this persists, the server may "
+                "be trying to read your messages."
+            )
+        after = tuple(sorted(wanted))
         self._known[target] = after
         return changes(target, before, after)
 
-    def _mine_removed(self, devices: Iterable[Address]) -> tuple[Address, ...]:
-        return tuple(sorted({d for d in devices if d != self.me}))
+    async def _users(self, target: Target) -> set[str]:
+        if target.kind == "room":
+            members = await self.api.list_members(target.name)
+            return {m.user for m in members} | {self.me.user}
+        if target.name == self.me.user:
+            raise InvalidArgument("that is you: send a private message to someone else")
+        return {target.name, self.me.user}
+
+    async def _verify(self, users: Iterable[str]) -> tuple[Address, ...]:
+        limit = asyncio.Semaphore(FETCH_CONCURRENCY)
+
+        async def one(user: str) -> UserDevices:
+            async with limit:
+                return await self.accounts.refresh(user, save=False)
+
+        found = await asyncio.gather(*(one(u) for u in sorted(set(users))))
+        self.accounts.vault.save()  # what was learned stays learned, even if the send fails
+        self._check_decided({u.user for u in found})
+        return tuple(sorted({d for u in found for d in u.devices if d != self.me}))
+
+    def _check_decided(self, users: Iterable[str]) -> None:
+        account = self.accounts.vault.account
+        for user in sorted(users):
+            if user != self.me.user and account.trust_level(user) is TrustLevel.CHANGED:
+                raise IdentityChanged(user, account.pinned_verified(user))
 
 
 def changes(
     target: Target, before: Sequence[Address], after: Sequence[Address]
 ) -> list[NoticeEvent]:
-    """What the user is told when a conversation's device list grows."""
-    old_users = {d.user for d in before}
-    joined = sorted({d.user for d in after} - old_users)
-    new_devices = sorted({d.user for d in set(after) - set(before)} - set(joined))
-    notices = []
-    if joined:
-        text = f"{', '.join(joined)} joined {target}: encrypting for them too"
-        notices.append(NoticeEvent(text, target=target))
-    if new_devices:
-        text = f"new device for {', '.join(new_devices)} in {target}: re-encrypting"
-        notices.append(NoticeEvent(text, target=target))
-    return notices
+    """What the user is told when a conversation gains members (devices coming and going are
+    told by the account book, from verified lists)."""
+    joined = sorted({d.user for d in after} - {d.user for d in before})
+    if not joined or not before:
+        return []
+    text = f"{', '.join(joined)} joined {target}: encrypting for them too"
+    return [NoticeEvent(text, target=target)]

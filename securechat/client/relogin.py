@@ -1,13 +1,12 @@
 """Logging this device in again when its session expires, from memory only: the chat goes on.
 
 A session token expires (a day by default); the server then ends the Chat stream with
-``session_expired`` and refuses the token. The interactive chat keeps the :class:`Credential`
-it unlocked the keystore with, in memory only for the life of the process (never written
-anywhere), and :func:`log_in_again` uses it; when that fails (the password was changed
-elsewhere) :class:`Renewal` asks for the password in place, through the UI's secret prompt.
-
-:func:`log_in_again` is the one place that turns the credential into a login: when login moves
-to an authenticator derived from the password, only it and :class:`Credential` change.
+``session_expired`` and refuses the token. The interactive chat keeps a :class:`Credential`:
+the login secret (the authenticator of the password split, client/credentials.py) derived when
+the keystore was unlocked, in memory only for the life of the process (never written anywhere),
+never the password. :func:`log_in_again` logs in with it; when that fails (the password was
+changed elsewhere) :class:`Renewal` asks for the password in place, through the UI's secret
+prompt, and derives the login secret from it with the server's current salt and costs.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from securechat.client.account import Client
+from securechat.client.credentials import login_secret
 from securechat.client.events import Event, NoticeEvent
 from securechat.client.profile import SessionToken
 from securechat.errors import (
@@ -37,10 +37,17 @@ Ask = Callable[[str], Awaitable[str | None]]
 
 @dataclass(frozen=True)
 class Credential:
-    """What logs this device in again, held in memory only (today: the account password)."""
+    """What logs this device in again, held in memory only: the login secret (the
+    authenticator), never the password."""
 
     user: str
     secret: str = field(repr=False)
+
+
+async def credential_for(client: Client, password: str) -> Credential:
+    """The credential of a password typed now (the server's salt and costs; off the loop)."""
+    user = client.user
+    return Credential(user, await login_secret(client.api, user, password))
 
 
 async def log_in_again(client: Client, credential: Credential) -> SessionToken:
@@ -92,15 +99,18 @@ class Renewal:
             typed = await self.ask(f"session expired: password of {user} to log in again")
             if typed is None:
                 return False
-            if await self._try(Credential(user, typed)):
+            if await self._try(typed):
                 return True
             self.notify(NoticeEvent("wrong password: try again", warning=True))
         return False
 
-    async def _try(self, credential: Credential) -> bool:
-        """Log in with ``credential`` (waiting out a server that is away); False if refused."""
+    async def _try(self, credential: Credential | str) -> bool:
+        """Log in with ``credential``, or with the login secret of a typed password (waiting out
+        a server that is away); False if refused."""
         while True:
             try:
+                if isinstance(credential, str):
+                    credential = await credential_for(self.client, credential)
                 await log_in_again(self.client, credential)
             except Unauthenticated:
                 return False

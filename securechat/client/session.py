@@ -16,7 +16,8 @@ new token and the conversation goes on.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any
 
 from securechat.client.events import (
     Event,
@@ -37,8 +38,13 @@ from securechat_proto.v1 import chat_pb2
 MEMBERSHIP_KINDS = {
     chat_pb2.MembershipChange.KIND_JOINED: "joined",
     chat_pb2.MembershipChange.KIND_LEFT: "left",
-    chat_pb2.MembershipChange.KIND_DEVICE_ADDED: "device_added",
-    chat_pb2.MembershipChange.KIND_IDENTITY_CHANGED: "identity_changed",
+}
+# The server says a user's devices or keys changed: only a hint to fetch and verify them again
+# (the account book then tells the user what really changed, from verified lists).
+DEVICE_KINDS = {
+    chat_pb2.MembershipChange.KIND_DEVICE_ADDED,
+    chat_pb2.MembershipChange.KIND_DEVICE_REMOVED,
+    chat_pb2.MembershipChange.KIND_IDENTITY_CHANGED,
 }
 
 Record = Callable[[Sequence[Event]], Awaitable[None]]
@@ -66,7 +72,7 @@ class ChatSession:
         self.notify = notify
         self.record = record
         self.renew = renew
-        self.messenger = Messenger(api, vault)
+        self.messenger = Messenger(api, vault, notify)
         self.link = ChatLink(
             api,
             vault.account.address.device_id,
@@ -130,18 +136,20 @@ class ChatSession:
             kind = event.WhichOneof("event")
             if kind == "delivery":
                 highest = max(highest, event.delivery.seq)
-                out.extend(self.messenger.open(event.delivery))
+                out.extend(await self.messenger.open(event.delivery))
                 self._check_prekeys()
             elif kind == "opened":
                 self.refill.due()  # this check counts as the periodic one
-                self._start_upkeep()
+                self._background(self._upkeep())
             elif kind == "presence":
                 p = event.presence
                 out.append(PresenceEvent(p.user, p.online, p.at_ms))
             elif kind == "membership":
                 m = event.membership
-                change = MEMBERSHIP_KINDS.get(m.kind, "changed")
-                out.append(MembershipEvent(m.room, m.user, change, m.at_ms))
+                if m.kind in DEVICE_KINDS:
+                    self._background(self._recheck(m.user))
+                elif m.kind in MEMBERSHIP_KINDS:
+                    out.append(MembershipEvent(m.room, m.user, MEMBERSHIP_KINDS[m.kind], m.at_ms))
             elif kind == "notice":
                 warning = event.notice.level == chat_pb2.Notice.LEVEL_WARNING
                 out.append(NoticeEvent(event.notice.text, warning))
@@ -161,12 +169,21 @@ class ChatSession:
     def _check_prekeys(self) -> None:
         """After activity, at most once per RefillWatch.interval: refill promptly when low."""
         if self.refill.due():
-            self._start_upkeep()
+            self._background(self._upkeep())
 
-    def _start_upkeep(self) -> None:
-        task = asyncio.get_running_loop().create_task(self._upkeep())
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _recheck(self, user: str) -> None:
+        """Fetch and verify ``user``'s devices again (it tells the user what changed)."""
+        try:
+            await self.messenger.accounts.refresh(user)
+        except SecureChatError as exc:
+            about = None if user == self.vault.account.address.user else Target.user(user)
+            text = f"could not check the devices of {user}: {exc.message}"
+            self.notify(NoticeEvent(text, warning=True, target=about))
 
     async def _upkeep(self) -> None:
         try:

@@ -4,6 +4,11 @@ notice when someone claims them fast (a drain).
 The server never pushes "running low"; like Signal's clients, this one checks: when its stream
 opens, and after activity (a send or an incoming message), at most once per
 ``CHECK_INTERVAL_S`` (no poll per message). It refills once two thirds are gone.
+
+A device of an account publishes its bundle with its binding (the identity's signature naming
+the account key); a new device waiting for its link grant publishes nothing (the server would
+refuse it). The weekly rotation replaces the signed prekey and the last-resort post-quantum
+prekey together (the old private halves stay for a grace period, see crypto/prekey_store.py).
 """
 
 from __future__ import annotations
@@ -69,15 +74,19 @@ class RefillWatch:
 
 async def publish(api: Api, vault: Vault) -> None:
     """Publish the device bundle (again, with every unused key, if an earlier try failed)."""
-    upload = vault.account.upload_bundle(include_published=True)
+    account = vault.account
+    upload = account.upload_bundle(include_published=True)
     vault.save()
-    await api.publish_bundle(publish_request(upload))
+    await api.publish_bundle(publish_request(upload, account.devices.binding))
     vault.state.published = True
     vault.save()
 
 
 async def maintain(api: Api, vault: Vault) -> Upkeep:
-    """Publish if never done, refill one-time prekeys when few remain, rotate the signed one."""
+    """Publish if never done, refill one-time prekeys when few remain, rotate the signed and the
+    last-resort prekey when they are a week old."""
+    if vault.state.linking:
+        return Upkeep()
     if not vault.state.published:
         await publish(api, vault)
         return Upkeep(published=True)
@@ -93,13 +102,13 @@ async def maintain(api: Api, vault: Vault) -> Upkeep:
         if counts.kem_prekeys < KEM_LOW
         else []
     )
-    signed = None
+    signed = last_resort = None
     if now_s() - vault.state.signed_prekey_at >= SIGNED_PREKEY_MAX_AGE_S:
-        signed = account.rotate_signed_prekey(now=now_s())
+        signed, last_resort = account.rotate_prekeys(now=now_s())
         vault.state.signed_prekey_at = now_s()
     left = counts.one_time_prekeys
     if not (one_time or kem or signed):
         return Upkeep(one_time_left=left)
     vault.save()  # private halves first, so no published key is ever unknown to us
-    await api.add_prekeys(add_prekeys_request(one_time, kem, signed))
+    await api.add_prekeys(add_prekeys_request(one_time, kem, signed, last_resort))
     return Upkeep(False, len(one_time), len(kem), signed is not None, left)

@@ -2,7 +2,9 @@
 
 Everything that must change together is saved together: the ratchet state, the mailbox
 sequence the client has processed and the message ids it has shown, in one atomic keystore
-write. The state is a small versioned JSON document inside the AES-GCM-SIV keystore.
+write. The state is a small versioned JSON document inside the AES-GCM-SIV keystore, keyed by
+the keystore key of the account password split (client/credentials.py): nothing the server
+receives or stores opens it.
 
 ``SECURECHAT_KDF_PROFILE=test`` selects cheap Argon2id parameters for automated tests only: a
 keystore made that way is far easier to brute-force. Anything else uses the defaults.
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from securechat.crypto.account import CryptoAccount
+from securechat.crypto.account_password import PasswordKeys
 from securechat.crypto.keystore import DEFAULT_ARGON2, Argon2Params, Keystore
 from securechat.crypto.randomness import require_backend_support
 from securechat.errors import ConfigError, InvalidArgument, KeystoreError
@@ -27,6 +30,7 @@ from securechat.errors import ConfigError, InvalidArgument, KeystoreError
 STATE_VERSION = 1
 MAX_SEEN = 5000
 HISTORY_KEY_BYTES = 32
+MAX_WARNED = 1000
 TEST_ARGON2 = Argon2Params(iterations=1, lanes=1, memory_cost=1024)
 KDF_PROFILES = {"": DEFAULT_ARGON2, "default": DEFAULT_ARGON2, "test": TEST_ARGON2}
 
@@ -51,11 +55,27 @@ class ClientState:
     signed_prekey_at: int = 0
     seen: dict[str, None] = field(default_factory=dict)
     history_key: bytes = b""  # opens the message history (client/history.py); made on first use
+    # A new device waiting for its link grant (it has no account key yet).
+    linking: bool = False
+    # The server holds this device's account key and certificate (False in profiles made before
+    # accounts owned devices: the next start publishes them).
+    account_published: bool = False
+    # Warnings already shown once (rejected devices, list problems), by a stable key.
+    warned: dict[str, None] = field(default_factory=dict)
 
     def remember(self, message_id: str) -> None:
         self.seen[message_id] = None
         while len(self.seen) > MAX_SEEN:
             del self.seen[next(iter(self.seen))]
+
+    def first_time(self, key: str) -> bool:
+        """True the first time ``key`` is asked about (then remembered, bounded)."""
+        if key in self.warned:
+            return False
+        self.warned[key] = None
+        while len(self.warned) > MAX_WARNED:
+            del self.warned[next(iter(self.warned))]
+        return True
 
 
 class Vault:
@@ -67,19 +87,39 @@ class Vault:
         self.state = state
 
     @classmethod
-    def create(cls, path: Path, password: str, user: str, device_id: int) -> Vault:
-        """A fresh account for ``user``/``device_id``, saved before anything is published."""
+    def new_account(
+        cls, user: str, device_id: int, *, linked: bool = False
+    ) -> tuple[CryptoAccount, ClientState]:
+        """A fresh device: the first of a new account key, or (``linked``) one waiting for a
+        link grant."""
         require_backend_support()  # fail closed before any key is made
-        account = CryptoAccount.create(user, device_id, now=now_s())
-        state = ClientState(signed_prekey_at=now_s())
-        keystore = Keystore.create(path, password, _encode(account, state), params=argon2_params())
+        account = CryptoAccount.create(user, device_id, now=now_s(), linked=linked)
+        return account, ClientState(signed_prekey_at=now_s(), linking=linked)
+
+    @classmethod
+    def create(
+        cls, path: Path, keys: PasswordKeys, account: CryptoAccount, state: ClientState
+    ) -> Vault:
+        """Save a new device's state under the keystore key, before anything is published."""
+        keystore = Keystore.create_with_keys(path, keys, _encode(account, state))
         return cls(keystore, account, state)
 
     @classmethod
     def open(cls, path: Path, password: str) -> Vault:
-        """Unlock the keystore (KeystoreError on a wrong password or damage)."""
+        """Unlock the keystore with the password (any format, any salt; KeystoreError on a
+        wrong password or damage)."""
         require_backend_support()
-        keystore, data = Keystore.open(path, password)
+        return cls._unlocked(*Keystore.open(path, password))
+
+    @classmethod
+    def open_with_keys(cls, path: Path, keys: PasswordKeys) -> Vault:
+        """Unlock with keys derived at login (KeystoreError when the keystore was sealed under
+        other parameters: open it with the password, then :meth:`rekey`)."""
+        require_backend_support()
+        return cls._unlocked(*Keystore.open_with_keys(path, keys))
+
+    @classmethod
+    def _unlocked(cls, keystore: Keystore, data: bytes) -> Vault:
         account, state = _decode(data)
         vault = cls(keystore, account, state)
         if keystore.rolled_back:
@@ -87,12 +127,22 @@ class Vault:
             vault.save()
         return vault
 
+    def rekey(self, keys: PasswordKeys) -> None:
+        """Seal the keystore under the account's current password keys (format 2)."""
+        self.keystore.rekey(keys, _encode(self.account, self.state))
+
     @property
     def rolled_back(self) -> bool:
         return self.keystore.rolled_back
 
     def save(self) -> None:
         self.keystore.save(_encode(self.account, self.state))
+
+    def login_secret(self) -> str | None:
+        """The login secret derived when the keystore was unlocked (the authenticator, base64;
+        None for a format-1 keystore): what logs this device in again without the password."""
+        authenticator = self.keystore.authenticator
+        return None if authenticator is None else base64.b64encode(authenticator).decode("ascii")
 
     def history_key(self) -> bytes:
         """The random key of this device's message history, made and saved on first use."""
@@ -110,6 +160,9 @@ def _encode(account: CryptoAccount, state: ClientState) -> bytes:
         "published": state.published,
         "signed_prekey_at": state.signed_prekey_at,
         "seen": list(state.seen),
+        "linking": state.linking,
+        "account_published": state.account_published,
+        "warned": list(state.warned),
     }
     if state.history_key:
         document["history_key"] = base64.b64encode(state.history_key).decode("ascii")
@@ -131,6 +184,9 @@ def _decode(data: bytes) -> tuple[CryptoAccount, ClientState]:
             signed_prekey_at=int(document["signed_prekey_at"]),
             seen=dict.fromkeys(str(i) for i in document["seen"]),
             history_key=base64.b64decode(document.get("history_key", "")),
+            linking=bool(document.get("linking", False)),
+            account_published=bool(document.get("account_published", False)),
+            warned=dict.fromkeys(str(i) for i in document.get("warned", ())),
         )
     except KeystoreError:
         raise

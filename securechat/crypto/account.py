@@ -412,6 +412,11 @@ class CryptoAccount:
     def trust_level(self, user: str) -> TrustLevel:
         return self._trust.level(user)
 
+    def pinned_verified(self, user: str) -> bool:
+        """Whether the key accepted for ``user`` was verified (also while a change waits)."""
+        pin = self._trust.pin(user)
+        return pin is not None and pin.verified
+
     def observe_account(
         self, user: str, account_key: AccountPublic, bindings: Iterable[AccountBinding] = ()
     ) -> TrustEvent:

@@ -158,6 +158,9 @@ class Keystore:
         self.generation = generation
         self.format_version = version
         self.rolled_back = False
+        # The login authenticator derived with the keystore key (format 2 only): what logs this
+        # device in again without the password; kept in memory only, never written.
+        self.authenticator: bytes | None = None
 
     @property
     def sidecar(self) -> Path:
@@ -192,6 +195,7 @@ class Keystore:
         if path.exists():
             raise KeystoreError(f"{path} already exists: open it, or move it away first")
         keystore = cls(path, keys.keystore_key, keys.salt, keys.params, 0)
+        keystore.authenticator = keys.authenticator
         keystore.save(state)
         return keystore
 
@@ -200,11 +204,13 @@ class Keystore:
         """Decrypt the keystore at ``path``: ``(keystore, state)``; never modifies the file."""
         header, ciphertext = _read(path)
         if header.version == LEGACY_FORMAT_VERSION:
-            key = derive_key(passphrase, header.salt, header.params)
-        else:
-            login = LoginParameters(header.salt, header.params)
-            key = derive_password_keys(passphrase, login).keystore_key
-        return cls._decrypt(path, header, ciphertext, key)
+            return cls._decrypt(
+                path, header, ciphertext, derive_key(passphrase, header.salt, header.params)
+            )
+        keys = derive_password_keys(passphrase, LoginParameters(header.salt, header.params))
+        keystore, state = cls._decrypt(path, header, ciphertext, keys.keystore_key)
+        keystore.authenticator = keys.authenticator
+        return keystore, state
 
     @classmethod
     def open_with_keys(cls, path: Path, keys: PasswordKeys) -> tuple[Keystore, bytes]:
@@ -217,7 +223,9 @@ class Keystore:
             raise KeystoreError(
                 "the keystore was sealed with other password parameters: open it with the password"
             )
-        return cls._decrypt(path, header, ciphertext, keys.keystore_key)
+        keystore, state = cls._decrypt(path, header, ciphertext, keys.keystore_key)
+        keystore.authenticator = keys.authenticator
+        return keystore, state
 
     @classmethod
     def _decrypt(
@@ -258,6 +266,7 @@ class Keystore:
     def rekey(self, keys: PasswordKeys, state: bytes) -> None:
         """Rewrite as version 2 under ``keys`` (migration from v1, or a password change)."""
         self._key, self._salt, self._params = keys.keystore_key, keys.salt, keys.params
+        self.authenticator = keys.authenticator
         self.format_version = FORMAT_VERSION
         self.save(state)
 

@@ -29,6 +29,7 @@ class MembershipKind(enum.IntEnum):
     LEFT = 2
     DEVICE_ADDED = 3
     IDENTITY_CHANGED = 4
+    DEVICE_REMOVED = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,13 @@ class UserKicked:
 
     user: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRemoved:
+    """A device left its account (removed, or a reset): its streams end, its sessions are gone."""
+
+    device: DeviceRef
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +80,7 @@ BusEvent = (
     | PresenceChanged
     | MembershipChanged
     | UserKicked
+    | DeviceRemoved
     | SessionEnded
     | CertificateRevoked
     | Resync

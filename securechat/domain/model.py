@@ -24,11 +24,26 @@ class DeviceRef(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
+class LoginRecord:
+    """An account's password parameters: the client's login salt and Argon2id costs."""
+
+    salt: bytes
+    iterations: int
+    lanes: int
+    memory_kib: int
+
+
+@dataclass(frozen=True, slots=True)
 class User:
     name: str
-    password_hash: bytes
+    password_hash: bytes  # bcrypt of the login secret (the authenticator, or a legacy password)
     role: Role
     created_at_ms: int
+    login: LoginRecord | None = None  # None: a legacy password account
+
+    @property
+    def legacy_password(self) -> bool:
+        return self.login is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +84,43 @@ class Device:
     created_at_ms: int
     last_seen_ms: int
     identity_key: bytes | None  # None until a key bundle is published
+    certificate: bytes | None = None  # signed by the account key (opaque here)
+    binding: bytes | None = None  # the device's signature naming its account key
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRecord:
+    """A user's account key and newest signed device list (statements opaque to the store)."""
+
+    user: str
+    account_key: bytes
+    list_version: int
+    device_list: bytes
+
+
+class LinkSlot(enum.StrEnum):
+    """The three messages of a device link, each written once (see crypto/linking.py)."""
+
+    OFFER = "offer"
+    REQUEST = "request"
+    GRANT = "grant"
+
+
+@dataclass(frozen=True, slots=True)
+class Certification:
+    """A device certified by a device change: its id and certificate bytes."""
+
+    device_id: int
+    certificate: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """A device removed by a device change: its id, identity digest and removal bytes."""
+
+    device_id: int
+    identity_digest: bytes
+    statement: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +240,7 @@ class Bundle:
     one_time_prekeys: list[OneTimePreKeyRecord] = field(default_factory=list)
     kem_prekeys: list[KemPreKeyRecord] = field(default_factory=list)
     last_resort: KemPreKeyRecord | None = None
+    binding: bytes | None = None  # kept when given (an account device's binding)
 
 
 @dataclass(frozen=True, slots=True)

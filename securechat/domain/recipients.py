@@ -4,8 +4,34 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from securechat.domain.model import DeviceRef
+from securechat.crypto.certificates import DeviceListHead
+from securechat.crypto.identity import IdentityPublic
+from securechat.domain.model import AccountRecord, Device, DeviceRef
 from securechat.errors import InvalidArgument, StaleDevices
+
+
+def receiving_devices(devices: Iterable[Device], account: AccountRecord | None) -> list[DeviceRef]:
+    """The devices of one user that receive messages: those that published keys and, once the
+    user has an account key, hold a certificate and are named (id and identity) by the stored
+    signed device list. A device that logged in without keys, or that no list names, never
+    blocks anyone's send."""
+    keyed = [d for d in devices if d.identity_key is not None]
+    if account is None:
+        return [DeviceRef(d.user, d.device_id) for d in keyed]
+    try:
+        head = DeviceListHead.from_bytes(account.device_list)
+    except InvalidArgument:
+        return []
+    found = []
+    for device in keyed:
+        assert device.identity_key is not None
+        try:
+            identity = IdentityPublic.from_bytes(device.identity_key)
+        except (InvalidArgument, ValueError):
+            continue
+        if device.certificate is not None and head.names(device.device_id, identity):
+            found.append(DeviceRef(device.user, device.device_id))
+    return found
 
 
 def expected_recipients(sender: DeviceRef, member_devices: Iterable[DeviceRef]) -> list[DeviceRef]:

@@ -15,13 +15,20 @@ from securechat.domain import names
 from securechat.domain.events import (
     BusEvent,
     CertificateRevoked,
-    MembershipChanged,
-    MembershipKind,
+    DeviceRemoved,
     Resync,
     SessionEnded,
     UserKicked,
 )
-from securechat.domain.model import NO_CERTIFICATE, DeviceRef, PeerCertificate, Role, Session, User
+from securechat.domain.model import (
+    NO_CERTIFICATE,
+    DeviceRef,
+    LoginRecord,
+    PeerCertificate,
+    Role,
+    Session,
+    User,
+)
 from securechat.domain.ratelimit import KeyedBuckets, TokenBucket
 from securechat.errors import (
     AlreadyExists,
@@ -35,12 +42,14 @@ from securechat.errors import (
 from securechat.services.acks import LastSeen
 from securechat.services.clock import Clock
 from securechat.services.login_limits import Attempt, LoginLimits
+from securechat.services.logins import check_new_secret
 from securechat.services.passwords import HashTicket, PasswordHasher
 from securechat.storage.port import Store
 
 log = logging.getLogger("securechat.accounts")
 
 WRONG_CREDENTIALS = "wrong username or password"
+PENDING_DEVICES = 5  # logged in, no keys, no certificate: kept per user (a link in progress)
 SESSION_CACHE_SIZE = 50_000
 MAX_INVITE_CODE = 64
 
@@ -127,10 +136,13 @@ class Accounts:
         source: str,
         certificate: PeerCertificate = NO_CERTIFICATE,
         invite_code: str = "",
+        login: LoginRecord | None = None,
     ) -> User:
-        """Create an account, as auth.registration allows (open, invite, certificate)."""
+        """Create an account, as auth.registration allows (open, invite, certificate). With
+        ``login`` (salt and costs) the secret is an authenticator; without it the account is a
+        legacy password account."""
         self._check_new_name(username)
-        secret = names.check_password(password)
+        secret = check_new_secret(password, login)
         self._check_registration_mode(username, certificate, invite_code)
         self._take_registration(source)
         if await self.store.get_user(username) is not None:
@@ -144,7 +156,7 @@ class Accounts:
             )
         try:
             hashed = await self.hasher.hash(secret, HashTicket(username, source))
-            user = await self.store.create_user(username, hashed, Role.USER, now)
+            user = await self.store.create_user(username, hashed, Role.USER, now, login)
         except BaseException:
             if invite is not None:
                 await self.store.release_invite(invite)
@@ -284,21 +296,20 @@ class Accounts:
         return LoginResult(token, session)
 
     async def _new_device(self, username: str, now_ms: int) -> int:
-        """Stage 1 allows one device per user: a new device retires the others (their keys,
-        mailboxes and sessions; their streams end). Contacts see the new identity when the new
-        device publishes its keys, so the change is never silent."""
-        old = await self.store.list_devices(username)
+        """A new device of the account. It receives nothing until it has published keys (and,
+        once the account has an account key, been certified by another device or by itself as
+        the first one); the user's other devices are kept. Devices that logged in but never got
+        keys nor a certificate are kept up to PENDING_DEVICES, the oldest dropped first."""
         device_id = await self.store.add_device(username, now_ms)
-        for device in old:
-            await self.store.remove_device(DeviceRef(username, device.device_id))
-        if old:
-            await self.bus.publish(UserKicked(username, "you signed in on another device"))
-            log.info("user=%s replaced %d device(s) with device %d", username, len(old), device_id)
-        # Senders must now encrypt for the new device (and caches of device lists drop).
-        audience = tuple(sorted(await self.store.contacts_of(username)))
-        await self.bus.publish(
-            MembershipChanged("", username, MembershipKind.DEVICE_ADDED, now_ms, audience)
-        )
+        pending = [
+            DeviceRef(username, d.device_id)
+            for d in await self.store.list_devices(username)
+            if d.identity_key is None and d.certificate is None and d.device_id != device_id
+        ]
+        for stale in pending[: max(0, len(pending) - PENDING_DEVICES + 1)]:
+            await self.store.remove_device(stale)
+            await self.bus.publish(DeviceRemoved(stale))
+        log.info("user=%s new device %d", username, device_id)
         return device_id
 
     async def authenticate(self, token: str, certificate: PeerCertificate | None = None) -> Session:
@@ -350,7 +361,7 @@ class Accounts:
         if isinstance(event, SessionEnded):
             self._session_generation += 1
             self._sessions.pop(event.token_hash, None)
-        elif isinstance(event, UserKicked | Resync):
+        elif isinstance(event, UserKicked | DeviceRemoved | Resync):
             self._session_generation += 1
             self._sessions.clear()
         elif isinstance(event, CertificateRevoked):

@@ -1,7 +1,11 @@
 """A cached view of rooms, members and device lists: the send path's reads, without I/O.
 
-Every change to membership or devices is announced on the bus (MembershipChanged, UserKicked),
-and a bus reconnect emits Resync; each of them invalidates what it may have changed. A read that
+The device lists are the *receiving* devices (domain/recipients.py): those with published keys
+and, for an account with an account key, certified and named by its signed device list.
+
+Every change to membership or devices is announced on the bus (MembershipChanged, UserKicked,
+DeviceRemoved), and a bus reconnect emits Resync; each of them invalidates what it may have
+changed. A read that
 raced with an invalidation is not cached (generation check), so the cache never holds data older
 than the last announcement it saw.
 """
@@ -11,8 +15,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from securechat.domain.events import BusEvent, MembershipChanged, Resync, UserKicked
-from securechat.domain.model import DeviceRef, Room
+from securechat.domain.events import (
+    BusEvent,
+    DeviceRemoved,
+    MembershipChanged,
+    Resync,
+    UserKicked,
+)
+from securechat.domain.model import Device, DeviceRef, Room
+from securechat.domain.recipients import receiving_devices
 from securechat.storage.port import Store
 
 T = TypeVar("T")
@@ -52,16 +63,28 @@ class Directory:
         return await self._cached(self._members, room, load) or frozenset()
 
     async def room_devices(self, room: str) -> tuple[DeviceRef, ...]:
+        """Every receiving device of every member, ordered by (user, device_id)."""
+
         async def load() -> tuple[DeviceRef, ...]:
-            return tuple(await self.store.room_devices(room))
+            by_user: dict[str, list[Device]] = {}
+            for device in await self.store.list_room_device_records(room):
+                by_user.setdefault(device.user, []).append(device)
+            accounts = {a.user: a for a in await self.store.get_accounts(sorted(by_user))}
+            return tuple(
+                ref
+                for user in sorted(by_user)
+                for ref in receiving_devices(by_user[user], accounts.get(user))
+            )
 
         return await self._cached(self._room_devices, room, load) or ()
 
     async def user_devices(self, user: str) -> tuple[DeviceRef, ...]:
+        """The receiving devices of ``user``."""
+
         async def load() -> tuple[DeviceRef, ...]:
-            return tuple(
-                DeviceRef(d.user, d.device_id) for d in await self.store.list_devices(user)
-            )
+            devices = await self.store.list_devices(user)
+            account = await self.store.get_account(user) if devices else None
+            return tuple(receiving_devices(devices, account))
 
         return await self._cached(self._user_devices, user, load) or ()
 
@@ -91,7 +114,7 @@ class Directory:
             self._room_devices.pop(event.room, None)
             self._rooms.pop(event.room, None)
             self._rooms_of.pop(event.user, None)
-        elif isinstance(event, MembershipChanged | UserKicked | Resync):
+        elif isinstance(event, MembershipChanged | UserKicked | DeviceRemoved | Resync):
             self.invalidate()
 
     def invalidate(self) -> None:

@@ -9,6 +9,7 @@ from securechat.domain.events import (
     BusEvent,
     CertificateRevoked,
     Delivered,
+    DeviceRemoved,
     MembershipChanged,
     PresenceChanged,
     Resync,
@@ -23,6 +24,11 @@ from securechat.services.stream import StreamSession
 from securechat.services.stream_events import ReconnectHint
 
 log = logging.getLogger("securechat.hub")
+
+DEVICE_REMOVED = (
+    "this device was removed from your account (from another of your devices): it receives "
+    "nothing any more; link it again to use it"
+)
 
 
 class Hub:
@@ -81,6 +87,10 @@ class Hub:
         elif isinstance(event, UserKicked):
             for device in list(self.by_user.get(event.user, ())):
                 self.streams[device].end(Kicked(event.reason))
+        elif isinstance(event, DeviceRemoved):
+            stream = self.streams.get(event.device)
+            if stream is not None:
+                stream.end(Kicked(DEVICE_REMOVED))
         elif isinstance(event, SessionEnded):
             for stream in list(self.streams.values()):
                 if stream.session.token_hash == event.token_hash:

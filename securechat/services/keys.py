@@ -1,5 +1,11 @@
 """The key directory: verify and store public bundles, hand out one-time prekeys once, and
-never let one claimer (or many together) drain a device's one-time prekeys."""
+never let one claimer (or many together) drain a device's one-time prekeys.
+
+On an account with an account key a device publishes keys only once certified, with the
+identity its certificate names and its binding (services/devices.py checks those statements).
+A device that publishes keys for the first time becomes a recipient: its user's contacts and
+other devices are told (DEVICE_ADDED).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,8 @@ from collections.abc import Sequence
 
 from securechat.bus.port import Bus
 from securechat.config import LimitsConfig
+from securechat.crypto.account_key import AccountPublic
+from securechat.crypto.certificates import DeviceCertificate
 from securechat.crypto.identity import IdentityPublic
 from securechat.crypto.prekeys import (
     KemPreKeyPublic,
@@ -17,7 +25,7 @@ from securechat.crypto.prekeys import (
     verify_signed_prekey,
 )
 from securechat.domain import names
-from securechat.domain.events import MembershipChanged, MembershipKind
+from securechat.domain.events import MembershipKind
 from securechat.domain.model import (
     Bundle,
     ClaimedBundle,
@@ -37,6 +45,7 @@ from securechat.errors import (
     ResourceExhausted,
 )
 from securechat.services.clock import Clock
+from securechat.services.devices import AccountDevices, check_binding
 from securechat.storage.port import Store
 
 MAX_PREKEYS_PER_UPLOAD = 200
@@ -56,11 +65,17 @@ class KeyDirectory:
     """
 
     def __init__(
-        self, store: Store, bus: Bus, clock: Clock, limits: LimitsConfig | None = None
+        self,
+        store: Store,
+        bus: Bus,
+        clock: Clock,
+        accounts: AccountDevices,
+        limits: LimitsConfig | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
         self.clock = clock
+        self.accounts = accounts
         limits = limits or LimitsConfig()
         self.claims = KeyedBuckets(
             limits.prekey_claims_per_hour / 3600.0, max(10.0, limits.prekey_claims_per_hour / 4)
@@ -128,14 +143,32 @@ class KeyDirectory:
         before = await self.store.get_device(device.user, device.device_id)
         if before is None:
             raise NotFound(f"device {device.device_id} of {device.user} is not registered")
+        await self._check_certified(device, before, bundle)
         counts = await self.store.publish_bundle(device, bundle)
-        if before.identity_key is not None and before.identity_key != bundle.identity_key:
-            kind = MembershipKind.IDENTITY_CHANGED
-            audience = tuple(sorted(await self.store.contacts_of(device.user)))
-            await self.bus.publish(
-                MembershipChanged("", device.user, kind, self.clock.now_ms(), audience)
-            )
+        if before.identity_key is None:
+            await self.accounts.announce(device.user, MembershipKind.DEVICE_ADDED)
+        elif before.identity_key != bundle.identity_key:
+            await self.accounts.announce(device.user, MembershipKind.IDENTITY_CHANGED)
         return counts
+
+    async def _check_certified(self, device: DeviceRef, before: Device, bundle: Bundle) -> None:
+        """On an account with an account key: certified first, the certified identity, a
+        binding naming the account key."""
+        account = await self.store.get_account(device.user)
+        if account is None:
+            return
+        if before.certificate is None:
+            raise FailedPrecondition(
+                f"this device is not certified by the account key of {device.user}: link it "
+                "from one of your devices first (`securechat devices link`)"
+            )
+        certified = DeviceCertificate.from_bytes(before.certificate).identity.to_bytes()
+        if certified != bundle.identity_key:
+            raise InvalidArgument("these keys are not the identity the device's certificate names")
+        binding = bundle.binding or before.binding
+        if binding is None:
+            raise InvalidArgument("a certified device publishes its binding with its keys")
+        check_binding(binding, device, certified, AccountPublic.from_bytes(account.account_key))
 
     async def add_prekeys(
         self,
@@ -143,14 +176,18 @@ class KeyDirectory:
         one_time: Sequence[OneTimePreKeyRecord],
         kem: Sequence[KemPreKeyRecord],
         signed: SignedPreKeyRecord | None,
+        last_resort: KemPreKeyRecord | None = None,
     ) -> PreKeyCounts:
         current = await self.store.get_device(device.user, device.device_id)
         if current is None or current.identity_key is None:
             raise FailedPrecondition("publish a key bundle before adding prekeys")
         if any(k.last_resort for k in kem):
             raise InvalidArgument("added post-quantum prekeys must be one-time keys")
-        self._verify(self._identity(current.identity_key), device, signed, one_time, kem)
-        return await self.store.add_prekeys(device, one_time, kem, signed)
+        if last_resort is not None and not last_resort.last_resort:
+            raise InvalidArgument("the rotated last-resort post-quantum prekey must be marked so")
+        added = [*kem, last_resort] if last_resort is not None else list(kem)
+        self._verify(self._identity(current.identity_key), device, signed, one_time, added)
+        return await self.store.add_prekeys(device, one_time, added, signed)
 
     async def claim(
         self, user: str, device_ids: Sequence[int], claimer: str = ""

@@ -11,17 +11,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from securechat.domain.model import (
+    AccountRecord,
     Bundle,
+    Certification,
     ClaimedBundle,
     Device,
     DeviceRef,
     Invite,
     KemPreKeyRecord,
+    LinkSlot,
+    LoginRecord,
     MailboxEntry,
     OneTimePreKeyRecord,
     OutgoingCiphertext,
     PendingSend,
     PreKeyCounts,
+    Removal,
     Role,
     Room,
     RoomSummary,
@@ -61,6 +66,9 @@ class MemoryStore:
         self._contacts: set[tuple[str, str]] = set()
         self._revocations: dict[str, tuple[str, str, int]] = {}
         self._invites: dict[bytes, tuple[Invite, str | None]] = {}
+        self._accounts: dict[str, AccountRecord] = {}
+        self._removals: dict[str, dict[tuple[int, bytes], tuple[bytes, int]]] = {}
+        self._links: dict[tuple[str, str, LinkSlot], tuple[bytes, int]] = {}
 
     def __repr__(self) -> str:
         return "MemoryStore()"
@@ -76,10 +84,17 @@ class MemoryStore:
         return LATEST_VERSION
 
     # ---- accounts -------------------------------------------------------------------------
-    async def create_user(self, name: str, password_hash: bytes, role: Role, now_ms: int) -> User:
+    async def create_user(
+        self,
+        name: str,
+        password_hash: bytes,
+        role: Role,
+        now_ms: int,
+        login: LoginRecord | None = None,
+    ) -> User:
         if name in self._users:
             raise rules.user_taken(name)
-        user = User(name, password_hash, role, now_ms)
+        user = User(name, password_hash, role, now_ms, login)
         self._users[name] = user
         self._last_device_id[name] = 0
         return user
@@ -88,7 +103,16 @@ class MemoryStore:
         return self._users.get(name)
 
     async def set_user_password_and_role(self, name: str, password_hash: bytes, role: Role) -> None:
-        self._users[name] = replace(self._user(name), password_hash=password_hash, role=role)
+        self._users[name] = replace(
+            self._user(name), password_hash=password_hash, role=role, login=None
+        )
+
+    async def set_login(self, name: str, password_hash: bytes, login: LoginRecord) -> bool:
+        user = self._user(name)
+        if user.login is not None:
+            return False
+        self._users[name] = replace(user, password_hash=password_hash, login=login)
+        return True
 
     def _user(self, name: str) -> User:
         if name not in self._users:
@@ -189,6 +213,8 @@ class MemoryStore:
         rules.check_bundle(bundle)
         state = self._device(device)
         state.device = replace(state.device, identity_key=bundle.identity_key)
+        if bundle.binding is not None:
+            state.device = replace(state.device, binding=bundle.binding)
         state.signed_prekey = bundle.signed_prekey
         state.one_time = {k.key_id: k for k in bundle.one_time_prekeys}
         state.kem = {k.key_id: k for k in rules.bundle_kem_records(bundle)}
@@ -246,6 +272,102 @@ class MemoryStore:
 
     async def count_prekeys(self, device: DeviceRef) -> PreKeyCounts:
         return self._device(device).counts()
+
+    # ---- accounts own devices --------------------------------------------------------------
+    async def get_account(self, user: str) -> AccountRecord | None:
+        return self._accounts.get(user)
+
+    async def get_accounts(self, users: Sequence[str]) -> list[AccountRecord]:
+        return [self._accounts[u] for u in sorted(set(users)) if u in self._accounts]
+
+    def _certify(self, device: DeviceRef, certificate: bytes, binding: bytes | None) -> None:
+        state = self._device(device)
+        state.device = replace(state.device, certificate=certificate)
+        if binding is not None:
+            state.device = replace(state.device, binding=binding)
+
+    async def create_account(
+        self,
+        account: AccountRecord,
+        device: DeviceRef,
+        certificate: bytes,
+        binding: bytes,
+        now_ms: int,
+        *,
+        reset: bool = False,
+    ) -> list[DeviceRef]:
+        user = account.user
+        if user in self._accounts and not reset:
+            raise rules.account_exists(user)
+        self._device(device)  # NotFound before anything changes
+        removed: list[DeviceRef] = []
+        if reset:
+            removed = sorted(r for r in self._devices if r.user == user and r != device)
+            for gone in removed:
+                await self.remove_device(gone)
+            self._removals.pop(user, None)
+        self._certify(device, certificate, binding)
+        self._accounts[user] = account
+        return removed
+
+    async def change_devices(
+        self,
+        user: str,
+        expected_version: int,
+        account: AccountRecord,
+        certified: Certification | None,
+        removed: Removal | None,
+        now_ms: int,
+    ) -> bool:
+        stored = self._accounts.get(user)
+        if (
+            stored is None
+            or stored.list_version != expected_version
+            or stored.account_key != account.account_key
+        ):
+            return False
+        if certified is not None:
+            self._device(DeviceRef(user, certified.device_id))  # NotFound, nothing changed
+            self._certify(DeviceRef(user, certified.device_id), certified.certificate, None)
+        if removed is not None:
+            key = (removed.device_id, removed.identity_digest)
+            self._removals.setdefault(user, {}).setdefault(key, (removed.statement, now_ms))
+            await self.remove_device(DeviceRef(user, removed.device_id))
+        self._accounts[user] = account
+        return True
+
+    async def list_removals(self, user: str) -> list[bytes]:
+        found = self._removals.get(user, {})
+        ordered = sorted(found.items(), key=lambda kv: (kv[1][1], kv[0][0]))
+        return [statement for _, (statement, _) in ordered]
+
+    async def list_room_device_records(self, room: str) -> list[Device]:
+        members = self._members.get(room, {})
+        refs = sorted(r for r in self._devices if r.user in members)
+        return [self._devices[r].device for r in refs]
+
+    # ---- the link relay ------------------------------------------------------------------
+    async def put_link_message(
+        self, user: str, relay_id: str, slot: LinkSlot, data: bytes, now_ms: int, expires_at_ms: int
+    ) -> bool:
+        key = (user, relay_id, slot)
+        held = self._links.get(key)
+        if held is not None and held[1] > now_ms:
+            return False
+        self._links[key] = (bytes(data), expires_at_ms)
+        return True
+
+    async def get_link_message(
+        self, user: str, relay_id: str, slot: LinkSlot, now_ms: int
+    ) -> bytes | None:
+        held = self._links.get((user, relay_id, slot))
+        return None if held is None or held[1] <= now_ms else held[0]
+
+    async def purge_link_messages(self, now_ms: int) -> int:
+        doomed = [k for k, (_, expires) in self._links.items() if expires <= now_ms]
+        for key in doomed:
+            del self._links[key]
+        return len(doomed)
 
     # ---- rooms ----------------------------------------------------------------------------
     async def create_room(

@@ -5,9 +5,14 @@ that must work on both SQLite and PostgreSQL. ``migrate`` runs inside the caller
 so a failing step leaves the database at its previous version.
 
 Adding a migration: append ``Migration(N + 1, ...)`` to ``MIGRATIONS`` and change ``schema.py``
-to the new shape. Step 1 builds the tables from ``schema.py``; the first time a later step
-alters an existing table, freeze step 1 by copying the version-1 table definitions here so that
-a fresh database still goes through every step.
+to the new shape. Step 1 builds the frozen version-1 tables of ``schema_v1.py``, so a fresh
+database goes through every step like an old one.
+
+2. Accounts own their devices: users get the login salt and Argon2id costs (NULL: a legacy
+   password account), devices their certificate and binding; new tables ``accounts``,
+   ``device_removals`` and ``link_messages``.
+3. Reserved for delivery quotas (no change yet).
+4. Auth limits: sessions remember their certificate, rooms may be listed, registration invites.
 """
 
 from __future__ import annotations
@@ -15,12 +20,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Column, Connection, func, insert, inspect, select, text
 from sqlalchemy.schema import CreateColumn
 
 from securechat.errors import FailedPrecondition
-from securechat.storage import schema
+from securechat.storage import schema, schema_v1
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,18 +51,35 @@ class SchemaTooNew(FailedPrecondition):
 
 
 def _v1_initial(conn: Connection) -> None:
-    for table in schema.V1_TABLES:
+    for table in schema_v1.V1_TABLES:
         table.create(conn)
 
 
-def _add_missing_columns(conn: Connection, table: str, columns: tuple[Column[object], ...]) -> None:
-    """ALTER TABLE ... ADD COLUMN for each column the table lacks. Step 1 builds tables from the
-    current schema.py, so on a fresh database the columns already exist and this adds none."""
+def _add_missing_columns(conn: Connection, table: str, columns: tuple[Column[Any], ...]) -> None:
+    """``ALTER TABLE ... ADD COLUMN`` for each of ``schema.py``'s columns the table lacks, with
+    the dialect's type, nullability and server default."""
     present = {c["name"] for c in inspect(conn).get_columns(table)}
     for column in columns:
         if column.name not in present:
             ddl = CreateColumn(column).compile(dialect=conn.dialect)
             conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {ddl}"))
+
+
+def _v2_accounts_own_devices(conn: Connection) -> None:
+    users, devices = schema.users.c, schema.devices.c
+    _add_missing_columns(
+        conn,
+        "users",
+        (users.login_salt, users.login_iterations, users.login_lanes, users.login_memory_kib),
+    )
+    _add_missing_columns(conn, "devices", (devices.certificate, devices.binding))
+    for table in schema.V2_TABLES:
+        table.create(conn)
+
+
+def _v3_reserved(conn: Connection) -> None:
+    """Step 3 belongs to the delivery quotas branch; until it is merged it changes nothing, and
+    that merge puts the real step in its place."""
 
 
 def _v4_auth_limits(conn: Connection) -> None:
@@ -68,15 +91,10 @@ def _v4_auth_limits(conn: Connection) -> None:
     schema.invites.create(conn, checkfirst=True)
 
 
-def _reserved(conn: Connection) -> None:
-    """Steps 2 and 3 belong to other wave-2 branches (devices, delivery quotas); on this branch
-    they change nothing, and the merge puts the real steps in their place."""
-
-
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _v1_initial),
-    Migration(2, "reserved (devices)", _reserved),
-    Migration(3, "reserved (delivery quotas)", _reserved),
+    Migration(2, "accounts own their devices", _v2_accounts_own_devices),
+    Migration(3, "reserved (delivery quotas)", _v3_reserved),
     Migration(4, "auth limits: session certificates, listed rooms, invites", _v4_auth_limits),
 )
 

@@ -11,17 +11,22 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from securechat.domain.model import (
+    AccountRecord,
     Bundle,
+    Certification,
     ClaimedBundle,
     Device,
     DeviceRef,
     Invite,
     KemPreKeyRecord,
+    LinkSlot,
+    LoginRecord,
     MailboxEntry,
     OneTimePreKeyRecord,
     OutgoingCiphertext,
     PendingSend,
     PreKeyCounts,
+    Removal,
     Role,
     Room,
     RoomSummary,
@@ -42,13 +47,26 @@ class Store(Protocol):
     async def schema_version(self) -> int: ...
 
     # ---- accounts -------------------------------------------------------------------------
-    async def create_user(self, name: str, password_hash: bytes, role: Role, now_ms: int) -> User:
-        """Insert a user; AlreadyExists when the name is taken (nothing changes)."""
+    async def create_user(
+        self,
+        name: str,
+        password_hash: bytes,
+        role: Role,
+        now_ms: int,
+        login: LoginRecord | None = None,
+    ) -> User:
+        """Insert a user (``login`` None: a legacy password account); AlreadyExists when the
+        name is taken (nothing changes)."""
 
     async def get_user(self, name: str) -> User | None: ...
 
     async def set_user_password_and_role(self, name: str, password_hash: bytes, role: Role) -> None:
-        """Used for the bootstrap admin. NotFound when the user does not exist."""
+        """Used for the bootstrap admin: a password, so the account becomes a legacy password
+        account. NotFound when the user does not exist."""
+
+    async def set_login(self, name: str, password_hash: bytes, login: LoginRecord) -> bool:
+        """Upgrade a legacy password account: the new hash and password parameters, only while
+        it is still legacy (False, nothing changed, otherwise). NotFound for an unknown user."""
 
     # ---- sessions -------------------------------------------------------------------------
     async def create_session(self, session: Session) -> None: ...
@@ -90,13 +108,70 @@ class Store(Protocol):
         A time never moves back; unknown devices are skipped."""
 
     async def remove_device(self, device: DeviceRef) -> bool:
-        """Delete a device with its keys, mailbox and sessions (stage 1 allows one device per
-        user, so a new device retires the old ones). False when it did not exist."""
+        """Delete a device with its keys, mailbox and sessions. False when it did not exist."""
+
+    # ---- accounts own devices --------------------------------------------------------------
+    async def get_account(self, user: str) -> AccountRecord | None:
+        """The account key and newest device list of ``user`` (None: no account key yet)."""
+
+    async def get_accounts(self, users: Sequence[str]) -> list[AccountRecord]:
+        """The accounts of those ``users`` that have one, in name order."""
+
+    async def create_account(
+        self,
+        account: AccountRecord,
+        device: DeviceRef,
+        certificate: bytes,
+        binding: bytes,
+        now_ms: int,
+        *,
+        reset: bool = False,
+    ) -> list[DeviceRef]:
+        """Set the account key with ``device`` as its one certified device, in one transaction.
+
+        AlreadyExists when the user has an account and ``reset`` is False (nothing changes).
+        With ``reset``, every other device of the user is removed (keys, mailbox, sessions) and
+        earlier removals are forgotten; returns the devices removed. NotFound for an unknown
+        device."""
+
+    async def change_devices(
+        self,
+        user: str,
+        expected_version: int,
+        account: AccountRecord,
+        certified: Certification | None,
+        removed: Removal | None,
+        now_ms: int,
+    ) -> bool:
+        """Store a new device list when the stored one is still ``expected_version`` (False,
+        nothing changed, otherwise), with the device it certifies (its certificate set; NotFound
+        if it does not exist) or removes (the removal appended; the device deleted with its keys,
+        mailbox and sessions), in one transaction."""
+
+    async def list_removals(self, user: str) -> list[bytes]:
+        """Every removal statement of ``user``, oldest first (append-only)."""
+
+    async def list_room_device_records(self, room: str) -> list[Device]:
+        """Every device (full record) of every member of ``room``, by (user, device_id)."""
+
+    # ---- the link relay ------------------------------------------------------------------
+    async def put_link_message(
+        self, user: str, relay_id: str, slot: LinkSlot, data: bytes, now_ms: int, expires_at_ms: int
+    ) -> bool:
+        """Write one slot once: False (nothing changed) when it holds an unexpired message."""
+
+    async def get_link_message(
+        self, user: str, relay_id: str, slot: LinkSlot, now_ms: int
+    ) -> bytes | None:
+        """The slot's message, or None when empty or expired."""
+
+    async def purge_link_messages(self, now_ms: int) -> int:
+        """Delete expired relay messages; the number deleted."""
 
     # ---- key directory --------------------------------------------------------------------
     async def publish_bundle(self, device: DeviceRef, bundle: Bundle) -> PreKeyCounts:
-        """Replace the device's identity key, signed prekey and prekeys. InvalidArgument on
-        duplicate key ids."""
+        """Replace the device's identity key, signed prekey and prekeys (and its binding, when
+        the bundle carries one). InvalidArgument on duplicate key ids."""
 
     async def add_prekeys(
         self,

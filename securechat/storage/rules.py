@@ -37,6 +37,13 @@ def room_taken(name: str) -> AlreadyExists:
     return AlreadyExists(f"room {name!r} already exists: join it or pick another name")
 
 
+def account_exists(name: str) -> AlreadyExists:
+    return AlreadyExists(
+        f"{name} already has an account key: link this device from one of {name}'s devices "
+        "(`securechat devices link`), or reset the account"
+    )
+
+
 def session_exists() -> AlreadyExists:
     return AlreadyExists("a session with this token already exists: issue a new token")
 

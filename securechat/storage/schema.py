@@ -1,7 +1,8 @@
 """The relational schema shared by the SQLite and PostgreSQL adapters (SQLAlchemy Core tables).
 
 This module describes the *current* shape of the database. Databases are created and upgraded by
-the numbered steps in ``migrations.py``, never by ``metadata.create_all`` at run time.
+the numbered steps in ``migrations.py``, never by ``metadata.create_all`` at run time (step 1
+creates the frozen tables of ``schema_v1.py``).
 
 Naming: users are referenced by name (names are immutable and already validated by the domain);
 devices by ``(user_name, device_id)``. Timestamps are integer milliseconds since the epoch.
@@ -43,6 +44,11 @@ users = Table(
     Column("created_at_ms", BigInteger, nullable=False),
     # Counter behind add_device: ids are 1, 2, ... per user and never reused.
     Column("last_device_id", Integer, nullable=False, server_default="0"),
+    # The client's login salt and Argon2id costs (version 2); NULL: a legacy password account.
+    Column("login_salt", LargeBinary, nullable=True),
+    Column("login_iterations", Integer, nullable=True),
+    Column("login_lanes", Integer, nullable=True),
+    Column("login_memory_kib", Integer, nullable=True),
 )
 
 sessions = Table(
@@ -72,6 +78,9 @@ devices = Table(
     Column("identity_key", LargeBinary, nullable=True),
     # Highest mailbox sequence ever assigned to this device; bumped in the enqueue transaction.
     Column("last_seq", BigInteger, nullable=False, server_default="0"),
+    # Version 2: the account key's certificate of the device and the device's binding.
+    Column("certificate", LargeBinary, nullable=True),
+    Column("binding", LargeBinary, nullable=True),
     PrimaryKeyConstraint("user_name", "device_id"),
 )
 
@@ -179,7 +188,49 @@ revocations = Table(
     Column("revoked_at_ms", BigInteger, nullable=False),
 )
 
-# Version 4: one-use registration codes (auth.registration = invite); only the code's SHA-256.
+# ---- version 2: accounts own their devices ---------------------------------------------------
+
+# The account key (set once, replaced only by a reset) and the newest signed device list.
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("user_name", String, ForeignKey("users.name"), primary_key=True),
+    Column("account_key", LargeBinary, nullable=False),
+    Column("list_version", BigInteger, nullable=False),
+    Column("device_list", LargeBinary, nullable=False),
+    Column("updated_at_ms", BigInteger, nullable=False),
+)
+
+# Every signed device removal, append-only (a reset of the account key clears them).
+device_removals = Table(
+    "device_removals",
+    metadata,
+    Column("user_name", String, ForeignKey("users.name"), nullable=False),
+    Column("device_id", Integer, nullable=False),
+    Column("identity_digest", LargeBinary, nullable=False),
+    Column("removal", LargeBinary, nullable=False),
+    Column("removed_at_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("user_name", "device_id", "identity_digest"),
+)
+
+# The link relay: one opaque message per (user, relay id, slot), written once, expiring.
+link_messages = Table(
+    "link_messages",
+    metadata,
+    Column("user_name", String, ForeignKey("users.name"), nullable=False),
+    Column("relay_id", String, nullable=False),
+    Column("slot", String(16), nullable=False),
+    Column("message", LargeBinary, nullable=False),
+    Column("expires_at_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("user_name", "relay_id", "slot"),
+    Index("ix_link_messages_expiry", "expires_at_ms"),
+)
+
+V2_TABLES: tuple[Table, ...] = (accounts, device_removals, link_messages)
+
+# ---- version 4: auth limits ------------------------------------------------------------------
+
+# One-use registration codes (auth.registration = invite); only the code's SHA-256.
 invites = Table(
     "invites",
     metadata,
@@ -189,19 +240,4 @@ invites = Table(
     Column("expires_at_ms", BigInteger, nullable=False),
     Column("used_by", String, nullable=True),
     Column("used_at_ms", BigInteger, nullable=True),
-)
-
-# Tables in creation order (parents first) for the first migration.
-V1_TABLES: tuple[Table, ...] = (
-    users,
-    sessions,
-    devices,
-    signed_prekeys,
-    one_time_prekeys,
-    kem_prekeys,
-    rooms,
-    room_members,
-    contacts,
-    mailbox,
-    revocations,
 )

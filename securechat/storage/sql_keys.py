@@ -98,9 +98,10 @@ class KeyDirectorySql(SqlCore):
     async def publish_bundle(self, device: DeviceRef, bundle: Bundle) -> PreKeyCounts:
         rules.check_bundle(bundle)
         async with self._write() as conn:
-            updated = await conn.execute(
-                update(devices).where(_of(devices, device)).values(identity_key=bundle.identity_key)
-            )
+            values: dict[str, Any] = {"identity_key": bundle.identity_key}
+            if bundle.binding is not None:
+                values["binding"] = bundle.binding
+            updated = await conn.execute(update(devices).where(_of(devices, device)).values(values))
             if updated.rowcount == 0:
                 raise rules.device_not_found(device)
             for table in (signed_prekeys, one_time_prekeys, kem_prekeys):

@@ -29,6 +29,7 @@ from securechat.domain.model import (
     Device,
     DeviceRef,
     Invite,
+    LoginRecord,
     Role,
     Room,
     RoomSummary,
@@ -41,22 +42,38 @@ from securechat.storage.schema import (
     contacts,
     devices,
     invites,
-    kem_prekeys,
     mailbox,
-    one_time_prekeys,
     revocations,
     room_members,
     rooms,
     sessions,
-    signed_prekeys,
     users,
 )
+from securechat.storage.sql_accounts import AccountsSql, device_from_row
 from securechat.storage.sql_keys import KeyDirectorySql
 from securechat.storage.sql_mailbox import MailboxSql
 
 
 def _user(row: Row[Any]) -> User:
-    return User(row.name, row.password_hash, Role(row.role), row.created_at_ms)
+    login = None
+    if row.login_salt is not None:
+        login = LoginRecord(
+            row.login_salt, row.login_iterations, row.login_lanes, row.login_memory_kib
+        )
+    return User(row.name, row.password_hash, Role(row.role), row.created_at_ms, login)
+
+
+def _login_values(login: LoginRecord | None) -> dict[str, Any]:
+    if login is None:
+        return dict.fromkeys(
+            ("login_salt", "login_iterations", "login_lanes", "login_memory_kib"), None
+        )
+    return {
+        "login_salt": login.salt,
+        "login_iterations": login.iterations,
+        "login_lanes": login.lanes,
+        "login_memory_kib": login.memory_kib,
+    }
 
 
 def _session(row: Row[Any]) -> Session:
@@ -73,17 +90,11 @@ def _session(row: Row[Any]) -> Session:
     )
 
 
-def _device(row: Row[Any]) -> Device:
-    return Device(
-        row.user_name, row.device_id, row.created_at_ms, row.last_seen_ms, row.identity_key
-    )
-
-
 def _room(row: Row[Any]) -> Room:
     return Room(row.name, row.password_hash, row.created_by, row.created_at_ms, bool(row.listed))
 
 
-class SqlStore(KeyDirectorySql, MailboxSql):
+class SqlStore(KeyDirectorySql, MailboxSql, AccountsSql):
     """Every Store method, written once in SQLAlchemy Core for SQLite and PostgreSQL."""
 
     async def _require_user(self, conn: AsyncConnection, name: str) -> None:
@@ -95,18 +106,29 @@ class SqlStore(KeyDirectorySql, MailboxSql):
             raise rules.room_not_found(name)
 
     # ---- accounts -------------------------------------------------------------------------
-    async def create_user(self, name: str, password_hash: bytes, role: Role, now_ms: int) -> User:
+    async def create_user(
+        self,
+        name: str,
+        password_hash: bytes,
+        role: Role,
+        now_ms: int,
+        login: LoginRecord | None = None,
+    ) -> User:
         async with self._write() as conn:
             inserted = await conn.scalar(
                 self._insert_ignoring_conflicts(users)
                 .values(
-                    name=name, password_hash=password_hash, role=role.value, created_at_ms=now_ms
+                    name=name,
+                    password_hash=password_hash,
+                    role=role.value,
+                    created_at_ms=now_ms,
+                    **_login_values(login),
                 )
                 .returning(users.c.name)
             )
         if inserted is None:
             raise rules.user_taken(name)
-        return User(name, password_hash, role, now_ms)
+        return User(name, password_hash, role, now_ms, login)
 
     async def get_user(self, name: str) -> User | None:
         async with self._read() as conn:
@@ -118,10 +140,20 @@ class SqlStore(KeyDirectorySql, MailboxSql):
             result = await conn.execute(
                 update(users)
                 .where(users.c.name == name)
-                .values(password_hash=password_hash, role=role.value)
+                .values(password_hash=password_hash, role=role.value, **_login_values(None))
             )
             if result.rowcount == 0:
                 raise rules.user_not_found(name)
+
+    async def set_login(self, name: str, password_hash: bytes, login: LoginRecord) -> bool:
+        async with self._write() as conn:
+            await self._require_user(conn, name)
+            result = await conn.execute(
+                update(users)
+                .where((users.c.name == name) & users.c.login_salt.is_(None))
+                .values(password_hash=password_hash, **_login_values(login))
+            )
+            return bool(result.rowcount)
 
     # ---- sessions -------------------------------------------------------------------------
     async def create_session(self, session: Session) -> None:
@@ -241,18 +273,7 @@ class SqlStore(KeyDirectorySql, MailboxSql):
 
     async def remove_device(self, device: DeviceRef) -> bool:
         async with self._write() as conn:
-            for table in (mailbox, one_time_prekeys, kem_prekeys, signed_prekeys, sessions):
-                await conn.execute(
-                    delete(table).where(
-                        (table.c.user_name == device.user) & (table.c.device_id == device.device_id)
-                    )
-                )
-            result = await conn.execute(
-                delete(devices).where(
-                    (devices.c.user_name == device.user) & (devices.c.device_id == device.device_id)
-                )
-            )
-            return bool(result.rowcount)
+            return await self._delete_device(conn, device)
 
     async def get_device(self, user: str, device_id: int) -> Device | None:
         async with self._read() as conn:
@@ -263,14 +284,14 @@ class SqlStore(KeyDirectorySql, MailboxSql):
                     )
                 )
             ).first()
-        return None if row is None else _device(row)
+        return None if row is None else device_from_row(row)
 
     async def list_devices(self, user: str) -> list[Device]:
         async with self._read() as conn:
             result = await conn.execute(
                 select(devices).where(devices.c.user_name == user).order_by(devices.c.device_id)
             )
-            return [_device(row) for row in result]
+            return [device_from_row(row) for row in result]
 
     async def touch_devices(self, seen: Sequence[tuple[DeviceRef, int]]) -> None:
         if not seen:

@@ -1,4 +1,5 @@
-"""KeyService: publish, refill and claim public key bundles."""
+"""KeyService: publish, refill and claim public key bundles; account keys, device changes and
+the link relay."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from securechat.domain.model import (
     OneTimePreKeyRecord,
     SignedPreKeyRecord,
 )
+from securechat.services.devices import AccountDevices, AccountListing
 from securechat.services.keys import KeyDirectory
+from securechat.services.link_relay import LinkRelay
 from securechat.transport.convert import device_to_proto
 from securechat.transport.rpc import Call
 from securechat_proto.v1 import keys_pb2
@@ -56,9 +59,32 @@ def _bundle_to_proto(bundle: ClaimedBundle) -> keys_pb2.PreKeyBundle:
     return message
 
 
+def listing_to_proto(listing: AccountListing) -> keys_pb2.GetAccountResponse:
+    account = listing.account
+    return keys_pb2.GetAccountResponse(
+        account_key=account.account_key if account is not None else b"",
+        devices=[
+            keys_pb2.AccountDevice(
+                device_id=d.device_id,
+                certificate=d.certificate or b"",
+                identity_key=d.identity_key or b"",
+                binding=d.binding or b"",
+                has_bundle=d.identity_key is not None,
+                last_seen_ms=d.last_seen_ms,
+            )
+            for d in listing.devices
+        ],
+        removals=listing.removals,
+        device_list=account.device_list if account is not None else b"",
+        max_devices=listing.max_devices,
+    )
+
+
 class KeyServicer:
-    def __init__(self, directory: KeyDirectory) -> None:
+    def __init__(self, directory: KeyDirectory, devices: AccountDevices, relay: LinkRelay) -> None:
         self.directory = directory
+        self.devices = devices
+        self.relay = relay
 
     async def PublishBundle(
         self, request: keys_pb2.PublishBundleRequest, call: Call
@@ -71,6 +97,7 @@ class KeyServicer:
             last_resort=_kem(request.last_resort_kem_prekey)
             if request.HasField("last_resort_kem_prekey")
             else None,
+            binding=request.binding or None,
         )
         counts = await self.directory.publish(call.device, bundle)
         return keys_pb2.PublishBundleResponse(
@@ -85,6 +112,9 @@ class KeyServicer:
             [_one_time(k) for k in request.one_time_prekeys],
             [_kem(k) for k in request.kem_prekeys],
             _signed(request.signed_prekey) if request.HasField("signed_prekey") else None,
+            _kem(request.last_resort_kem_prekey)
+            if request.HasField("last_resort_kem_prekey")
+            else None,
         )
         return keys_pb2.AddPreKeysResponse(
             one_time_prekeys=counts.one_time, kem_prekeys=counts.kem_one_time
@@ -119,3 +149,49 @@ class KeyServicer:
         return keys_pb2.CountPreKeysResponse(
             one_time_prekeys=counts.one_time, kem_prekeys=counts.kem_one_time
         )
+
+    async def PublishAccount(
+        self, request: keys_pb2.PublishAccountRequest, call: Call
+    ) -> keys_pb2.PublishAccountResponse:
+        await self.devices.publish_account(
+            call.device,
+            request.account_key,
+            request.certificate,
+            request.binding,
+            request.device_list,
+            reset=request.reset,
+        )
+        return keys_pb2.PublishAccountResponse()
+
+    async def GetAccount(
+        self, request: keys_pb2.GetAccountRequest, call: Call
+    ) -> keys_pb2.GetAccountResponse:
+        return listing_to_proto(await self.devices.listing(request.user))
+
+    async def PublishDeviceChange(
+        self, request: keys_pb2.PublishDeviceChangeRequest, call: Call
+    ) -> keys_pb2.PublishDeviceChangeResponse:
+        change = request.WhichOneof("change")
+        current = await self.devices.change(
+            call.device,
+            request.device_list,
+            request.certificate if change == "certificate" else None,
+            request.removal if change == "removal" else None,
+        )
+        if current is None:
+            return keys_pb2.PublishDeviceChangeResponse(accepted=True)
+        return keys_pb2.PublishDeviceChangeResponse(
+            accepted=False, current=listing_to_proto(current)
+        )
+
+    async def PostLinkMessage(
+        self, request: keys_pb2.PostLinkMessageRequest, call: Call
+    ) -> keys_pb2.PostLinkMessageResponse:
+        await self.relay.post(call.user, request.relay_id, request.slot, request.message)
+        return keys_pb2.PostLinkMessageResponse()
+
+    async def GetLinkMessage(
+        self, request: keys_pb2.GetLinkMessageRequest, call: Call
+    ) -> keys_pb2.GetLinkMessageResponse:
+        found = await self.relay.get(call.user, request.relay_id, request.slot)
+        return keys_pb2.GetLinkMessageResponse(found=found is not None, message=found or b"")

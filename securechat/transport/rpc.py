@@ -40,7 +40,7 @@ from securechat.transport.peer import peer_certificate
 log = logging.getLogger("securechat.rpc")
 access = logging.getLogger("securechat.access")
 
-PUBLIC_METHODS = frozenset({"Register", "Login"})
+PUBLIC_METHODS = frozenset({"Register", "Login", "GetLoginParameters"})
 
 
 @dataclass(slots=True)

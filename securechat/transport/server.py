@@ -18,7 +18,10 @@ from securechat.ops.metrics import Metrics
 from securechat.services.accounts import Accounts
 from securechat.services.admin import Admin
 from securechat.services.chat import ChatService
+from securechat.services.devices import AccountDevices
 from securechat.services.keys import KeyDirectory
+from securechat.services.link_relay import LinkRelay
+from securechat.services.logins import Logins
 from securechat.services.rooms import Rooms
 from securechat.transport.account_servicer import AuthServicer
 from securechat.transport.admin_servicer import AdminServicer
@@ -50,6 +53,9 @@ class Services:
     chat: ChatService
     admin: Admin
     is_revoked: Callable[[PeerCertificate], bool]
+    logins: Logins
+    devices: AccountDevices
+    link_relay: LinkRelay
 
 
 def grpc_options(config: Config) -> list[tuple[str, int]]:
@@ -105,8 +111,8 @@ class GrpcServer:
         guard = Guard(services.accounts, services.is_revoked, self.metrics)
         self.health.is_revoked = services.is_revoked
         servicers = {
-            "AuthService": AuthServicer(services.accounts),
-            "KeyService": KeyServicer(services.keys),
+            "AuthService": AuthServicer(services.accounts, services.logins),
+            "KeyService": KeyServicer(services.keys, services.devices, services.link_relay),
             "RoomService": RoomServicer(services.rooms),
             "ChatService": ChatServicer(services.chat),
             "AdminService": AdminServicer(services.admin),

@@ -6,6 +6,7 @@ from securechat.domain.events import (
     BusEvent,
     CertificateRevoked,
     Delivered,
+    DeviceRemoved,
     MembershipChanged,
     MembershipKind,
     PresenceChanged,
@@ -32,7 +33,9 @@ def every_kind_of_event() -> list[BusEvent]:
         PresenceChanged("alice", True, 123, ("bob", "carol")),
         PresenceChanged("alice", False, 124, ()),
         MembershipChanged("lobby", "carol", MembershipKind.IDENTITY_CHANGED, 5, ("alice",)),
+        MembershipChanged("", "alice", MembershipKind.DEVICE_REMOVED, 6, ("alice", "bob")),
         UserKicked("bob", "spam \u2603"),
+        DeviceRemoved(ALICE2),
         SessionEnded(bytes(range(32))),
         CertificateRevoked("ab:cd", "0f"),
     ]

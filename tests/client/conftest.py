@@ -3,6 +3,7 @@ devices of the client library on the test server."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ import pytest
 from securechat.node import Node
 from securechat.pki import DevPki
 from tests.client.live import Device, Relay, device
+from tests.client.tmux import Tmux
 from tests.support.process import BIN, ServerProcess, clean_env
 
 __all__ = ["BIN", "ServerProcess", "User"]
@@ -94,13 +96,24 @@ MakeDevice = Callable[..., Awaitable[Device]]
 async def make_device(
     server: Node, pki: DevPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[MakeDevice]:
-    """make_device(user, register=True, port=None) -> an in-process Device (see live.py) of the
-    `server` fixture (or of whatever listens on ``port``); all stopped at the end."""
+    """make_device(user, register=True, port=None, link_from=None) -> an in-process Device (see
+    live.py) of the `server` fixture (or of whatever listens on ``port``), linked from another
+    device of the same user when ``link_from`` is given; all stopped at the end."""
     monkeypatch.setenv("SECURECHAT_KDF_PROFILE", "test")  # cheap keystores
     made: list[Device] = []
 
-    async def build(user: str, *, register: bool = True, port: int | None = None) -> Device:
-        made.append(await device(port or server.port, pki, tmp_path, user, register=register))
+    async def build(
+        user: str,
+        *,
+        register: bool = True,
+        port: int | None = None,
+        link_from: Device | None = None,
+    ) -> Device:
+        made.append(
+            await device(
+                port or server.port, pki, tmp_path, user, register=register, link_from=link_from
+            )
+        )
         return made[-1]
 
     yield build
@@ -115,3 +128,13 @@ async def relay(server: Node) -> AsyncIterator[Relay]:
     await relay.start()
     yield relay
     await relay.close()
+
+
+@pytest.fixture
+def tmux(tmp_path: Path) -> Iterator[Tmux]:
+    """A private tmux server (killed at the end); skips where tmux is not installed."""
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed: the interactive tests need a real terminal")
+    session = Tmux(tmp_path)
+    yield session
+    session.kill()

@@ -14,11 +14,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from securechat.client.credentials import derive, new_keys
 from securechat.client.events import ConnectionEvent, Event, MessageEvent, NoticeEvent
+from securechat.client.linking import account_request, join_account, offer_link
+from securechat.client.messenger import Messenger
 from securechat.client.rpc import Api, Backoff, Endpoint
 from securechat.client.session import ChatSession
 from securechat.client.upkeep import maintain
-from securechat.client.vault import Vault
+from securechat.client.vault import TEST_ARGON2, Vault
+from securechat.crypto.account_password import LoginParameters
+from securechat.crypto.linking import LinkJoiner
 from securechat.pki import DevPki
 
 PASSWORD = "correct horse battery"
@@ -61,6 +66,9 @@ class Watch:
     def onlines(self) -> int:
         return sum(1 for e in self.states() if e.state == "online")
 
+    def warnings(self) -> list[str]:
+        return [e.text for e in self.events if isinstance(e, NoticeEvent) and e.warning]
+
 
 @dataclass
 class Device:
@@ -81,6 +89,16 @@ class Device:
             self.runner.result()
         return self.session
 
+    @property
+    def address(self) -> object:
+        return self.vault.account.address
+
+    def messenger(self) -> Messenger:
+        """The running session's messenger, or a new one reporting to the same watch."""
+        if self.session is not None:
+            return self.session.messenger
+        return Messenger(self.api, self.vault, self.watch)
+
     async def stop(self) -> None:
         if self.session is not None and self.runner is not None:
             self.session.stop()
@@ -97,17 +115,43 @@ async def device(
     *,
     register: bool = True,
     cert: str = "client",
+    link_from: Device | None = None,
 ) -> Device:
-    """A new device of ``user`` (registering the account first): logged in, keys published."""
+    """A new device of ``user`` (registering the account first, or linked from another device
+    over the server's relay): logged in with the authenticator, keys published."""
     paths = pki.client(cert)
     api = Api(Endpoint(f"localhost:{port}", pki.ca_cert, paths.cert, paths.key).open())
     if register:
-        await api.register(user, PASSWORD)
-    login = await api.login(user, PASSWORD)
+        keys = await new_keys(PASSWORD, TEST_ARGON2)
+        await api.register(user, keys.authenticator_text(), LoginParameters(keys.salt, keys.params))
+    else:
+        keys = await derive(PASSWORD, (await api.login_parameters(user)).login)
+    login = await api.login(user, keys.authenticator_text())
     path = keystores / f"{user}-{login.device_id}.keystore"
-    vault = Vault.create(path, PASSWORD, user, login.device_id)
+    account, state = Vault.new_account(user, login.device_id, linked=link_from is not None)
+    vault = Vault.create(path, keys, account, state)
+    made = Device(user, api, vault)
+    if link_from is None:
+        await api.publish_account(account_request(account))
+    else:
+        await link(link_from, made)
+    vault.state.account_published = True
     await maintain(api, vault)
-    return Device(user, api, vault)
+    return made
+
+
+async def link(existing: Device, new: Device) -> None:
+    """Both sides of a link over the real relay: the code shown on one is typed on the other."""
+    code: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    def shown(text: str) -> None:
+        if text.startswith("link code: ") and not code.done():
+            code.set_result(text.removeprefix("link code: "))
+
+    offering = asyncio.create_task(offer_link(existing.api, existing.messenger().accounts, shown))
+    joiner = LinkJoiner.from_text(await asyncio.wait_for(code, WAIT_S))
+    await join_account(new.api, new.vault, joiner, lambda text: None)
+    await asyncio.wait_for(offering, WAIT_S)
 
 
 class Relay:

@@ -21,6 +21,11 @@ from securechat.errors import InvalidArgument
         ("/leave", Command("leave")),
         ("/switch @bob", Command("switch", ("@bob",))),
         ("/q", Command("quit")),
+        ("/reject bob", Command("reject", ("bob",))),
+        ("/trust bob", Command("trust", ("bob",))),
+        ("/devices", Command("devices")),
+        ("/devices link", Command("devices", ("link",))),
+        ("/devices remove 3", Command("devices", ("remove", "3"))),
     ],
 )
 def test_parse(line: str, command: Command) -> None:
@@ -40,6 +45,10 @@ def test_blank_line_is_nothing() -> None:
         ("@bob", "usage: /w USER TEXT"),
         ("/create dev --pw", "usage: /create ROOM [--password]"),
         ("/who extra", "usage: /who"),
+        ("/reject", "usage: /reject USER"),
+        ("/devices remove", "usage: /devices [link | remove N]"),
+        ("/devices remove me", "usage: /devices [link | remove N]"),
+        ("/devices unlink", "usage: /devices [link | remove N]"),
     ],
 )
 def test_bad_input_says_what_to_do(line: str, message: str) -> None:
@@ -50,5 +59,5 @@ def test_bad_input_says_what_to_do(line: str, message: str) -> None:
 def test_help_lists_every_command() -> None:
     text = "\n".join(help_lines())
     for name in ("/help", "/join", "/create", "/leave", "/rooms", "/members", "/who", "/w",
-                 "/switch", "/verify", "/trust", "/quit"):  # fmt: skip
+                 "/switch", "/verify", "/trust", "/reject", "/devices", "/quit"):  # fmt: skip
         assert name in text

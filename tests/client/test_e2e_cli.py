@@ -96,15 +96,125 @@ def _run_with(user: User, extra: dict[str, str], *args: str):  # type: ignore[no
     )
 
 
-def test_a_new_identity_is_never_used_silently(make_user) -> None:  # type: ignore[no-untyped-def]
+def _number(output: str) -> list[str]:
+    """The two lines of digits of a printed safety number."""
+    return [line.strip() for line in output.splitlines() if line.startswith("  ")][:2]
+
+
+def test_a_changed_account_key_blocks_until_accepted_on_the_new_number(make_user) -> None:  # type: ignore[no-untyped-def]
     gina, hank = make_user("gina"), make_user("hank")
     gina.run("register", "gina")
     hank.run("register", "hank")
-    gina.run("send", "--to", "hank", "before")  # pins hank's identity
-    other = User("hank", hank.home.with_name("hank-laptop"), hank.server, hank.pki, hank.password)
-    other.run("login", "hank")  # a second device: a new identity key
+    gina.run("send", "--to", "hank", "before")  # pins hank's account key
+    old = _number(gina.run("keys", "safety-number", "hank").stdout)
+    laptop = User("hank", hank.home.with_name("hank-laptop"), hank.server, hank.pki, hank.password)
+    refused = laptop.run("login", "hank", ok=False)  # a new device must be linked ...
+    assert refused.returncode == 70 and "devices link" in refused.stderr
+    laptop.run("login", "hank", "--reset")  # ... or start over with a new account key
+
     blocked = gina.run("send", "--to", "hank", "after", ok=False)
     assert blocked.returncode == 73
-    assert "identity key of hank changed" in blocked.stderr
-    assert "keys trust hank" in blocked.stderr
-    assert other.run("inbox", "--json").stdout == ""  # nothing was encrypted to the new key
+    for words in ("account key of hank changed", "securechat keys verify hank",
+                  "securechat keys trust hank", "securechat keys reject hank"):  # fmt: skip
+        assert words in blocked.stderr
+    shown = gina.run("keys", "safety-number", "hank").stdout
+    assert "CHANGED" in shown and "NEW key" in shown and _number(shown) != old
+    again = gina.run("send", "--to", "hank", "after", ok=False)  # still blocked: no decision yet
+    assert again.returncode == 73
+
+    trusted = gina.run("keys", "trust", "hank")
+    assert _number(trusted.stdout) == _number(shown)  # the number accepted is the one shown
+    assert "accepted the new key of hank" in trusted.stdout
+    gina.run("send", "--to", "hank", "after")
+    assert [m["text"] for m in _lines(laptop.run("inbox", "--json").stdout)] == ["after"]
+    now = gina.run("keys", "safety-number", "hank").stdout
+    assert _number(now) == _number(shown) and "(unverified)" in now
+    assert _number(laptop.run("keys", "safety-number", "gina").stdout) == _number(shown)
+
+
+def test_reject_keeps_the_old_key_and_its_working_session(make_user, server_process) -> None:  # type: ignore[no-untyped-def]
+    from tests.support.lying import forged_account, identities_in_sqlite, swap_account_in_sqlite
+
+    ivan, judy = make_user("ivan"), make_user("judy")
+    ivan.run("register", "ivan")
+    judy.run("register", "judy")
+    ivan.run("send", "--to", "judy", "first")
+    assert [m["text"] for m in _lines(judy.run("inbox", "--json").stdout)] == ["first"]
+    verified = ivan.run("keys", "verify", "judy", "--yes")
+    assert "judy is verified" in verified.stdout
+    old = _number(verified.stdout)
+
+    # The server swaps judy's account key for one of its own (her device stays).
+    database = server_process.data_dir / "securechat.db"
+    forged = forged_account("judy", identities_in_sqlite(database, "judy"))
+    original = swap_account_in_sqlite(database, forged)
+    try:
+        blocked = ivan.run("send", "--to", "judy", "to the server?", ok=False)
+        assert blocked.returncode == 73 and "keep the old verified key" in blocked.stderr
+        shown = ivan.run("keys", "safety-number", "judy").stdout
+        assert "CHANGED" in shown and _number(shown) != old
+
+        rejected = ivan.run("keys", "reject", "judy")
+        assert "kept the old key of judy" in rejected.stdout
+        ivan.run("send", "--to", "judy", "still private")  # the old session works, unblocked
+        ivan.run("send", "--to", "judy", "and again")  # the refused key, shown again, is only told
+        texts = [m["text"] for m in _lines(judy.run("inbox", "--json").stdout)]
+        assert texts == ["still private", "and again"]
+        after = ivan.run("keys", "safety-number", "judy").stdout
+        assert _number(after) == old and "(verified)" in after
+        nothing = ivan.run("keys", "reject", "judy", ok=False)
+        assert nothing.returncode == 64 and "nothing to reject" in nothing.stderr
+    finally:
+        swap_account_in_sqlite(database, original)  # the server is shared by this module
+
+
+def test_devices_link_list_and_remove_from_the_command_line(make_user) -> None:  # type: ignore[no-untyped-def]
+    import re
+    import subprocess
+
+    from tests.client.conftest import BIN
+
+    kate = make_user("kate")
+    kate.run("register", "kate")
+    phone = User("kate", kate.home.with_name("kate-phone"), kate.server, kate.pki, kate.password)
+    typo = phone.run("login", "kate", "--link", "0000-0000-0000-0000-0000-0000", ok=False)
+    assert typo.returncode == 74 and "not valid" in typo.stderr  # refused before any call
+
+    offer = subprocess.Popen(
+        [str(BIN / "securechat"), "devices", "link"], env=kate.env(), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert offer.stderr is not None
+        first = offer.stderr.readline()
+        code = re.search(r"link code: (\S+)", first)
+        assert code, first
+        joined = phone.run("login", "kate", "--link", code.group(1))
+        assert "(linked)" in joined.stderr
+        _, err = offer.communicate(timeout=60)
+        assert offer.returncode == 0 and "linked device 2" in err
+    finally:
+        if offer.poll() is None:
+            offer.kill()
+            offer.wait()
+
+    listed = kate.run("devices", "list").stdout.splitlines()
+    assert listed[0].startswith("account key ")
+    assert [line.split(",")[0].split("  (")[0] for line in listed[1:]] == [
+        "device 1  certified", "device 2  certified",
+    ]  # fmt: skip
+    assert listed[1].endswith("(this device)")
+    phone.run("send", "--room", "lobby", "from my phone")
+    [mine] = _lines(kate.run("inbox", "--json").stdout)
+    assert (mine["sender"], mine["device"], mine["text"]) == ("kate", 2, "from my phone")
+    assert mine["device_certified"] is True
+
+    itself = kate.run("devices", "remove", "1", ok=False)
+    assert itself.returncode == 64 and "cannot remove the device you are using" in itself.stderr
+    removed = kate.run("devices", "remove", "2")
+    assert "removed device 2" in removed.stderr
+    assert [line.split(",")[0] for line in kate.run("devices", "list").stdout.splitlines()[1:]] == [
+        "device 1  certified"
+    ]
+    gone = phone.run("inbox", "--json", ok=False)
+    assert gone.returncode == 67 and "session" in gone.stderr  # its sessions were revoked

@@ -7,75 +7,15 @@ it returns; after both clients restart their history is on screen again.
 from __future__ import annotations
 
 import json
-import shlex
-import shutil
-import subprocess
-import time
-import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.client.conftest import BIN, User
+from tests.client.conftest import User
+from tests.client.tmux import Tmux, wait_exit
 from tests.support.process import ServerProcess
 
 pytestmark = pytest.mark.e2e
-WAIT_S = 30.0
-
-
-class Tmux:
-    """A private tmux server (own socket, no user config) holding one window per user."""
-
-    def __init__(self, directory: Path) -> None:
-        self.socket = f"sc-{uuid.uuid4().hex[:8]}"
-        self.directory = directory
-
-    def cmd(self, *args: str) -> str:
-        result = subprocess.run(
-            ["tmux", "-L", self.socket, "-f", "/dev/null", *args],
-            capture_output=True, text=True, check=True, timeout=10,
-        )  # fmt: skip
-        return result.stdout
-
-    def start_chat(self, user: User, run: int = 0) -> Path:
-        exit_file = self.directory / f"{user.name}-{run}.exit"
-        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in user.env().items())
-        shell = f"env {env} {BIN / 'securechat'} chat; echo $? > {exit_file}; sleep 60"
-        name = f"{user.name}-{run}"
-        self.cmd("new-session", "-d", "-s", name, "-x", "110", "-y", "30", shell)
-        return exit_file
-
-    def keys(self, target: str, *keys: str) -> None:
-        self.cmd("send-keys", "-t", target, *keys)
-
-    def screen(self, target: str) -> str:
-        return self.cmd("capture-pane", "-p", "-t", target)
-
-    def wait_for(self, target: str, check: Callable[[str], bool]) -> str:
-        deadline = time.monotonic() + WAIT_S
-        screen = ""
-        while time.monotonic() < deadline:
-            screen = self.screen(target)
-            if check(screen):
-                return screen
-            time.sleep(0.1)
-        raise AssertionError(f"timed out; the {target} screen was:\n{screen}")
-
-    def kill_session(self, name: str) -> None:
-        self.cmd("kill-session", "-t", name)
-
-    def kill(self) -> None:
-        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, check=False)
-
-
-@pytest.fixture
-def tmux(tmp_path: Path) -> Iterator[Tmux]:
-    if shutil.which("tmux") is None:
-        pytest.skip("tmux is not installed: the interactive chat test needs a real terminal")
-    session = Tmux(tmp_path)
-    yield session
-    session.kill()
 
 
 ONLINE = "│ online │"
@@ -88,15 +28,6 @@ def _input_line(screen: str) -> str:
         if "▔▔▔▔" in lines[index - 1] and "▎" in line:
             return line.split("▊", 1)[-1].rstrip().rstrip("▎").strip()
     return ""
-
-
-def _wait_exit(exit_file: Path) -> str:
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        if exit_file.exists() and exit_file.read_text().strip():
-            return exit_file.read_text().strip()
-        time.sleep(0.1)
-    raise AssertionError("the chat did not exit")
 
 
 def test_two_users_chat_while_typing(make_user, tmux: Tmux) -> None:  # type: ignore[no-untyped-def]
@@ -128,9 +59,9 @@ def test_two_users_chat_while_typing(make_user, tmux: Tmux) -> None:  # type: ig
     tmux.wait_for("alice-0", lambda s: "online: alice, bob" in s)
 
     tmux.keys("alice-0", "/quit", "Enter")
-    assert _wait_exit(alice_exit) == "0"
+    assert wait_exit(alice_exit) == "0"
     tmux.keys("bob-0", "C-d")
-    assert _wait_exit(bob_exit) == "0"
+    assert wait_exit(bob_exit) == "0"
 
 
 def test_history_after_restarts_and_a_message_typed_during_an_outage(
@@ -162,7 +93,7 @@ def test_history_after_restarts_and_a_message_typed_during_an_outage(
         screen = tmux.wait_for("bob-0", lambda s: "alice: typed offline" in s)
         tmux.wait_for("alice-0", lambda s: ONLINE in s and "(sending…)" not in s)
         tmux.keys("bob-0", "C-d")
-        assert _wait_exit(bob_exit) == "0"
+        assert wait_exit(bob_exit) == "0"
         tmux.kill_session("alice-0")
 
         # Both clients start again: the conversation is on screen from the local history.
@@ -174,8 +105,8 @@ def test_history_after_restarts_and_a_message_typed_during_an_outage(
             assert screen.count("typed offline") == 1
         tmux.keys("bob-1", "C-d")
         tmux.keys("alice-1", "C-d")
-        _wait_exit(tmp_path / "bob-1.exit")
-        _wait_exit(tmp_path / "alice-1.exit")
+        wait_exit(tmp_path / "bob-1.exit")
+        wait_exit(tmp_path / "alice-1.exit")
         found = [json.loads(line) for line in bob.run("history", "--json").stdout.splitlines()]
         texts = [item["text"] for item in found]
         assert texts.count("typed offline") == 1  # stored once, shown once

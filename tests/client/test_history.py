@@ -11,7 +11,8 @@ import pytest
 
 from securechat.client.events import MessageEvent, Target, UndecryptableEvent
 from securechat.client.history import DAY_MS, History, HistoryStore, fts_query
-from securechat.client.vault import Vault
+from securechat.client.vault import TEST_ARGON2, Vault
+from securechat.crypto.account_password import derive_password_keys, new_login_parameters
 from securechat.errors import InvalidArgument, KeystoreError
 
 KEY = bytes(range(32))
@@ -156,7 +157,8 @@ def test_the_history_key_lives_in_the_keystore(
 ) -> None:
     monkeypatch.setenv("SECURECHAT_KDF_PROFILE", "test")
     path = tmp_path / "keystore.bin"
-    vault = Vault.create(path, "pw-1", "alice", 1)
+    keys = derive_password_keys("pw-1", new_login_parameters(TEST_ARGON2))
+    vault = Vault.create(path, keys, *Vault.new_account("alice", 1))
     key = vault.history_key()
     assert len(key) == 32 and vault.history_key() == key
     assert Vault.open(path, "pw-1").history_key() == key  # saved, not made again

@@ -9,12 +9,12 @@ import pytest
 
 from securechat.client.events import Target
 from securechat.client.profile import SessionToken
-from securechat.client.relogin import Credential, is_expiry
+from securechat.client.relogin import Credential, Renewal, is_expiry
 from securechat.errors import Kicked, LoggedOut, SessionExpired, Unauthenticated
 from securechat.node import Node
 from securechat.pki import DevPki
 from tests.client.live import PASSWORD, device
-from tests.client.tui_support import buffer_lines, chat_app, running, until
+from tests.client.tui_support import buffer_lines, chat_app, client_for, running, until
 from tests.conftest import server_config
 
 TTL_S = 3
@@ -46,7 +46,9 @@ async def test_the_chat_logs_in_again_when_its_session_expires(
             assert app.client.session.token == app.client.api.token
             assert app.client.profile.load_session() == app.client.session  # saved for `send`
             # bob's own token ran out too: his device logs in again by hand
-            await bob.api.login("bob", PASSWORD, bob.vault.account.address.device_id)
+            secret = bob.vault.login_secret()
+            assert secret is not None and secret != PASSWORD
+            await bob.api.login("bob", secret, bob.vault.account.address.device_id)
             chat = await bob.start()
             await chat.send(Target.room("lobby"), "still here after the expiry")
             await until(lambda: any("still here after the expiry" in line
@@ -54,6 +56,32 @@ async def test_the_chat_logs_in_again_when_its_session_expires(
             assert any("logged in again" in line for line in buffer_lines(app, "#lobby"))
     finally:
         await bob.stop()
+        await alice.api.close()
+
+
+async def test_a_password_typed_after_an_expiry_logs_in_with_its_login_secret(
+    short_sessions: Node, pki: DevPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No credential in memory: the password asked for in place is turned into the login
+    secret (the server takes nothing else), and only that is kept."""
+    monkeypatch.setenv("SECURECHAT_KDF_PROFILE", "test")
+    alice = await device(short_sessions.port, pki, tmp_path, "alice")
+    client = client_for(alice, tmp_path)
+    asked: list[str] = []
+
+    async def ask(prompt: str) -> str | None:
+        asked.append(prompt)
+        return PASSWORD
+
+    renewal = Renewal(client, None, ask, lambda event: None)
+    try:
+        assert await renewal(SessionExpired())
+        assert len(asked) == 1
+        assert renewal.credential is not None
+        assert renewal.credential.secret == alice.vault.login_secret() != PASSWORD
+        assert client.session is not None and client.api.token == client.session.token
+        await client.api.count_prekeys()  # the new token is accepted
+    finally:
         await alice.api.close()
 
 

@@ -22,5 +22,5 @@ def test_vault_refuses_to_start_without_ml_kem(
 
     monkeypatch.setattr(randomness, "MLKEM768PrivateKey", NoKem)
     with pytest.raises(CryptoError, match="ML-KEM-768"):
-        Vault.create(tmp_path / "keystore", "a good password", "alice", 1)
+        Vault.new_account("alice", 1)
     assert not (tmp_path / "keystore").exists()

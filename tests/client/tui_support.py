@@ -16,7 +16,7 @@ from securechat.client.relogin import Credential
 from securechat.client.rpc import Endpoint
 from securechat.client.tui.app import ChatApp
 from securechat.client.tui.sidebar import ConversationItem
-from tests.client.live import FAST, PASSWORD, WAIT_S, Device
+from tests.client.live import FAST, WAIT_S, Device
 
 SIZE = (110, 30)
 
@@ -34,11 +34,10 @@ def chat_app(
     device: Device, home: Path, config: ClientConfig | None = None, server: str = "localhost:50051"
 ) -> ChatApp:
     client = client_for(device, home, server)
+    secret = device.vault.login_secret()  # as `securechat chat` does: never the password
+    assert secret is not None
     return ChatApp(
-        client,
-        config or ClientConfig(),
-        credential=Credential(device.user, PASSWORD),
-        backoff=FAST,
+        client, config or ClientConfig(), credential=Credential(device.user, secret), backoff=FAST
     )
 
 

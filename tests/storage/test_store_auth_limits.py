@@ -1,6 +1,6 @@
 """Store contract (memory, SQLite, PostgreSQL) for the issue 13 methods: sessions by
 certificate, invites, visible rooms and pages, room counts, bundle peeks; and the upgrade of a
-version-1 SQLite database to version 4."""
+version-1 SQLite database to the latest version."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import sqlalchemy
 
 from securechat.domain.model import Invite, PreKeyCounts
 from securechat.errors import AlreadyExists, InvalidArgument
-from securechat.storage import schema
+from securechat.storage import schema, schema_v1
 from securechat.storage.migrations import LATEST_VERSION
 from securechat.storage.port import Store
 from tests.storage.test_store_contract import BOB1, _bundle, _people, _session
@@ -79,17 +79,14 @@ async def test_peek_bundle_takes_nothing(store: Store) -> None:
     assert await store.count_prekeys(BOB1) == PreKeyCounts(2, 1)
 
 
-async def test_a_version_1_sqlite_database_upgrades_to_version_4(tmp_path: Path) -> None:
+async def test_a_version_1_sqlite_database_upgrades_to_the_latest_version(tmp_path: Path) -> None:
     from securechat.storage.sqlite import SqliteStore
 
     path = tmp_path / "old.db"
     engine = sqlalchemy.create_engine(f"sqlite:///{path}")
-    with engine.begin() as conn:  # today's tables, then back to the version-1 shape
-        for table in schema.V1_TABLES:
+    with engine.begin() as conn:  # the frozen version-1 tables
+        for table in schema_v1.V1_TABLES:
             table.create(conn)
-        for name, column in (("sessions", "cert_fingerprint"), ("sessions", "cert_serial"),
-                             ("rooms", "listed")):  # fmt: skip
-            conn.execute(sqlalchemy.text(f"ALTER TABLE {name} DROP COLUMN {column}"))
         schema.schema_version.create(conn)
         conn.execute(schema.schema_version.insert().values(version=1, applied_at_ms=0))
         conn.execute(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 
+from securechat.client.bundles import publish_request
+from securechat.crypto.account import CryptoAccount
 from securechat.pki import DevPki
 from securechat_proto.v1 import (
     admin_pb2_grpc,
@@ -63,8 +66,22 @@ class Api:
     async def register(self, user: str, password: str = PASSWORD) -> None:
         await self.auth.Register(auth_pb2.RegisterRequest(username=user, password=password))
 
-    async def login(self, user: str, password: str = PASSWORD, device_id: int = 0) -> None:
+    async def login(
+        self, user: str, password: str = PASSWORD, device_id: int = 0, *, keys: bool = True
+    ) -> None:
+        """Log in; a new device (``device_id`` 0) also publishes a key bundle unless ``keys`` is
+        False, since only devices with published keys receive messages."""
         response = await self.auth.Login(
             auth_pb2.LoginRequest(username=user, password=password, device_id=device_id)
         )
         self.token, self.device_id, self.user = response.token, response.device_id, user
+        if keys and device_id == 0:
+            await self.publish_keys()
+
+    async def publish_keys(self) -> None:
+        """A real (minimal) bundle for this device: identity, signed and last-resort prekeys."""
+        account = CryptoAccount.create(
+            self.user, self.device_id, now=int(time.time()), one_time_count=0, kem_one_time_count=0
+        )
+        request = publish_request(account.upload_bundle())
+        await self.keys.PublishBundle(request, metadata=self.md)

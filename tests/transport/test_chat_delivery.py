@@ -203,20 +203,58 @@ async def test_messages_survive_a_server_restart(
         await again.stop(grace=0)
 
 
-async def test_a_new_device_replaces_the_old_one_and_senders_must_re_encrypt(
+async def test_a_second_device_joins_the_first_and_senders_must_re_encrypt(
     connect: ApiFactory,
 ) -> None:
-    """Stage 1 allows one device per user; the switch ends the old device's stream."""
+    """Devices are added, never swapped: the first device keeps its stream and its mail."""
     alice = ChatClient(await connect("alice"))
     old_bob = ChatClient(await connect("bob"))
     await old_bob.wait_until(lambda: len(old_bob.events) >= 1)
     new_bob = await connect("bob", register=False)
     assert new_bob.device_id == 2
-    error = await old_bob.wait_ended()
-    assert error is not None and "another device" in (error.details() or "")
     stale = await alice.send(common_pb2.Conversation(user="bob"), {("bob", 1): b"old"})
     assert not stale.accepted and stale.error_code == "stale_devices"
-    assert [(d.user, d.device_id) for d in stale.current_devices] == [("bob", 2)]
-    fresh = await alice.send(common_pb2.Conversation(user="bob"), {("bob", 2): b"new"})
-    assert fresh.accepted
+    assert [(d.user, d.device_id) for d in stale.current_devices] == [("bob", 1), ("bob", 2)]
+    both = {("bob", 1): b"to one", ("bob", 2): b"to two"}
+    assert (await alice.send(common_pb2.Conversation(user="bob"), both)).accepted
+    await old_bob.wait_until(lambda: old_bob.texts() == [b"to one"])
+    assert old_bob.error is None  # still connected
     await alice.close()
+    await old_bob.close()
+
+
+async def test_a_bare_login_without_keys_never_blocks_anyone(connect: ApiFactory) -> None:
+    """A device that logged in but never published keys (grpcurl's Login, `securechat-admin
+    stats`) is nobody's recipient; members are told when a device gets keys."""
+    alice = ChatClient(await connect("alice"))
+    bob = ChatClient(await connect("bob"))
+    await connect("carol")
+    bare = await connect()
+    await bare.login("carol", keys=False)  # a second device of carol, without keys
+    assert bare.device_id == 2
+    await alice.wait_until(lambda: len(alice.events) >= 1)
+    assert sorted(await room_devices(alice.api, "lobby")) == [
+        ("alice", 1),
+        ("bob", 1),
+        ("carol", 1),
+    ]
+    assert (await room_send(alice, "lobby", b"everyone with keys")).accepted
+    to_carol = await alice.send(common_pb2.Conversation(user="carol"), {("carol", 1): b"hi"})
+    assert to_carol.accepted
+
+    await bare.publish_keys()  # now it is a recipient, and the members hear of it
+    await bob.wait_until(lambda: any(
+        e.WhichOneof("event") == "membership"
+        and e.membership.user == "carol"
+        and e.membership.kind == chat_pb2.MembershipChange.KIND_DEVICE_ADDED
+        for e in bob.events
+    ))  # fmt: skip
+    stale = await room_send(alice, "lobby", b"cached list", client_id="x1")
+    assert stale.accepted  # room_send lists the members afresh: carol/2 is in it
+    assert ("carol", 2) in await room_devices(alice.api, "lobby")
+    old_list = {("bob", 1): b"x", ("carol", 1): b"x"}
+    refused = await alice.send(common_pb2.Conversation(room="lobby"), old_list)
+    assert refused.error_code == "stale_devices"
+    assert ("carol", 2) in [(d.user, d.device_id) for d in refused.current_devices]
+    for client in (alice, bob):
+        await client.close()

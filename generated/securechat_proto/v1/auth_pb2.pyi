@@ -3,8 +3,15 @@
 isort:skip_file
 AuthService: accounts and session tokens.
 
-Passwords are hashed with bcrypt off the server's event loop. A session token is an opaque
-random string; the server stores only its hash. Tokens are bound to one device of the user.
+The login secret a client sends is the *authenticator* of the account password split
+(docs/e2e-wire.md): base64 of HKDF(Argon2id(password, login salt, parameters)), 44 ASCII
+characters. The server never sees the password itself, so nothing it receives opens the
+client's keystore. It stores bcrypt(authenticator), hashed off its event loop. Accounts made
+without a login salt (grpcurl with a plain password, or before this scheme) are *legacy
+password accounts*: their secret is the password itself until a client upgrades them
+(UpgradeLogin). `securechat auth-key USER` prints the authenticator for grpcurl.
+A session token is an opaque random string; the server stores only its hash. Tokens are bound
+to one device of the user.
 """
 
 from google.protobuf import descriptor as _descriptor
@@ -21,32 +28,70 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class Argon2Parameters(_message.Message):
+    """Argon2id cost parameters (RFC 9106): 1-64 iterations, 1-64 lanes, 8 x lanes KiB to 4 GiB."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITERATIONS_FIELD_NUMBER: _builtins.int
+    LANES_FIELD_NUMBER: _builtins.int
+    MEMORY_KIB_FIELD_NUMBER: _builtins.int
+    iterations: _builtins.int
+    lanes: _builtins.int
+    memory_kib: _builtins.int
+    def __init__(
+        self,
+        *,
+        iterations: _builtins.int = ...,
+        lanes: _builtins.int = ...,
+        memory_kib: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["iterations", b"iterations", "lanes", b"lanes", "memory_kib", b"memory_kib"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Argon2Parameters: _TypeAlias = Argon2Parameters  # noqa: Y015
+
+@_typing.final
 class RegisterRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     USERNAME_FIELD_NUMBER: _builtins.int
     PASSWORD_FIELD_NUMBER: _builtins.int
     INVITE_CODE_FIELD_NUMBER: _builtins.int
+    LOGIN_SALT_FIELD_NUMBER: _builtins.int
+    ARGON2_FIELD_NUMBER: _builtins.int
     username: _builtins.str
     """Desired username (see common.proto for the rules). Reserved names (admin, root, server,
     system, ...) are refused.
     """
     password: _builtins.str
-    """At least 8 characters and at most 72 bytes of UTF-8 (bcrypt's limit; longer is refused, not
-    truncated).
+    """The login secret: the authenticator (44 characters) when `login_salt` is set; otherwise a
+    password for a legacy password account: at least 8 characters and at most 72 bytes of UTF-8
+    (bcrypt's limit; longer is refused, not truncated).
     """
     invite_code: _builtins.str
     """Needed when the server registers by invitation only: the code an admin created."""
+    login_salt: _builtins.bytes
+    """The 16-byte login salt the client made; with `argon2`, the account's password parameters.
+    Empty: a legacy password account.
+    """
+    @_builtins.property
+    def argon2(self) -> Global___Argon2Parameters: ...
     def __init__(
         self,
         *,
         username: _builtins.str = ...,
         password: _builtins.str = ...,
         invite_code: _builtins.str = ...,
+        login_salt: _builtins.bytes = ...,
+        argon2: Global___Argon2Parameters | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["argon2", b"argon2"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["invite_code", b"invite_code", "password", b"password", "username", b"username"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["argon2", b"argon2", "invite_code", b"invite_code", "login_salt", b"login_salt", "password", b"password", "username", b"username"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -81,6 +126,7 @@ class LoginRequest(_message.Message):
     DEVICE_ID_FIELD_NUMBER: _builtins.int
     username: _builtins.str
     password: _builtins.str
+    """The login secret: the authenticator, or the password of a legacy password account."""
     device_id: _builtins.int
     """The device logging in: 0 registers a new device for the user and returns its id; otherwise
     it must be an existing device of the user.
@@ -161,3 +207,92 @@ class LogoutResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___LogoutResponse: _TypeAlias = LogoutResponse  # noqa: Y015
+
+@_typing.final
+class GetLoginParametersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USERNAME_FIELD_NUMBER: _builtins.int
+    username: _builtins.str
+    def __init__(
+        self,
+        *,
+        username: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["username", b"username"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetLoginParametersRequest: _TypeAlias = GetLoginParametersRequest  # noqa: Y015
+
+@_typing.final
+class GetLoginParametersResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOGIN_SALT_FIELD_NUMBER: _builtins.int
+    ARGON2_FIELD_NUMBER: _builtins.int
+    LEGACY_PASSWORD_FIELD_NUMBER: _builtins.int
+    login_salt: _builtins.bytes
+    """16 bytes."""
+    legacy_password: _builtins.bool
+    """True for a legacy password account: log in with the password, then call UpgradeLogin."""
+    @_builtins.property
+    def argon2(self) -> Global___Argon2Parameters: ...
+    def __init__(
+        self,
+        *,
+        login_salt: _builtins.bytes = ...,
+        argon2: Global___Argon2Parameters | None = ...,
+        legacy_password: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["argon2", b"argon2"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["argon2", b"argon2", "legacy_password", b"legacy_password", "login_salt", b"login_salt"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetLoginParametersResponse: _TypeAlias = GetLoginParametersResponse  # noqa: Y015
+
+@_typing.final
+class UpgradeLoginRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AUTHENTICATOR_FIELD_NUMBER: _builtins.int
+    LOGIN_SALT_FIELD_NUMBER: _builtins.int
+    ARGON2_FIELD_NUMBER: _builtins.int
+    authenticator: _builtins.str
+    """base64 of the 32-byte authenticator derived with `login_salt` and `argon2`."""
+    login_salt: _builtins.bytes
+    @_builtins.property
+    def argon2(self) -> Global___Argon2Parameters: ...
+    def __init__(
+        self,
+        *,
+        authenticator: _builtins.str = ...,
+        login_salt: _builtins.bytes = ...,
+        argon2: Global___Argon2Parameters | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["argon2", b"argon2"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["argon2", b"argon2", "authenticator", b"authenticator", "login_salt", b"login_salt"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpgradeLoginRequest: _TypeAlias = UpgradeLoginRequest  # noqa: Y015
+
+@_typing.final
+class UpgradeLoginResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpgradeLoginResponse: _TypeAlias = UpgradeLoginResponse  # noqa: Y015

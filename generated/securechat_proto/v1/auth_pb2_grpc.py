@@ -49,6 +49,16 @@ class AuthServiceStub:
                 request_serializer=securechat_dot_v1_dot_auth__pb2.LogoutRequest.SerializeToString,
                 response_deserializer=securechat_dot_v1_dot_auth__pb2.LogoutResponse.FromString,
                 _registered_method=True)
+        self.GetLoginParameters = channel.unary_unary(
+                '/securechat.v1.AuthService/GetLoginParameters',
+                request_serializer=securechat_dot_v1_dot_auth__pb2.GetLoginParametersRequest.SerializeToString,
+                response_deserializer=securechat_dot_v1_dot_auth__pb2.GetLoginParametersResponse.FromString,
+                _registered_method=True)
+        self.UpgradeLogin = channel.unary_unary(
+                '/securechat.v1.AuthService/UpgradeLogin',
+                request_serializer=securechat_dot_v1_dot_auth__pb2.UpgradeLoginRequest.SerializeToString,
+                response_deserializer=securechat_dot_v1_dot_auth__pb2.UpgradeLoginResponse.FromString,
+                _registered_method=True)
 
 
 class AuthServiceServicer:
@@ -97,6 +107,27 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetLoginParameters(self, request, context):
+        """What a client needs before Login: the account's login salt and Argon2id parameters. Needs
+        no token. An unknown user gets a stable salt made from the name and a server secret, and the
+        default parameters, so the answer never tells whether an account exists (except for legacy
+        password accounts, which say so until they are upgraded).
+        Errors: INVALID_ARGUMENT (malformed username).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpgradeLogin(self, request, context):
+        """Turns the caller's legacy password account into an authenticator account: from now on Login
+        checks `authenticator` (derived by the client with `login_salt` and `argon2`).
+        Errors: INVALID_ARGUMENT (salt not 16 bytes, parameters out of range, malformed
+        authenticator), FAILED_PRECONDITION (the account is not a legacy password account).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -114,6 +145,16 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.Logout,
                     request_deserializer=securechat_dot_v1_dot_auth__pb2.LogoutRequest.FromString,
                     response_serializer=securechat_dot_v1_dot_auth__pb2.LogoutResponse.SerializeToString,
+            ),
+            'GetLoginParameters': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLoginParameters,
+                    request_deserializer=securechat_dot_v1_dot_auth__pb2.GetLoginParametersRequest.FromString,
+                    response_serializer=securechat_dot_v1_dot_auth__pb2.GetLoginParametersResponse.SerializeToString,
+            ),
+            'UpgradeLogin': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpgradeLogin,
+                    request_deserializer=securechat_dot_v1_dot_auth__pb2.UpgradeLoginRequest.FromString,
+                    response_serializer=securechat_dot_v1_dot_auth__pb2.UpgradeLoginResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -197,6 +238,60 @@ class AuthService:
             '/securechat.v1.AuthService/Logout',
             securechat_dot_v1_dot_auth__pb2.LogoutRequest.SerializeToString,
             securechat_dot_v1_dot_auth__pb2.LogoutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLoginParameters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/securechat.v1.AuthService/GetLoginParameters',
+            securechat_dot_v1_dot_auth__pb2.GetLoginParametersRequest.SerializeToString,
+            securechat_dot_v1_dot_auth__pb2.GetLoginParametersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpgradeLogin(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/securechat.v1.AuthService/UpgradeLogin',
+            securechat_dot_v1_dot_auth__pb2.UpgradeLoginRequest.SerializeToString,
+            securechat_dot_v1_dot_auth__pb2.UpgradeLoginResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,8 +3,15 @@
 isort:skip_file
 AuthService: accounts and session tokens.
 
-Passwords are hashed with bcrypt off the server's event loop. A session token is an opaque
-random string; the server stores only its hash. Tokens are bound to one device of the user.
+The login secret a client sends is the *authenticator* of the account password split
+(docs/e2e-wire.md): base64 of HKDF(Argon2id(password, login salt, parameters)), 44 ASCII
+characters. The server never sees the password itself, so nothing it receives opens the
+client's keystore. It stores bcrypt(authenticator), hashed off its event loop. Accounts made
+without a login salt (grpcurl with a plain password, or before this scheme) are *legacy
+password accounts*: their secret is the password itself until a client upgrades them
+(UpgradeLogin). `securechat auth-key USER` prints the authenticator for grpcurl.
+A session token is an opaque random string; the server stores only its hash. Tokens are bound
+to one device of the user.
 """
 
 from collections import abc as _abc
@@ -66,6 +73,19 @@ class AuthServiceStub:
     """Revokes the session token the call carries. Streams opened with it end with UNAUTHENTICATED.
     Errors: UNAUTHENTICATED (no valid token).
     """
+    GetLoginParameters: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetLoginParametersRequest, _auth_pb2.GetLoginParametersResponse]
+    """What a client needs before Login: the account's login salt and Argon2id parameters. Needs
+    no token. An unknown user gets a stable salt made from the name and a server secret, and the
+    default parameters, so the answer never tells whether an account exists (except for legacy
+    password accounts, which say so until they are upgraded).
+    Errors: INVALID_ARGUMENT (malformed username).
+    """
+    UpgradeLogin: _grpc.UnaryUnaryMultiCallable[_auth_pb2.UpgradeLoginRequest, _auth_pb2.UpgradeLoginResponse]
+    """Turns the caller's legacy password account into an authenticator account: from now on Login
+    checks `authenticator` (derived by the client with `login_salt` and `argon2`).
+    Errors: INVALID_ARGUMENT (salt not 16 bytes, parameters out of range, malformed
+    authenticator), FAILED_PRECONDITION (the account is not a legacy password account).
+    """
 
 @_typing.type_check_only
 class AuthServiceAsyncStub(AuthServiceStub):
@@ -100,6 +120,19 @@ class AuthServiceAsyncStub(AuthServiceStub):
     Logout: _aio.UnaryUnaryMultiCallable[_auth_pb2.LogoutRequest, _auth_pb2.LogoutResponse]  # type: ignore[assignment]
     """Revokes the session token the call carries. Streams opened with it end with UNAUTHENTICATED.
     Errors: UNAUTHENTICATED (no valid token).
+    """
+    GetLoginParameters: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetLoginParametersRequest, _auth_pb2.GetLoginParametersResponse]  # type: ignore[assignment]
+    """What a client needs before Login: the account's login salt and Argon2id parameters. Needs
+    no token. An unknown user gets a stable salt made from the name and a server secret, and the
+    default parameters, so the answer never tells whether an account exists (except for legacy
+    password accounts, which say so until they are upgraded).
+    Errors: INVALID_ARGUMENT (malformed username).
+    """
+    UpgradeLogin: _aio.UnaryUnaryMultiCallable[_auth_pb2.UpgradeLoginRequest, _auth_pb2.UpgradeLoginResponse]  # type: ignore[assignment]
+    """Turns the caller's legacy password account into an authenticator account: from now on Login
+    checks `authenticator` (derived by the client with `login_salt` and `argon2`).
+    Errors: INVALID_ARGUMENT (salt not 16 bytes, parameters out of range, malformed
+    authenticator), FAILED_PRECONDITION (the account is not a legacy password account).
     """
 
 class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -150,6 +183,31 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_auth_pb2.LogoutResponse, _abc.Awaitable[_auth_pb2.LogoutResponse]]:
         """Revokes the session token the call carries. Streams opened with it end with UNAUTHENTICATED.
         Errors: UNAUTHENTICATED (no valid token).
+        """
+
+    @_abc_1.abstractmethod
+    def GetLoginParameters(
+        self,
+        request: _auth_pb2.GetLoginParametersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.GetLoginParametersResponse, _abc.Awaitable[_auth_pb2.GetLoginParametersResponse]]:
+        """What a client needs before Login: the account's login salt and Argon2id parameters. Needs
+        no token. An unknown user gets a stable salt made from the name and a server secret, and the
+        default parameters, so the answer never tells whether an account exists (except for legacy
+        password accounts, which say so until they are upgraded).
+        Errors: INVALID_ARGUMENT (malformed username).
+        """
+
+    @_abc_1.abstractmethod
+    def UpgradeLogin(
+        self,
+        request: _auth_pb2.UpgradeLoginRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.UpgradeLoginResponse, _abc.Awaitable[_auth_pb2.UpgradeLoginResponse]]:
+        """Turns the caller's legacy password account into an authenticator account: from now on Login
+        checks `authenticator` (derived by the client with `login_salt` and `argon2`).
+        Errors: INVALID_ARGUMENT (salt not 16 bytes, parameters out of range, malformed
+        authenticator), FAILED_PRECONDITION (the account is not a legacy password account).
         """
 
 def add_AuthServiceServicer_to_server(servicer: AuthServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -432,18 +432,22 @@ class MembershipChange(_message.Message):
         KIND_JOINED: MembershipChange._Kind.ValueType  # 1
         KIND_LEFT: MembershipChange._Kind.ValueType  # 2
         KIND_DEVICE_ADDED: MembershipChange._Kind.ValueType  # 3
-        """A member registered a new device (re-encrypt for it)."""
+        """A member's device published its keys: it is a recipient now (verify it, re-encrypt)."""
         KIND_IDENTITY_CHANGED: MembershipChange._Kind.ValueType  # 4
-        """A member published a new identity key."""
+        """A member published a new identity key (or account key)."""
+        KIND_DEVICE_REMOVED: MembershipChange._Kind.ValueType  # 5
+        """A member removed a device: it is no longer a recipient."""
 
     class Kind(_Kind, metaclass=_KindEnumTypeWrapper): ...
     KIND_UNSPECIFIED: MembershipChange.Kind.ValueType  # 0
     KIND_JOINED: MembershipChange.Kind.ValueType  # 1
     KIND_LEFT: MembershipChange.Kind.ValueType  # 2
     KIND_DEVICE_ADDED: MembershipChange.Kind.ValueType  # 3
-    """A member registered a new device (re-encrypt for it)."""
+    """A member's device published its keys: it is a recipient now (verify it, re-encrypt)."""
     KIND_IDENTITY_CHANGED: MembershipChange.Kind.ValueType  # 4
-    """A member published a new identity key."""
+    """A member published a new identity key (or account key)."""
+    KIND_DEVICE_REMOVED: MembershipChange.Kind.ValueType  # 5
+    """A member removed a device: it is no longer a recipient."""
 
     ROOM_FIELD_NUMBER: _builtins.int
     USER_FIELD_NUMBER: _builtins.int

@@ -7,9 +7,9 @@ Conventions used throughout the contract:
 - Times are Unix epoch milliseconds in int64 fields named `*_ms`.
 - User names are 3-32 characters: lowercase letters, digits, `_`, `-`, `.`, starting with a
   letter. Room names follow the same rules.
-- Every RPC except AuthService.Register, AuthService.Login and grpc.health.v1.Health needs the
-  metadata `authorization: Bearer <session token>`; without a valid one it fails with
-  UNAUTHENTICATED. Every RPC can also fail with UNAUTHENTICATED when the client certificate has
+- Every RPC except AuthService.Register, AuthService.Login, AuthService.GetLoginParameters and
+  grpc.health.v1.Health needs the metadata `authorization: Bearer <session token>`; without a
+  valid one it fails with UNAUTHENTICATED. Every RPC can also fail with UNAUTHENTICATED when the client certificate has
   been revoked, RESOURCE_EXHAUSTED when a rate limit applies (the `retry-after` trailing
   metadata then holds whole seconds), UNAVAILABLE while the server shuts down and INTERNAL
   (with a request id, never internals) on an unexpected failure.

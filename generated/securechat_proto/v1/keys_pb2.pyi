@@ -6,6 +6,11 @@ KeyService: the public key directory for end-to-end encryption.
 The server stores public keys only and verifies every signature on upload. The byte layouts
 of identity keys and the signed encodings are defined by the client's crypto layer
 (docs/protocol.md); here they travel as opaque `bytes`.
+
+Accounts own their devices (docs/e2e-wire.md, "Identity and devices"): each user has an
+account key that signs a certificate for each device, every removal, and a versioned device
+list. The server stores and serves these statements and checks them on upload, but clients
+never take its word: they verify everything under the account key they pinned.
 """
 
 from collections import abc as _abc
@@ -124,8 +129,13 @@ class PublishBundleRequest(_message.Message):
     ONE_TIME_PREKEYS_FIELD_NUMBER: _builtins.int
     KEM_PREKEYS_FIELD_NUMBER: _builtins.int
     LAST_RESORT_KEM_PREKEY_FIELD_NUMBER: _builtins.int
+    BINDING_FIELD_NUMBER: _builtins.int
     identity_key: _builtins.bytes
     """128 bytes: Ed25519 public key, X25519 public key, Ed25519 signature of the X25519 key."""
+    binding: _builtins.bytes
+    """The device's binding (its identity's signature naming the account key); required on an
+    account with an account key.
+    """
     @_builtins.property
     def signed_prekey(self) -> Global___SignedPreKey: ...
     @_builtins.property
@@ -144,10 +154,11 @@ class PublishBundleRequest(_message.Message):
         one_time_prekeys: _abc.Iterable[Global___OneTimePreKey] | None = ...,
         kem_prekeys: _abc.Iterable[Global___KemPreKey] | None = ...,
         last_resort_kem_prekey: Global___KemPreKey | None = ...,
+        binding: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["last_resort_kem_prekey", b"last_resort_kem_prekey", "signed_prekey", b"signed_prekey"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["identity_key", b"identity_key", "kem_prekeys", b"kem_prekeys", "last_resort_kem_prekey", b"last_resort_kem_prekey", "one_time_prekeys", b"one_time_prekeys", "signed_prekey", b"signed_prekey"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["binding", b"binding", "identity_key", b"identity_key", "kem_prekeys", b"kem_prekeys", "last_resort_kem_prekey", b"last_resort_kem_prekey", "one_time_prekeys", b"one_time_prekeys", "signed_prekey", b"signed_prekey"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -182,6 +193,7 @@ class AddPreKeysRequest(_message.Message):
     ONE_TIME_PREKEYS_FIELD_NUMBER: _builtins.int
     KEM_PREKEYS_FIELD_NUMBER: _builtins.int
     SIGNED_PREKEY_FIELD_NUMBER: _builtins.int
+    LAST_RESORT_KEM_PREKEY_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def one_time_prekeys(self) -> _containers.RepeatedCompositeFieldContainer[Global___OneTimePreKey]: ...
     @_builtins.property
@@ -190,16 +202,23 @@ class AddPreKeysRequest(_message.Message):
     def signed_prekey(self) -> Global___SignedPreKey:
         """Set to rotate the signed prekey."""
 
+    @_builtins.property
+    def last_resort_kem_prekey(self) -> Global___KemPreKey:
+        """Set to rotate the last-resort post-quantum prekey (must have last_resort = true); the old
+        one is no longer handed out.
+        """
+
     def __init__(
         self,
         *,
         one_time_prekeys: _abc.Iterable[Global___OneTimePreKey] | None = ...,
         kem_prekeys: _abc.Iterable[Global___KemPreKey] | None = ...,
         signed_prekey: Global___SignedPreKey | None = ...,
+        last_resort_kem_prekey: Global___KemPreKey | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["signed_prekey", b"signed_prekey"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_resort_kem_prekey", b"last_resort_kem_prekey", "signed_prekey", b"signed_prekey"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["kem_prekeys", b"kem_prekeys", "one_time_prekeys", b"one_time_prekeys", "signed_prekey", b"signed_prekey"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kem_prekeys", b"kem_prekeys", "last_resort_kem_prekey", b"last_resort_kem_prekey", "one_time_prekeys", b"one_time_prekeys", "signed_prekey", b"signed_prekey"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -418,3 +437,293 @@ class CountPreKeysResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CountPreKeysResponse: _TypeAlias = CountPreKeysResponse  # noqa: Y015
+
+@_typing.final
+class PublishAccountRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_KEY_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_FIELD_NUMBER: _builtins.int
+    BINDING_FIELD_NUMBER: _builtins.int
+    DEVICE_LIST_FIELD_NUMBER: _builtins.int
+    RESET_FIELD_NUMBER: _builtins.int
+    account_key: _builtins.bytes
+    """32-byte Ed25519 account key."""
+    certificate: _builtins.bytes
+    """The calling device's certificate (kind 1), binding (kind 4) and signed device list version 1
+    (kind 3), in the wire forms of docs/e2e-wire.md.
+    """
+    binding: _builtins.bytes
+    device_list: _builtins.bytes
+    reset: _builtins.bool
+    """Replace an existing account key (a reset: every other device is removed)."""
+    def __init__(
+        self,
+        *,
+        account_key: _builtins.bytes = ...,
+        certificate: _builtins.bytes = ...,
+        binding: _builtins.bytes = ...,
+        device_list: _builtins.bytes = ...,
+        reset: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_key", b"account_key", "binding", b"binding", "certificate", b"certificate", "device_list", b"device_list", "reset", b"reset"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PublishAccountRequest: _TypeAlias = PublishAccountRequest  # noqa: Y015
+
+@_typing.final
+class PublishAccountResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PublishAccountResponse: _TypeAlias = PublishAccountResponse  # noqa: Y015
+
+@_typing.final
+class GetAccountRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_FIELD_NUMBER: _builtins.int
+    user: _builtins.str
+    def __init__(
+        self,
+        *,
+        user: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAccountRequest: _TypeAlias = GetAccountRequest  # noqa: Y015
+
+@_typing.final
+class AccountDevice(_message.Message):
+    """One device as the server lists it (all statements opaque to it; clients verify them)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEVICE_ID_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_FIELD_NUMBER: _builtins.int
+    IDENTITY_KEY_FIELD_NUMBER: _builtins.int
+    BINDING_FIELD_NUMBER: _builtins.int
+    HAS_BUNDLE_FIELD_NUMBER: _builtins.int
+    LAST_SEEN_MS_FIELD_NUMBER: _builtins.int
+    device_id: _builtins.int
+    certificate: _builtins.bytes
+    """The device certificate (empty: none)."""
+    identity_key: _builtins.bytes
+    """The device's 128-byte identity key (empty until it publishes a bundle)."""
+    binding: _builtins.bytes
+    """The device's binding (empty: none)."""
+    has_bundle: _builtins.bool
+    last_seen_ms: _builtins.int
+    def __init__(
+        self,
+        *,
+        device_id: _builtins.int = ...,
+        certificate: _builtins.bytes = ...,
+        identity_key: _builtins.bytes = ...,
+        binding: _builtins.bytes = ...,
+        has_bundle: _builtins.bool = ...,
+        last_seen_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["binding", b"binding", "certificate", b"certificate", "device_id", b"device_id", "has_bundle", b"has_bundle", "identity_key", b"identity_key", "last_seen_ms", b"last_seen_ms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccountDevice: _TypeAlias = AccountDevice  # noqa: Y015
+
+@_typing.final
+class GetAccountResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_KEY_FIELD_NUMBER: _builtins.int
+    DEVICES_FIELD_NUMBER: _builtins.int
+    REMOVALS_FIELD_NUMBER: _builtins.int
+    DEVICE_LIST_FIELD_NUMBER: _builtins.int
+    MAX_DEVICES_FIELD_NUMBER: _builtins.int
+    account_key: _builtins.bytes
+    """Empty: the user has no account key yet (a legacy account; its devices are listed by
+    identity key only).
+    """
+    device_list: _builtins.bytes
+    """The newest signed device list (kind 3; empty: none)."""
+    max_devices: _builtins.int
+    """The most devices the server allows per account."""
+    @_builtins.property
+    def devices(self) -> _containers.RepeatedCompositeFieldContainer[Global___AccountDevice]: ...
+    @_builtins.property
+    def removals(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """Every device removal the account published (kind 2)."""
+
+    def __init__(
+        self,
+        *,
+        account_key: _builtins.bytes = ...,
+        devices: _abc.Iterable[Global___AccountDevice] | None = ...,
+        removals: _abc.Iterable[_builtins.bytes] | None = ...,
+        device_list: _builtins.bytes = ...,
+        max_devices: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_key", b"account_key", "device_list", b"device_list", "devices", b"devices", "max_devices", b"max_devices", "removals", b"removals"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAccountResponse: _TypeAlias = GetAccountResponse  # noqa: Y015
+
+@_typing.final
+class PublishDeviceChangeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEVICE_LIST_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_FIELD_NUMBER: _builtins.int
+    REMOVAL_FIELD_NUMBER: _builtins.int
+    device_list: _builtins.bytes
+    """The new signed device list (version = stored version + 1)."""
+    certificate: _builtins.bytes
+    """A certificate for a device of the caller's user that has logged in (kind 1)."""
+    removal: _builtins.bytes
+    """The removal of one of the caller's other devices (kind 2)."""
+    def __init__(
+        self,
+        *,
+        device_list: _builtins.bytes = ...,
+        certificate: _builtins.bytes = ...,
+        removal: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["certificate", b"certificate", "change", b"change", "removal", b"removal"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate", b"certificate", "change", b"change", "device_list", b"device_list", "removal", b"removal"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["certificate", "removal"]  # noqa: Y015
+    _WhichOneofArgType_change: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_change) -> _WhichOneofReturnType_change | None: ...
+
+Global___PublishDeviceChangeRequest: _TypeAlias = PublishDeviceChangeRequest  # noqa: Y015
+
+@_typing.final
+class PublishDeviceChangeResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCEPTED_FIELD_NUMBER: _builtins.int
+    CURRENT_FIELD_NUMBER: _builtins.int
+    accepted: _builtins.bool
+    """False on a version clash: `current` is the account as stored now."""
+    @_builtins.property
+    def current(self) -> Global___GetAccountResponse: ...
+    def __init__(
+        self,
+        *,
+        accepted: _builtins.bool = ...,
+        current: Global___GetAccountResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["current", b"current"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "current", b"current"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PublishDeviceChangeResponse: _TypeAlias = PublishDeviceChangeResponse  # noqa: Y015
+
+@_typing.final
+class PostLinkMessageRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RELAY_ID_FIELD_NUMBER: _builtins.int
+    SLOT_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    relay_id: _builtins.str
+    """The link code's relay id: 18 lowercase hex digits."""
+    slot: _builtins.str
+    """"offer", "request" or "grant"."""
+    message: _builtins.bytes
+    """At most 64 KiB."""
+    def __init__(
+        self,
+        *,
+        relay_id: _builtins.str = ...,
+        slot: _builtins.str = ...,
+        message: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "relay_id", b"relay_id", "slot", b"slot"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PostLinkMessageRequest: _TypeAlias = PostLinkMessageRequest  # noqa: Y015
+
+@_typing.final
+class PostLinkMessageResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PostLinkMessageResponse: _TypeAlias = PostLinkMessageResponse  # noqa: Y015
+
+@_typing.final
+class GetLinkMessageRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RELAY_ID_FIELD_NUMBER: _builtins.int
+    SLOT_FIELD_NUMBER: _builtins.int
+    relay_id: _builtins.str
+    slot: _builtins.str
+    def __init__(
+        self,
+        *,
+        relay_id: _builtins.str = ...,
+        slot: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["relay_id", b"relay_id", "slot", b"slot"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetLinkMessageRequest: _TypeAlias = GetLinkMessageRequest  # noqa: Y015
+
+@_typing.final
+class GetLinkMessageResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FOUND_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    found: _builtins.bool
+    message: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        found: _builtins.bool = ...,
+        message: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["found", b"found", "message", b"message"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetLinkMessageResponse: _TypeAlias = GetLinkMessageResponse  # noqa: Y015

@@ -59,6 +59,31 @@ class KeyServiceStub:
                 request_serializer=securechat_dot_v1_dot_keys__pb2.CountPreKeysRequest.SerializeToString,
                 response_deserializer=securechat_dot_v1_dot_keys__pb2.CountPreKeysResponse.FromString,
                 _registered_method=True)
+        self.PublishAccount = channel.unary_unary(
+                '/securechat.v1.KeyService/PublishAccount',
+                request_serializer=securechat_dot_v1_dot_keys__pb2.PublishAccountRequest.SerializeToString,
+                response_deserializer=securechat_dot_v1_dot_keys__pb2.PublishAccountResponse.FromString,
+                _registered_method=True)
+        self.GetAccount = channel.unary_unary(
+                '/securechat.v1.KeyService/GetAccount',
+                request_serializer=securechat_dot_v1_dot_keys__pb2.GetAccountRequest.SerializeToString,
+                response_deserializer=securechat_dot_v1_dot_keys__pb2.GetAccountResponse.FromString,
+                _registered_method=True)
+        self.PublishDeviceChange = channel.unary_unary(
+                '/securechat.v1.KeyService/PublishDeviceChange',
+                request_serializer=securechat_dot_v1_dot_keys__pb2.PublishDeviceChangeRequest.SerializeToString,
+                response_deserializer=securechat_dot_v1_dot_keys__pb2.PublishDeviceChangeResponse.FromString,
+                _registered_method=True)
+        self.PostLinkMessage = channel.unary_unary(
+                '/securechat.v1.KeyService/PostLinkMessage',
+                request_serializer=securechat_dot_v1_dot_keys__pb2.PostLinkMessageRequest.SerializeToString,
+                response_deserializer=securechat_dot_v1_dot_keys__pb2.PostLinkMessageResponse.FromString,
+                _registered_method=True)
+        self.GetLinkMessage = channel.unary_unary(
+                '/securechat.v1.KeyService/GetLinkMessage',
+                request_serializer=securechat_dot_v1_dot_keys__pb2.GetLinkMessageRequest.SerializeToString,
+                response_deserializer=securechat_dot_v1_dot_keys__pb2.GetLinkMessageResponse.FromString,
+                _registered_method=True)
 
 
 class KeyServiceServicer:
@@ -67,14 +92,21 @@ class KeyServiceServicer:
     def PublishBundle(self, request, context):
         """Publishes (or replaces) the calling device's bundle: identity key, signed prekey, one-time
         prekeys and post-quantum prekeys. Replacing an identity key wipes the device's old prekeys.
-        Errors: INVALID_ARGUMENT (malformed key, bad signature, duplicate key id, too many keys).
+        On an account with an account key the device must be certified first (PublishAccount, or
+        PublishDeviceChange from another device), the identity must be the certified one and the
+        request must carry the device's binding. A device becomes a recipient (of rooms and private
+        messages) only once it has published a bundle; its user's contacts are told then.
+        Errors: INVALID_ARGUMENT (malformed key, bad signature, duplicate key id, too many keys, an
+        identity other than the certified one, a bad binding), FAILED_PRECONDITION (the account has
+        an account key and this device is not certified).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def AddPreKeys(self, request, context):
-        """Adds one-time prekeys and/or rotates the signed prekey of the calling device (refill).
+        """Adds one-time prekeys and/or rotates the signed prekey and the last-resort post-quantum
+        prekey of the calling device (refill, rotation).
         Errors: INVALID_ARGUMENT (bad signature, duplicate key id), FAILED_PRECONDITION (no bundle
         published yet).
         """
@@ -108,6 +140,60 @@ class KeyServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PublishAccount(self, request, context):
+        """Makes the calling device the first device of its account: the account key (set once), the
+        device's certificate and binding, and device list version 1 naming only this device. With
+        `reset`, replaces an existing account key instead: every other device of the user is
+        removed and contacts see an identity change.
+        Errors: INVALID_ARGUMENT (a statement that does not parse or verify, or names another user,
+        device, identity or key), ALREADY_EXISTS (the account has an account key and `reset` is not
+        set: link this device from another one).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAccount(self, request, context):
+        """A user's account key, devices (certificates, identities, bindings), removals and newest
+        signed device list: what a client verifies before encrypting to anyone. Lists the devices
+        that have published a bundle or hold a certificate.
+        Errors: NOT_FOUND (unknown user).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PublishDeviceChange(self, request, context):
+        """Changes the caller's device set: a certificate for a new (logged-in) device, or a removal,
+        with the signed device list one version above the stored one. A removed device loses its
+        keys, mailbox and sessions at once. On a version clash nothing changes and the answer holds
+        the current account (verify it, then sign again).
+        Errors: INVALID_ARGUMENT (a statement that does not parse or verify, a list that is not the
+        stored one plus or minus exactly that device, a replayed removal), FAILED_PRECONDITION (no
+        account key yet, the caller is not a certified device, removing the calling device, more
+        devices than the server allows), NOT_FOUND (the certified device never logged in).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PostLinkMessage(self, request, context):
+        """The link relay: three opaque messages (offer, request, grant) under a relay id, between two
+        devices of the caller's user. Each slot is written once and expires after 600 s.
+        Errors: INVALID_ARGUMENT (bad relay id, slot or size), ALREADY_EXISTS (the slot is written).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetLinkMessage(self, request, context):
+        """Reads one slot of the link relay (`found` is false while nobody wrote it).
+        Errors: INVALID_ARGUMENT (bad relay id or slot).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KeyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -135,6 +221,31 @@ def add_KeyServiceServicer_to_server(servicer, server):
                     servicer.CountPreKeys,
                     request_deserializer=securechat_dot_v1_dot_keys__pb2.CountPreKeysRequest.FromString,
                     response_serializer=securechat_dot_v1_dot_keys__pb2.CountPreKeysResponse.SerializeToString,
+            ),
+            'PublishAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.PublishAccount,
+                    request_deserializer=securechat_dot_v1_dot_keys__pb2.PublishAccountRequest.FromString,
+                    response_serializer=securechat_dot_v1_dot_keys__pb2.PublishAccountResponse.SerializeToString,
+            ),
+            'GetAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAccount,
+                    request_deserializer=securechat_dot_v1_dot_keys__pb2.GetAccountRequest.FromString,
+                    response_serializer=securechat_dot_v1_dot_keys__pb2.GetAccountResponse.SerializeToString,
+            ),
+            'PublishDeviceChange': grpc.unary_unary_rpc_method_handler(
+                    servicer.PublishDeviceChange,
+                    request_deserializer=securechat_dot_v1_dot_keys__pb2.PublishDeviceChangeRequest.FromString,
+                    response_serializer=securechat_dot_v1_dot_keys__pb2.PublishDeviceChangeResponse.SerializeToString,
+            ),
+            'PostLinkMessage': grpc.unary_unary_rpc_method_handler(
+                    servicer.PostLinkMessage,
+                    request_deserializer=securechat_dot_v1_dot_keys__pb2.PostLinkMessageRequest.FromString,
+                    response_serializer=securechat_dot_v1_dot_keys__pb2.PostLinkMessageResponse.SerializeToString,
+            ),
+            'GetLinkMessage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLinkMessage,
+                    request_deserializer=securechat_dot_v1_dot_keys__pb2.GetLinkMessageRequest.FromString,
+                    response_serializer=securechat_dot_v1_dot_keys__pb2.GetLinkMessageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -272,6 +383,141 @@ class KeyService:
             '/securechat.v1.KeyService/CountPreKeys',
             securechat_dot_v1_dot_keys__pb2.CountPreKeysRequest.SerializeToString,
             securechat_dot_v1_dot_keys__pb2.CountPreKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PublishAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/securechat.v1.KeyService/PublishAccount',
+            securechat_dot_v1_dot_keys__pb2.PublishAccountRequest.SerializeToString,
+            securechat_dot_v1_dot_keys__pb2.PublishAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/securechat.v1.KeyService/GetAccount',
+            securechat_dot_v1_dot_keys__pb2.GetAccountRequest.SerializeToString,
+            securechat_dot_v1_dot_keys__pb2.GetAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PublishDeviceChange(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/securechat.v1.KeyService/PublishDeviceChange',
+            securechat_dot_v1_dot_keys__pb2.PublishDeviceChangeRequest.SerializeToString,
+            securechat_dot_v1_dot_keys__pb2.PublishDeviceChangeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PostLinkMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/securechat.v1.KeyService/PostLinkMessage',
+            securechat_dot_v1_dot_keys__pb2.PostLinkMessageRequest.SerializeToString,
+            securechat_dot_v1_dot_keys__pb2.PostLinkMessageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLinkMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/securechat.v1.KeyService/GetLinkMessage',
+            securechat_dot_v1_dot_keys__pb2.GetLinkMessageRequest.SerializeToString,
+            securechat_dot_v1_dot_keys__pb2.GetLinkMessageResponse.FromString,
             options,
             channel_credentials,
             insecure,

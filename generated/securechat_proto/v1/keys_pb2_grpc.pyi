@@ -6,6 +6,11 @@ KeyService: the public key directory for end-to-end encryption.
 The server stores public keys only and verifies every signature on upload. The byte layouts
 of identity keys and the signed encodings are defined by the client's crypto layer
 (docs/protocol.md); here they travel as opaque `bytes`.
+
+Accounts own their devices (docs/e2e-wire.md, "Identity and devices"): each user has an
+account key that signs a certificate for each device, every removal, and a versioned device
+list. The server stores and serves these statements and checks them on upload, but clients
+never take its word: they verify everything under the account key they pinned.
 """
 
 from collections import abc as _abc
@@ -39,10 +44,17 @@ class KeyServiceStub:
     PublishBundle: _grpc.UnaryUnaryMultiCallable[_keys_pb2.PublishBundleRequest, _keys_pb2.PublishBundleResponse]
     """Publishes (or replaces) the calling device's bundle: identity key, signed prekey, one-time
     prekeys and post-quantum prekeys. Replacing an identity key wipes the device's old prekeys.
-    Errors: INVALID_ARGUMENT (malformed key, bad signature, duplicate key id, too many keys).
+    On an account with an account key the device must be certified first (PublishAccount, or
+    PublishDeviceChange from another device), the identity must be the certified one and the
+    request must carry the device's binding. A device becomes a recipient (of rooms and private
+    messages) only once it has published a bundle; its user's contacts are told then.
+    Errors: INVALID_ARGUMENT (malformed key, bad signature, duplicate key id, too many keys, an
+    identity other than the certified one, a bad binding), FAILED_PRECONDITION (the account has
+    an account key and this device is not certified).
     """
     AddPreKeys: _grpc.UnaryUnaryMultiCallable[_keys_pb2.AddPreKeysRequest, _keys_pb2.AddPreKeysResponse]
-    """Adds one-time prekeys and/or rotates the signed prekey of the calling device (refill).
+    """Adds one-time prekeys and/or rotates the signed prekey and the last-resort post-quantum
+    prekey of the calling device (refill, rotation).
     Errors: INVALID_ARGUMENT (bad signature, duplicate key id), FAILED_PRECONDITION (no bundle
     published yet).
     """
@@ -59,6 +71,40 @@ class KeyServiceStub:
     """
     CountPreKeys: _grpc.UnaryUnaryMultiCallable[_keys_pb2.CountPreKeysRequest, _keys_pb2.CountPreKeysResponse]
     """How many unclaimed one-time prekeys the calling device has left, so it can refill."""
+    PublishAccount: _grpc.UnaryUnaryMultiCallable[_keys_pb2.PublishAccountRequest, _keys_pb2.PublishAccountResponse]
+    """Makes the calling device the first device of its account: the account key (set once), the
+    device's certificate and binding, and device list version 1 naming only this device. With
+    `reset`, replaces an existing account key instead: every other device of the user is
+    removed and contacts see an identity change.
+    Errors: INVALID_ARGUMENT (a statement that does not parse or verify, or names another user,
+    device, identity or key), ALREADY_EXISTS (the account has an account key and `reset` is not
+    set: link this device from another one).
+    """
+    GetAccount: _grpc.UnaryUnaryMultiCallable[_keys_pb2.GetAccountRequest, _keys_pb2.GetAccountResponse]
+    """A user's account key, devices (certificates, identities, bindings), removals and newest
+    signed device list: what a client verifies before encrypting to anyone. Lists the devices
+    that have published a bundle or hold a certificate.
+    Errors: NOT_FOUND (unknown user).
+    """
+    PublishDeviceChange: _grpc.UnaryUnaryMultiCallable[_keys_pb2.PublishDeviceChangeRequest, _keys_pb2.PublishDeviceChangeResponse]
+    """Changes the caller's device set: a certificate for a new (logged-in) device, or a removal,
+    with the signed device list one version above the stored one. A removed device loses its
+    keys, mailbox and sessions at once. On a version clash nothing changes and the answer holds
+    the current account (verify it, then sign again).
+    Errors: INVALID_ARGUMENT (a statement that does not parse or verify, a list that is not the
+    stored one plus or minus exactly that device, a replayed removal), FAILED_PRECONDITION (no
+    account key yet, the caller is not a certified device, removing the calling device, more
+    devices than the server allows), NOT_FOUND (the certified device never logged in).
+    """
+    PostLinkMessage: _grpc.UnaryUnaryMultiCallable[_keys_pb2.PostLinkMessageRequest, _keys_pb2.PostLinkMessageResponse]
+    """The link relay: three opaque messages (offer, request, grant) under a relay id, between two
+    devices of the caller's user. Each slot is written once and expires after 600 s.
+    Errors: INVALID_ARGUMENT (bad relay id, slot or size), ALREADY_EXISTS (the slot is written).
+    """
+    GetLinkMessage: _grpc.UnaryUnaryMultiCallable[_keys_pb2.GetLinkMessageRequest, _keys_pb2.GetLinkMessageResponse]
+    """Reads one slot of the link relay (`found` is false while nobody wrote it).
+    Errors: INVALID_ARGUMENT (bad relay id or slot).
+    """
 
 @_typing.type_check_only
 class KeyServiceAsyncStub(KeyServiceStub):
@@ -66,10 +112,17 @@ class KeyServiceAsyncStub(KeyServiceStub):
     PublishBundle: _aio.UnaryUnaryMultiCallable[_keys_pb2.PublishBundleRequest, _keys_pb2.PublishBundleResponse]  # type: ignore[assignment]
     """Publishes (or replaces) the calling device's bundle: identity key, signed prekey, one-time
     prekeys and post-quantum prekeys. Replacing an identity key wipes the device's old prekeys.
-    Errors: INVALID_ARGUMENT (malformed key, bad signature, duplicate key id, too many keys).
+    On an account with an account key the device must be certified first (PublishAccount, or
+    PublishDeviceChange from another device), the identity must be the certified one and the
+    request must carry the device's binding. A device becomes a recipient (of rooms and private
+    messages) only once it has published a bundle; its user's contacts are told then.
+    Errors: INVALID_ARGUMENT (malformed key, bad signature, duplicate key id, too many keys, an
+    identity other than the certified one, a bad binding), FAILED_PRECONDITION (the account has
+    an account key and this device is not certified).
     """
     AddPreKeys: _aio.UnaryUnaryMultiCallable[_keys_pb2.AddPreKeysRequest, _keys_pb2.AddPreKeysResponse]  # type: ignore[assignment]
-    """Adds one-time prekeys and/or rotates the signed prekey of the calling device (refill).
+    """Adds one-time prekeys and/or rotates the signed prekey and the last-resort post-quantum
+    prekey of the calling device (refill, rotation).
     Errors: INVALID_ARGUMENT (bad signature, duplicate key id), FAILED_PRECONDITION (no bundle
     published yet).
     """
@@ -86,6 +139,40 @@ class KeyServiceAsyncStub(KeyServiceStub):
     """
     CountPreKeys: _aio.UnaryUnaryMultiCallable[_keys_pb2.CountPreKeysRequest, _keys_pb2.CountPreKeysResponse]  # type: ignore[assignment]
     """How many unclaimed one-time prekeys the calling device has left, so it can refill."""
+    PublishAccount: _aio.UnaryUnaryMultiCallable[_keys_pb2.PublishAccountRequest, _keys_pb2.PublishAccountResponse]  # type: ignore[assignment]
+    """Makes the calling device the first device of its account: the account key (set once), the
+    device's certificate and binding, and device list version 1 naming only this device. With
+    `reset`, replaces an existing account key instead: every other device of the user is
+    removed and contacts see an identity change.
+    Errors: INVALID_ARGUMENT (a statement that does not parse or verify, or names another user,
+    device, identity or key), ALREADY_EXISTS (the account has an account key and `reset` is not
+    set: link this device from another one).
+    """
+    GetAccount: _aio.UnaryUnaryMultiCallable[_keys_pb2.GetAccountRequest, _keys_pb2.GetAccountResponse]  # type: ignore[assignment]
+    """A user's account key, devices (certificates, identities, bindings), removals and newest
+    signed device list: what a client verifies before encrypting to anyone. Lists the devices
+    that have published a bundle or hold a certificate.
+    Errors: NOT_FOUND (unknown user).
+    """
+    PublishDeviceChange: _aio.UnaryUnaryMultiCallable[_keys_pb2.PublishDeviceChangeRequest, _keys_pb2.PublishDeviceChangeResponse]  # type: ignore[assignment]
+    """Changes the caller's device set: a certificate for a new (logged-in) device, or a removal,
+    with the signed device list one version above the stored one. A removed device loses its
+    keys, mailbox and sessions at once. On a version clash nothing changes and the answer holds
+    the current account (verify it, then sign again).
+    Errors: INVALID_ARGUMENT (a statement that does not parse or verify, a list that is not the
+    stored one plus or minus exactly that device, a replayed removal), FAILED_PRECONDITION (no
+    account key yet, the caller is not a certified device, removing the calling device, more
+    devices than the server allows), NOT_FOUND (the certified device never logged in).
+    """
+    PostLinkMessage: _aio.UnaryUnaryMultiCallable[_keys_pb2.PostLinkMessageRequest, _keys_pb2.PostLinkMessageResponse]  # type: ignore[assignment]
+    """The link relay: three opaque messages (offer, request, grant) under a relay id, between two
+    devices of the caller's user. Each slot is written once and expires after 600 s.
+    Errors: INVALID_ARGUMENT (bad relay id, slot or size), ALREADY_EXISTS (the slot is written).
+    """
+    GetLinkMessage: _aio.UnaryUnaryMultiCallable[_keys_pb2.GetLinkMessageRequest, _keys_pb2.GetLinkMessageResponse]  # type: ignore[assignment]
+    """Reads one slot of the link relay (`found` is false while nobody wrote it).
+    Errors: INVALID_ARGUMENT (bad relay id or slot).
+    """
 
 class KeyServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -96,7 +183,13 @@ class KeyServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_keys_pb2.PublishBundleResponse, _abc.Awaitable[_keys_pb2.PublishBundleResponse]]:
         """Publishes (or replaces) the calling device's bundle: identity key, signed prekey, one-time
         prekeys and post-quantum prekeys. Replacing an identity key wipes the device's old prekeys.
-        Errors: INVALID_ARGUMENT (malformed key, bad signature, duplicate key id, too many keys).
+        On an account with an account key the device must be certified first (PublishAccount, or
+        PublishDeviceChange from another device), the identity must be the certified one and the
+        request must carry the device's binding. A device becomes a recipient (of rooms and private
+        messages) only once it has published a bundle; its user's contacts are told then.
+        Errors: INVALID_ARGUMENT (malformed key, bad signature, duplicate key id, too many keys, an
+        identity other than the certified one, a bad binding), FAILED_PRECONDITION (the account has
+        an account key and this device is not certified).
         """
 
     @_abc_1.abstractmethod
@@ -105,7 +198,8 @@ class KeyServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _keys_pb2.AddPreKeysRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_keys_pb2.AddPreKeysResponse, _abc.Awaitable[_keys_pb2.AddPreKeysResponse]]:
-        """Adds one-time prekeys and/or rotates the signed prekey of the calling device (refill).
+        """Adds one-time prekeys and/or rotates the signed prekey and the last-resort post-quantum
+        prekey of the calling device (refill, rotation).
         Errors: INVALID_ARGUMENT (bad signature, duplicate key id), FAILED_PRECONDITION (no bundle
         published yet).
         """
@@ -140,5 +234,69 @@ class KeyServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_keys_pb2.CountPreKeysResponse, _abc.Awaitable[_keys_pb2.CountPreKeysResponse]]:
         """How many unclaimed one-time prekeys the calling device has left, so it can refill."""
+
+    @_abc_1.abstractmethod
+    def PublishAccount(
+        self,
+        request: _keys_pb2.PublishAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_keys_pb2.PublishAccountResponse, _abc.Awaitable[_keys_pb2.PublishAccountResponse]]:
+        """Makes the calling device the first device of its account: the account key (set once), the
+        device's certificate and binding, and device list version 1 naming only this device. With
+        `reset`, replaces an existing account key instead: every other device of the user is
+        removed and contacts see an identity change.
+        Errors: INVALID_ARGUMENT (a statement that does not parse or verify, or names another user,
+        device, identity or key), ALREADY_EXISTS (the account has an account key and `reset` is not
+        set: link this device from another one).
+        """
+
+    @_abc_1.abstractmethod
+    def GetAccount(
+        self,
+        request: _keys_pb2.GetAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_keys_pb2.GetAccountResponse, _abc.Awaitable[_keys_pb2.GetAccountResponse]]:
+        """A user's account key, devices (certificates, identities, bindings), removals and newest
+        signed device list: what a client verifies before encrypting to anyone. Lists the devices
+        that have published a bundle or hold a certificate.
+        Errors: NOT_FOUND (unknown user).
+        """
+
+    @_abc_1.abstractmethod
+    def PublishDeviceChange(
+        self,
+        request: _keys_pb2.PublishDeviceChangeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_keys_pb2.PublishDeviceChangeResponse, _abc.Awaitable[_keys_pb2.PublishDeviceChangeResponse]]:
+        """Changes the caller's device set: a certificate for a new (logged-in) device, or a removal,
+        with the signed device list one version above the stored one. A removed device loses its
+        keys, mailbox and sessions at once. On a version clash nothing changes and the answer holds
+        the current account (verify it, then sign again).
+        Errors: INVALID_ARGUMENT (a statement that does not parse or verify, a list that is not the
+        stored one plus or minus exactly that device, a replayed removal), FAILED_PRECONDITION (no
+        account key yet, the caller is not a certified device, removing the calling device, more
+        devices than the server allows), NOT_FOUND (the certified device never logged in).
+        """
+
+    @_abc_1.abstractmethod
+    def PostLinkMessage(
+        self,
+        request: _keys_pb2.PostLinkMessageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_keys_pb2.PostLinkMessageResponse, _abc.Awaitable[_keys_pb2.PostLinkMessageResponse]]:
+        """The link relay: three opaque messages (offer, request, grant) under a relay id, between two
+        devices of the caller's user. Each slot is written once and expires after 600 s.
+        Errors: INVALID_ARGUMENT (bad relay id, slot or size), ALREADY_EXISTS (the slot is written).
+        """
+
+    @_abc_1.abstractmethod
+    def GetLinkMessage(
+        self,
+        request: _keys_pb2.GetLinkMessageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_keys_pb2.GetLinkMessageResponse, _abc.Awaitable[_keys_pb2.GetLinkMessageResponse]]:
+        """Reads one slot of the link relay (`found` is false while nobody wrote it).
+        Errors: INVALID_ARGUMENT (bad relay id or slot).
+        """
 
 def add_KeyServiceServicer_to_server(servicer: KeyServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 
 from securechat.client.rpc.status import call
+from securechat.crypto.account_password import Argon2Params, LoginParameters
 from securechat_proto.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -36,6 +37,21 @@ class LoginResult:
     expires_at_ms: int
     device_id: int
     role: str
+
+
+@dataclass(frozen=True)
+class ServerLogin:
+    """What GetLoginParameters answered: the account's salt and costs, or that it is a legacy
+    password account (log in with the password, then upgrade)."""
+
+    login: LoginParameters
+    legacy_password: bool
+
+
+def _argon2(params: Argon2Params) -> auth_pb2.Argon2Parameters:
+    return auth_pb2.Argon2Parameters(
+        iterations=params.iterations, lanes=params.lanes, memory_kib=params.memory_cost
+    )
 
 
 class Api:
@@ -67,13 +83,32 @@ class Api:
 
     # -- accounts --------------------------------------------------------------------------
 
-    async def register(self, user: str, password: str) -> None:
-        request = auth_pb2.RegisterRequest(username=user, password=password)
+    async def register(self, user: str, secret: str, login: LoginParameters | None = None) -> None:
+        """Create the account: ``secret`` is the authenticator made with ``login`` (or, without
+        it, the password of a legacy password account)."""
+        request = auth_pb2.RegisterRequest(username=user, password=secret)
+        if login is not None:
+            request.login_salt = login.salt
+            request.argon2.CopyFrom(_argon2(login.params))
         await call(self._auth.Register(request, timeout=CALL_TIMEOUT_S))
 
-    async def login(self, user: str, password: str, device_id: int = 0) -> LoginResult:
-        """Log in as ``device_id`` (0: register a new device); the token is kept for later."""
-        request = auth_pb2.LoginRequest(username=user, password=password, device_id=device_id)
+    async def login_parameters(self, user: str) -> ServerLogin:
+        request = auth_pb2.GetLoginParametersRequest(username=user)
+        reply = await call(self._auth.GetLoginParameters(request, timeout=CALL_TIMEOUT_S))
+        a = reply.argon2
+        params = Argon2Params(a.iterations, a.lanes, a.memory_kib)
+        return ServerLogin(LoginParameters(reply.login_salt, params), reply.legacy_password)
+
+    async def upgrade_login(self, authenticator: str, login: LoginParameters) -> None:
+        request = auth_pb2.UpgradeLoginRequest(
+            authenticator=authenticator, login_salt=login.salt, argon2=_argon2(login.params)
+        )
+        await call(self._auth.UpgradeLogin(request, **self._kw()))
+
+    async def login(self, user: str, secret: str, device_id: int = 0) -> LoginResult:
+        """Log in as ``device_id`` (0: register a new device) with the login secret (the
+        authenticator, or a legacy account's password); the token is kept for later."""
+        request = auth_pb2.LoginRequest(username=user, password=secret, device_id=device_id)
         reply = await call(self._auth.Login(request, timeout=CALL_TIMEOUT_S))
         self.token = reply.token
         return LoginResult(reply.token, reply.expires_at_ms, reply.device_id, reply.role)
@@ -101,6 +136,29 @@ class Api:
 
     async def count_prekeys(self) -> keys_pb2.CountPreKeysResponse:
         return await call(self._keys.CountPreKeys(keys_pb2.CountPreKeysRequest(), **self._kw()))
+
+    # -- accounts own devices ----------------------------------------------------------------
+
+    async def publish_account(self, request: keys_pb2.PublishAccountRequest) -> None:
+        await call(self._keys.PublishAccount(request, **self._kw()))
+
+    async def get_account(self, user: str) -> keys_pb2.GetAccountResponse:
+        request = keys_pb2.GetAccountRequest(user=user)
+        return await call(self._keys.GetAccount(request, **self._kw()))
+
+    async def publish_device_change(
+        self, request: keys_pb2.PublishDeviceChangeRequest
+    ) -> keys_pb2.PublishDeviceChangeResponse:
+        return await call(self._keys.PublishDeviceChange(request, **self._kw()))
+
+    async def post_link_message(self, relay_id: str, slot: str, message: bytes) -> None:
+        request = keys_pb2.PostLinkMessageRequest(relay_id=relay_id, slot=slot, message=message)
+        await call(self._keys.PostLinkMessage(request, **self._kw()))
+
+    async def get_link_message(self, relay_id: str, slot: str) -> bytes | None:
+        request = keys_pb2.GetLinkMessageRequest(relay_id=relay_id, slot=slot)
+        reply = await call(self._keys.GetLinkMessage(request, **self._kw()))
+        return reply.message if reply.found else None
 
     # -- rooms ------------------------------------------------------------------------------
 

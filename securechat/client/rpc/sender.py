@@ -7,10 +7,11 @@ bytes instead), hands the request to an outlet and returns a future for the serv
 without waiting for it: many sends are in flight at once, and they leave in ``submit`` order.
 
 Answers are matched by ``client_message_id``. An ``accepted`` one resolves the future with a
-:class:`Receipt`. A ``stale_devices`` one hands the server's current device list to the book
-(which says who joined or added a device) and seals and sends the message again, at most
-MAX_ATTEMPTS times in all. Any other refusal fails the future with its SecureChatError; so does
-a connection that ends before the answer came (the message may or may not have been stored).
+:class:`Receipt`. A ``stale_devices`` one hands the server's current device list to the book as
+a hint (the book verifies it, says who joined, and refuses devices that do not verify) and seals
+and sends the message again, at most MAX_ATTEMPTS times in all. Any other refusal fails the
+future with its SecureChatError; so does a connection that ends before the answer came (the
+message may or may not have been stored).
 
 Outlets: the Chat stream (:class:`~securechat.client.rpc.link.ChatLink`) and, for scripts that
 should not open a stream, :class:`UnaryOutlet` (one ``Send`` RPC per attempt).
@@ -54,7 +55,9 @@ class Recipients(Protocol):
 
     async def devices(self, target: Target) -> Sequence[Address]: ...
 
-    def update(self, target: Target, current: Sequence[Address]) -> list[NoticeEvent]: ...
+    async def update(self, target: Target, current: Sequence[Address]) -> list[NoticeEvent]:
+        """The server's current list after a stale answer: take it (as far as it verifies)."""
+        ...
 
 
 class ResultSink(Protocol):
@@ -155,7 +158,8 @@ class Sender:
         for device, ciphertext in ciphertexts.items():
             item = add(ciphertext=ciphertext)
             item.device.user, item.device.device_id = device.user, device.device_id
-        outgoing.devices, outgoing.attempts = devices, outgoing.attempts + 1
+        outgoing.devices = tuple(sorted(ciphertexts))  # a device without keys may be skipped
+        outgoing.attempts += 1
         self.outlet.transmit(request)
         outgoing.awaiting = True
 
@@ -177,15 +181,12 @@ class Sender:
             self._settle(outgoing, receipt)
         elif result.error_code == STALE:
             current = sorted({Address(d.user, d.device_id) for d in result.current_devices})
-            for notice in self.recipients.update(outgoing.target, current):
-                if self.notify is not None:
-                    self.notify(notice)
             if outgoing.attempts >= self.max_attempts:
                 self._settle(outgoing, FailedPrecondition(
                     f"the members of {outgoing.target} kept changing: send the message again"
                 ))  # fmt: skip
                 return
-            task = asyncio.get_running_loop().create_task(self._resend(outgoing))
+            task = asyncio.get_running_loop().create_task(self._resend(outgoing, current))
             self._retries.add(task)
             task.add_done_callback(self._retries.discard)
         else:
@@ -213,9 +214,12 @@ class Sender:
         for outgoing in list(self._live.values()):
             self._settle(outgoing, closing)
 
-    async def _resend(self, outgoing: _Outgoing) -> None:
+    async def _resend(self, outgoing: _Outgoing, current: Sequence[Address]) -> None:
         try:
             async with self._order:
+                for notice in await self.recipients.update(outgoing.target, current):
+                    if self.notify is not None:
+                        self.notify(notice)
                 await self._transmit(outgoing)
         except Exception as exc:  # the failure belongs to whoever awaits the send
             self._settle(outgoing, exc)

@@ -33,6 +33,7 @@ from securechat.client.events import (
     Target,
 )
 from securechat.client.history import Entry
+from securechat.client.key_change import blocked_hint
 from securechat.client.relogin import Credential
 from securechat.client.rpc.link import Backoff
 from securechat.client.tui.buffer import ConversationBuffer
@@ -260,7 +261,8 @@ class ChatApp(App[None]):
                 self._refresh_members()
         elif isinstance(event, IdentityEvent):
             conversation = f"@{event.user}"
-            self._buffer(conversation).add_notice(notice_text(describe(event), "alert"), "alert")
+            text = describe(event, self.me, "chat")
+            self._buffer(conversation).add_notice(notice_text(text, "alert"), "alert")
             self.highlighted.add(conversation)
             if conversation != str(self._current):
                 self.unread[conversation] = self.unread.get(conversation, 0) + 1
@@ -346,11 +348,8 @@ class ChatApp(App[None]):
 
     def _explain(self, entry: Entry, error: SecureChatError) -> None:
         if isinstance(error, IdentityChanged):
-            user = error.user
-            action = f"/verify {user} (after comparing)" if error.verified else f"/trust {user}"
-            text = (f"!! the identity key of {user} changed, so the message was held back: "
-                    f"compare the safety number (/verify {user}), then {action}; /retry sends "
-                    "it")  # fmt: skip
+            hint = blocked_hint(error.user, error.verified, "chat")
+            text = f"!! the message was held back: {hint}; then /retry sends it"
             self._buffer(entry.conversation).add_notice(notice_text(text, "alert"), "alert")
             self.ring()
 

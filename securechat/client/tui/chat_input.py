@@ -69,7 +69,7 @@ def candidates(before: str, word: str, users: Iterable[str], rooms: Iterable[str
         return [f"@{u}" for u in users if f"@{u}".startswith(word) and f"@{u}" != word]
     command = words[0].lstrip("/") if words and before.startswith("/") else ""
     command = commands.ALIASES.get(command, command)
-    if command in ("w", "verify", "trust") and len(words) <= 2:
+    if command in ("w", "verify", "trust", "reject") and len(words) <= 2:
         return [u for u in users if u.startswith(word) and u != word]
     if command in ("join", "leave", "members", "switch") and len(words) <= 2:
         return [r for r in rooms if r.startswith(word) and r != word]
