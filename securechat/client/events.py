@@ -108,7 +108,7 @@ class PresenceEvent:
 class MembershipEvent:
     room: str
     user: str
-    kind: str  # joined | left | device_added | identity_changed
+    kind: str  # joined | left (device and key changes come as notices from the account book)
     at_ms: int
 
 
