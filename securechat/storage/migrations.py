@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, false, func, insert, select
 
 from securechat.errors import FailedPrecondition
 from securechat.storage import schema
@@ -48,7 +48,36 @@ def _v1_initial(conn: Connection) -> None:
         table.create(conn)
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _v1_initial),)
+def _v2_reserved(conn: Connection) -> None:
+    """Step 2 belongs to the devices change of wave 2 (merged separately); nothing here."""
+
+
+def _v3_mailbox_quotas(conn: Connection) -> None:
+    """Per-device mailbox totals (counted once from the mailbox), per-sender shares and the
+    records of stored sends that answer a retried send."""
+    for table in schema.V3_TABLES:
+        table.create(conn)
+    mailbox = schema.mailbox
+    counted = select(
+        mailbox.c.user_name,
+        mailbox.c.device_id,
+        func.count(),
+        func.coalesce(func.sum(func.length(mailbox.c.ciphertext)), 0),
+        false(),
+    ).group_by(mailbox.c.user_name, mailbox.c.device_id)
+    totals = schema.mailbox_totals
+    conn.execute(
+        insert(totals).from_select(
+            ["user_name", "device_id", "entries", "bytes", "tracked"], counted
+        )
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _v1_initial),
+    Migration(2, "reserved (devices)", _v2_reserved),
+    Migration(3, "mailbox quotas and send deduplication", _v3_mailbox_quotas),
+)
 
 LATEST_VERSION = MIGRATIONS[-1].version
 

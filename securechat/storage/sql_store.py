@@ -29,10 +29,13 @@ from securechat.storage.schema import (
     devices,
     kem_prekeys,
     mailbox,
+    mailbox_senders,
+    mailbox_totals,
     one_time_prekeys,
     revocations,
     room_members,
     rooms,
+    sent_messages,
     sessions,
     signed_prekeys,
     users,
@@ -169,12 +172,20 @@ class SqlStore(KeyDirectorySql, MailboxSql):
 
     async def remove_device(self, device: DeviceRef) -> bool:
         async with self._write() as conn:
-            for table in (mailbox, one_time_prekeys, kem_prekeys, signed_prekeys, sessions):
+            owned = (mailbox, mailbox_totals, mailbox_senders, one_time_prekeys, kem_prekeys,
+                     signed_prekeys, sessions)  # fmt: skip
+            for table in owned:
                 await conn.execute(
                     delete(table).where(
                         (table.c.user_name == device.user) & (table.c.device_id == device.device_id)
                     )
                 )
+            await conn.execute(
+                delete(sent_messages).where(
+                    (sent_messages.c.sender_user == device.user)
+                    & (sent_messages.c.sender_device == device.device_id)
+                )
+            )
             result = await conn.execute(
                 delete(devices).where(
                     (devices.c.user_name == device.user) & (devices.c.device_id == device.device_id)

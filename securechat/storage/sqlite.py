@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +20,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.dml import Insert
 
-from securechat.domain.model import DeviceRef, MailboxEntry, PendingSend
 from securechat.errors import InvalidArgument, Unavailable
-from securechat.storage import rules
+from securechat.storage import mailbox_tx
+from securechat.storage.mailbox_tx import T, Tx
 from securechat.storage.sql_store import SqlStore
 from securechat.storage.sqlite_writer import SqliteWriter
 
@@ -36,6 +35,7 @@ class SqliteStore(SqlStore):
     """Store on a SQLite file; the parent folder is created on ``open()``."""
 
     backend = "SQLite"
+    dialect = mailbox_tx.SQLITE
 
     def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
         super().__init__()
@@ -58,25 +58,12 @@ class SqliteStore(SqlStore):
             "PRAGMA foreign_keys = ON",
         ]
 
-    async def enqueue_batch(self, sends: Sequence[PendingSend]) -> list[list[MailboxEntry]]:
-        """The group commit in one thread hop (see sqlite_writer.py)."""
-        counts = rules.recipient_counts(sends)
-        if not counts:
-            return [[] for _ in sends]
+    async def _transact(self, tx: Tx[T]) -> T:
+        """Mailbox write transactions (the group commit, acks) in one hop to the writer thread."""
         assert self._local_write_lock is not None
         async with self._local_write_lock:
             try:
-                return await self._writer.enqueue_batch(sends, counts)
-            except sqlite3.Error as exc:
-                raise Unavailable("the message store failed: try again") from exc
-
-    async def ack_many(self, acks: Sequence[tuple[DeviceRef, int]]) -> None:
-        if not acks:
-            return
-        assert self._local_write_lock is not None
-        async with self._local_write_lock:
-            try:
-                await self._writer.ack_many(acks)
+                return await self._writer.run(tx)
             except sqlite3.Error as exc:
                 raise Unavailable("the message store failed: try again") from exc
 
@@ -129,9 +116,6 @@ class SqliteStore(SqlStore):
 
     def _insert_ignoring_conflicts(self, table: Table) -> Insert:
         return sqlite_insert(table).on_conflict_do_nothing()
-
-    async def _lock_devices(self, conn: AsyncConnection, refs: Sequence[DeviceRef]) -> None:
-        """Nothing to do: a BEGIN IMMEDIATE transaction already excludes every other writer."""
 
     def _claimable(self, query: Select[tuple[int]]) -> Select[tuple[int]]:
         return query
