@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from securechat.services.accounts import Accounts
+from securechat.transport import fields
 from securechat.transport.rpc import Call
 from securechat_proto.v1 import auth_pb2
 
@@ -21,7 +22,7 @@ class AuthServicer:
         result = await self.accounts.login(
             request.username,
             request.password,
-            request.device_id,
+            fields.device_id(request.device_id, "device_id"),
             peer=_peer_host(call),
             cert_subject=call.certificate.subject,
             cert_common_name=call.certificate.common_name,

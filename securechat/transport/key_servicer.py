@@ -11,6 +11,7 @@ from securechat.domain.model import (
     SignedPreKeyRecord,
 )
 from securechat.services.keys import KeyDirectory
+from securechat.transport import fields
 from securechat.transport.convert import device_to_proto
 from securechat.transport.rpc import Call
 from securechat_proto.v1 import keys_pb2
@@ -93,7 +94,8 @@ class KeyServicer:
     async def ClaimBundles(
         self, request: keys_pb2.ClaimBundlesRequest, call: Call
     ) -> keys_pb2.ClaimBundlesResponse:
-        bundles = await self.directory.claim(request.user, list(request.device_ids))
+        device_ids = fields.device_ids(list(request.device_ids), "device_ids")
+        bundles = await self.directory.claim(request.user, device_ids)
         return keys_pb2.ClaimBundlesResponse(bundles=[_bundle_to_proto(b) for b in bundles])
 
     async def ListDevices(
