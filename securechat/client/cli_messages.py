@@ -57,7 +57,10 @@ def _note_event(event: Event) -> None:
 
 
 async def _drain(client: Client, as_json: bool) -> int:
-    """Fetch, decrypt, print, save, ack every waiting delivery; the number of deliveries."""
+    """Fetch, decrypt, print, save, ack every waiting delivery; the number of deliveries.
+
+    Pages are bounded in bytes by the server as well as by FETCH_LIMIT, so a short page is not
+    the end: read until a page comes back empty."""
     from securechat.client.display import describe, message_json, undecryptable_json
     from securechat.client.events import MessageEvent, UndecryptableEvent
     from securechat.client.messenger import Messenger
@@ -85,8 +88,6 @@ async def _drain(client: Client, as_json: bool) -> int:
         vault.save()
         await client.api.ack(highest)
         total += len(deliveries)
-        if len(deliveries) < FETCH_LIMIT:
-            return total
 
 
 @click.command()

@@ -7,8 +7,8 @@ highest sequence the client has processed, hands every batch the server sends to
 to the server go through one bounded queue that the stream consumes in order, so writing never
 blocks and never interleaves.
 
-When the stream ends, sends still waiting for an answer fail (see the sender) and the link
-reconnects: after the server's ReconnectHint when it sent one, else after an exponential
+When the stream ends, sends still waiting for an answer are unconfirmed (the sender writes
+them again on the next stream, see rpc/sender.py) and the link reconnects: after the server's ReconnectHint when it sent one, else after an exponential
 backoff with jitter. Fatal endings stop it and are raised from :meth:`ChatLink.run`: a revoked
 or expired session, a refused certificate, or another client that took over the device.
 Connection changes go to ``notify`` as ConnectionEvents; nothing here prints.
@@ -234,6 +234,8 @@ class ChatLink:
                 self.online.set()
                 pending = event.opened.pending
                 self._set_state("online", f"{pending} waiting" if pending else "")
+                if sink is not None:
+                    sink.reconnected()  # sends whose answer the last stream did not bring
             elif kind == "reconnect":
                 self._hint_ms = event.reconnect.retry_after_ms
         highest = await self.handle(events)
