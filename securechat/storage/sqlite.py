@@ -5,7 +5,8 @@ the write lock up front (waiting up to ``busy_timeout``) serialises writers inst
 with "database is locked" when a reader tries to upgrade. That serialisation is also what makes
 prekey claims exactly-once here. Within this process writers also queue on an asyncio lock, so
 they wait their turn without polling; ``busy_timeout`` covers other processes (admin tools).
-Reads use plain deferred transactions and run alongside a writer thanks to WAL.
+Reads use plain deferred transactions and run alongside a writer thanks to WAL. The folder and
+the files are for the server's user alone (private_files.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sqlalchemy.sql.dml import Insert
 from securechat.errors import InvalidArgument, Unavailable
 from securechat.storage import mailbox_tx
 from securechat.storage.mailbox_tx import T, Tx
+from securechat.storage.private_files import make_private
 from securechat.storage.sql_store import SqlStore
 from securechat.storage.sqlite_writer import SqliteWriter
 
@@ -76,7 +78,7 @@ class SqliteStore(SqlStore):
 
     async def _prepare(self) -> None:
         try:
-            await asyncio.to_thread(self.path.parent.mkdir, parents=True, exist_ok=True)
+            await asyncio.to_thread(make_private, self.path)
         except OSError as exc:
             raise Unavailable(
                 f"cannot create the data folder {self.path.parent}: {exc.strerror or exc}; "

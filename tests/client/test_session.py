@@ -176,7 +176,7 @@ async def test_a_send_cut_off_for_good_fails_clearly(make_device: MakeDevice) ->
     chat.sender.max_resends = 0  # no second try: the loss is final
     answer = await chat.submit(Target.room("lobby"), "lost")
     chat.sender.disconnected(Unavailable("the network went away"))
-    with pytest.raises(Unavailable, match="before the server confirmed.*same id"):
+    with pytest.raises(Unavailable, match=r"before the server confirmed.*same id"):
         await asyncio.wait_for(answer, WAIT_S)
 
 

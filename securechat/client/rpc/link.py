@@ -8,10 +8,11 @@ to the server go through one bounded queue that the stream consumes in order, so
 blocks and never interleaves.
 
 When the stream ends, sends still waiting for an answer are unconfirmed (the sender writes
-them again on the next stream, see rpc/sender.py) and the link reconnects: after the server's ReconnectHint when it sent one, else after an exponential
-backoff with jitter. Fatal endings stop it and are raised from :meth:`ChatLink.run`: a revoked
-or expired session, a refused certificate, or another client that took over the device.
-Connection changes go to ``notify`` as ConnectionEvents; nothing here prints.
+them again on the next stream, see rpc/sender.py) and the link reconnects: after the server's
+ReconnectHint when it sent one, else after an exponential backoff with jitter. Fatal endings
+stop it and are raised from :meth:`ChatLink.run`: a revoked or expired session, a refused
+certificate, or another client that took over the device. Connection changes
+go to ``notify`` as ConnectionEvents; nothing here prints.
 """
 
 from __future__ import annotations
@@ -26,20 +27,12 @@ import grpc
 
 from securechat.client.events import ConnectionEvent
 from securechat.client.rpc.api import Api
-from securechat.client.rpc.sender import ResultSink
+from securechat.client.rpc.sender import FINAL, ResultSink
 from securechat.client.rpc.status import translate
-from securechat.errors import (
-    CertificateError,
-    FailedPrecondition,
-    ResourceExhausted,
-    SecureChatError,
-    StreamReplaced,
-    Unauthenticated,
-    Unavailable,
-)
+from securechat.errors import ResourceExhausted, SecureChatError, Unavailable
 from securechat_proto.v1 import chat_pb2
 
-FATAL = (Unauthenticated, CertificateError, FailedPrecondition, StreamReplaced)
+FATAL = FINAL
 WRITE_QUEUE_BOUND = 1024
 
 Handler = Callable[[Sequence[chat_pb2.ServerEvent]], Awaitable[int]]

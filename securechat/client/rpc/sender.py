@@ -35,16 +35,21 @@ from securechat.client.rpc.api import Api
 from securechat.client.rpc.status import result_error
 from securechat.crypto.account import Address
 from securechat.errors import (
+    CertificateError,
     FailedPrecondition,
     InvalidArgument,
-    ResourceExhausted,
     SecureChatError,
+    StreamReplaced,
+    Unauthenticated,
     Unavailable,
 )
 from securechat_proto.v1 import chat_pb2
 
 MAX_ATTEMPTS = 4
 MAX_RESENDS = 3
+# Stream endings after which the device's stream does not come back (the link stops on them);
+# after any other (a lost connection, a killed server, a restart) it reconnects.
+FINAL = (Unauthenticated, CertificateError, FailedPrecondition, StreamReplaced)
 STALE = "stale_devices"
 UNARY_RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 
@@ -233,13 +238,13 @@ class Sender:
             self._settle(outgoing, error)
 
     def disconnected(self, error: SecureChatError) -> None:
-        """The outlet lost its connection: every send written to it is unconfirmed. After a
-        transient loss they are written again once it is back (:meth:`reconnected`)."""
+        """The outlet lost its connection: every send written to it is unconfirmed. Unless the
+        ending was final, they are written again once it is back (:meth:`reconnected`)."""
         lost = Unavailable(
             f"the connection ended before the server confirmed the message ({error.message}): "
             "it may not have been delivered; send it again (with the same id it is stored once)"
         )
-        transient = isinstance(error, Unavailable | ResourceExhausted)
+        transient = not isinstance(error, FINAL)
         for outgoing in [o for o in self._live.values() if o.awaiting]:
             if transient and outgoing.resends < self.max_resends:
                 outgoing.awaiting, outgoing.unconfirmed = False, True
