@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable
 from securechat.errors import InvalidArgument
 from securechat.services.chat import ChatService
 from securechat.services.stream import StreamSession
-from securechat.services.stream_events import OutEvent
+from securechat.services.stream_events import OutEvent, SendRejected
 from securechat.transport import convert, fields
 from securechat.transport.rpc import Call
 from securechat_proto.v1 import chat_pb2
@@ -39,7 +39,12 @@ class ChatServicer:
     def handle(self, stream: StreamSession, frame: chat_pb2.ClientFrame) -> Awaitable[None] | None:
         kind = frame.WhichOneof("frame")
         if kind == "send":
-            return self.chat.send_on(stream, *convert.send_from_proto(frame.send))
+            try:
+                send = convert.send_from_proto(frame.send)
+            except InvalidArgument as error:  # refused like any bad send: the stream goes on
+                stream.notify(SendRejected(frame.send.client_message_id, error))
+                return None
+            return self.chat.send_on(stream, *send)
         if kind == "ack":
             self.chat.ack_on(stream, fields.seq(frame.ack.seq, "ack.seq"))
         elif kind == "ping":
