@@ -16,7 +16,7 @@ SQLite, PostgreSQL) decides the same way:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
@@ -96,10 +96,10 @@ class Plan:
     sequences are reserved)."""
 
     decided: list[Committed | None] = field(default_factory=list)
+    # What the stored sends add per device, when known already (everything was stored).
+    totals: dict[DeviceRef, Usage] | None = None
     full: list[tuple[DeviceRef, ...]] = field(default_factory=list)
     stored: list[PendingSend] = field(default_factory=list)
-    # Added usage per recipient device and sending user (only what is stored).
-    added: dict[DeviceRef, dict[str, Usage]] = field(default_factory=dict)
     # New dedup records: (key, message_id, sent_at_ms).
     records: list[tuple[SendKey, str, int]] = field(default_factory=list)
 
@@ -117,19 +117,61 @@ class Plan:
         return result
 
     def device_totals(self) -> dict[DeviceRef, Usage]:
-        return {
-            device: Usage(sum(u.entries for u in by.values()), sum(u.bytes for u in by.values()))
-            for device, by in self.added.items()
-        }
+        """What the stored sends add to each recipient device."""
+        return incoming(self.stored) if self.totals is None else self.totals
+
+    def shares_added(self, devices: set[DeviceRef]) -> dict[DeviceRef, dict[str, Usage]]:
+        """What the stored sends add to each sending user's share of these devices."""
+        return _by_sender(self.stored, devices) if devices else {}
 
 
 def incoming(sends: Sequence[PendingSend]) -> dict[DeviceRef, Usage]:
     """Everything the batch would add per recipient if all of it were stored (an upper bound)."""
-    found: dict[DeviceRef, Usage] = {}
+    return {device: Usage(*use) for device, use in _tally(sends).items()}
+
+
+def _tally(sends: Iterable[PendingSend]) -> dict[DeviceRef, list[int]]:
+    found: dict[DeviceRef, list[int]] = {}
     for send in sends:
         for item in send.items:
-            found[item.recipient] = found.get(item.recipient, ZERO).plus(1, len(item.ciphertext))
+            use = found.get(item.recipient)
+            if use is None:
+                found[item.recipient] = [1, len(item.ciphertext)]
+            else:
+                use[0] += 1
+                use[1] += len(item.ciphertext)
     return found
+
+
+def _by_sender(
+    sends: Iterable[PendingSend], devices: set[DeviceRef]
+) -> dict[DeviceRef, dict[str, Usage]]:
+    found: dict[DeviceRef, dict[str, list[int]]] = {}
+    for send in sends:
+        user = send.sender.user
+        for item in send.items:
+            if item.recipient not in devices:
+                continue
+            by = found.setdefault(item.recipient, {})
+            use = by.get(user)
+            if use is None:
+                by[user] = [1, len(item.ciphertext)]
+            else:
+                use[0] += 1
+                use[1] += len(item.ciphertext)
+    return {d: {u: Usage(*use) for u, use in by.items()} for d, by in found.items()}
+
+
+def _cannot_fill(
+    upper: Mapping[DeviceRef, Usage], limits: MailboxLimits, usage: Mapping[DeviceRef, Usage]
+) -> bool:
+    """Whether no recipient can reach a quota even if the whole batch is stored (the usual
+    case: then nothing needs checking item by item)."""
+    for device, (entries, size) in upper.items():
+        after = usage.get(device, ZERO).plus(entries, size)
+        if not limits.device_fits(after) or (limits.limits_senders and not limits.share_fits(after)):
+            return False
+    return True
 
 
 def plan(
@@ -138,16 +180,23 @@ def plan(
     usage: Mapping[DeviceRef, Usage],
     shares: Mapping[tuple[DeviceRef, str], Usage],
     seen: Mapping[SendKey, tuple[str, int]],
+    upper: dict[DeviceRef, Usage] | None = None,
 ) -> Plan:
     """Decide a group commit.
 
     ``usage`` is each recipient device's undelivered total before the batch (missing: none);
     ``shares`` each (device, sending user)'s part of it, which must be complete for every device
     whose total may pass the per-sender quota in this batch; ``seen`` the dedup records found
-    for the batch's keys: (message_id, sent_at_ms)."""
+    for the batch's keys: (message_id, sent_at_ms); ``upper`` the batch's ``incoming`` when the
+    caller has it already."""
+    known = dict(seen)
+    keys = [key for send in sends if (key := send_key(send)) is not None]
+    if upper is None:
+        upper = incoming(sends)
+    if not known and len(set(keys)) == len(keys) and _cannot_fill(upper, limits, usage):
+        return _everything(sends, upper)
     totals = dict(usage)
     parts = dict(shares)
-    known = dict(seen)
     result = Plan()
     for send in sends:
         key = send_key(send)
@@ -168,14 +217,25 @@ def plan(
             totals[device] = totals.get(device, ZERO).plus(1, size)
             share = (device, send.sender.user)
             parts[share] = parts.get(share, ZERO).plus(1, size)
-            by_sender = result.added.setdefault(device, {})
-            by_sender[send.sender.user] = by_sender.get(send.sender.user, ZERO).plus(1, size)
         result.decided.append(None)
         result.full.append(full)
         result.stored.append(send if not full else replace(send, items=tuple(kept)))
         if key is not None:
             known[key] = (send.message_id, send.sent_at_ms)
             result.records.append((key, send.message_id, send.sent_at_ms))
+    return result
+
+
+def _everything(sends: Sequence[PendingSend], upper: dict[DeviceRef, Usage]) -> Plan:
+    """Every send stored whole (no duplicate among them, no quota in reach)."""
+    result = Plan(
+        decided=[None] * len(sends), full=[()] * len(sends), stored=list(sends), totals=upper
+    )
+    result.records = [
+        (key, send.message_id, send.sent_at_ms)
+        for send in sends
+        if (key := send_key(send)) is not None
+    ]
     return result
 
 

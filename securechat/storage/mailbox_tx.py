@@ -307,8 +307,8 @@ def commit(
     tracked = {device for device, (_, on) in totals.items() if on}
     shares: Shares = {}
     entering: list[DeviceRef] = []
+    upper = incoming(sends)
     if limits.limits_senders and refs:
-        upper = incoming(sends)
         needed = [r for r in refs if r in tracked or not limits.share_fits(
             usage.get(r, ZERO).plus(upper[r].entries, upper[r].bytes))]  # fmt: skip
         kept = [r for r in needed if r in tracked]
@@ -318,13 +318,14 @@ def commit(
             shares.update((yield from _read_shares(d, kept, senders)))
         if entering:
             shares.update((yield from _count_shares(d, entering)))
-    decided = plan(sends, limits, usage, shares, seen)
+    decided = plan(sends, limits, usage, shares, seen, upper)
     counts = rules.recipient_counts(decided.stored)
     next_seq = (yield from _reserve(d, counts)) if counts else {}
     entries, rows = materialise(decided.stored, next_seq)
     if rows:
         yield Many(d.sql(INSERT_MAILBOX), rows)
-    yield from _write_usage(d, decided.device_totals(), decided.added, tracked, entering, shares)
+    by_sender = decided.shares_added(tracked | set(entering))
+    yield from _write_usage(d, decided.device_totals(), by_sender, tracked, entering, shares)
     if decided.records:
         rows = [(*key, message_id, at) for key, message_id, at in decided.records]
         yield Many(d.sql(RECORD_SENT), rows)
