@@ -169,7 +169,7 @@ def _cannot_fill(
     case: then nothing needs checking item by item)."""
     for device, (entries, size) in upper.items():
         after = usage.get(device, ZERO).plus(entries, size)
-        if not limits.device_fits(after) or (limits.limits_senders and not limits.share_fits(after)):
+        if not (limits.device_fits(after) and limits.share_fits(after)):
             return False
     return True
 

@@ -144,74 +144,59 @@ def _rows(result: list[tuple[Any, ...]] | None) -> list[tuple[Any, ...]]:
     return result
 
 
+def _per_device(
+    d: Dialect, devices: Sequence[DeviceRef], select: str, where: str = "", tail: str = "",
+    extra: tuple[Any, ...] = (),
+) -> Tx[list[tuple[Any, ...]]]:  # fmt: skip
+    """``select ... WHERE (one of the devices) where tail``, chunked: every row."""
+    found: list[tuple[Any, ...]] = []
+    for chunk in _chunks(devices):
+        rows = yield Query(
+            d.sql(f"{select} WHERE ({_any_of(len(chunk))}) {where} {tail}"),
+            (*_device_params(chunk), *extra),
+        )
+        found += _rows(rows)
+    return found
+
+
 def lock(d: Dialect, devices: Sequence[DeviceRef]) -> Tx[None]:
     """Lock the device rows in sorted order (PostgreSQL): concurrent commits queue up."""
-    if not d.lock_rows:
-        return
-    ordered = sorted(set(devices))
-    for chunk in _chunks(ordered):
-        yield Query(
-            d.sql(
-                "SELECT device_id FROM devices "  # noqa: S608
-                f"WHERE {_any_of(len(chunk))} ORDER BY user_name, device_id FOR UPDATE"
-            ),
-            tuple(_device_params(chunk)),
-        )
+    if d.lock_rows:
+        select = "SELECT device_id FROM devices"
+        order = "ORDER BY user_name, device_id FOR UPDATE"
+        yield from _per_device(d, sorted(set(devices)), select, tail=order)
 
 
 Totals = dict[DeviceRef, tuple[Usage, bool]]
 Shares = dict[tuple[DeviceRef, str], Usage]
+_GROUP_BY_SHARE = "GROUP BY user_name, device_id, sender_user"
 
 
 def read_totals(d: Dialect, devices: Sequence[DeviceRef]) -> Tx[Totals]:
     """Each device's usage and whether its shares are kept (absent: never had mail)."""
-    found: Totals = {}
-    for chunk in _chunks(devices):
-        rows = yield Query(
-            d.sql(
-                "SELECT user_name, device_id, entries, bytes, tracked "  # noqa: S608
-                f"FROM mailbox_totals WHERE {_any_of(len(chunk))}"
-            ),
-            tuple(_device_params(chunk)),
-        )
-        for user, device_id, entries, size, tracked in _rows(rows):
-            found[DeviceRef(user, device_id)] = (Usage(int(entries), int(size)), bool(tracked))
-    return found
+    select = "SELECT user_name, device_id, entries, bytes, tracked FROM mailbox_totals"
+    rows = yield from _per_device(d, devices, select)
+    return {DeviceRef(u, i): (Usage(int(n), int(b)), bool(on)) for u, i, n, b, on in rows}
+
+
+def _shares(rows: list[tuple[Any, ...]]) -> Shares:
+    return {(DeviceRef(u, i), s): Usage(int(n), int(b)) for u, i, s, n, b in rows}
 
 
 def _count_shares(d: Dialect, devices: Sequence[DeviceRef]) -> Tx[Shares]:
     """Each sending user's share of these devices' mailboxes, counted from the mailbox."""
-    found: Shares = {}
-    for chunk in _chunks(devices):
-        rows = yield Query(
-            d.sql(
-                "SELECT user_name, device_id, sender_user, count(*), "  # noqa: S608
-                "coalesce(sum(length(ciphertext)), 0) FROM mailbox "
-                f"WHERE {_any_of(len(chunk))} GROUP BY user_name, device_id, sender_user"
-            ),
-            tuple(_device_params(chunk)),
-        )
-        for user, device_id, sender, entries, size in _rows(rows):
-            found[(DeviceRef(user, device_id), sender)] = Usage(int(entries), int(size))
-    return found
+    select = (
+        "SELECT user_name, device_id, sender_user, count(*), "
+        "coalesce(sum(length(ciphertext)), 0) FROM mailbox"
+    )
+    return _shares((yield from _per_device(d, devices, select, tail=_GROUP_BY_SHARE)))
 
 
 def _read_shares(d: Dialect, devices: Sequence[DeviceRef], senders: Sequence[str]) -> Tx[Shares]:
     """The kept shares of these senders in these (tracked) devices' mailboxes."""
-    found: Shares = {}
-    marks = ", ".join("?" for _ in senders)
-    for chunk in _chunks(devices):
-        rows = yield Query(
-            d.sql(
-                "SELECT user_name, device_id, sender_user, entries, bytes "  # noqa: S608
-                f"FROM mailbox_senders WHERE ({_any_of(len(chunk))}) "
-                f"AND sender_user IN ({marks})"
-            ),
-            (*_device_params(chunk), *senders),
-        )
-        for user, device_id, sender, entries, size in _rows(rows):
-            found[(DeviceRef(user, device_id), sender)] = Usage(int(entries), int(size))
-    return found
+    select = "SELECT user_name, device_id, sender_user, entries, bytes FROM mailbox_senders"
+    where = f"AND sender_user IN ({', '.join('?' for _ in senders)})"
+    return _shares((yield from _per_device(d, devices, select, where, extra=tuple(senders))))
 
 
 def _read_sent(
@@ -381,8 +366,7 @@ def remove(d: Dialect, acks: Sequence[tuple[DeviceRef, int]]) -> Tx[int]:
         rows = yield Query(
             d.sql(
                 "SELECT user_name, device_id, sender_user, count(*), "  # noqa: S608
-                f"coalesce(sum(length(ciphertext)), 0) FROM mailbox WHERE {where} "
-                "GROUP BY user_name, device_id, sender_user"
+                f"coalesce(sum(length(ciphertext)), 0) FROM mailbox WHERE {where} {_GROUP_BY_SHARE}"
             ),
             tuple(params),
         )
@@ -436,8 +420,7 @@ def expire(d: Dialect, before_ms: int) -> Tx[int]:
     rows = yield Query(
         d.sql(
             "SELECT user_name, device_id, sender_user, count(*), "
-            f"coalesce(sum(length(ciphertext)), 0) {old} "
-            "GROUP BY user_name, device_id, sender_user"
+            f"coalesce(sum(length(ciphertext)), 0) {old} {_GROUP_BY_SHARE}"
         ),
         (before_ms,),
     )

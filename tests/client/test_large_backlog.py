@@ -10,10 +10,9 @@ import pytest
 
 from securechat.client.events import UndecryptableEvent
 from securechat.pki import DevPki
-from securechat_proto.v1 import chat_pb2, common_pb2
 from tests.client.conftest import ServerProcess, User
 from tests.client.live import device
-from tests.support.chat import ChatClient
+from tests.support.chat import ChatClient, direct
 from tests.support.net import Api, secure_channel
 
 pytestmark = pytest.mark.e2e
@@ -30,16 +29,7 @@ async def flood(pki: DevPki, port: int, sender: str, to: str, count: int) -> Non
         await api.register(sender)
         await api.login(sender)
         for n in range(count):
-            request = chat_pb2.SendRequest(
-                conversation=common_pb2.Conversation(user=to),
-                client_message_id=f"{sender}-{n}",
-                ciphertexts=[
-                    chat_pb2.RecipientCiphertext(
-                        device=common_pb2.DeviceAddress(user=to, device_id=1),
-                        ciphertext=bytes([n % 256]) * BIG,
-                    )
-                ],
-            )
+            request = direct(to, bytes([n % 256]) * BIG, f"{sender}-{n}")
             assert (await api.chat.Send(request, metadata=api.md, timeout=20)).accepted
 
 

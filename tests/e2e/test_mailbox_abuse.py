@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import os
 import stat
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -20,7 +20,7 @@ from securechat.errors import Unavailable
 from securechat.pki import DevPki
 from securechat_proto.v1 import chat_pb2, common_pb2
 from tests.client.live import device
-from tests.support.chat import ChatClient
+from tests.support.chat import ChatClient, direct
 from tests.support.net import Api, secure_channel
 from tests.support.process import ServerProcess
 
@@ -38,32 +38,12 @@ def server(pki: DevPki, tmp_path: Path) -> Iterator[ServerProcess]:
         process.terminate()
 
 
-@pytest.fixture
-async def apis() -> AsyncIterator[list[Api]]:
-    made: list[Api] = []
-    yield made
-    for api in made:
-        await api.channel.close()
-
-
 async def user(pki: DevPki, port: int, apis: list[Api], name: str) -> Api:
     api = Api(secure_channel(pki, port, "client"))
     apis.append(api)
     await api.register(name)
     await api.login(name)
     return api
-
-
-def direct(to: str, body: bytes, client_id: str) -> chat_pb2.SendRequest:
-    return chat_pb2.SendRequest(
-        conversation=common_pb2.Conversation(user=to),
-        client_message_id=client_id,
-        ciphertexts=[
-            chat_pb2.RecipientCiphertext(
-                device=common_pb2.DeviceAddress(user=to, device_id=1), ciphertext=body
-            )
-        ],
-    )
 
 
 def trailers(error: grpc.aio.AioRpcError) -> dict[str, str]:

@@ -10,7 +10,7 @@ import pytest
 
 from securechat_proto.v1 import auth_pb2, chat_pb2, common_pb2, keys_pb2
 from tests.conftest import ApiFactory
-from tests.support.chat import ChatClient
+from tests.support.chat import ChatClient, direct
 from tests.support.net import PASSWORD, Api
 
 TOO_BIG_SEQ = (2**63, 2**64 - 1)
@@ -34,18 +34,6 @@ async def stream_ending(api: Api, *frames: chat_pb2.ClientFrame) -> grpc.aio.Aio
         async for _ in api.chat.Chat(requests(), metadata=api.md):
             pass
     return info.value
-
-
-def to_bob(device_id: int) -> chat_pb2.SendRequest:
-    return chat_pb2.SendRequest(
-        conversation=common_pb2.Conversation(user="bob"),
-        client_message_id="c1",
-        ciphertexts=[
-            chat_pb2.RecipientCiphertext(
-                device=common_pb2.DeviceAddress(user="bob", device_id=device_id), ciphertext=b"x"
-            )
-        ],
-    )
 
 
 @pytest.mark.parametrize("value", TOO_BIG_SEQ)
@@ -92,7 +80,8 @@ async def test_stream_device_id(connect: ApiFactory, value: int) -> None:
 async def test_recipient_device_ids_of_a_send(connect: ApiFactory, value: int) -> None:
     alice = await connect("alice")
     bob = await connect("bob")
-    await refused(alice.chat.Send(to_bob(value), metadata=alice.md), "ciphertexts.device")
+    unary = alice.chat.Send(direct("bob", b"x", "c1", value), metadata=alice.md)
+    await refused(unary, "ciphertexts.device")
     stream = ChatClient(alice)
     result = await stream.send(common_pb2.Conversation(user="bob"), {("bob", value): b"x"}, "s1")
     assert (result.accepted, result.error_code) == (False, "invalid_argument")

@@ -14,9 +14,9 @@ import pytest
 from securechat.domain.model import DeviceRef
 from securechat.node import Node
 from securechat.pki import DevPki
-from securechat_proto.v1 import chat_pb2, common_pb2
+from securechat_proto.v1 import chat_pb2
 from tests.conftest import server_config
-from tests.support.chat import ChatClient
+from tests.support.chat import ChatClient, direct
 from tests.support.net import Api, credentials
 
 BATCH = 128 * 1024
@@ -31,14 +31,6 @@ async def node(pki: DevPki, tmp_path: Path) -> AsyncIterator[Node]:
     await node.start()
     yield node
     await node.stop(grace=0)
-
-
-@pytest.fixture
-async def apis() -> AsyncIterator[list[Api]]:
-    made: list[Api] = []
-    yield made
-    for api in made:
-        await api.channel.close()
 
 
 async def login(node: Node, pki: DevPki, apis: list[Api], name: str) -> Api:
@@ -63,18 +55,6 @@ def never_read(api: Api) -> grpc.aio.StreamStreamCall:
     return api.chat.Chat(frames(), metadata=api.md)
 
 
-def to(user: str, body: bytes, client_id: str) -> chat_pb2.SendRequest:
-    return chat_pb2.SendRequest(
-        conversation=common_pb2.Conversation(user=user),
-        client_message_id=client_id,
-        ciphertexts=[
-            chat_pb2.RecipientCiphertext(
-                device=common_pb2.DeviceAddress(user=user, device_id=1), ciphertext=body
-            )
-        ],
-    )
-
-
 async def test_a_reader_that_never_reads_is_cut_off_by_bytes(
     node: Node, pki: DevPki, apis: list[Api]
 ) -> None:
@@ -88,7 +68,7 @@ async def test_a_reader_that_never_reads_is_cut_off_by_bytes(
     sent = 0
     while stream.ending is None:  # 64 KiB each: far fewer events than the bound of 2000
         assert sent < 200, "the stream held 12 MiB and was not cut off"
-        await alice.chat.Send(to("carol", b"z" * 65_000, f"m{sent}"), metadata=alice.md)
+        await alice.chat.Send(direct("carol", b"z" * 65_000, f"m{sent}"), metadata=alice.md)
         sent += 1
         assert stream.queued_bytes <= QUEUE
     with pytest.raises(grpc.aio.AioRpcError) as info:
@@ -110,7 +90,7 @@ async def test_a_big_backlog_is_read_no_faster_than_the_reader_takes_it(
     alice = await login(node, pki, apis, "alice")
     carol = await login(node, pki, apis, "carol")
     for n in range(100):  # 6.2 MiB waiting
-        await alice.chat.Send(to("carol", b"y" * 65_000, f"m{n}"), metadata=alice.md)
+        await alice.chat.Send(direct("carol", b"y" * 65_000, f"m{n}"), metadata=alice.md)
     stalled = never_read(carol)
     carol_device = DeviceRef("carol", 1)
     while carol_device not in node.hub.streams:

@@ -75,15 +75,6 @@ async def admin_node(pki: DevPki, tmp_path: Path) -> AsyncIterator[Node]:
     await node.stop(grace=0)
 
 
-@pytest.fixture
-async def apis() -> AsyncIterator[list[Api]]:
-    """Apis made by a test, closed after it."""
-    made: list[Api] = []
-    yield made
-    for api in made:
-        await api.channel.close()
-
-
 async def user_api(node: Node, pki: DevPki, apis: list[Api], cert: str, user: str) -> Api:
     api = Api(secure_channel(pki, node.port, cert))
     apis.append(api)
