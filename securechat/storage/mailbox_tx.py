@@ -113,7 +113,6 @@ RECORD_SENT = (
     "VALUES (?, ?, ?, ?, ?) ON CONFLICT (sender_user, sender_device, client_message_id) "
     "DO UPDATE SET message_id = excluded.message_id, sent_at_ms = excluded.sent_at_ms"
 )
-DELETE_UP_TO = "DELETE FROM mailbox WHERE user_name = ? AND device_id = ? AND seq <= ?"
 DROP_SHARES = "DELETE FROM mailbox_senders WHERE user_name = ? AND device_id = ?"
 DROP_EMPTY_SHARES = (
     "DELETE FROM mailbox_senders WHERE user_name = ? AND device_id = ? AND entries <= 0"
@@ -365,18 +364,16 @@ def remove(d: Dialect, acks: Sequence[tuple[DeviceRef, int]]) -> Tx[int]:
         where = " OR ".join(["(user_name = ? AND device_id = ? AND seq <= ?)"] * len(chunk))
         rows = yield Query(
             d.sql(
-                "SELECT user_name, device_id, sender_user, count(*), "  # noqa: S608
-                f"coalesce(sum(length(ciphertext)), 0) FROM mailbox WHERE {where} {_GROUP_BY_SHARE}"
+                f"DELETE FROM mailbox WHERE {where} "  # noqa: S608
+                "RETURNING user_name, device_id, sender_user, length(ciphertext)"
             ),
             tuple(params),
         )
-        for user, device_id, sender, entries, size in _rows(rows):
+        for user, device_id, sender, size in _rows(rows):
             by = removed.setdefault(DeviceRef(user, device_id), {})
-            by[sender] = Usage(int(entries), int(size))
+            by[sender] = by.get(sender, ZERO).plus(1, int(size))
     if not removed:
         return 0
-    doomed = [(dev.user, dev.device_id, seq) for dev, seq in marks if dev in removed]
-    yield Many(d.sql(DELETE_UP_TO), doomed)
     yield from _take_off(d, removed)
     return sum(u.entries for by in removed.values() for u in by.values())
 
