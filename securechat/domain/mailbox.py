@@ -162,16 +162,30 @@ def _by_sender(
     return {d: {u: Usage(*use) for u, use in by.items()} for d, by in found.items()}
 
 
-def _cannot_fill(
-    upper: Mapping[DeviceRef, Usage], limits: MailboxLimits, usage: Mapping[DeviceRef, Usage]
-) -> bool:
-    """Whether no recipient can reach a quota even if the whole batch is stored (the usual
-    case: then nothing needs checking item by item)."""
-    for device, (entries, size) in upper.items():
-        after = usage.get(device, ZERO).plus(entries, size)
-        if not (limits.device_fits(after) and limits.share_fits(after)):
+def fits_whole(totals: Iterable[Usage], limits: MailboxLimits) -> bool:
+    """Whether these device totals (with a whole batch counted in) are within every quota and
+    within the per-sender quota as well (so no sender's share can pass it): the usual case,
+    where nothing needs checking item by item."""
+    entries = min((c for c in (limits.max_entries, limits.sender_max_entries) if c), default=0)
+    size = min((c for c in (limits.max_bytes, limits.sender_max_bytes) if c), default=0)
+    for total in totals:
+        if (entries and total.entries > entries) or (size and total.bytes > size):
             return False
     return True
+
+
+def whole(sends: Sequence[PendingSend], upper: dict[DeviceRef, Usage]) -> Plan | None:
+    """Every send stored whole, or None when one of them repeats another's client message id
+    (the plan must then decide send by send)."""
+    keys = [key for send in sends if (key := send_key(send)) is not None]
+    if len(set(keys)) != len(keys):
+        return None
+    result = Plan(
+        decided=[None] * len(sends), full=[()] * len(sends), stored=list(sends), totals=upper
+    )
+    result.records = [(key, send.message_id, send.sent_at_ms) for send, key in
+                      ((send, send_key(send)) for send in sends) if key is not None]  # fmt: skip
+    return result
 
 
 def plan(
@@ -190,11 +204,12 @@ def plan(
     for the batch's keys: (message_id, sent_at_ms); ``upper`` the batch's ``incoming`` when the
     caller has it already."""
     known = dict(seen)
-    keys = [key for send in sends if (key := send_key(send)) is not None]
     if upper is None:
         upper = incoming(sends)
-    if not known and len(set(keys)) == len(keys) and _cannot_fill(upper, limits, usage):
-        return _everything(sends, upper)
+    if not known:
+        after = (usage.get(d, ZERO).plus(*use) for d, use in upper.items())
+        if fits_whole(after, limits) and (everything := whole(sends, upper)) is not None:
+            return everything
     totals = dict(usage)
     parts = dict(shares)
     result = Plan()
@@ -223,19 +238,6 @@ def plan(
         if key is not None:
             known[key] = (send.message_id, send.sent_at_ms)
             result.records.append((key, send.message_id, send.sent_at_ms))
-    return result
-
-
-def _everything(sends: Sequence[PendingSend], upper: dict[DeviceRef, Usage]) -> Plan:
-    """Every send stored whole (no duplicate among them, no quota in reach)."""
-    result = Plan(
-        decided=[None] * len(sends), full=[()] * len(sends), stored=list(sends), totals=upper
-    )
-    result.records = [
-        (key, send.message_id, send.sent_at_ms)
-        for send in sends
-        if (key := send_key(send)) is not None
-    ]
     return result
 
 

@@ -22,6 +22,7 @@ the device rows in (user, device_id) order, so concurrent nodes neither deadlock
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
@@ -31,11 +32,14 @@ from securechat.domain.mailbox import (
     ZERO,
     Committed,
     MailboxLimits,
+    Plan,
     SendKey,
     Usage,
+    fits_whole,
     incoming,
     plan,
     send_key,
+    whole,
 )
 from securechat.domain.model import DeviceRef, MailboxEntry, PendingSend
 from securechat.storage import rules
@@ -68,16 +72,20 @@ Tx = Generator[Step, list[tuple[Any, ...]] | None, T]
 class Dialect:
     dollar: bool  # asyncpg's $1, $2, ... instead of ?
     lock_rows: bool  # lock device rows explicitly (PostgreSQL; SQLite's writer is alone)
+    greatest: str  # the larger of two values: max() in SQLite, GREATEST() in PostgreSQL
 
     def sql(self, text: str) -> str:
-        if not self.dollar:
-            return text
-        numbers = itertools.count(1)
-        return "".join(f"${next(numbers)}" if ch == "?" else ch for ch in text)
+        return _dollars(text) if self.dollar else text
 
 
-SQLITE = Dialect(dollar=False, lock_rows=False)
-POSTGRES = Dialect(dollar=True, lock_rows=True)
+@functools.lru_cache(maxsize=256)
+def _dollars(text: str) -> str:
+    numbers = itertools.count(1)
+    return "".join(f"${next(numbers)}" if ch == "?" else ch for ch in text)
+
+
+SQLITE = Dialect(dollar=False, lock_rows=False, greatest="max")
+POSTGRES = Dialect(dollar=True, lock_rows=True, greatest="GREATEST")
 
 _MAILBOX_COLUMNS = (
     "user_name", "device_id", "seq", "message_id", "sender_user", "sender_device",
@@ -87,17 +95,12 @@ INSERT_MAILBOX = (
     f"INSERT INTO mailbox ({', '.join(_MAILBOX_COLUMNS)}) "  # noqa: S608
     f"VALUES ({', '.join('?' for _ in _MAILBOX_COLUMNS)})"
 )
-_TOTALS_UPSERT = (
+SET_TOTALS = (
     "INSERT INTO mailbox_totals (user_name, device_id, entries, bytes, tracked) "
     "VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_name, device_id) DO UPDATE SET "
-)
-ADD_TOTALS = _TOTALS_UPSERT + (
-    "entries = mailbox_totals.entries + excluded.entries, "
-    "bytes = mailbox_totals.bytes + excluded.bytes, tracked = excluded.tracked"
-)
-SET_TOTALS = _TOTALS_UPSERT + (
     "entries = excluded.entries, bytes = excluded.bytes, tracked = excluded.tracked"
 )
+UNTRACK = "UPDATE mailbox_totals SET tracked = ? WHERE user_name = ? AND device_id = ?"
 _SHARES_UPSERT = (
     "INSERT INTO mailbox_senders (user_name, device_id, sender_user, entries, bytes) "
     "VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_name, device_id, sender_user) DO UPDATE SET "
@@ -113,16 +116,23 @@ RECORD_SENT = (
     "VALUES (?, ?, ?, ?, ?) ON CONFLICT (sender_user, sender_device, client_message_id) "
     "DO UPDATE SET message_id = excluded.message_id, sent_at_ms = excluded.sent_at_ms"
 )
+DELETE_RETURNING = (
+    "DELETE FROM mailbox WHERE user_name = ? AND device_id = ? AND seq <= ? "
+    "RETURNING sender_user, length(ciphertext)"
+)
 DROP_SHARES = "DELETE FROM mailbox_senders WHERE user_name = ? AND device_id = ?"
 DROP_EMPTY_SHARES = (
     "DELETE FROM mailbox_senders WHERE user_name = ? AND device_id = ? AND entries <= 0"
 )
 
 
-def _any_of(count: int, columns: Sequence[str] = ("user_name", "device_id")) -> str:
-    """``(a = ? AND b = ?) OR ...``: unlike a row-value IN list, SQLite searches its index for
-    each term (``MULTI-INDEX OR``) instead of scanning the table."""
-    term = "(" + " AND ".join(f"{column} = ?" for column in columns) + ")"
+DEVICE_TERM = "(user_name = ? AND device_id = ?)"
+
+
+@functools.lru_cache(maxsize=256)
+def _any_of(count: int, term: str = DEVICE_TERM) -> str:
+    """``term OR term ...``: unlike a row-value IN list, SQLite searches its index for each
+    term (``MULTI-INDEX OR``) instead of scanning the table."""
     return " OR ".join([term] * count)
 
 
@@ -178,6 +188,32 @@ def read_totals(d: Dialect, devices: Sequence[DeviceRef]) -> Tx[Totals]:
     return {DeviceRef(u, i): (Usage(int(n), int(b)), bool(on)) for u, i, n, b, on in rows}
 
 
+def _add_to_totals(d: Dialect, added: dict[DeviceRef, Usage]) -> Tx[Totals]:
+    """Add to each device's totals (negative: take off, never below 0) in one statement per
+    chunk; each device's totals after it, and whether its shares are kept."""
+    found: Totals = {}
+    greatest = d.greatest
+    devices = sorted(added)
+    for chunk in _chunks(devices):
+        params: list[Any] = []
+        for device in chunk:
+            params += [device.user, device.device_id, added[device].entries, added[device].bytes]
+        rows = yield Query(
+            d.sql(
+                "INSERT INTO mailbox_totals (user_name, device_id, entries, bytes) VALUES "  # noqa: S608
+                f"{', '.join(['(?, ?, ?, ?)'] * len(chunk))} "
+                "ON CONFLICT (user_name, device_id) DO UPDATE SET "
+                f"entries = {greatest}(mailbox_totals.entries + excluded.entries, 0), "
+                f"bytes = {greatest}(mailbox_totals.bytes + excluded.bytes, 0) "
+                "RETURNING user_name, device_id, entries, bytes, tracked"
+            ),
+            tuple(params),
+        )
+        for user, device_id, entries, size, on in _rows(rows):
+            found[DeviceRef(user, device_id)] = (Usage(int(entries), int(size)), bool(on))
+    return found
+
+
 def _shares(rows: list[tuple[Any, ...]]) -> Shares:
     return {(DeviceRef(u, i), s): Usage(int(n), int(b)) for u, i, s, n, b in rows}
 
@@ -202,7 +238,7 @@ def _read_sent(
     d: Dialect, keys: Sequence[SendKey], since_ms: int
 ) -> Tx[dict[SendKey, tuple[str, int]]]:
     found: dict[SendKey, tuple[str, int]] = {}
-    columns = ("sender_user", "sender_device", "client_message_id")
+    term = "(sender_user = ? AND sender_device = ? AND client_message_id = ?)"
     for chunk in _chunks(keys):
         params: list[Any] = []
         for key in chunk:
@@ -210,7 +246,7 @@ def _read_sent(
         rows = yield Query(
             d.sql(
                 "SELECT sender_user, sender_device, client_message_id, message_id, sent_at_ms "  # noqa: S608
-                f"FROM sent_messages WHERE {_any_of(len(chunk), columns)}"
+                f"FROM sent_messages WHERE {_any_of(len(chunk), term)}"
             ),
             tuple(params),
         )
@@ -282,19 +318,53 @@ def commit(
 ) -> Tx[list[Committed]]:
     """The group commit: every send of the batch in this one transaction (see domain.mailbox
     for what is stored)."""
-    refs = list(rules.recipient_counts(sends))  # sorted: the locking order
-    yield from lock(d, refs)
+    upper = incoming(sends)
+    yield from lock(d, list(upper))
     keys = [key for send in sends if (key := send_key(send)) is not None]
     seen = (yield from _read_sent(d, keys, dedup_since_ms)) if keys else {}
-    totals = (yield from read_totals(d, refs)) if refs else {}
-    usage = {device: found for device, (found, _) in totals.items()}
-    tracked = {device for device, (_, on) in totals.items() if on}
+    # Count the whole batch in at once (the usual outcome); put back below what is not stored.
+    after = (yield from _add_to_totals(d, upper)) if upper else {}
+    tracked = {device for device, (_, on) in after.items() if on}
+    decided = None
+    if not seen and fits_whole((total for total, _ in after.values()), limits):
+        decided = whole(sends, upper)  # the usual case: everything, as counted in already
+    entering: list[DeviceRef] = []
+    shares: Shares = {}
+    if decided is None:
+        decided, entering, shares = yield from _decide(
+            d, sends, limits, seen, upper, after, tracked
+        )
+    counts = rules.recipient_counts(decided.stored)
+    next_seq = (yield from _reserve(d, counts)) if counts else {}
+    entries, rows = materialise(decided.stored, next_seq)
+    if rows:
+        yield Many(d.sql(INSERT_MAILBOX), rows)
+    by_sender = decided.shares_added(tracked | set(entering))
+    yield from _write_shares(d, by_sender, tracked, entering, shares)
+    if decided.records:
+        rows = [(*key, message_id, at) for key, message_id, at in decided.records]
+        yield Many(d.sql(RECORD_SENT), rows)
+    return decided.outcomes(entries)
+
+
+def _decide(
+    d: Dialect,
+    sends: Sequence[PendingSend],
+    limits: MailboxLimits,
+    seen: dict[SendKey, tuple[str, int]],
+    upper: dict[DeviceRef, Usage],
+    after: Totals,
+    tracked: set[DeviceRef],
+) -> Tx[tuple[Plan, list[DeviceRef], Shares]]:
+    """Send by send, when a quota is in reach or a send is a retry: read (or count) the shares
+    that matter, plan, and put back in the totals what is not stored. The devices that start
+    being tracked, and the shares counted for them."""
+    usage = {r: Usage(a.entries - upper[r].entries, a.bytes - upper[r].bytes)
+             for r, (a, _) in after.items()}  # fmt: skip
     shares: Shares = {}
     entering: list[DeviceRef] = []
-    upper = incoming(sends)
-    if limits.limits_senders and refs:
-        needed = [r for r in refs if r in tracked or not limits.share_fits(
-            usage.get(r, ZERO).plus(upper[r].entries, upper[r].bytes))]  # fmt: skip
+    if limits.limits_senders:
+        needed = [r for r in sorted(after) if r in tracked or not limits.share_fits(after[r][0])]
         kept = [r for r in needed if r in tracked]
         entering = [r for r in needed if r not in tracked]
         if kept:
@@ -303,35 +373,28 @@ def commit(
         if entering:
             shares.update((yield from _count_shares(d, entering)))
     decided = plan(sends, limits, usage, shares, seen, upper)
-    counts = rules.recipient_counts(decided.stored)
-    next_seq = (yield from _reserve(d, counts)) if counts else {}
-    entries, rows = materialise(decided.stored, next_seq)
-    if rows:
-        yield Many(d.sql(INSERT_MAILBOX), rows)
-    by_sender = decided.shares_added(tracked | set(entering))
-    yield from _write_usage(d, decided.device_totals(), by_sender, tracked, entering, shares)
-    if decided.records:
-        rows = [(*key, message_id, at) for key, message_id, at in decided.records]
-        yield Many(d.sql(RECORD_SENT), rows)
-    return decided.outcomes(entries)
+    stored = decided.device_totals()
+    fixes = [
+        (r.user, r.device_id, *usage[r].plus(*stored.get(r, ZERO)), r in tracked or r in entering)
+        for r in sorted(after)
+        if stored.get(r, ZERO) != upper[r] or r in entering
+    ]
+    if fixes:
+        yield Many(d.sql(SET_TOTALS), fixes)
+    return decided, entering, shares
 
 
-def _write_usage(
+def _write_shares(
     d: Dialect,
-    added: dict[DeviceRef, Usage],
     by_sender: dict[DeviceRef, dict[str, Usage]],
     tracked: set[DeviceRef],
     entering: Sequence[DeviceRef],
     counted: Shares,
 ) -> Tx[None]:
+    """Shares of the devices that start being tracked (counted before the batch, plus the
+    batch), and the batch's additions to those already tracked."""
     starting = set(entering)
-    totals = [
-        (ref.user, ref.device_id, use.entries, use.bytes, ref in tracked or ref in starting)
-        for ref, use in sorted({**{r: ZERO for r in entering}, **added}.items())
-    ]
-    if totals:
-        yield Many(d.sql(ADD_TOTALS), totals)
-    if starting:  # shares counted before the batch, plus the batch
+    if starting:
         fresh: Shares = {key: use for key, use in counted.items() if key[0] in starting}
         for ref in starting:
             for sender, use in by_sender.get(ref, {}).items():
@@ -356,55 +419,49 @@ def remove(d: Dialect, acks: Sequence[tuple[DeviceRef, int]]) -> Tx[int]:
     if not marks:
         return 0
     yield from lock(d, [device for device, _ in marks])
-    removed: dict[DeviceRef, dict[str, Usage]] = {}
-    for chunk in _chunks(marks):
-        params: list[Any] = []
-        for device, seq in chunk:
-            params += [device.user, device.device_id, seq]
-        where = " OR ".join(["(user_name = ? AND device_id = ? AND seq <= ?)"] * len(chunk))
-        rows = yield Query(
-            d.sql(
-                f"DELETE FROM mailbox WHERE {where} "  # noqa: S608
-                "RETURNING user_name, device_id, sender_user, length(ciphertext)"
-            ),
-            tuple(params),
-        )
-        for user, device_id, sender, size in _rows(rows):
-            by = removed.setdefault(DeviceRef(user, device_id), {})
-            by[sender] = by.get(sender, ZERO).plus(1, int(size))
-    if not removed:
+    tally: dict[DeviceRef, dict[str, list[int]]] = {}
+    for device, seq in marks:
+        # One statement per device: faster than one whose WHERE names them all (SQLite).
+        rows = yield Query(d.sql(DELETE_RETURNING), (device.user, device.device_id, seq))
+        by: dict[str, list[int]] = {}
+        for sender, size in _rows(rows):
+            use = by.get(sender)
+            if use is None:
+                by[sender] = [1, int(size)]
+            else:
+                use[0] += 1
+                use[1] += int(size)
+        if by:
+            tally[device] = by
+    if not tally:
         return 0
+    removed = {dev: {s: Usage(*use) for s, use in by.items()} for dev, by in tally.items()}
     yield from _take_off(d, removed)
-    return sum(u.entries for by in removed.values() for u in by.values())
+    return sum(use[0] for by in tally.values() for use in by.values())
 
 
 def _take_off(d: Dialect, removed: dict[DeviceRef, dict[str, Usage]]) -> Tx[None]:
-    """Subtract deleted entries from the devices' totals (and shares, while tracked)."""
-    devices = sorted(removed)
-    before = yield from read_totals(d, devices)
-    totals: list[tuple[Any, ...]] = []
+    """Subtract deleted entries from the devices' totals (and shares, while tracked); a device
+    whose mailbox is now empty stops being tracked."""
+    gone = {
+        device: Usage(-sum(u.entries for u in by.values()), -sum(u.bytes for u in by.values()))
+        for device, by in removed.items()
+    }
+    after = yield from _add_to_totals(d, gone)
     shares: list[tuple[Any, ...]] = []
     dropped: list[tuple[Any, ...]] = []
-    for device in devices:
-        use, tracked = before.get(device, (ZERO, False))
-        gone = removed[device]
-        left = Usage(
-            max(0, use.entries - sum(u.entries for u in gone.values())),
-            max(0, use.bytes - sum(u.bytes for u in gone.values())),
-        )
+    for device, (left, tracked) in sorted(after.items()):
         if tracked and left.entries == 0:
             dropped.append((device.user, device.device_id))
-            tracked = False
         elif tracked:
             shares += [(device.user, device.device_id, s, -u.entries, -u.bytes)
-                       for s, u in sorted(gone.items())]  # fmt: skip
-        totals.append((device.user, device.device_id, left.entries, left.bytes, tracked))
-    yield Many(d.sql(SET_TOTALS), totals)
+                       for s, u in sorted(removed[device].items())]  # fmt: skip
     if shares:
         yield Many(d.sql(ADD_SHARES), shares)
         yield Many(d.sql(DROP_EMPTY_SHARES), sorted({row[:2] for row in shares}))
     if dropped:
         yield Many(d.sql(DROP_SHARES), dropped)
+        yield Many(d.sql(UNTRACK), [(False, *device) for device in dropped])
 
 
 def expire(d: Dialect, before_ms: int) -> Tx[int]:

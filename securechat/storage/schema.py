@@ -186,8 +186,9 @@ mailbox_totals = Table(
     Column("entries", BigInteger, nullable=False),
     Column("bytes", BigInteger, nullable=False),
     Column("tracked", Boolean, nullable=False, server_default=false()),
+    # No foreign key: the group commit adds to these rows before it reserves sequences (which
+    # is where an unknown device is refused, rolling everything back).
     PrimaryKeyConstraint("user_name", "device_id"),
-    _device_fk(),
 )
 
 # One sending user's share of a tracked device's undelivered entries.
