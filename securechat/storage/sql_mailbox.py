@@ -23,10 +23,10 @@ from securechat.domain.model import (
     OutgoingCiphertext,
     PendingSend,
 )
-from securechat.storage import mailbox_tx, rules
-from securechat.storage.mailbox_tx import Dialect, Many, Query, T, Tx
+from securechat.storage import mailbox_tx, mailbox_usage, rules, sql_steps
 from securechat.storage.schema import devices, mailbox
 from securechat.storage.sql_core import SqlCore
+from securechat.storage.sql_steps import Dialect, Many, Query, T, Tx
 
 
 def _of(device: DeviceRef) -> ColumnElement[bool]:
@@ -64,7 +64,7 @@ async def run_async(conn: AsyncConnection, tx: Tx[T]) -> T:
 class MailboxSql(SqlCore):
     """Store methods of the per-device mailboxes."""
 
-    dialect: Dialect = mailbox_tx.POSTGRES
+    dialect: Dialect = sql_steps.POSTGRES
 
     async def _transact(self, tx: Tx[T]) -> T:
         """Run one mailbox write transaction (the SQLite adapter runs it on its writer)."""
@@ -150,7 +150,7 @@ class MailboxSql(SqlCore):
 
     async def mailbox_usage(self, device: DeviceRef) -> Usage:
         async with self._read() as conn:
-            return await run_async(conn, mailbox_tx.usage_of(self.dialect, device))
+            return await run_async(conn, mailbox_usage.usage_of(self.dialect, device))
 
     async def expire_messages(self, before_ms: int) -> int:
         return await self._transact(mailbox_tx.expire(self.dialect, before_ms))

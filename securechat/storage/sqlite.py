@@ -22,9 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.sql.dml import Insert
 
 from securechat.errors import InvalidArgument, Unavailable
-from securechat.storage import mailbox_tx
-from securechat.storage.mailbox_tx import T, Tx
 from securechat.storage.private_files import make_private
+from securechat.storage.sql_steps import SQLITE, T, Tx
 from securechat.storage.sql_store import SqlStore
 from securechat.storage.sqlite_writer import SqliteWriter
 
@@ -37,7 +36,7 @@ class SqliteStore(SqlStore):
     """Store on a SQLite file; the parent folder is created on ``open()``."""
 
     backend = "SQLite"
-    dialect = mailbox_tx.SQLITE
+    dialect = SQLITE
 
     def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
         super().__init__()

@@ -4,7 +4,7 @@ acks) run whole on a dedicated thread.
 Through SQLAlchemy and aiosqlite every statement of a transaction is a round trip between the
 event loop and a driver thread (BEGIN, SELECT, UPDATE, INSERT, COMMIT: a hop each), and each hop
 back waits for its turn on a busy loop. Here the transaction (a generator of SQL steps from
-mailbox_tx.py) runs on a dedicated thread with its own connection, so a commit costs one hop.
+sql_steps.py) runs on a dedicated thread with its own connection, so a commit costs one hop.
 Writers of this process still take turns through the store's asyncio write lock (SQLite has
 one writer).
 """
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from securechat.storage.mailbox_tx import Many, Query, T, Tx
+from securechat.storage.sql_steps import Many, Query, T, Tx
 
 
 def run_sync(conn: sqlite3.Connection, tx: Tx[T]) -> T:
