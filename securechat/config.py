@@ -125,8 +125,25 @@ class ChatConfig:
     send_burst: int = 60
     # Events queued for one stream before it is cut off with RESOURCE_EXHAUSTED.
     stream_queue_bound: int = 2000
+    # Bytes queued for one stream before it is cut off the same way (slow_consumer).
+    stream_queue_max_bytes: int = 8 * 1024 * 1024
     # Mailbox entries read per replay page on (re)connect.
     replay_page: int = 500
+    # The most one batch the server sends may hold, in bytes: a Chat stream frame, a Fetch page,
+    # a replay page. Below the client's receive limit; one message of max_message_bytes fits.
+    max_batch_bytes: int = 1024 * 1024
+    # Quotas on undelivered mailbox entries per recipient device, and on one sending user's
+    # share of them (0: no limit). A send over them is refused with RESOURCE_EXHAUSTED
+    # (mailbox_full) for that device.
+    mailbox_max_entries: int = 20_000
+    mailbox_max_bytes: int = 64 * 1024 * 1024
+    mailbox_sender_max_entries: int = 5_000
+    mailbox_sender_max_bytes: int = 16 * 1024 * 1024
+    # A send retried with the same client_message_id from the same device within this many
+    # seconds is answered with the first result instead of being stored again (0: never);
+    # at most this many recent sends per device are remembered.
+    dedup_window_s: float = 7 * 86_400.0
+    dedup_max_per_device: int = 10_000
     # Presence changes go to co-members of rooms up to this size (and private contacts);
     # in bigger rooms they would cost every connect a message to every member.
     presence_room_limit: int = 500
@@ -286,6 +303,7 @@ def _validate(cfg: Config) -> None:
     need(cfg.chat.send_rate_per_s > 0, "chat.send_rate_per_s", "must be positive")
     need(cfg.chat.send_burst >= 1, "chat.send_burst", "must be at least 1")
     need(cfg.chat.stream_queue_bound >= 10, "chat.stream_queue_bound", "must be at least 10")
+    _validate_batches(cfg.chat, need)
     need(cfg.chat.retention_days > 0, "chat.retention_days", "must be positive")
     need(cfg.chat.max_recipients >= 1, "chat.max_recipients", "must be at least 1")
     need(cfg.chat.presence_room_limit >= 0, "chat.presence_room_limit", "must not be negative")
@@ -339,6 +357,54 @@ def _validate_limits(limits: LimitsConfig, need: Need) -> None:
             need(value >= 0, f"limits.{f.name}", "must not be negative")
         else:
             need(value >= 1, f"limits.{f.name}", "must be at least 1")
+
+
+# The client's receive limit (client/rpc/channel.py MAX_RECEIVE_BYTES): every batch stays below.
+CLIENT_RECEIVE_BYTES = 4 * 1024 * 1024
+BATCH_MARGIN = 64 * 1024  # room for the envelopes of a batch's entries
+ENTRY_MARGIN = 4096  # room for one entry's envelope around its ciphertext
+
+
+def _validate_batches(chat: ChatConfig, need: Need) -> None:
+    """Batches are bounded in bytes, a message of the maximum size fits every batch and every
+    quota, and per-sender quotas lie within the device's."""
+    most = CLIENT_RECEIVE_BYTES - BATCH_MARGIN
+    least = chat.max_message_bytes + ENTRY_MARGIN
+    need(
+        least <= chat.max_batch_bytes <= most,
+        "chat.max_batch_bytes",
+        f"must be between {least} (chat.max_message_bytes plus {ENTRY_MARGIN}) and {most}",
+    )
+    need(
+        chat.stream_queue_max_bytes >= 2 * chat.max_batch_bytes,
+        "chat.stream_queue_max_bytes",
+        "must be at least twice chat.max_batch_bytes",
+    )
+    for key in ("max_entries", "max_bytes", "sender_max_entries", "sender_max_bytes"):
+        need(
+            getattr(chat, f"mailbox_{key}") >= 0,
+            f"chat.mailbox_{key}",
+            "must be 0 (no limit) or more",
+        )
+    for key in ("max_bytes", "sender_max_bytes"):
+        value = getattr(chat, f"mailbox_{key}")
+        need(
+            not value or value >= chat.max_message_bytes,
+            f"chat.mailbox_{key}",
+            "must be 0 (no limit) or at least chat.max_message_bytes",
+        )
+    for key in ("entries", "bytes"):
+        device, sender = (
+            getattr(chat, f"mailbox_max_{key}"),
+            getattr(chat, f"mailbox_sender_max_{key}"),
+        )
+        need(
+            not device or sender <= device,
+            f"chat.mailbox_sender_max_{key}",
+            f"must be at most chat.mailbox_max_{key}",
+        )
+    need(chat.dedup_window_s >= 0, "chat.dedup_window_s", "must not be negative")
+    need(chat.dedup_max_per_device >= 1, "chat.dedup_max_per_device", "must be at least 1")
 
 
 def load_config(

@@ -22,7 +22,8 @@ ending carries its code in the ``securechat-error`` trailer.
     │   └── Kicked                an admin (or a login on a new device) ended the user's streams
     ├── PermissionDenied          not a member, not an admin, wrong room password
     ├── ResourceExhausted         rate limits and lockouts (carries retry_after)
-    │   └── SlowConsumer          a stream's reader fell too far behind
+    │   ├── SlowConsumer          a stream's reader fell too far behind
+    │   └── MailboxFull           a recipient's mailbox (or the sender's share) is over quota
     ├── FailedPrecondition        the request is valid but the state forbids it
     │   └── StaleDevices          send built on an outdated recipient device list
     ├── StreamReplaced            a newer stream of the same device took over
@@ -114,6 +115,13 @@ class ResourceExhausted(SecureChatError):
         if retry_after is not None and message is not None:
             message = f"{message} (retry after {retry_after:.0f}s)"
         super().__init__(message)
+
+
+class MailboxFull(ResourceExhausted):
+    """A send nobody could take: every recipient's mailbox, or the sender's share of it, is
+    over the server's quota. Nothing was stored."""
+
+    code = "mailbox_full"
 
 
 class FailedPrecondition(SecureChatError):

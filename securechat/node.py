@@ -194,7 +194,8 @@ class Node:
         """Apply revocation-file changes to open streams and sessions; expire old messages and
         sessions."""
         ticks = 0
-        retention_ms = int(self.config.chat.retention_days * 86_400_000)
+        chat = self.config.chat
+        retention_ms = int(chat.retention_days * 86_400_000)
         while True:
             await asyncio.sleep(HOUSEKEEPING_S)
             ticks += 1
@@ -207,6 +208,9 @@ class Node:
                     expired = await self.store.expire_messages(now - retention_ms)
                     await self.store.purge_expired_sessions(now)
                     await self.link_relay.purge()
+                    await self.store.prune_sent(
+                        self.messenger.dedup_since(), chat.dedup_max_per_device
+                    )
                     if expired:
                         log.info("expired %d undelivered messages past retention", expired)
             except Exception:

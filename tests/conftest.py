@@ -59,6 +59,15 @@ ApiFactory = Callable[..., Awaitable[Api]]
 
 
 @pytest.fixture
+async def apis() -> AsyncIterator[list[Api]]:
+    """Apis a test makes itself (on servers of its own), closed after it."""
+    made: list[Api] = []
+    yield made
+    for api in made:
+        await api.channel.close()
+
+
+@pytest.fixture
 async def connect(server: Node, pki: DevPki) -> AsyncIterator[ApiFactory]:
     """connect(user, register=True, cert="client") -> a logged-in Api."""
     apis: list[Api] = []

@@ -189,7 +189,10 @@ def _report(
 
 
 async def _drain(client: Client, as_json: bool) -> int:
-    """Fetch, decrypt, store, print, save, ack every waiting delivery; how many there were."""
+    """Fetch, decrypt, store, print, save, ack every waiting delivery; how many there were.
+
+    Pages are bounded in bytes by the server as well as by FETCH_LIMIT, so a short page is not
+    the end: read until a page comes back empty."""
     from securechat.client.cli_common import open_history
     from securechat.client.messenger import Messenger
 
@@ -232,8 +235,6 @@ async def _drain_into(client: Client, messenger: Messenger, history: History, as
         vault.save()
         await client.api.ack(highest)
         total += len(deliveries)
-        if len(deliveries) < FETCH_LIMIT:
-            return total
 
 
 @click.command()

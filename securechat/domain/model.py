@@ -245,9 +245,11 @@ class Bundle:
 
 @dataclass(frozen=True, slots=True)
 class PendingSend:
-    """One accepted-to-be send, as handed to Store.enqueue_batch."""
+    """One accepted-to-be send, as handed to Store.commit_sends (the group commit)."""
 
     message_id: str
     sender: DeviceRef
     sent_at_ms: int
     items: tuple[OutgoingCiphertext, ...]
+    # The sender's id for the send; with one, a retry is answered with the first result.
+    client_message_id: str = ""

@@ -95,7 +95,13 @@ def required(conversation: Conversation | None) -> Conversation:
 
 
 def accepted_event(client_message_id: str, accepted: Accepted) -> SendAccepted:
-    return SendAccepted(client_message_id, accepted.message_id, accepted.server_time_ms)
+    return SendAccepted(
+        client_message_id,
+        accepted.message_id,
+        accepted.server_time_ms,
+        accepted.duplicate,
+        accepted.full,
+    )
 
 
 class ChatService:
@@ -183,6 +189,8 @@ class ChatService:
             resume_after=resume_after,
             bound=self.config.stream_queue_bound,
             page=self.config.replay_page,
+            max_bytes=self.config.stream_queue_max_bytes,
+            batch_bytes=self.config.max_batch_bytes,
             peer=peer,
             certificate=certificate,
             connected_ms=now_ms,

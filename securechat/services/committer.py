@@ -2,6 +2,8 @@
 
 The first send starts a commit at once; sends that arrive while it runs are taken together by
 the next one. A batch that fails is retried send by send, so one bad send cannot fail others.
+The store decides quotas and duplicates inside the same transaction (domain/mailbox.py), so a
+send's outcome is a :class:`~securechat.domain.mailbox.Committed`, not only its entries.
 """
 
 from __future__ import annotations
@@ -11,30 +13,48 @@ import logging
 import time
 from collections.abc import Callable
 
-from securechat.domain.model import MailboxEntry, PendingSend
+from securechat.domain.mailbox import NO_LIMITS, Committed, MailboxLimits
+from securechat.domain.model import PendingSend
 from securechat.storage.port import Store
 
 log = logging.getLogger("securechat.commit")
 
 
+def _never() -> int:
+    return 0
+
+
 class GroupCommitter:
-    def __init__(self, store: Store, max_batch: int = 256) -> None:
+    def __init__(
+        self,
+        store: Store,
+        max_batch: int = 256,
+        *,
+        limits: MailboxLimits = NO_LIMITS,
+        dedup_since: Callable[[], int] = _never,
+    ) -> None:
         self.store = store
         self.max_batch = max_batch
-        self._queue: list[tuple[PendingSend, asyncio.Future[list[MailboxEntry]]]] = []
+        self.limits = limits
+        # The oldest record time that still answers a retried send (epoch ms).
+        self.dedup_since = dedup_since
+        self._queue: list[tuple[PendingSend, asyncio.Future[Committed]]] = []
         self._task: asyncio.Task[None] | None = None
         self.commits = 0
         self.sends = 0
         # Told the duration of every successful commit (the server feeds a histogram).
         self.on_commit: Callable[[float], None] | None = None
 
-    def submit(self, send: PendingSend) -> asyncio.Future[list[MailboxEntry]]:
+    def submit(self, send: PendingSend) -> asyncio.Future[Committed]:
         """Queue a send; the future resolves once it is durably stored (in submission order)."""
-        future: asyncio.Future[list[MailboxEntry]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Committed] = asyncio.get_running_loop().create_future()
         self._queue.append((send, future))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="group-commit")
         return future
+
+    async def _commit(self, sends: list[PendingSend]) -> list[Committed]:
+        return await self.store.commit_sends(sends, self.limits, self.dedup_since())
 
     async def _run(self) -> None:
         while self._queue:
@@ -42,7 +62,7 @@ class GroupCommitter:
             del self._queue[: self.max_batch]
             started = time.perf_counter()
             try:
-                results = await self.store.enqueue_batch([send for send, _ in batch])
+                results = await self._commit([send for send, _ in batch])
             except Exception:
                 await self._one_by_one(batch)
                 continue
@@ -50,18 +70,14 @@ class GroupCommitter:
             self.sends += len(batch)
             if self.on_commit is not None:
                 self.on_commit(time.perf_counter() - started)
-            for (_, future), entries in zip(batch, results, strict=True):
+            for (_, future), outcome in zip(batch, results, strict=True):
                 if not future.done():
-                    future.set_result(entries)
+                    future.set_result(outcome)
 
-    async def _one_by_one(
-        self, batch: list[tuple[PendingSend, asyncio.Future[list[MailboxEntry]]]]
-    ) -> None:
+    async def _one_by_one(self, batch: list[tuple[PendingSend, asyncio.Future[Committed]]]) -> None:
         for send, future in batch:
             try:
-                entries = await self.store.enqueue(
-                    send.message_id, send.sender, send.sent_at_ms, send.items
-                )
+                [outcome] = await self._commit([send])
             except Exception as exc:
                 if not future.done():
                     future.set_exception(exc)
@@ -69,7 +85,7 @@ class GroupCommitter:
             self.commits += 1
             self.sends += 1
             if not future.done():
-                future.set_result(entries)
+                future.set_result(outcome)
 
     async def drain(self) -> None:
         """Wait until every submitted send is stored (graceful shutdown)."""

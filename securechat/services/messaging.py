@@ -1,17 +1,24 @@
 """Sending: check the sender may post, that the device list is current and sizes are within
-limits; store every ciphertext in its recipient's mailbox; only then acknowledge and fan out."""
+limits; store every ciphertext in its recipient's mailbox; only then acknowledge and fan out.
+
+Quotas and retries are decided by the group commit in the same transaction as the mailbox rows
+(domain/mailbox.py): a recipient over its quota is skipped (and named in the answer), a send
+nobody can take is refused with MailboxFull, and a send retried with the same client message id
+is answered with the first copy's result, never stored twice. A retry that arrives while the
+first copy is still being committed on this node waits for it."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from securechat.bus.port import Bus
 from securechat.config import ChatConfig
 from securechat.domain import names
 from securechat.domain.events import Delivered
+from securechat.domain.mailbox import Committed, MailboxLimits
 from securechat.domain.model import (
     Conversation,
     ConversationKind,
@@ -22,21 +29,49 @@ from securechat.domain.model import (
 )
 from securechat.domain.ratelimit import KeyedBuckets
 from securechat.domain.recipients import check_recipients, expected_recipients
-from securechat.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from securechat.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    MailboxFull,
+    NotFound,
+    ResourceExhausted,
+)
 from securechat.services.acks import AckBatcher
 from securechat.services.clock import Clock
 from securechat.services.committer import GroupCommitter
 from securechat.services.rooms import Rooms
+from securechat.services.stream_events import EVENT_OVERHEAD
 from securechat.storage.port import Store
 
 MAX_CLIENT_MESSAGE_ID = 64
 MAX_FETCH = 1000
+MAILBOX_FULL_RETRY_S = 60.0  # a full mailbox empties when its owner reads: not in seconds
 
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
     message_id: str
     server_time_ms: int
+    duplicate: bool = False  # stored before: the first copy's id and time
+    full: tuple[DeviceRef, ...] = ()  # recipients over a quota, which did not get it
+
+
+def mailbox_limits(config: ChatConfig) -> MailboxLimits:
+    return MailboxLimits(
+        config.mailbox_max_entries,
+        config.mailbox_max_bytes,
+        config.mailbox_sender_max_entries,
+        config.mailbox_sender_max_bytes,
+    )
+
+
+def mailbox_full(full: Sequence[DeviceRef]) -> MailboxFull:
+    devices = ", ".join(f"{d.user}/{d.device_id}" for d in full)
+    return MailboxFull(
+        f"not stored: the mailbox of {devices} is full (too many undelivered messages, or too "
+        "many of yours among them); try again once they have read their messages",
+        retry_after=MAILBOX_FULL_RETRY_S,
+    )
 
 
 class Messenger:
@@ -53,14 +88,26 @@ class Messenger:
         self.rooms = rooms
         self.config = config
         self.clock = clock
-        self.committer = GroupCommitter(store)
+        self.committer = GroupCommitter(
+            store, limits=mailbox_limits(config), dedup_since=self.dedup_since
+        )
         self.acks = AckBatcher(store)
         self._in_flight: set[asyncio.Task[Accepted]] = set()
+        # Sends being committed, by (sender device, client message id): a retry waits for them.
+        self._sending: dict[tuple[DeviceRef, str], asyncio.Task[Accepted]] = {}
         self.send_limits = KeyedBuckets(config.send_rate_per_s, config.send_burst)
         self._contacts: set[tuple[str, str]] = set()
         self.accepted = 0
         self.deliveries = 0
+        self.duplicates = 0
+        self.refused_full = 0
         self.sent_by: dict[DeviceRef, int] = {}
+
+    def dedup_since(self) -> int:
+        """The oldest send record that still answers a retry (epoch ms)."""
+        if self.config.dedup_window_s <= 0:
+            return self.clock.now_ms() + 1  # no record counts
+        return self.clock.now_ms() - int(self.config.dedup_window_s * 1000)
 
     async def _recipients(
         self, sender: DeviceRef, conversation: Conversation
@@ -125,9 +172,11 @@ class Messenger:
             OutgoingCiphertext(device, ciphertext, views.get(device.user, conversation))
             for device, ciphertext in items
         )
-        return PendingSend(secrets.token_hex(12), sender, self.clock.now_ms(), outgoing)
+        return PendingSend(
+            secrets.token_hex(12), sender, self.clock.now_ms(), outgoing, client_message_id
+        )
 
-    def commit(self, send: PendingSend) -> asyncio.Future[list[MailboxEntry]]:
+    def commit(self, send: PendingSend) -> asyncio.Future[Committed]:
         return self.committer.submit(send)
 
     async def publish(
@@ -148,15 +197,40 @@ class Messenger:
     def deliver(self, send: PendingSend, conversation: Conversation) -> asyncio.Task[Accepted]:
         """Commit then fan out, in a task nobody cancels: once stored, a message is always
         announced, even if the sender's call or stream goes away meanwhile. Sends handed over
-        in order are stored in that order."""
-        task = asyncio.create_task(self._deliver(send, conversation), name="deliver")
+        in order are stored in that order. A retry of a send still being committed here gets
+        the first one's result."""
+        key = (send.sender, send.client_message_id)
+        first = self._sending.get(key) if send.client_message_id else None
+        if first is not None:
+            task = asyncio.create_task(self._again(first), name="deliver-again")
+        else:
+            task = asyncio.create_task(self._deliver(send, conversation), name="deliver")
+            if send.client_message_id:
+                self._sending[key] = task
+                task.add_done_callback(lambda done: self._forget(key, done))
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
         return task
 
+    def _forget(self, key: tuple[DeviceRef, str], task: asyncio.Task[Accepted]) -> None:
+        if self._sending.get(key) is task:
+            del self._sending[key]
+
+    async def _again(self, first: asyncio.Task[Accepted]) -> Accepted:
+        accepted = await asyncio.shield(first)
+        self.duplicates += 1
+        return replace(accepted, duplicate=True, full=())
+
     async def _deliver(self, send: PendingSend, conversation: Conversation) -> Accepted:
-        entries = await self.commit(send)
-        return await self.publish(send, entries, conversation)
+        done = await self.commit(send)
+        if done.refused:
+            self.refused_full += 1
+            raise mailbox_full(done.full)
+        if done.duplicate:
+            self.duplicates += 1
+            return Accepted(done.message_id, done.sent_at_ms, duplicate=True)
+        accepted = await self.publish(send, done.entries, conversation)
+        return replace(accepted, full=done.full) if done.full else accepted
 
     async def send(
         self,
@@ -174,11 +248,16 @@ class Messenger:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
 
     async def fetch(self, device: DeviceRef, after_seq: int, limit: int) -> list[MailboxEntry]:
+        """Up to ``limit`` entries after ``after_seq``, and at most chat.max_batch_bytes of them
+        (a page may be shorter than the limit: fetch again after its last entry). The page's
+        ciphertexts get what the entries' envelopes leave of the batch bound; the first entry
+        is always returned (one message of the maximum size fits a batch)."""
         if limit == 0:
             limit = 100
         if not 0 < limit <= MAX_FETCH:
             raise InvalidArgument(f"limit must be between 1 and {MAX_FETCH}")
-        return await self.store.fetch(device, after_seq, limit)
+        budget = max(1, self.config.max_batch_bytes - limit * EVENT_OVERHEAD)
+        return await self.store.fetch(device, after_seq, limit, budget)
 
     async def ack(self, device: DeviceRef, seq: int) -> None:
         await self.store.ack(device, seq)

@@ -2,6 +2,11 @@
 
 The stream's single writer task (services/chat.py) drains ``next_batch()`` into one frame per
 wake-up; this class decides what goes into the queue and how the stream ends. No grpc here.
+
+Everything is bounded in bytes as well as in events: the queue (a stream that holds more than
+``max_bytes`` is ended as a slow consumer, like one over ``bound`` events), each batch the writer
+takes (``batch_bytes``: the rest waits for the next frame, so one frame never passes the client's
+receive limit) and each page of mailbox catch-up.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from securechat.errors import (
     Unavailable,
 )
 from securechat.services.acks import AckBatcher
-from securechat.services.stream_events import Closed, Ending, Notification, OutEvent
+from securechat.services.stream_events import Closed, Ending, Notification, OutEvent, wire_size
 from securechat.storage.port import Store
 
 log = logging.getLogger("securechat.stream")
@@ -41,8 +46,8 @@ class StreamSession:
 
     __slots__ = (
         "_drained", "_expiry", "_fetch_wanted", "_in_flight", "_pump_task", "_wake", "acks",
-        "bound", "certificate", "connected_ms", "cursor", "device", "ending", "finished", "page",
-        "peer", "queue", "session", "store",
+        "batch_bytes", "bound", "certificate", "connected_ms", "cursor", "device", "ending",
+        "finished", "max_bytes", "page", "peer", "queue", "queued_bytes", "session", "store",
     )  # fmt: skip
 
     def __init__(
@@ -54,6 +59,8 @@ class StreamSession:
         resume_after: int,
         bound: int,
         page: int,
+        max_bytes: int,
+        batch_bytes: int,
         peer: str,
         certificate: PeerCertificate,
         connected_ms: int,
@@ -64,6 +71,9 @@ class StreamSession:
         self.acks = acks
         self.bound = bound
         self.page = page
+        self.max_bytes = max_bytes
+        self.batch_bytes = batch_bytes
+        self.queued_bytes = 0
         self.peer = peer
         self.certificate = certificate
         self.connected_ms = connected_ms
@@ -114,10 +124,15 @@ class StreamSession:
     def _put(self, event: OutEvent) -> None:
         if self.ending is not None:
             return
-        if len(self.queue) >= self.bound:
+        size = wire_size(event)
+        if len(self.queue) >= self.bound or self.queued_bytes + size > self.max_bytes:
+            log.info("ending the stream of %s/%d: %d events (%d bytes) waiting for it",
+                     self.device.user, self.device.device_id, len(self.queue),
+                     self.queued_bytes)  # fmt: skip
             self.end(SlowConsumer())
             return
         self.queue.append(event)
+        self.queued_bytes += size
         self._wake.set()
 
     def deliver(self, entry: MailboxEntry) -> None:
@@ -162,23 +177,30 @@ class StreamSession:
         while self._fetch_wanted and self.ending is None:
             self._fetch_wanted = False
             while self.ending is None:
-                # Flow control: let the writer drain before reading the next page.
-                while len(self.queue) > self.bound // 2 and self.ending is None:
+                # Flow control: let the writer drain before reading the next page (a page is
+                # at most batch_bytes, which fits in half the queue's bytes).
+                while self._half_full() and self.ending is None:
                     if self._drained is None:
                         self._drained = asyncio.Event()
                     self._drained.clear()
                     await self._drained.wait()
-                entries = await self.store.fetch(self.device, self.cursor.pushed, self.page)
+                entries = await self.store.fetch(
+                    self.device, self.cursor.pushed, self.page, self.batch_bytes
+                )
                 for entry in entries:
                     if self.cursor.advance(entry.seq):
                         self._put(entry)
-                if len(entries) < self.page:
+                if not entries:
                     break
             self.cursor.replaying = False
 
+    def _half_full(self) -> bool:
+        return len(self.queue) > self.bound // 2 or self.queued_bytes > self.max_bytes // 2
+
     # ---- the writer's side ----------------------------------------------------------------
     async def next_batch(self) -> list[OutEvent] | None:
-        """Everything queued now (waiting for at least one event); None once the stream ends."""
+        """Everything queued now, up to ``batch_bytes`` (waiting for at least one event; the
+        rest is the next batch); None once the stream ends."""
         while not self.queue:
             if self.ending is not None:
                 return None
@@ -186,10 +208,27 @@ class StreamSession:
             await self._wake.wait()
         if self.ending is not None and not flushes(self.ending):
             return None
-        batch = list(self.queue)
-        self.queue.clear()
+        if self.queued_bytes <= self.batch_bytes:  # the usual case: everything, one frame
+            batch = list(self.queue)
+            self.queue.clear()
+            self.queued_bytes = 0
+        else:
+            batch = self._take(self.batch_bytes)
         if self._drained is not None:
             self._drained.set()
+        return batch
+
+    def _take(self, budget: int) -> list[OutEvent]:
+        """The oldest events that fit ``budget`` bytes (at least one)."""
+        batch: list[OutEvent] = []
+        taken = 0
+        while self.queue:
+            size = wire_size(self.queue[0])
+            if batch and taken + size > budget:
+                break
+            batch.append(self.queue.popleft())
+            taken += size
+        self.queued_bytes -= taken
         return batch
 
     # ---- acks -----------------------------------------------------------------------------

@@ -29,11 +29,14 @@ class Opened:
 
 @dataclass(frozen=True, slots=True)
 class SendAccepted:
-    """A stream send was stored in every recipient's mailbox."""
+    """A stream send was stored in every recipient's mailbox (except ``full`` ones, over a
+    quota); ``duplicate``: stored before, this is the first copy's result."""
 
     client_message_id: str
     message_id: str
     server_time_ms: int
+    duplicate: bool = False
+    full: tuple[DeviceRef, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,3 +80,22 @@ Notification = (
 )
 OutEvent = MailboxEntry | Notification
 Ending = SecureChatError | Closed
+
+# What one event can take on the wire at most besides its variable parts: tags, lengths,
+# sequence numbers, times, ids and one 32-character name or two (checked in the transport tests).
+EVENT_OVERHEAD = 256
+DEVICE_BYTES = 48  # one DeviceAddress in a list
+
+
+def wire_size(event: OutEvent) -> int:
+    """An upper bound of the event's encoded size, to bound batches in bytes without encoding."""
+    if type(event) is MailboxEntry:
+        return EVENT_OVERHEAD + len(event.ciphertext)
+    if isinstance(event, SendRejected):
+        devices = len(getattr(event.error, "devices", ()))
+        return EVENT_OVERHEAD + len(event.error.message.encode()) + DEVICE_BYTES * devices
+    if isinstance(event, SendAccepted):
+        return EVENT_OVERHEAD + DEVICE_BYTES * len(event.full)
+    if isinstance(event, ReconnectHint):
+        return EVENT_OVERHEAD + len(event.reason.encode())
+    return EVENT_OVERHEAD

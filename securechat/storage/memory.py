@@ -10,6 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
+from securechat.domain.mailbox import (
+    NO_LIMITS,
+    ZERO,
+    Committed,
+    MailboxLimits,
+    SendKey,
+    Usage,
+    plan,
+    send_key,
+)
 from securechat.domain.model import (
     AccountRecord,
     Bundle,
@@ -37,6 +47,7 @@ from securechat.domain.model import (
 )
 from securechat.storage import rules
 from securechat.storage.migrations import LATEST_VERSION
+from securechat.storage.rules import page_end
 
 
 @dataclass(slots=True)
@@ -69,6 +80,7 @@ class MemoryStore:
         self._accounts: dict[str, AccountRecord] = {}
         self._removals: dict[str, dict[tuple[int, bytes], tuple[bytes, int]]] = {}
         self._links: dict[tuple[str, str, LinkSlot], tuple[bytes, int]] = {}
+        self._sent: dict[SendKey, tuple[str, int]] = {}  # -> (message_id, sent_at_ms)
 
     def __repr__(self) -> str:
         return "MemoryStore()"
@@ -199,6 +211,8 @@ class MemoryStore:
     async def remove_device(self, device: DeviceRef) -> bool:
         if self._devices.pop(device, None) is None:
             return False
+        for key in [k for k in self._sent if k[:2] == (device.user, device.device_id)]:
+            del self._sent[key]
         self._drop_sessions(lambda s: s.user == device.user and s.device_id == device.device_id)
         return True
 
@@ -478,9 +492,29 @@ class MemoryStore:
         return (await self.enqueue_batch([send]))[0]
 
     async def enqueue_batch(self, sends: Sequence[PendingSend]) -> list[list[MailboxEntry]]:
-        states = {ref: self._device(ref) for ref in rules.recipient_counts(sends)}
+        return [done.entries for done in await self.commit_sends(sends, NO_LIMITS, 0)]
+
+    async def commit_sends(
+        self, sends: Sequence[PendingSend], limits: MailboxLimits, dedup_since_ms: int
+    ) -> list[Committed]:
+        devices = list(rules.recipient_counts(sends))
+        usage = {d: self._usage(d) for d in devices}
+        shares: dict[tuple[DeviceRef, str], Usage] = {}
+        for device in devices:
+            for entry in self._mailbox(device).values():
+                share = (device, entry.sender.user)
+                shares[share] = shares.get(share, ZERO).plus(1, len(entry.ciphertext))
+        seen = {
+            key: found
+            for send in sends
+            if (key := send_key(send)) is not None
+            and (found := self._sent.get(key)) is not None
+            and found[1] >= dedup_since_ms
+        }
+        decided = plan(sends, limits, usage, shares, seen)
+        states = {ref: self._device(ref) for ref in rules.recipient_counts(decided.stored)}
         results: list[list[MailboxEntry]] = []
-        for send in sends:
+        for send in decided.stored:
             entries = []
             for item in send.items:
                 state = states[item.recipient]
@@ -497,14 +531,45 @@ class MemoryStore:
                 state.mailbox[entry.seq] = entry
                 entries.append(entry)
             results.append(entries)
-        return results
+        for record, message_id, sent_at_ms in decided.records:
+            self._sent[record] = (message_id, sent_at_ms)
+        return decided.outcomes(results)
 
-    async def fetch(self, device: DeviceRef, after_seq: int, limit: int) -> list[MailboxEntry]:
+    def _mailbox(self, device: DeviceRef) -> dict[int, MailboxEntry]:
+        state = self._devices.get(device)
+        return {} if state is None else state.mailbox
+
+    def _usage(self, device: DeviceRef) -> Usage:
+        entries = self._mailbox(device).values()
+        return Usage(len(entries), sum(len(e.ciphertext) for e in entries))
+
+    async def mailbox_usage(self, device: DeviceRef) -> Usage:
+        return self._usage(device)
+
+    async def prune_sent(self, before_ms: int, keep_per_device: int) -> int:
+        doomed = {key for key, (_, at) in self._sent.items() if at < before_ms}
+        by_device: dict[tuple[str, int], list[tuple[int, str]]] = {}
+        for key, (_, at) in self._sent.items():
+            by_device.setdefault(key[:2], []).append((at, key[2]))
+        for (user, device_id), found in by_device.items():
+            for _, client_id in sorted(found, reverse=True)[keep_per_device:]:
+                doomed.add((user, device_id, client_id))
+        for key in doomed:
+            del self._sent[key]
+        return len(doomed)
+
+    async def fetch(
+        self, device: DeviceRef, after_seq: int, limit: int, max_bytes: int = 0
+    ) -> list[MailboxEntry]:
         rules.check_limit(limit)
         state = self._devices.get(device)
         if state is None:
             return []
-        return [e for seq, e in state.mailbox.items() if seq > after_seq][:limit]
+        found = [e for seq, e in state.mailbox.items() if seq > after_seq][:limit]
+        if max_bytes and found:
+            end = page_end([(e.seq, len(e.ciphertext)) for e in found], max_bytes)
+            found = [e for e in found if e.seq <= end]
+        return found
 
     async def ack(self, device: DeviceRef, up_to_seq: int) -> int:
         state = self._device(device)

@@ -11,7 +11,8 @@ database goes through every step like an old one.
 2. Accounts own their devices: users get the login salt and Argon2id costs (NULL: a legacy
    password account), devices their certificate and binding; new tables ``accounts``,
    ``device_removals`` and ``link_messages``.
-3. Reserved for delivery quotas (no change yet).
+3. Mailbox quotas and send deduplication: tables ``mailbox_totals`` (filled by counting the
+   existing mailboxes), ``mailbox_senders`` and ``sent_messages``.
 4. Auth limits: sessions remember their certificate, rooms may be listed, registration invites.
 """
 
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Connection, func, insert, inspect, select, text
+from sqlalchemy import Column, Connection, false, func, insert, inspect, select, text
 from sqlalchemy.schema import CreateColumn
 
 from securechat.errors import FailedPrecondition
@@ -77,9 +78,25 @@ def _v2_accounts_own_devices(conn: Connection) -> None:
         table.create(conn)
 
 
-def _v3_reserved(conn: Connection) -> None:
-    """Step 3 belongs to the delivery quotas branch; until it is merged it changes nothing, and
-    that merge puts the real step in its place."""
+def _v3_mailbox_quotas(conn: Connection) -> None:
+    """Per-device mailbox totals (counted once from the mailbox), per-sender shares and the
+    records of stored sends that answer a retried send."""
+    for table in schema.V3_TABLES:
+        table.create(conn)
+    mailbox = schema.mailbox
+    counted = select(
+        mailbox.c.user_name,
+        mailbox.c.device_id,
+        func.count(),
+        func.coalesce(func.sum(func.length(mailbox.c.ciphertext)), 0),
+        false(),
+    ).group_by(mailbox.c.user_name, mailbox.c.device_id)
+    totals = schema.mailbox_totals
+    conn.execute(
+        insert(totals).from_select(
+            ["user_name", "device_id", "entries", "bytes", "tracked"], counted
+        )
+    )
 
 
 def _v4_auth_limits(conn: Connection) -> None:
@@ -94,7 +111,7 @@ def _v4_auth_limits(conn: Connection) -> None:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _v1_initial),
     Migration(2, "accounts own their devices", _v2_accounts_own_devices),
-    Migration(3, "reserved (delivery quotas)", _v3_reserved),
+    Migration(3, "mailbox quotas and send deduplication", _v3_mailbox_quotas),
     Migration(4, "auth limits: session certificates, listed rooms, invites", _v4_auth_limits),
 )
 

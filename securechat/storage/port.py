@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from securechat.domain.mailbox import Committed, MailboxLimits, Usage
 from securechat.domain.model import (
     AccountRecord,
     Bundle,
@@ -250,10 +251,27 @@ class Store(Protocol):
         assigning the next per-device sequence number. Returns the entries in item order."""
 
     async def enqueue_batch(self, sends: Sequence[PendingSend]) -> list[list[MailboxEntry]]:
-        """Several sends in ONE transaction (group commit: the server coalesces concurrent
-        sends into one). Same semantics as enqueue for each; result lists in send order."""
+        """``commit_sends`` without quotas or deduplication: the entries of each send."""
 
-    async def fetch(self, device: DeviceRef, after_seq: int, limit: int) -> list[MailboxEntry]: ...
+    async def commit_sends(
+        self, sends: Sequence[PendingSend], limits: MailboxLimits, dedup_since_ms: int
+    ) -> list[Committed]:
+        """Several sends in ONE transaction (the group commit: the server coalesces concurrent
+        sends into one), one Committed per send in order, decided by domain.mailbox.plan:
+
+        - a send whose (sender device, client_message_id) was recorded at or after
+          ``dedup_since_ms`` stores nothing and is answered with the first copy's id and time;
+        - recipient devices over a quota of ``limits`` are skipped (``full``); a send none of
+          whose other users' devices can take it stores nothing (``refused``);
+        - everything else is stored as ``enqueue`` does, with the devices' usage and (for a
+          send with a client_message_id) the record that answers its retries, all in the same
+          transaction. NotFound (nothing stored) when a recipient device does not exist."""
+
+    async def fetch(
+        self, device: DeviceRef, after_seq: int, limit: int, max_bytes: int = 0
+    ) -> list[MailboxEntry]:
+        """Up to ``limit`` entries after ``after_seq`` in order; with ``max_bytes``, only as many
+        as their ciphertexts add up to at most that (always at least one)."""
 
     async def ack(self, device: DeviceRef, up_to_seq: int) -> int:
         """Delete entries up to and including up_to_seq; InvalidArgument when up_to_seq is
@@ -268,7 +286,14 @@ class Store(Protocol):
 
     async def pending_count(self, device: DeviceRef, after_seq: int) -> int: ...
 
+    async def mailbox_usage(self, device: DeviceRef) -> Usage:
+        """The device's undelivered entries and their ciphertext bytes (kept, not counted)."""
+
     async def expire_messages(self, before_ms: int) -> int: ...
+
+    async def prune_sent(self, before_ms: int, keep_per_device: int) -> int:
+        """Forget the records of sends stored before ``before_ms``, and all but each sending
+        device's ``keep_per_device`` most recent; the number forgotten."""
 
     # ---- revocations (shared across nodes) ------------------------------------------------
     async def add_revocation(

@@ -9,18 +9,14 @@ a transaction-scoped advisory lock.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from sqlalchemy import Select, Table, func, select, tuple_
+from sqlalchemy import Select, Table, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.dml import Insert
 
-from securechat.domain.model import DeviceRef
 from securechat.errors import InvalidArgument
-from securechat.storage.schema import devices
 from securechat.storage.sql_store import SqlStore
 
 #: Arbitrary constant naming the advisory lock held while migrating ("scmig" in ASCII).
@@ -67,22 +63,6 @@ class PostgresStore(SqlStore):
 
     def _insert_ignoring_conflicts(self, table: Table) -> Insert:
         return pg_insert(table).on_conflict_do_nothing()
-
-    async def _lock_devices(self, conn: AsyncConnection, refs: Sequence[DeviceRef]) -> None:
-        # ORDER BY with FOR UPDATE locks rows in sorted order: concurrent batches that share
-        # recipients queue up instead of deadlocking.
-        for start in range(0, len(refs), 500):
-            chunk = refs[start : start + 500]
-            await conn.execute(
-                select(devices.c.device_id)
-                .where(
-                    tuple_(devices.c.user_name, devices.c.device_id).in_(
-                        [(r.user, r.device_id) for r in chunk]
-                    )
-                )
-                .order_by(devices.c.user_name, devices.c.device_id)
-                .with_for_update()
-            )
 
     def _claimable(self, query: Select[tuple[int]]) -> Select[tuple[int]]:
         return query.with_for_update(skip_locked=True)

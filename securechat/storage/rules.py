@@ -71,6 +71,19 @@ def invite_taken() -> AlreadyExists:
     return AlreadyExists("that invite code exists already: create another")
 
 
+def page_end(sizes: Sequence[tuple[int, int]], max_bytes: int) -> int:
+    """The last sequence of a page of ``(seq, ciphertext bytes)`` whose ciphertexts add up to
+    at most ``max_bytes`` (always at least the first: one entry of any size fits a page)."""
+    total = 0
+    last = sizes[0][0]
+    for seq, size in sizes:
+        total += size
+        if total > max_bytes and seq != sizes[0][0]:
+            break
+        last = seq
+    return last
+
+
 def _check_unique(kind: str, key_ids: Iterable[int]) -> None:
     seen: set[int] = set()
     for key_id in key_ids:

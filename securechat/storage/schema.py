@@ -228,6 +228,53 @@ link_messages = Table(
 
 V2_TABLES: tuple[Table, ...] = (accounts, device_removals, link_messages)
 
+# ---- version 3: mailbox quotas and send deduplication ---------------------------------------
+
+# Undelivered entries and their ciphertext bytes per device, kept in the group-commit and ack
+# transactions (never counted per send). ``tracked``: the per-sender shares below are kept too
+# (only while the mailbox is big enough for a share to matter; see storage/mailbox_tx.py).
+mailbox_totals = Table(
+    "mailbox_totals",
+    metadata,
+    Column("user_name", String, nullable=False),
+    Column("device_id", Integer, nullable=False),
+    Column("entries", BigInteger, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("tracked", Boolean, nullable=False, server_default=false()),
+    # No foreign key: the group commit adds to these rows before it reserves sequences (which
+    # is where an unknown device is refused, rolling everything back).
+    PrimaryKeyConstraint("user_name", "device_id"),
+)
+
+# One sending user's share of a tracked device's undelivered entries.
+mailbox_senders = Table(
+    "mailbox_senders",
+    metadata,
+    Column("user_name", String, nullable=False),
+    Column("device_id", Integer, nullable=False),
+    Column("sender_user", String, nullable=False),
+    Column("entries", BigInteger, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    PrimaryKeyConstraint("user_name", "device_id", "sender_user"),
+    _device_fk(),
+)
+
+# Sends stored recently, by the sender's client_message_id: a retry is answered with the
+# first result. Written in the same transaction as the mailbox rows; pruned by age and count.
+sent_messages = Table(
+    "sent_messages",
+    metadata,
+    Column("sender_user", String, nullable=False),
+    Column("sender_device", Integer, nullable=False),
+    Column("client_message_id", String, nullable=False),
+    Column("message_id", String, nullable=False),
+    Column("sent_at_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("sender_user", "sender_device", "client_message_id"),
+    Index("ix_sent_messages_sent_at", "sent_at_ms"),
+)
+
+V3_TABLES: tuple[Table, ...] = (mailbox_totals, mailbox_senders, sent_messages)
+
 # ---- version 4: auth limits ------------------------------------------------------------------
 
 # One-use registration codes (auth.registration = invite); only the code's SHA-256.

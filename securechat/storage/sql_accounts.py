@@ -29,8 +29,11 @@ from securechat.storage.schema import (
     kem_prekeys,
     link_messages,
     mailbox,
+    mailbox_senders,
+    mailbox_totals,
     one_time_prekeys,
     room_members,
+    sent_messages,
     sessions,
     signed_prekeys,
 )
@@ -66,13 +69,22 @@ class AccountsSql(SqlCore):
     """Store methods of accounts, device changes and the link relay."""
 
     async def _delete_device(self, conn: AsyncConnection, device: DeviceRef) -> bool:
-        """Delete a device with its keys, mailbox and sessions, inside ``conn``'s transaction."""
-        for table in (mailbox, one_time_prekeys, kem_prekeys, signed_prekeys, sessions):
+        """Delete a device with its keys, mailbox (and its counts), sessions and the records of
+        its sends, inside ``conn``'s transaction."""
+        owned = (mailbox, mailbox_totals, mailbox_senders, one_time_prekeys, kem_prekeys,
+                 signed_prekeys, sessions)  # fmt: skip
+        for table in owned:
             await conn.execute(
                 delete(table).where(
                     (table.c.user_name == device.user) & (table.c.device_id == device.device_id)
                 )
             )
+        await conn.execute(
+            delete(sent_messages).where(
+                (sent_messages.c.sender_user == device.user)
+                & (sent_messages.c.sender_device == device.device_id)
+            )
+        )
         result = await conn.execute(
             delete(devices).where(
                 (devices.c.user_name == device.user) & (devices.c.device_id == device.device_id)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, nullcontext
 
 from sqlalchemy import Select, Table
@@ -19,7 +19,6 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
-from securechat.domain.model import DeviceRef
 from securechat.errors import InvalidArgument, SecureChatError, Unavailable
 from securechat.storage import migrations
 
@@ -77,10 +76,6 @@ class SqlCore(abc.ABC):
     @abc.abstractmethod
     def _insert_ignoring_conflicts(self, table: Table) -> Insert:
         """``INSERT ... ON CONFLICT DO NOTHING`` for ``table``."""
-
-    @abc.abstractmethod
-    async def _lock_devices(self, conn: AsyncConnection, refs: Sequence[DeviceRef]) -> None:
-        """Lock the device rows, in the given order, for the rest of the transaction."""
 
     @abc.abstractmethod
     def _claimable(self, query: Select[tuple[int]]) -> Select[tuple[int]]:

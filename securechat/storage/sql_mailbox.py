@@ -1,11 +1,9 @@
-"""Mailbox queries for the SQL Store adapters: per-device sequences, group commit, ack, expiry.
+"""Mailbox methods of the SQL Store adapters: the group commit, fetch pages bounded in bytes,
+acks, expiry, usage and the records of stored sends.
 
-Sequence numbers come from ``devices.last_seq``. ``enqueue_batch`` does, in ONE transaction and
-whatever the batch size: lock the recipient device rows in (user, device_id) order (PostgreSQL
-only; SQLite's write transaction already excludes other writers), one ``UPDATE devices ...
-RETURNING last_seq`` that reserves a block of sequence numbers for every recipient at once, and
-one ``executemany`` INSERT of all mailbox rows. Statements are chunked only for very large
-batches. A missing recipient raises NotFound and rolls everything back.
+The write transactions themselves are in ``mailbox_tx`` (shared with the SQLite writer thread);
+here they run statement by statement on an async connection. Sequence numbers come from
+``devices.last_seq``; a missing recipient raises NotFound and rolls everything back.
 """
 
 from __future__ import annotations
@@ -13,16 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    Row,
-    bindparam,
-    delete,
-    func,
-    select,
-)
+from sqlalchemy import ColumnElement, Row, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from securechat.domain.mailbox import NO_LIMITS, Committed, MailboxLimits, Usage
 from securechat.domain.model import (
     Conversation,
     ConversationKind,
@@ -31,12 +23,10 @@ from securechat.domain.model import (
     OutgoingCiphertext,
     PendingSend,
 )
-from securechat.storage import rules
+from securechat.storage import mailbox_tx, mailbox_usage, rules, sql_steps
 from securechat.storage.schema import devices, mailbox
 from securechat.storage.sql_core import SqlCore
-
-#: Recipient devices per UPDATE statement (keeps bind parameters far below driver limits).
-_CHUNK = 500
+from securechat.storage.sql_steps import Dialect, Many, Query, T, Tx
 
 
 def _of(device: DeviceRef) -> ColumnElement[bool]:
@@ -55,97 +45,38 @@ def _entry(row: Row[Any]) -> MailboxEntry:
     )
 
 
-_MAILBOX_COLUMNS = (
-    "user_name",
-    "device_id",
-    "seq",
-    "message_id",
-    "sender_user",
-    "sender_device",
-    "conversation_kind",
-    "conversation_name",
-    "ciphertext",
-    "sent_at_ms",
-)
-
-
-INSERT_MAILBOX_QMARK = (
-    f"INSERT INTO mailbox ({', '.join(_MAILBOX_COLUMNS)}) "  # noqa: S608
-    f"VALUES ({', '.join('?' for _ in _MAILBOX_COLUMNS)})"
-)
-INSERT_MAILBOX_DOLLAR = (
-    f"INSERT INTO mailbox ({', '.join(_MAILBOX_COLUMNS)}) "  # noqa: S608
-    f"VALUES ({', '.join(f'${i}' for i in range(1, len(_MAILBOX_COLUMNS) + 1))})"
-)
-
-
-def materialise(
-    sends: Sequence[PendingSend], next_seq: dict[DeviceRef, int]
-) -> tuple[list[list[MailboxEntry]], list[tuple[Any, ...]]]:
-    """Give every item its sequence (``next_seq`` holds each device's first reserved one and
-    is advanced) and build the entries and the mailbox rows, in send order."""
-    results: list[list[MailboxEntry]] = []
-    rows: list[tuple[Any, ...]] = []
-    for send in sends:
-        entries = []
-        for item in send.items:
-            recipient = item.recipient
-            seq = next_seq[recipient]
-            next_seq[recipient] = seq + 1
-            conversation = item.conversation
-            entries.append(
-                MailboxEntry(
-                    recipient,
-                    seq,
-                    send.message_id,
-                    send.sender,
-                    conversation,
-                    item.ciphertext,
-                    send.sent_at_ms,
-                )
-            )
-            rows.append(
-                (
-                    recipient.user,
-                    recipient.device_id,
-                    seq,
-                    send.message_id,
-                    send.sender.user,
-                    send.sender.device_id,
-                    conversation.kind.value,
-                    conversation.name,
-                    item.ciphertext,
-                    send.sent_at_ms,
-                )
-            )
-        results.append(entries)
-    return results, rows
-
-
-def reserve_sql(amount_group: Sequence[DeviceRef], dollar: bool) -> str:
-    """UPDATE ... RETURNING that adds one amount to the last_seq of every device in the group."""
-    if dollar:
-        pairs = [f"(${2 * i + 2}, ${2 * i + 3})" for i in range(len(amount_group))]
-    else:
-        pairs = ["(?, ?)"] * len(amount_group)
-    return (
-        f"UPDATE devices SET last_seq = last_seq + {'$1' if dollar else '?'} "  # noqa: S608
-        f"WHERE (user_name, device_id) IN ({', '.join(pairs)}) "
-        "RETURNING user_name, device_id, last_seq"
-    )
-
-
-def group_by_amount(
-    refs: Sequence[DeviceRef], counts: dict[DeviceRef, int]
-) -> dict[int, list[DeviceRef]]:
-    by_amount: dict[int, list[DeviceRef]] = {}
-    for ref in refs:
-        by_amount.setdefault(counts[ref], []).append(ref)
-    return by_amount
+async def run_async(conn: AsyncConnection, tx: Tx[T]) -> T:
+    """Run a mailbox transaction on an async connection, statement by statement."""
+    try:
+        step = next(tx)
+        while True:
+            if isinstance(step, Query):
+                result = await conn.exec_driver_sql(step.sql, step.params)
+                step = tx.send([tuple(row) for row in result] if result.returns_rows else [])
+            else:
+                assert isinstance(step, Many)
+                await conn.exec_driver_sql(step.sql, step.rows)
+                step = tx.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
 
 
 class MailboxSql(SqlCore):
     """Store methods of the per-device mailboxes."""
+
+    dialect: Dialect = sql_steps.POSTGRES
+
+    async def _transact(self, tx: Tx[T]) -> T:
+        """Run one mailbox write transaction (the SQLite adapter runs it on its writer)."""
+        async with self._write() as conn:
+            return await run_async(conn, tx)
+
+    async def commit_sends(
+        self, sends: Sequence[PendingSend], limits: MailboxLimits, dedup_since_ms: int
+    ) -> list[Committed]:
+        if not sends:
+            return []
+        return await self._transact(mailbox_tx.commit(self.dialect, sends, limits, dedup_since_ms))
 
     async def enqueue(
         self,
@@ -158,61 +89,30 @@ class MailboxSql(SqlCore):
         return (await self.enqueue_batch([send]))[0]
 
     async def enqueue_batch(self, sends: Sequence[PendingSend]) -> list[list[MailboxEntry]]:
-        counts = rules.recipient_counts(sends)
-        if not counts:
-            return [[] for _ in sends]
-        async with self._write() as conn:
-            refs = list(counts)
-            await self._lock_devices(conn, refs)
-            next_seq: dict[DeviceRef, int] = {}
-            for start in range(0, len(refs), _CHUNK):
-                chunk = refs[start : start + _CHUNK]
-                next_seq.update(await self._reserve(conn, chunk, counts))
-            for ref in refs:
-                if ref not in next_seq:
-                    raise rules.device_not_found(ref)
-            results, rows = materialise(sends, next_seq)
-            # The hottest statement of the server: straight to the driver's executemany, without
-            # SQLAlchemy's per-row parameter processing (plain str/int/bytes need none).
-            dollar = conn.dialect.paramstyle == "numeric_dollar"
-            await conn.exec_driver_sql(
-                INSERT_MAILBOX_DOLLAR if dollar else INSERT_MAILBOX_QMARK, rows
-            )
-        return results
+        return [done.entries for done in await self.commit_sends(sends, NO_LIMITS, 0)]
 
-    async def _reserve(
-        self, conn: AsyncConnection, refs: Sequence[DeviceRef], counts: dict[DeviceRef, int]
-    ) -> dict[DeviceRef, int]:
-        """Bump last_seq of every device in refs; return each one's first reserved sequence.
-
-        One UPDATE ... RETURNING per distinct amount (usually one: a message per device), in
-        plain SQL: building the equivalent SQLAlchemy expression for every commit cost more CPU
-        than the statement itself."""
-        first: dict[DeviceRef, int] = {}
-        dollar = conn.dialect.paramstyle == "numeric_dollar"
-        for amount, group in group_by_amount(refs, counts).items():
-            params: list[object] = [amount]
-            for ref in group:
-                params += [ref.user, ref.device_id]
-            sql = reserve_sql(group, dollar)
-            result = await conn.exec_driver_sql(sql, tuple(params))
-            rows: list[Any] = list(result)
-            for row in rows:
-                ref = DeviceRef(str(row[0]), int(row[1]))
-                first[ref] = int(row[2]) - amount + 1
-        return first
-
-    async def fetch(self, device: DeviceRef, after_seq: int, limit: int) -> list[MailboxEntry]:
+    async def fetch(
+        self, device: DeviceRef, after_seq: int, limit: int, max_bytes: int = 0
+    ) -> list[MailboxEntry]:
         rules.check_limit(limit)
         if limit == 0:
             return []
+        query = select(mailbox).where(_of(device) & (mailbox.c.seq > after_seq))
         async with self._read() as conn:
-            result = await conn.execute(
-                select(mailbox)
-                .where(_of(device) & (mailbox.c.seq > after_seq))
-                .order_by(mailbox.c.seq)
-                .limit(limit)
-            )
+            if max_bytes:
+                # The sizes first (SQLite and PostgreSQL read a blob's length without the blob),
+                # then only the rows that fit.
+                sizes = await conn.execute(
+                    select(mailbox.c.seq, func.length(mailbox.c.ciphertext))
+                    .where(_of(device) & (mailbox.c.seq > after_seq))
+                    .order_by(mailbox.c.seq)
+                    .limit(limit)
+                )
+                found = [(int(seq), int(size)) for seq, size in sizes]
+                if not found:
+                    return []
+                query = query.where(mailbox.c.seq <= rules.page_end(found, max_bytes))
+            result = await conn.execute(query.order_by(mailbox.c.seq).limit(limit))
             return [_entry(row) for row in result]
 
     async def _last_seq(self, conn: AsyncConnection, device: DeviceRef) -> int:
@@ -226,27 +126,14 @@ class MailboxSql(SqlCore):
         return int(last)
 
     async def ack(self, device: DeviceRef, up_to_seq: int) -> int:
-        async with self._write() as conn:
-            last = await self._last_seq(conn, device)
-            if up_to_seq > last:
-                raise rules.ack_beyond_last(up_to_seq, last)
-            result = await conn.execute(
-                delete(mailbox).where(_of(device) & (mailbox.c.seq <= up_to_seq))
-            )
-            return int(result.rowcount)
+        last = await self.last_seq(device)
+        if up_to_seq > last:
+            raise rules.ack_beyond_last(up_to_seq, last)
+        return await self._transact(mailbox_tx.remove(self.dialect, [(device, up_to_seq)]))
 
     async def ack_many(self, acks: Sequence[tuple[DeviceRef, int]]) -> None:
-        if not acks:
-            return
-        statement = delete(mailbox).where(
-            (mailbox.c.user_name == bindparam("u"))
-            & (mailbox.c.device_id == bindparam("d"))
-            & (mailbox.c.seq <= bindparam("s"))
-        )
-        async with self._write() as conn:
-            await conn.execute(
-                statement, [{"u": d.user, "d": d.device_id, "s": seq} for d, seq in acks]
-            )
+        if acks:
+            await self._transact(mailbox_tx.remove(self.dialect, acks))
 
     async def last_seq(self, device: DeviceRef) -> int:
         async with self._read() as conn:
@@ -261,7 +148,12 @@ class MailboxSql(SqlCore):
             )
             return int(found or 0)
 
+    async def mailbox_usage(self, device: DeviceRef) -> Usage:
+        async with self._read() as conn:
+            return await run_async(conn, mailbox_usage.usage_of(self.dialect, device))
+
     async def expire_messages(self, before_ms: int) -> int:
-        async with self._write() as conn:
-            result = await conn.execute(delete(mailbox).where(mailbox.c.sent_at_ms < before_ms))
-            return int(result.rowcount)
+        return await self._transact(mailbox_tx.expire(self.dialect, before_ms))
+
+    async def prune_sent(self, before_ms: int, keep_per_device: int) -> int:
+        return await self._transact(mailbox_tx.prune_sent(self.dialect, before_ms, keep_per_device))

@@ -5,14 +5,14 @@ the write lock up front (waiting up to ``busy_timeout``) serialises writers inst
 with "database is locked" when a reader tries to upgrade. That serialisation is also what makes
 prekey claims exactly-once here. Within this process writers also queue on an asyncio lock, so
 they wait their turn without polling; ``busy_timeout`` covers other processes (admin tools).
-Reads use plain deferred transactions and run alongside a writer thanks to WAL.
+Reads use plain deferred transactions and run alongside a writer thanks to WAL. The folder and
+the files are for the server's user alone (private_files.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.dml import Insert
 
-from securechat.domain.model import DeviceRef, MailboxEntry, PendingSend
 from securechat.errors import InvalidArgument, Unavailable
-from securechat.storage import rules
+from securechat.storage.private_files import make_private
+from securechat.storage.sql_steps import SQLITE, T, Tx
 from securechat.storage.sql_store import SqlStore
 from securechat.storage.sqlite_writer import SqliteWriter
 
@@ -36,6 +36,7 @@ class SqliteStore(SqlStore):
     """Store on a SQLite file; the parent folder is created on ``open()``."""
 
     backend = "SQLite"
+    dialect = SQLITE
 
     def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
         super().__init__()
@@ -58,25 +59,12 @@ class SqliteStore(SqlStore):
             "PRAGMA foreign_keys = ON",
         ]
 
-    async def enqueue_batch(self, sends: Sequence[PendingSend]) -> list[list[MailboxEntry]]:
-        """The group commit in one thread hop (see sqlite_writer.py)."""
-        counts = rules.recipient_counts(sends)
-        if not counts:
-            return [[] for _ in sends]
+    async def _transact(self, tx: Tx[T]) -> T:
+        """Mailbox write transactions (the group commit, acks) in one hop to the writer thread."""
         assert self._local_write_lock is not None
         async with self._local_write_lock:
             try:
-                return await self._writer.enqueue_batch(sends, counts)
-            except sqlite3.Error as exc:
-                raise Unavailable("the message store failed: try again") from exc
-
-    async def ack_many(self, acks: Sequence[tuple[DeviceRef, int]]) -> None:
-        if not acks:
-            return
-        assert self._local_write_lock is not None
-        async with self._local_write_lock:
-            try:
-                await self._writer.ack_many(acks)
+                return await self._writer.run(tx)
             except sqlite3.Error as exc:
                 raise Unavailable("the message store failed: try again") from exc
 
@@ -89,7 +77,7 @@ class SqliteStore(SqlStore):
 
     async def _prepare(self) -> None:
         try:
-            await asyncio.to_thread(self.path.parent.mkdir, parents=True, exist_ok=True)
+            await asyncio.to_thread(make_private, self.path)
         except OSError as exc:
             raise Unavailable(
                 f"cannot create the data folder {self.path.parent}: {exc.strerror or exc}; "
@@ -129,9 +117,6 @@ class SqliteStore(SqlStore):
 
     def _insert_ignoring_conflicts(self, table: Table) -> Insert:
         return sqlite_insert(table).on_conflict_do_nothing()
-
-    async def _lock_devices(self, conn: AsyncConnection, refs: Sequence[DeviceRef]) -> None:
-        """Nothing to do: a BEGIN IMMEDIATE transaction already excludes every other writer."""
 
     def _claimable(self, query: Select[tuple[int]]) -> Select[tuple[int]]:
         return query

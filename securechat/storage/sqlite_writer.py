@@ -1,32 +1,38 @@
-"""The SQLite hot path in one thread hop: a group commit or a round of acks as one call.
+"""The SQLite hot path in one thread hop: a mailbox write transaction (group commit, a round of
+acks) run whole on a dedicated thread.
 
 Through SQLAlchemy and aiosqlite every statement of a transaction is a round trip between the
-event loop and a driver thread (BEGIN, UPDATE, INSERT, COMMIT: four hops), and each hop back
-waits for its turn on a busy loop. Here the whole transaction is one function run on a
-dedicated thread with its own connection, so a commit costs one hop. Writers of this process
-still take turns through the store's asyncio write lock (SQLite has one writer).
+event loop and a driver thread (BEGIN, SELECT, UPDATE, INSERT, COMMIT: a hop each), and each hop
+back waits for its turn on a busy loop. Here the transaction (a generator of SQL steps from
+sql_steps.py) runs on a dedicated thread with its own connection, so a commit costs one hop.
+Writers of this process still take turns through the store's asyncio write lock (SQLite has
+one writer).
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
 
-from securechat.domain.model import DeviceRef, MailboxEntry, PendingSend
-from securechat.storage import rules
-from securechat.storage.sql_mailbox import (
-    INSERT_MAILBOX_QMARK,
-    group_by_amount,
-    materialise,
-    reserve_sql,
-)
+from securechat.storage.sql_steps import Many, Query, T, Tx
 
-T = TypeVar("T")
-CHUNK = 400  # devices per UPDATE (2 parameters each, under SQLite's limit)
+
+def run_sync(conn: sqlite3.Connection, tx: Tx[T]) -> T:
+    """Run a mailbox transaction's steps on a sqlite3 connection."""
+    try:
+        step = next(tx)
+        while True:
+            if isinstance(step, Query):
+                step = tx.send(conn.execute(step.sql, step.params).fetchall())
+            else:
+                assert isinstance(step, Many)
+                conn.executemany(step.sql, step.rows)
+                step = tx.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
 
 
 class SqliteWriter:
@@ -44,12 +50,14 @@ class SqliteWriter:
             self._conn = conn
         return self._conn
 
-    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    async def run(self, tx: Tx[T]) -> T:
+        """Run ``tx`` in one BEGIN IMMEDIATE transaction on the writer thread."""
+
         def transaction() -> T:
             conn = self._connection()
             conn.execute("BEGIN IMMEDIATE")
             try:
-                result = work(conn)
+                result = run_sync(conn, tx)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -57,39 +65,6 @@ class SqliteWriter:
             return result
 
         return await asyncio.get_running_loop().run_in_executor(self._thread, transaction)
-
-    async def enqueue_batch(
-        self, sends: Sequence[PendingSend], counts: dict[DeviceRef, int]
-    ) -> list[list[MailboxEntry]]:
-        def work(conn: sqlite3.Connection) -> list[list[MailboxEntry]]:
-            next_seq: dict[DeviceRef, int] = {}
-            refs = list(counts)
-            for amount, group in group_by_amount(refs, counts).items():
-                for start in range(0, len(group), CHUNK):
-                    chunk = group[start : start + CHUNK]
-                    params: list[Any] = [amount]
-                    for ref in chunk:
-                        params += [ref.user, ref.device_id]
-                    for user, device_id, last in conn.execute(reserve_sql(chunk, False), params):
-                        next_seq[DeviceRef(user, device_id)] = int(last) - amount + 1
-            for ref in refs:
-                if ref not in next_seq:
-                    raise rules.device_not_found(ref)
-            results, rows = materialise(sends, next_seq)
-            conn.executemany(INSERT_MAILBOX_QMARK, rows)
-            return results
-
-        return await self._run(work)
-
-    async def ack_many(self, acks: Sequence[tuple[DeviceRef, int]]) -> None:
-        rows = [(d.user, d.device_id, seq) for d, seq in acks]
-
-        def work(conn: sqlite3.Connection) -> None:
-            conn.executemany(
-                "DELETE FROM mailbox WHERE user_name = ? AND device_id = ? AND seq <= ?", rows
-            )
-
-        await self._run(work)
 
     async def close(self) -> None:
         if self._conn is None:

@@ -6,6 +6,7 @@ from securechat.domain.model import LoginRecord
 from securechat.domain.sources import source_key
 from securechat.services.accounts import Accounts
 from securechat.services.logins import Logins
+from securechat.transport import fields
 from securechat.transport.rpc import Call
 from securechat_proto.v1 import auth_pb2
 
@@ -58,7 +59,7 @@ class AuthServicer:
         result = await self.accounts.login(
             request.username,
             request.password,
-            request.device_id,
+            fields.device_id(request.device_id, "device_id"),
             peer=source_key(call.peer),
             certificate=call.certificate,
         )

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Awaitable
 from securechat.errors import InvalidArgument
 from securechat.services.chat import ChatService
 from securechat.services.stream import StreamSession
-from securechat.services.stream_events import OutEvent
-from securechat.transport import convert
+from securechat.services.stream_events import OutEvent, SendRejected
+from securechat.transport import convert, fields
 from securechat.transport.rpc import Call
 from securechat_proto.v1 import chat_pb2
 
@@ -30,14 +30,23 @@ class ChatServicer:
     def opening(self, frame: chat_pb2.ClientFrame) -> tuple[int, int]:
         if frame.WhichOneof("frame") != "open":
             raise InvalidArgument("the first frame of a Chat stream must be `open`")
-        return frame.open.device_id, frame.open.resume_after_seq
+        opening = frame.open
+        return (
+            fields.device_id(opening.device_id, "open.device_id"),
+            fields.seq(opening.resume_after_seq, "open.resume_after_seq"),
+        )
 
     def handle(self, stream: StreamSession, frame: chat_pb2.ClientFrame) -> Awaitable[None] | None:
         kind = frame.WhichOneof("frame")
         if kind == "send":
-            return self.chat.send_on(stream, *convert.send_from_proto(frame.send))
+            try:
+                send = convert.send_from_proto(frame.send)
+            except InvalidArgument as error:  # refused like any bad send: the stream goes on
+                stream.notify(SendRejected(frame.send.client_message_id, error))
+                return None
+            return self.chat.send_on(stream, *send)
         if kind == "ack":
-            self.chat.ack_on(stream, frame.ack.seq)
+            self.chat.ack_on(stream, fields.seq(frame.ack.seq, "ack.seq"))
         elif kind == "ping":
             self.chat.ping(stream, frame.ping.client_time_ms)
         elif kind == "open":
@@ -55,11 +64,12 @@ class ChatServicer:
         return convert.send_result(outcome)
 
     async def Fetch(self, request: chat_pb2.FetchRequest, call: Call) -> chat_pb2.FetchResponse:
-        entries = await self.chat.fetch(call.device, request.after_seq, request.limit)
+        after_seq = fields.seq(request.after_seq, "after_seq")
+        entries = await self.chat.fetch(call.device, after_seq, request.limit)
         return chat_pb2.FetchResponse(deliveries=[convert.delivery_to_proto(e) for e in entries])
 
     async def Ack(self, request: chat_pb2.AckRequest, call: Call) -> chat_pb2.AckResponse:
-        await self.chat.ack(call.device, request.seq)
+        await self.chat.ack(call.device, fields.seq(request.seq, "seq"))
         return chat_pb2.AckResponse()
 
     async def ListOnline(

@@ -19,7 +19,7 @@ from securechat.services.stream_events import (
     SendAccepted,
     SendRejected,
 )
-from securechat.transport import wire
+from securechat.transport import fields, wire
 from securechat.transport.errors import retry_after_s
 from securechat_proto.v1 import chat_pb2, common_pb2, rooms_pb2
 
@@ -52,7 +52,12 @@ def send_from_proto(
     """(conversation, [(recipient device, ciphertext)], client_message_id); a ciphertext without
     a device has an empty user, which the service refuses."""
     items = [
-        (DeviceRef(item.device.user, item.device.device_id), item.ciphertext)
+        (
+            DeviceRef(
+                item.device.user, fields.device_id(item.device.device_id, "ciphertexts.device")
+            ),
+            item.ciphertext,
+        )
         for item in request.ciphertexts
     ]
     return conversation_from_proto(request.conversation), items, request.client_message_id
@@ -86,6 +91,8 @@ def send_result(outcome: SendAccepted | SendRejected) -> chat_pb2.SendResult:
             accepted=True,
             message_id=outcome.message_id,
             server_time_ms=outcome.server_time_ms,
+            duplicate=outcome.duplicate,
+            full_devices=[device_to_proto(device) for device in outcome.full],
         )
     error = outcome.error
     result = chat_pb2.SendResult(

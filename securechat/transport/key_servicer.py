@@ -14,6 +14,7 @@ from securechat.domain.model import (
 from securechat.services.devices import AccountDevices, AccountListing
 from securechat.services.keys import KeyDirectory
 from securechat.services.link_relay import LinkRelay
+from securechat.transport import fields
 from securechat.transport.convert import device_to_proto
 from securechat.transport.rpc import Call
 from securechat_proto.v1 import keys_pb2
@@ -123,7 +124,8 @@ class KeyServicer:
     async def ClaimBundles(
         self, request: keys_pb2.ClaimBundlesRequest, call: Call
     ) -> keys_pb2.ClaimBundlesResponse:
-        bundles = await self.directory.claim(request.user, list(request.device_ids), call.user)
+        device_ids = fields.device_ids(list(request.device_ids), "device_ids")
+        bundles = await self.directory.claim(request.user, device_ids, call.user)
         return keys_pb2.ClaimBundlesResponse(bundles=[_bundle_to_proto(b) for b in bundles])
 
     async def ListDevices(

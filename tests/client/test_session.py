@@ -145,18 +145,35 @@ async def test_sends_while_disconnected_fail_at_once_with_a_clear_error(
     assert bob.watch.texts() == []
 
 
-async def test_a_send_in_flight_when_the_connection_drops_fails_clearly(
+async def test_a_send_in_flight_when_the_connection_drops_is_sent_again_once(
     make_device: MakeDevice, relay: Relay
 ) -> None:
     alice, bob = await make_device("alice", port=relay.port), await make_device("bob")
+    chat = await alice.start()  # bob stays offline: his mailbox shows what was stored
+    await chat.send(Target.room("lobby"), "learn the list")
+    answers = [await chat.submit(Target.room("lobby"), f"in flight {n}") for n in range(20)]
+    relay.cut()  # some reached the server, some did not: their answers are lost either way
+    receipts = [await asyncio.wait_for(answer, WAIT_S) for answer in answers]
+    assert alice.watch.onlines() == 2  # written again on the new stream
+    stored = await bob.api.fetch(0, 1000)
+    assert len(stored) == 21  # each once, retried or not
+    assert {r.message_id for r in receipts} == {d.message_id for d in stored[1:]}
+    await bob.start()
+    expected = ["learn the list", *(f"in flight {n}" for n in range(20))]
+    await bob.watch.until(lambda: len(bob.watch.texts()) == len(expected))
+    assert bob.watch.texts() == expected
+
+
+async def test_a_send_cut_off_for_good_fails_clearly(make_device: MakeDevice) -> None:
+    alice, bob = await make_device("alice"), await make_device("bob")
     await bob.start()
     chat = await alice.start()
     await chat.send(Target.room("lobby"), "learn the list")
-    answer = await chat.submit(Target.room("lobby"), "lost on the wire")
-    relay.cut()  # before the frame could even reach the server
-    with pytest.raises(Unavailable, match="before the server confirmed"):
+    chat.sender.max_resends = 0  # no second try: the loss is final
+    answer = await chat.submit(Target.room("lobby"), "lost")
+    chat.sender.disconnected(Unavailable("the network went away"))
+    with pytest.raises(Unavailable, match=r"before the server confirmed.*same id"):
         await asyncio.wait_for(answer, WAIT_S)
-    await bob.watch.until(lambda: bob.watch.texts() == ["learn the list"])
 
 
 async def test_reconnects_and_resumes_after_the_last_ack_without_duplicates(
@@ -188,7 +205,8 @@ async def test_a_message_sent_twice_with_one_id_is_shown_once(make_device: MakeD
     lobby = Target.room("lobby")
     first = await (await chat.submit(lobby, "only once", message_id="m-1"))
     again = await (await chat.submit(lobby, "only once", message_id="m-1"))  # e.g. an outbox retry
-    assert first.message_id != again.message_id  # the server stored it twice
+    assert first.message_id == again.message_id  # the server stored it once
+    assert (first.duplicate, again.duplicate) == (False, True)
     await chat.send(lobby, "next")
     await bob.watch.until(lambda: "next" in bob.watch.texts())
     assert bob.watch.texts() == ["only once", "next"]

@@ -41,7 +41,7 @@ async def test_concurrent_sends_are_committed_together_in_order(store: MemorySto
     bob = DeviceRef("bob", 1)
     futures = [committer.submit(send(f"m{i}", bob)) for i in range(10)]
     results = await asyncio.gather(*futures)
-    assert [r[0].seq for r in results] == list(range(1, 11))
+    assert [r.entries[0].seq for r in results] == list(range(1, 11))
     # All ten were queued before the commit task first ran: one transaction for all of them.
     assert committer.commits == 1
     assert committer.sends == 10
@@ -54,10 +54,10 @@ async def test_a_failing_send_does_not_fail_the_others(store: MemoryStore) -> No
     good = committer.submit(send("m1", bob))
     bad = committer.submit(send("m2", ghost))
     also_good = committer.submit(send("m3", bob))
-    assert (await first)[0].seq == 1
-    assert (await good)[0].seq == 2
+    assert (await first).entries[0].seq == 1
+    assert (await good).entries[0].seq == 2
     with pytest.raises(NotFound):
         await bad
-    assert (await also_good)[0].seq == 3
+    assert (await also_good).entries[0].seq == 3
     stored = await store.fetch(bob, 0, 10)
     assert [e.message_id for e in stored] == ["m0", "m1", "m3"]

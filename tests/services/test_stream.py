@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from securechat.domain.model import (
     Conversation,
     ConversationKind,
     DeviceRef,
     MailboxEntry,
+    OutgoingCiphertext,
     PeerCertificate,
     Role,
     Session,
@@ -14,26 +17,32 @@ from securechat.domain.model import (
 from securechat.errors import SlowConsumer, Unavailable
 from securechat.services.acks import AckBatcher
 from securechat.services.stream import StreamSession
+from securechat.services.stream_events import EVENT_OVERHEAD, wire_size
 from securechat.storage.memory import MemoryStore
 
 BOB = DeviceRef("bob", 1)
 SESSION = Session(b"h", "bob", 1, Role.USER, 10**13, 0, "CN=bob")
 
 
-def entry(seq: int) -> MailboxEntry:
+def entry(seq: int, size: int = 1) -> MailboxEntry:
     room = Conversation(ConversationKind.ROOM, "lobby")
-    return MailboxEntry(BOB, seq, f"m{seq}", DeviceRef("alice", 1), room, b"x", 1)
+    return MailboxEntry(BOB, seq, f"m{seq}", DeviceRef("alice", 1), room, b"x" * size, 1)
 
 
-def stream(store: MemoryStore, bound: int = 10) -> StreamSession:
+def stream(
+    store: MemoryStore, bound: int = 10, max_bytes: int = 1 << 20, batch_bytes: int = 1 << 19
+) -> StreamSession:
     return StreamSession(
-        SESSION, store, AckBatcher(store), resume_after=0, bound=bound, page=100, peer="p",
+        SESSION, store, AckBatcher(store), resume_after=0, bound=bound, page=100,
+        max_bytes=max_bytes, batch_bytes=batch_bytes, peer="p",
         certificate=PeerCertificate("CN=bob", "bob", "", ""), connected_ms=0,
     )  # fmt: skip
 
 
 class FailingStore(MemoryStore):
-    async def fetch(self, device: DeviceRef, after_seq: int, limit: int) -> list[MailboxEntry]:
+    async def fetch(
+        self, device: DeviceRef, after_seq: int, limit: int, max_bytes: int = 0
+    ) -> list[MailboxEntry]:
         raise Unavailable("database unreachable")
 
 
@@ -53,3 +62,54 @@ async def test_live_entries_in_order_are_queued_and_a_full_queue_ends_the_stream
     session.deliver(entry(4))  # past the bound
     assert isinstance(session.ending, SlowConsumer)
     assert await session.next_batch() is None
+
+
+async def test_batches_are_split_at_the_byte_budget_and_one_big_entry_always_fits() -> None:
+    per = EVENT_OVERHEAD + 1000
+    session = stream(MemoryStore(), bound=100, batch_bytes=3 * per)
+    session.cursor.replaying = False
+    for seq in range(1, 8):
+        session.deliver(entry(seq, 1000))
+    session.deliver(entry(8, 5000))  # alone over the budget: a batch of its own
+    session.deliver(entry(9, 1000))
+    sizes = []
+    while session.queue:
+        batch = await session.next_batch()
+        assert batch is not None
+        sizes.append([e.seq for e in batch if isinstance(e, MailboxEntry)])
+    assert sizes == [[1, 2, 3], [4, 5, 6], [7], [8], [9]]
+    assert session.queued_bytes == 0
+
+
+async def test_a_stream_over_its_byte_bound_ends_as_a_slow_consumer() -> None:
+    session = stream(MemoryStore(), bound=1000, max_bytes=10 * (EVENT_OVERHEAD + 1000))
+    session.cursor.replaying = False
+    for seq in range(1, 11):
+        session.deliver(entry(seq, 1000))
+    assert session.ending is None
+    session.deliver(entry(11, 1000))
+    assert isinstance(session.ending, SlowConsumer)
+
+
+async def test_catch_up_reads_pages_bounded_in_bytes_and_waits_for_the_writer() -> None:
+    store = MemoryStore()
+    await store.create_user("alice", b"h", Role.USER, 0)
+    await store.create_user("bob", b"h", Role.USER, 0)
+    await store.add_device("alice", 0)
+    await store.add_device("bob", 0)
+    room = Conversation(ConversationKind.ROOM, "lobby")
+    for n in range(40):
+        item = OutgoingCiphertext(BOB, bytes([n]) * 10_000, room)
+        await store.enqueue(f"m{n}", DeviceRef("alice", 1), 1, [item])
+    session = stream(store, bound=1000, max_bytes=100_000, batch_bytes=40_000)
+    pump = asyncio.create_task(session.pump())
+    received: list[int] = []
+    while len(received) < 40:
+        batch = await asyncio.wait_for(session.next_batch(), 10)
+        assert batch is not None
+        assert sum(wire_size(e) for e in batch) <= 40_000
+        assert session.queued_bytes <= 100_000
+        received += [e.seq for e in batch if isinstance(e, MailboxEntry)]
+    await asyncio.wait_for(pump, 10)
+    assert received == list(range(1, 41))
+    assert session.ending is None

@@ -120,6 +120,19 @@ class ChatClient:
             await self.reader
 
 
+def direct(to: str, body: bytes, client_id: str, device_id: int = 1) -> chat_pb2.SendRequest:
+    """A private message to one device of ``to`` (a user with one device)."""
+    return chat_pb2.SendRequest(
+        conversation=common_pb2.Conversation(user=to),
+        client_message_id=client_id,
+        ciphertexts=[
+            chat_pb2.RecipientCiphertext(
+                device=common_pb2.DeviceAddress(user=to, device_id=device_id), ciphertext=body
+            )
+        ],
+    )
+
+
 async def room_devices(api: Api, room: str) -> list[tuple[str, int]]:
     members = await api.rooms.ListMembers(rooms_pb2.ListMembersRequest(name=room), metadata=api.md)
     return [(m.user, d) for m in members.members for d in m.device_ids]

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from securechat_proto.v1 import common_pb2 as securechat_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18securechat/v1/chat.proto\x12\rsecurechat.v1\x1a\x1asecurechat/v1/common.proto\"\xbc\x01\n\x0b\x43lientFrame\x12)\n\x04open\x18\x01 \x01(\x0b\x32\x19.securechat.v1.OpenStreamH\x00\x12*\n\x04send\x18\x02 \x01(\x0b\x32\x1a.securechat.v1.SendRequestH\x00\x12(\n\x03\x61\x63k\x18\x03 \x01(\x0b\x32\x19.securechat.v1.AckRequestH\x00\x12#\n\x04ping\x18\x04 \x01(\x0b\x32\x13.securechat.v1.PingH\x00\x42\x07\n\x05\x66rame\"9\n\nOpenStream\x12\x11\n\tdevice_id\x18\x01 \x01(\r\x12\x18\n\x10resume_after_seq\x18\x02 \x01(\x04\"\x94\x01\n\x0bSendRequest\x12\x31\n\x0c\x63onversation\x18\x01 \x01(\x0b\x32\x1b.securechat.v1.Conversation\x12\x37\n\x0b\x63iphertexts\x18\x02 \x03(\x0b\x32\".securechat.v1.RecipientCiphertext\x12\x19\n\x11\x63lient_message_id\x18\x03 \x01(\t\"W\n\x13RecipientCiphertext\x12,\n\x06\x64\x65vice\x18\x01 \x01(\x0b\x32\x1c.securechat.v1.DeviceAddress\x12\x12\n\nciphertext\x18\x02 \x01(\x0c\"\x19\n\nAckRequest\x12\x0b\n\x03seq\x18\x01 \x01(\x04\"\r\n\x0b\x41\x63kResponse\"\x1e\n\x04Ping\x12\x16\n\x0e\x63lient_time_ms\x18\x01 \x01(\x03\"9\n\x0bServerFrame\x12*\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1a.securechat.v1.ServerEvent\"\x8f\x03\n\x0bServerEvent\x12-\n\x06opened\x18\x01 \x01(\x0b\x32\x1b.securechat.v1.StreamOpenedH\x00\x12+\n\x08\x64\x65livery\x18\x02 \x01(\x0b\x32\x17.securechat.v1.DeliveryH\x00\x12\x30\n\x0bsend_result\x18\x03 \x01(\x0b\x32\x19.securechat.v1.SendResultH\x00\x12\x31\n\x08presence\x18\x04 \x01(\x0b\x32\x1d.securechat.v1.PresenceChangeH\x00\x12\x35\n\nmembership\x18\x05 \x01(\x0b\x32\x1f.securechat.v1.MembershipChangeH\x00\x12\'\n\x06notice\x18\x06 \x01(\x0b\x32\x15.securechat.v1.NoticeH\x00\x12\x31\n\treconnect\x18\x07 \x01(\x0b\x32\x1c.securechat.v1.ReconnectHintH\x00\x12#\n\x04pong\x18\x08 \x01(\x0b\x32\x13.securechat.v1.PongH\x00\x42\x07\n\x05\x65vent\"e\n\x0cStreamOpened\x12,\n\x06\x64\x65vice\x18\x01 \x01(\x0b\x32\x1c.securechat.v1.DeviceAddress\x12\x0f\n\x07pending\x18\x02 \x01(\x04\x12\x16\n\x0eserver_time_ms\x18\x03 \x01(\x03\"\xb4\x01\n\x08\x44\x65livery\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12,\n\x06sender\x18\x03 \x01(\x0b\x32\x1c.securechat.v1.DeviceAddress\x12\x31\n\x0c\x63onversation\x18\x04 \x01(\x0b\x32\x1b.securechat.v1.Conversation\x12\x12\n\nciphertext\x18\x05 \x01(\x0c\x12\x12\n\nsent_at_ms\x18\x06 \x01(\x03\"\xde\x01\n\nSendResult\x12\x19\n\x11\x63lient_message_id\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x08\x12\x12\n\nmessage_id\x18\x03 \x01(\t\x12\x16\n\x0eserver_time_ms\x18\x04 \x01(\x03\x12\x12\n\nerror_code\x18\x05 \x01(\t\x12\x15\n\rerror_message\x18\x06 \x01(\t\x12\x35\n\x0f\x63urrent_devices\x18\x07 \x03(\x0b\x32\x1c.securechat.v1.DeviceAddress\x12\x15\n\rretry_after_s\x18\x08 \x01(\r\"=\n\x0ePresenceChange\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x0e\n\x06online\x18\x02 \x01(\x08\x12\r\n\x05\x61t_ms\x18\x03 \x01(\x03\"\xfb\x01\n\x10MembershipChange\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\x0c\n\x04user\x18\x02 \x01(\t\x12\x32\n\x04kind\x18\x03 \x01(\x0e\x32$.securechat.v1.MembershipChange.Kind\x12\r\n\x05\x61t_ms\x18\x04 \x01(\x03\"\x87\x01\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0f\n\x0bKIND_JOINED\x10\x01\x12\r\n\tKIND_LEFT\x10\x02\x12\x15\n\x11KIND_DEVICE_ADDED\x10\x03\x12\x19\n\x15KIND_IDENTITY_CHANGED\x10\x04\x12\x17\n\x13KIND_DEVICE_REMOVED\x10\x05\"\x85\x01\n\x06Notice\x12*\n\x05level\x18\x01 \x01(\x0e\x32\x1b.securechat.v1.Notice.Level\x12\x0c\n\x04text\x18\x02 \x01(\t\"A\n\x05Level\x12\x15\n\x11LEVEL_UNSPECIFIED\x10\x00\x12\x0e\n\nLEVEL_INFO\x10\x01\x12\x11\n\rLEVEL_WARNING\x10\x02\"7\n\rReconnectHint\x12\x16\n\x0eretry_after_ms\x18\x01 \x01(\r\x12\x0e\n\x06reason\x18\x02 \x01(\t\"6\n\x04Pong\x12\x16\n\x0e\x63lient_time_ms\x18\x01 \x01(\x03\x12\x16\n\x0eserver_time_ms\x18\x02 \x01(\x03\"0\n\x0c\x46\x65tchRequest\x12\x11\n\tafter_seq\x18\x01 \x01(\x04\x12\r\n\x05limit\x18\x02 \x01(\r\"<\n\rFetchResponse\x12+\n\ndeliveries\x18\x01 \x03(\x0b\x32\x17.securechat.v1.Delivery\"\x13\n\x11ListOnlineRequest\"@\n\nOnlineUser\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x12\n\ndevice_ids\x18\x02 \x03(\r\x12\x10\n\x08since_ms\x18\x03 \x01(\x03\">\n\x12ListOnlineResponse\x12(\n\x05users\x18\x01 \x03(\x0b\x32\x19.securechat.v1.OnlineUser2\xe5\x02\n\x0b\x43hatService\x12\x42\n\x04\x43hat\x12\x1a.securechat.v1.ClientFrame\x1a\x1a.securechat.v1.ServerFrame(\x01\x30\x01\x12=\n\x04Send\x12\x1a.securechat.v1.SendRequest\x1a\x19.securechat.v1.SendResult\x12\x42\n\x05\x46\x65tch\x12\x1b.securechat.v1.FetchRequest\x1a\x1c.securechat.v1.FetchResponse\x12<\n\x03\x41\x63k\x12\x19.securechat.v1.AckRequest\x1a\x1a.securechat.v1.AckResponse\x12Q\n\nListOnline\x12 .securechat.v1.ListOnlineRequest\x1a!.securechat.v1.ListOnlineResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18securechat/v1/chat.proto\x12\rsecurechat.v1\x1a\x1asecurechat/v1/common.proto\"\xbc\x01\n\x0b\x43lientFrame\x12)\n\x04open\x18\x01 \x01(\x0b\x32\x19.securechat.v1.OpenStreamH\x00\x12*\n\x04send\x18\x02 \x01(\x0b\x32\x1a.securechat.v1.SendRequestH\x00\x12(\n\x03\x61\x63k\x18\x03 \x01(\x0b\x32\x19.securechat.v1.AckRequestH\x00\x12#\n\x04ping\x18\x04 \x01(\x0b\x32\x13.securechat.v1.PingH\x00\x42\x07\n\x05\x66rame\"9\n\nOpenStream\x12\x11\n\tdevice_id\x18\x01 \x01(\r\x12\x18\n\x10resume_after_seq\x18\x02 \x01(\x04\"\x94\x01\n\x0bSendRequest\x12\x31\n\x0c\x63onversation\x18\x01 \x01(\x0b\x32\x1b.securechat.v1.Conversation\x12\x37\n\x0b\x63iphertexts\x18\x02 \x03(\x0b\x32\".securechat.v1.RecipientCiphertext\x12\x19\n\x11\x63lient_message_id\x18\x03 \x01(\t\"W\n\x13RecipientCiphertext\x12,\n\x06\x64\x65vice\x18\x01 \x01(\x0b\x32\x1c.securechat.v1.DeviceAddress\x12\x12\n\nciphertext\x18\x02 \x01(\x0c\"\x19\n\nAckRequest\x12\x0b\n\x03seq\x18\x01 \x01(\x04\"\r\n\x0b\x41\x63kResponse\"\x1e\n\x04Ping\x12\x16\n\x0e\x63lient_time_ms\x18\x01 \x01(\x03\"9\n\x0bServerFrame\x12*\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1a.securechat.v1.ServerEvent\"\x8f\x03\n\x0bServerEvent\x12-\n\x06opened\x18\x01 \x01(\x0b\x32\x1b.securechat.v1.StreamOpenedH\x00\x12+\n\x08\x64\x65livery\x18\x02 \x01(\x0b\x32\x17.securechat.v1.DeliveryH\x00\x12\x30\n\x0bsend_result\x18\x03 \x01(\x0b\x32\x19.securechat.v1.SendResultH\x00\x12\x31\n\x08presence\x18\x04 \x01(\x0b\x32\x1d.securechat.v1.PresenceChangeH\x00\x12\x35\n\nmembership\x18\x05 \x01(\x0b\x32\x1f.securechat.v1.MembershipChangeH\x00\x12\'\n\x06notice\x18\x06 \x01(\x0b\x32\x15.securechat.v1.NoticeH\x00\x12\x31\n\treconnect\x18\x07 \x01(\x0b\x32\x1c.securechat.v1.ReconnectHintH\x00\x12#\n\x04pong\x18\x08 \x01(\x0b\x32\x13.securechat.v1.PongH\x00\x42\x07\n\x05\x65vent\"e\n\x0cStreamOpened\x12,\n\x06\x64\x65vice\x18\x01 \x01(\x0b\x32\x1c.securechat.v1.DeviceAddress\x12\x0f\n\x07pending\x18\x02 \x01(\x04\x12\x16\n\x0eserver_time_ms\x18\x03 \x01(\x03\"\xb4\x01\n\x08\x44\x65livery\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12,\n\x06sender\x18\x03 \x01(\x0b\x32\x1c.securechat.v1.DeviceAddress\x12\x31\n\x0c\x63onversation\x18\x04 \x01(\x0b\x32\x1b.securechat.v1.Conversation\x12\x12\n\nciphertext\x18\x05 \x01(\x0c\x12\x12\n\nsent_at_ms\x18\x06 \x01(\x03\"\xa5\x02\n\nSendResult\x12\x19\n\x11\x63lient_message_id\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x08\x12\x12\n\nmessage_id\x18\x03 \x01(\t\x12\x16\n\x0eserver_time_ms\x18\x04 \x01(\x03\x12\x12\n\nerror_code\x18\x05 \x01(\t\x12\x15\n\rerror_message\x18\x06 \x01(\t\x12\x35\n\x0f\x63urrent_devices\x18\x07 \x03(\x0b\x32\x1c.securechat.v1.DeviceAddress\x12\x15\n\rretry_after_s\x18\x08 \x01(\r\x12\x11\n\tduplicate\x18\t \x01(\x08\x12\x32\n\x0c\x66ull_devices\x18\n \x03(\x0b\x32\x1c.securechat.v1.DeviceAddress\"=\n\x0ePresenceChange\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x0e\n\x06online\x18\x02 \x01(\x08\x12\r\n\x05\x61t_ms\x18\x03 \x01(\x03\"\xfb\x01\n\x10MembershipChange\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\x0c\n\x04user\x18\x02 \x01(\t\x12\x32\n\x04kind\x18\x03 \x01(\x0e\x32$.securechat.v1.MembershipChange.Kind\x12\r\n\x05\x61t_ms\x18\x04 \x01(\x03\"\x87\x01\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0f\n\x0bKIND_JOINED\x10\x01\x12\r\n\tKIND_LEFT\x10\x02\x12\x15\n\x11KIND_DEVICE_ADDED\x10\x03\x12\x19\n\x15KIND_IDENTITY_CHANGED\x10\x04\x12\x17\n\x13KIND_DEVICE_REMOVED\x10\x05\"\x85\x01\n\x06Notice\x12*\n\x05level\x18\x01 \x01(\x0e\x32\x1b.securechat.v1.Notice.Level\x12\x0c\n\x04text\x18\x02 \x01(\t\"A\n\x05Level\x12\x15\n\x11LEVEL_UNSPECIFIED\x10\x00\x12\x0e\n\nLEVEL_INFO\x10\x01\x12\x11\n\rLEVEL_WARNING\x10\x02\"7\n\rReconnectHint\x12\x16\n\x0eretry_after_ms\x18\x01 \x01(\r\x12\x0e\n\x06reason\x18\x02 \x01(\t\"6\n\x04Pong\x12\x16\n\x0e\x63lient_time_ms\x18\x01 \x01(\x03\x12\x16\n\x0eserver_time_ms\x18\x02 \x01(\x03\"0\n\x0c\x46\x65tchRequest\x12\x11\n\tafter_seq\x18\x01 \x01(\x04\x12\r\n\x05limit\x18\x02 \x01(\r\"<\n\rFetchResponse\x12+\n\ndeliveries\x18\x01 \x03(\x0b\x32\x17.securechat.v1.Delivery\"\x13\n\x11ListOnlineRequest\"@\n\nOnlineUser\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x12\n\ndevice_ids\x18\x02 \x03(\r\x12\x10\n\x08since_ms\x18\x03 \x01(\x03\">\n\x12ListOnlineResponse\x12(\n\x05users\x18\x01 \x03(\x0b\x32\x19.securechat.v1.OnlineUser2\xe5\x02\n\x0b\x43hatService\x12\x42\n\x04\x43hat\x12\x1a.securechat.v1.ClientFrame\x1a\x1a.securechat.v1.ServerFrame(\x01\x30\x01\x12=\n\x04Send\x12\x1a.securechat.v1.SendRequest\x1a\x19.securechat.v1.SendResult\x12\x42\n\x05\x46\x65tch\x12\x1b.securechat.v1.FetchRequest\x1a\x1c.securechat.v1.FetchResponse\x12<\n\x03\x41\x63k\x12\x19.securechat.v1.AckRequest\x1a\x1a.securechat.v1.AckResponse\x12Q\n\nListOnline\x12 .securechat.v1.ListOnlineRequest\x1a!.securechat.v1.ListOnlineResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -55,31 +55,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DELIVERY']._serialized_start=1200
   _globals['_DELIVERY']._serialized_end=1380
   _globals['_SENDRESULT']._serialized_start=1383
-  _globals['_SENDRESULT']._serialized_end=1605
-  _globals['_PRESENCECHANGE']._serialized_start=1607
-  _globals['_PRESENCECHANGE']._serialized_end=1668
-  _globals['_MEMBERSHIPCHANGE']._serialized_start=1671
-  _globals['_MEMBERSHIPCHANGE']._serialized_end=1922
-  _globals['_MEMBERSHIPCHANGE_KIND']._serialized_start=1787
-  _globals['_MEMBERSHIPCHANGE_KIND']._serialized_end=1922
-  _globals['_NOTICE']._serialized_start=1925
-  _globals['_NOTICE']._serialized_end=2058
-  _globals['_NOTICE_LEVEL']._serialized_start=1993
-  _globals['_NOTICE_LEVEL']._serialized_end=2058
-  _globals['_RECONNECTHINT']._serialized_start=2060
-  _globals['_RECONNECTHINT']._serialized_end=2115
-  _globals['_PONG']._serialized_start=2117
-  _globals['_PONG']._serialized_end=2171
-  _globals['_FETCHREQUEST']._serialized_start=2173
-  _globals['_FETCHREQUEST']._serialized_end=2221
-  _globals['_FETCHRESPONSE']._serialized_start=2223
-  _globals['_FETCHRESPONSE']._serialized_end=2283
-  _globals['_LISTONLINEREQUEST']._serialized_start=2285
-  _globals['_LISTONLINEREQUEST']._serialized_end=2304
-  _globals['_ONLINEUSER']._serialized_start=2306
-  _globals['_ONLINEUSER']._serialized_end=2370
-  _globals['_LISTONLINERESPONSE']._serialized_start=2372
-  _globals['_LISTONLINERESPONSE']._serialized_end=2434
-  _globals['_CHATSERVICE']._serialized_start=2437
-  _globals['_CHATSERVICE']._serialized_end=2794
+  _globals['_SENDRESULT']._serialized_end=1676
+  _globals['_PRESENCECHANGE']._serialized_start=1678
+  _globals['_PRESENCECHANGE']._serialized_end=1739
+  _globals['_MEMBERSHIPCHANGE']._serialized_start=1742
+  _globals['_MEMBERSHIPCHANGE']._serialized_end=1993
+  _globals['_MEMBERSHIPCHANGE_KIND']._serialized_start=1858
+  _globals['_MEMBERSHIPCHANGE_KIND']._serialized_end=1993
+  _globals['_NOTICE']._serialized_start=1996
+  _globals['_NOTICE']._serialized_end=2129
+  _globals['_NOTICE_LEVEL']._serialized_start=2064
+  _globals['_NOTICE_LEVEL']._serialized_end=2129
+  _globals['_RECONNECTHINT']._serialized_start=2131
+  _globals['_RECONNECTHINT']._serialized_end=2186
+  _globals['_PONG']._serialized_start=2188
+  _globals['_PONG']._serialized_end=2242
+  _globals['_FETCHREQUEST']._serialized_start=2244
+  _globals['_FETCHREQUEST']._serialized_end=2292
+  _globals['_FETCHRESPONSE']._serialized_start=2294
+  _globals['_FETCHRESPONSE']._serialized_end=2354
+  _globals['_LISTONLINEREQUEST']._serialized_start=2356
+  _globals['_LISTONLINEREQUEST']._serialized_end=2375
+  _globals['_ONLINEUSER']._serialized_start=2377
+  _globals['_ONLINEUSER']._serialized_end=2441
+  _globals['_LISTONLINERESPONSE']._serialized_start=2443
+  _globals['_LISTONLINERESPONSE']._serialized_end=2505
+  _globals['_CHATSERVICE']._serialized_start=2508
+  _globals['_CHATSERVICE']._serialized_end=2865
 # @@protoc_insertion_point(module_scope)

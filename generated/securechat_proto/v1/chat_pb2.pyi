@@ -98,7 +98,10 @@ class SendRequest(_message.Message):
     CIPHERTEXTS_FIELD_NUMBER: _builtins.int
     CLIENT_MESSAGE_ID_FIELD_NUMBER: _builtins.int
     client_message_id: _builtins.str
-    """A client-chosen id (at most 64 characters) echoed in the SendResult."""
+    """A client-chosen id (at most 64 characters) echoed in the SendResult. The server remembers
+    the ids of stored sends per sending device (chat.dedup_window_s, 7 days by default): a send
+    retried with the same id is not stored again (SendResult.duplicate).
+    """
     @_builtins.property
     def conversation(self) -> _common_pb2.Conversation: ...
     @_builtins.property
@@ -357,6 +360,8 @@ class SendResult(_message.Message):
     ERROR_MESSAGE_FIELD_NUMBER: _builtins.int
     CURRENT_DEVICES_FIELD_NUMBER: _builtins.int
     RETRY_AFTER_S_FIELD_NUMBER: _builtins.int
+    DUPLICATE_FIELD_NUMBER: _builtins.int
+    FULL_DEVICES_FIELD_NUMBER: _builtins.int
     client_message_id: _builtins.str
     accepted: _builtins.bool
     message_id: _builtins.str
@@ -368,10 +373,20 @@ class SendResult(_message.Message):
     """
     error_message: _builtins.str
     retry_after_s: _builtins.int
-    """Seconds to wait, for error_code "resource_exhausted"."""
+    """Seconds to wait, for error_code "resource_exhausted" and "mailbox_full"."""
+    duplicate: _builtins.bool
+    """Set when accepted: this client_message_id was stored before (the send was retried after a
+    lost answer); message_id and server_time_ms are the first copy's, nothing was stored again.
+    """
     @_builtins.property
     def current_devices(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.DeviceAddress]:
         """For error_code "stale_devices": the devices the send must be encrypted for now."""
+
+    @_builtins.property
+    def full_devices(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.DeviceAddress]:
+        """Set when accepted: recipient devices whose mailbox is over the server's quota (too many
+        undelivered messages, or too many of this sender's among them); they did not get it.
+        """
 
     def __init__(
         self,
@@ -384,10 +399,12 @@ class SendResult(_message.Message):
         error_message: _builtins.str = ...,
         current_devices: _abc.Iterable[_common_pb2.DeviceAddress] | None = ...,
         retry_after_s: _builtins.int = ...,
+        duplicate: _builtins.bool = ...,
+        full_devices: _abc.Iterable[_common_pb2.DeviceAddress] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "client_message_id", b"client_message_id", "current_devices", b"current_devices", "error_code", b"error_code", "error_message", b"error_message", "message_id", b"message_id", "retry_after_s", b"retry_after_s", "server_time_ms", b"server_time_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "client_message_id", b"client_message_id", "current_devices", b"current_devices", "duplicate", b"duplicate", "error_code", b"error_code", "error_message", b"error_message", "full_devices", b"full_devices", "message_id", b"message_id", "retry_after_s", b"retry_after_s", "server_time_ms", b"server_time_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -71,6 +71,9 @@ class ChatServiceServicer:
         every mailbox entry after `resume_after_seq`, then streams live events. Server frames carry a
         batch of every event already queued for the stream (no added delay).
 
+        Every server frame is bounded in bytes (chat.max_batch_bytes) below the client's 4 MiB
+        receive limit; a backlog bigger than that arrives over several frames.
+
         Rules: every ending the server decides carries the `securechat-error` trailer. A second
         stream for the same device replaces the first, which ends with ABORTED (stream_replaced).
         A consumer that falls too far behind is ended with RESOURCE_EXHAUSTED (slow_consumer); it
@@ -88,10 +91,13 @@ class ChatServiceServicer:
     def Send(self, request, context):
         """Sends one message (the unary form of a stream `send`, for scripts and grpcurl). Returns a
         SendResult; a send built on a stale device list is not an error status but a result with
-        accepted = false and the current device list.
+        accepted = false and the current device list. Sending again with the same
+        client_message_id (after a lost answer) is safe: it is stored once and answered with the
+        first result (`duplicate`).
         Errors: INVALID_ARGUMENT (no conversation, empty or oversized ciphertext, duplicate or
         unexpected recipient), NOT_FOUND (unknown room or user), PERMISSION_DENIED (not a member of
-        the room), RESOURCE_EXHAUSTED (send rate limit; `retry-after`).
+        the room), RESOURCE_EXHAUSTED (send rate limit, `resource_exhausted`; or every recipient's
+        mailbox full, `mailbox_full`; with `retry-after`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -99,7 +105,10 @@ class ChatServiceServicer:
 
     def Fetch(self, request, context):
         """Fetches up to `limit` mailbox entries of the calling device after `after_seq`, without a
-        stream (for scripts). Errors: INVALID_ARGUMENT (limit over 1000).
+        stream (for scripts). A page is bounded in bytes too (the server's chat.max_batch_bytes, 1
+        MiB by default, always below the client's 4 MiB receive limit), so it may hold fewer than
+        `limit` entries: fetch again after its last one until a page comes back empty.
+        Errors: INVALID_ARGUMENT (limit over 1000, after_seq over 2^63 - 1).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

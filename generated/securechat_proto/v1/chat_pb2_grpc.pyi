@@ -46,6 +46,9 @@ class ChatServiceStub:
     every mailbox entry after `resume_after_seq`, then streams live events. Server frames carry a
     batch of every event already queued for the stream (no added delay).
 
+    Every server frame is bounded in bytes (chat.max_batch_bytes) below the client's 4 MiB
+    receive limit; a backlog bigger than that arrives over several frames.
+
     Rules: every ending the server decides carries the `securechat-error` trailer. A second
     stream for the same device replaces the first, which ends with ABORTED (stream_replaced).
     A consumer that falls too far behind is ended with RESOURCE_EXHAUSTED (slow_consumer); it
@@ -59,14 +62,20 @@ class ChatServiceStub:
     Send: _grpc.UnaryUnaryMultiCallable[_chat_pb2.SendRequest, _chat_pb2.SendResult]
     """Sends one message (the unary form of a stream `send`, for scripts and grpcurl). Returns a
     SendResult; a send built on a stale device list is not an error status but a result with
-    accepted = false and the current device list.
+    accepted = false and the current device list. Sending again with the same
+    client_message_id (after a lost answer) is safe: it is stored once and answered with the
+    first result (`duplicate`).
     Errors: INVALID_ARGUMENT (no conversation, empty or oversized ciphertext, duplicate or
     unexpected recipient), NOT_FOUND (unknown room or user), PERMISSION_DENIED (not a member of
-    the room), RESOURCE_EXHAUSTED (send rate limit; `retry-after`).
+    the room), RESOURCE_EXHAUSTED (send rate limit, `resource_exhausted`; or every recipient's
+    mailbox full, `mailbox_full`; with `retry-after`).
     """
     Fetch: _grpc.UnaryUnaryMultiCallable[_chat_pb2.FetchRequest, _chat_pb2.FetchResponse]
     """Fetches up to `limit` mailbox entries of the calling device after `after_seq`, without a
-    stream (for scripts). Errors: INVALID_ARGUMENT (limit over 1000).
+    stream (for scripts). A page is bounded in bytes too (the server's chat.max_batch_bytes, 1
+    MiB by default, always below the client's 4 MiB receive limit), so it may hold fewer than
+    `limit` entries: fetch again after its last one until a page comes back empty.
+    Errors: INVALID_ARGUMENT (limit over 1000, after_seq over 2^63 - 1).
     """
     Ack: _grpc.UnaryUnaryMultiCallable[_chat_pb2.AckRequest, _chat_pb2.AckResponse]
     """Acknowledges (deletes) the calling device's mailbox entries up to and including `seq`.
@@ -87,6 +96,9 @@ class ChatServiceAsyncStub(ChatServiceStub):
     every mailbox entry after `resume_after_seq`, then streams live events. Server frames carry a
     batch of every event already queued for the stream (no added delay).
 
+    Every server frame is bounded in bytes (chat.max_batch_bytes) below the client's 4 MiB
+    receive limit; a backlog bigger than that arrives over several frames.
+
     Rules: every ending the server decides carries the `securechat-error` trailer. A second
     stream for the same device replaces the first, which ends with ABORTED (stream_replaced).
     A consumer that falls too far behind is ended with RESOURCE_EXHAUSTED (slow_consumer); it
@@ -100,14 +112,20 @@ class ChatServiceAsyncStub(ChatServiceStub):
     Send: _aio.UnaryUnaryMultiCallable[_chat_pb2.SendRequest, _chat_pb2.SendResult]  # type: ignore[assignment]
     """Sends one message (the unary form of a stream `send`, for scripts and grpcurl). Returns a
     SendResult; a send built on a stale device list is not an error status but a result with
-    accepted = false and the current device list.
+    accepted = false and the current device list. Sending again with the same
+    client_message_id (after a lost answer) is safe: it is stored once and answered with the
+    first result (`duplicate`).
     Errors: INVALID_ARGUMENT (no conversation, empty or oversized ciphertext, duplicate or
     unexpected recipient), NOT_FOUND (unknown room or user), PERMISSION_DENIED (not a member of
-    the room), RESOURCE_EXHAUSTED (send rate limit; `retry-after`).
+    the room), RESOURCE_EXHAUSTED (send rate limit, `resource_exhausted`; or every recipient's
+    mailbox full, `mailbox_full`; with `retry-after`).
     """
     Fetch: _aio.UnaryUnaryMultiCallable[_chat_pb2.FetchRequest, _chat_pb2.FetchResponse]  # type: ignore[assignment]
     """Fetches up to `limit` mailbox entries of the calling device after `after_seq`, without a
-    stream (for scripts). Errors: INVALID_ARGUMENT (limit over 1000).
+    stream (for scripts). A page is bounded in bytes too (the server's chat.max_batch_bytes, 1
+    MiB by default, always below the client's 4 MiB receive limit), so it may hold fewer than
+    `limit` entries: fetch again after its last one until a page comes back empty.
+    Errors: INVALID_ARGUMENT (limit over 1000, after_seq over 2^63 - 1).
     """
     Ack: _aio.UnaryUnaryMultiCallable[_chat_pb2.AckRequest, _chat_pb2.AckResponse]  # type: ignore[assignment]
     """Acknowledges (deletes) the calling device's mailbox entries up to and including `seq`.
@@ -131,6 +149,9 @@ class ChatServiceServicer(metaclass=_abc_1.ABCMeta):
         every mailbox entry after `resume_after_seq`, then streams live events. Server frames carry a
         batch of every event already queued for the stream (no added delay).
 
+        Every server frame is bounded in bytes (chat.max_batch_bytes) below the client's 4 MiB
+        receive limit; a backlog bigger than that arrives over several frames.
+
         Rules: every ending the server decides carries the `securechat-error` trailer. A second
         stream for the same device replaces the first, which ends with ABORTED (stream_replaced).
         A consumer that falls too far behind is ended with RESOURCE_EXHAUSTED (slow_consumer); it
@@ -150,10 +171,13 @@ class ChatServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_chat_pb2.SendResult, _abc.Awaitable[_chat_pb2.SendResult]]:
         """Sends one message (the unary form of a stream `send`, for scripts and grpcurl). Returns a
         SendResult; a send built on a stale device list is not an error status but a result with
-        accepted = false and the current device list.
+        accepted = false and the current device list. Sending again with the same
+        client_message_id (after a lost answer) is safe: it is stored once and answered with the
+        first result (`duplicate`).
         Errors: INVALID_ARGUMENT (no conversation, empty or oversized ciphertext, duplicate or
         unexpected recipient), NOT_FOUND (unknown room or user), PERMISSION_DENIED (not a member of
-        the room), RESOURCE_EXHAUSTED (send rate limit; `retry-after`).
+        the room), RESOURCE_EXHAUSTED (send rate limit, `resource_exhausted`; or every recipient's
+        mailbox full, `mailbox_full`; with `retry-after`).
         """
 
     @_abc_1.abstractmethod
@@ -163,7 +187,10 @@ class ChatServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_chat_pb2.FetchResponse, _abc.Awaitable[_chat_pb2.FetchResponse]]:
         """Fetches up to `limit` mailbox entries of the calling device after `after_seq`, without a
-        stream (for scripts). Errors: INVALID_ARGUMENT (limit over 1000).
+        stream (for scripts). A page is bounded in bytes too (the server's chat.max_batch_bytes, 1
+        MiB by default, always below the client's 4 MiB receive limit), so it may hold fewer than
+        `limit` entries: fetch again after its last one until a page comes back empty.
+        Errors: INVALID_ARGUMENT (limit over 1000, after_seq over 2^63 - 1).
         """
 
     @_abc_1.abstractmethod

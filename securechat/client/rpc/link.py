@@ -7,13 +7,14 @@ highest sequence the client has processed, hands every batch the server sends to
 to the server go through one bounded queue that the stream consumes in order, so writing never
 blocks and never interleaves.
 
-When the stream ends, sends still waiting for an answer fail (see the sender) and the link
-reconnects: after the server's ReconnectHint when it sent one, else after an exponential
-backoff with jitter, capped at a few seconds while the outage is young (a restarting server is
-found again at once) and longer only after minutes. Fatal endings stop it and are raised from
-:meth:`ChatLink.run`: a revoked or expired session, a refused certificate, or another client
-that took over the device. Connection changes go to ``notify`` as ConnectionEvents (with the
-seconds until the next try, for a countdown); nothing here prints.
+When the stream ends, sends still waiting for an answer are unconfirmed (the sender writes
+them again on the next stream, see rpc/sender.py) and the link reconnects: after the server's
+ReconnectHint when it sent one, else after an exponential backoff with jitter, capped at a few
+seconds while the outage is young (a restarting server is found again at once) and longer only
+after minutes. Fatal endings stop it and are raised from :meth:`ChatLink.run`: a revoked or
+expired session, a refused certificate, or another client that took over the device.
+Connection changes go to ``notify`` as ConnectionEvents (with the seconds until the next try,
+for a countdown); nothing here prints.
 
 Frames are written by one writer task with ``call.write`` (no request generator: grpc closing
 a generator that is still waiting for a frame raised "aclose(): asynchronous generator is
@@ -32,20 +33,12 @@ import grpc
 
 from securechat.client.events import ConnectionEvent
 from securechat.client.rpc.api import Api
-from securechat.client.rpc.sender import ResultSink
+from securechat.client.rpc.sender import FINAL, ResultSink
 from securechat.client.rpc.status import translate
-from securechat.errors import (
-    CertificateError,
-    FailedPrecondition,
-    ResourceExhausted,
-    SecureChatError,
-    StreamReplaced,
-    Unauthenticated,
-    Unavailable,
-)
+from securechat.errors import ResourceExhausted, SecureChatError, Unavailable
 from securechat_proto.v1 import chat_pb2
 
-FATAL = (Unauthenticated, CertificateError, FailedPrecondition, StreamReplaced)
+FATAL = FINAL
 WRITE_QUEUE_BOUND = 1024
 
 Handler = Callable[[Sequence[chat_pb2.ServerEvent]], Awaitable[int]]
@@ -263,6 +256,8 @@ class ChatLink:
                 self.online.set()
                 pending = event.opened.pending
                 self._set_state("online", f"{pending} waiting" if pending else "")
+                if sink is not None:
+                    sink.reconnected()  # sends whose answer the last stream did not bring
             elif kind == "reconnect":
                 self._hint_ms = event.reconnect.retry_after_ms
         highest = await self.handle(events)

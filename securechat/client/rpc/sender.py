@@ -10,11 +10,18 @@ Answers are matched by ``client_message_id``. An ``accepted`` one resolves the f
 :class:`Receipt`. A ``stale_devices`` one hands the server's current device list to the book as
 a hint (the book verifies it, says who joined, and refuses devices that do not verify) and seals
 and sends the message again, at most MAX_ATTEMPTS times in all. Any other refusal fails the
-future with its SecureChatError; so does a connection that ends before the answer came (the
-message may or may not have been stored).
+future with its SecureChatError.
+
+A connection that ends before the answer came leaves the message's fate unknown: it may have
+been stored. Such sends are kept and written again, the same request with the same
+``client_message_id``, when the outlet is back (:meth:`Sender.reconnected`); the server stores
+a client message id once and answers a retry with the first result (``Receipt.duplicate``), so
+nothing is stored twice. After MAX_RESENDS such rounds, or when the connection ended for good
+(a revoked session, another client took over the device), the future fails with Unavailable.
 
 Outlets: the Chat stream (:class:`~securechat.client.rpc.link.ChatLink`) and, for scripts that
-should not open a stream, :class:`UnaryOutlet` (one ``Send`` RPC per attempt).
+should not open a stream, :class:`UnaryOutlet` (one ``Send`` RPC per attempt, retried with the
+same request when the answer was lost).
 """
 
 from __future__ import annotations
@@ -28,11 +35,24 @@ from securechat.client.events import Event, NoticeEvent, Target
 from securechat.client.rpc.api import Api
 from securechat.client.rpc.status import result_error
 from securechat.crypto.account import Address
-from securechat.errors import FailedPrecondition, InvalidArgument, SecureChatError, Unavailable
+from securechat.errors import (
+    CertificateError,
+    FailedPrecondition,
+    InvalidArgument,
+    SecureChatError,
+    StreamReplaced,
+    Unauthenticated,
+    Unavailable,
+)
 from securechat_proto.v1 import chat_pb2
 
 MAX_ATTEMPTS = 4
+MAX_RESENDS = 3
+# Stream endings after which the device's stream does not come back (the link stops on them);
+# after any other (a lost connection, a killed server, a restart) it reconnects.
+FINAL = (Unauthenticated, CertificateError, FailedPrecondition, StreamReplaced)
 STALE = "stale_devices"
+UNARY_RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 Seal = Callable[[Sequence[Address]], Awaitable[Mapping[Address, bytes]]]
 """Encrypts one message for exactly these devices: one ciphertext per device."""
@@ -41,13 +61,17 @@ Notify = Callable[[Event], None]
 
 @dataclass(frozen=True)
 class Receipt:
-    """A send the server accepted: stored in the mailbox of every device in ``devices``."""
+    """A send the server accepted: stored in the mailbox of every device in ``devices`` but
+    those in ``full`` (over the server's mailbox quota: they will not get it). ``duplicate``:
+    the server had stored this message already (an earlier try's answer was lost)."""
 
     client_message_id: str
     message_id: str
     target: Target
     devices: tuple[Address, ...]
     server_time_ms: int
+    duplicate: bool = False
+    full: tuple[Address, ...] = ()
 
 
 class Recipients(Protocol):
@@ -68,6 +92,8 @@ class ResultSink(Protocol):
     def fail(self, client_message_id: str, error: SecureChatError) -> None: ...
 
     def disconnected(self, error: SecureChatError) -> None: ...
+
+    def reconnected(self) -> None: ...
 
 
 class Outlet(Protocol):
@@ -91,6 +117,9 @@ class _Outgoing:
     devices: tuple[Address, ...] = ()
     attempts: int = 0
     awaiting: bool = False  # written to the outlet, answer not yet in
+    request: chat_pb2.SendRequest | None = None  # the last one written
+    unconfirmed: bool = False  # its connection ended before the answer: write it again
+    resends: int = 0
 
 
 class Sender:
@@ -103,11 +132,13 @@ class Sender:
         notify: Notify | None = None,
         *,
         max_attempts: int = MAX_ATTEMPTS,
+        max_resends: int = MAX_RESENDS,
     ) -> None:
         self.outlet = outlet
         self.recipients = recipients
         self.notify = notify
         self.max_attempts = max_attempts
+        self.max_resends = max_resends
         self._live: dict[str, _Outgoing] = {}
         self._order = asyncio.Lock()
         self._retries: set[asyncio.Task[None]] = set()
@@ -160,6 +191,7 @@ class Sender:
             item.device.user, item.device.device_id = device.user, device.device_id
         outgoing.devices = tuple(sorted(ciphertexts))  # a device without keys may be skipped
         outgoing.attempts += 1
+        outgoing.request = request
         self.outlet.transmit(request)
         outgoing.awaiting = True
 
@@ -171,13 +203,22 @@ class Sender:
             return  # not ours (or answered twice): nothing waits for it
         outgoing.awaiting = False
         if result.accepted:
+            full = tuple(sorted({Address(d.user, d.device_id) for d in result.full_devices}))
             receipt = Receipt(
                 outgoing.client_message_id,
                 result.message_id,
                 outgoing.target,
                 outgoing.devices,
                 result.server_time_ms,
+                result.duplicate,
+                full,
             )
+            if full and self.notify is not None:
+                names = ", ".join(f"{a.user}/{a.device_id}" for a in full)
+                self.notify(NoticeEvent(
+                    f"{names} did not get your message to {outgoing.target}: "
+                    "their mailbox is full"
+                ))  # fmt: skip
             self._settle(outgoing, receipt)
         elif result.error_code == STALE:
             current = sorted({Address(d.user, d.device_id) for d in result.current_devices})
@@ -198,13 +239,32 @@ class Sender:
             self._settle(outgoing, error)
 
     def disconnected(self, error: SecureChatError) -> None:
-        """The outlet lost its connection: every send written to it is unconfirmed."""
+        """The outlet lost its connection: every send written to it is unconfirmed. Unless the
+        ending was final, they are written again once it is back (:meth:`reconnected`)."""
         lost = Unavailable(
             f"the connection ended before the server confirmed the message ({error.message}): "
-            "it may not have been delivered; send it again"
+            "it may not have been delivered; send it again (with the same id it is stored once)"
         )
+        transient = not isinstance(error, FINAL)
         for outgoing in [o for o in self._live.values() if o.awaiting]:
-            self._settle(outgoing, lost)
+            if transient and outgoing.resends < self.max_resends:
+                outgoing.awaiting, outgoing.unconfirmed = False, True
+            else:
+                self._settle(outgoing, lost)
+
+    def reconnected(self) -> None:
+        """The outlet is open again: write every unconfirmed send again, in submission order,
+        the very request that was written before (same id, same ciphertexts)."""
+        for outgoing in [o for o in self._live.values() if o.unconfirmed]:
+            assert outgoing.request is not None
+            outgoing.unconfirmed = False
+            outgoing.resends += 1
+            try:
+                self.outlet.transmit(outgoing.request)
+            except SecureChatError as exc:
+                self._settle(outgoing, exc)
+                continue
+            outgoing.awaiting = True
 
     def close(self) -> None:
         """Stop resending; every unsettled send fails."""
@@ -226,7 +286,7 @@ class Sender:
 
     def _settle(self, outgoing: _Outgoing, outcome: Receipt | BaseException) -> None:
         self._live.pop(outgoing.client_message_id, None)
-        outgoing.awaiting = False
+        outgoing.awaiting = outgoing.unconfirmed = False
         if outgoing.future.done():
             return
         if isinstance(outcome, Receipt):
@@ -237,10 +297,13 @@ class Sender:
 
 class UnaryOutlet:
     """One unary ``Send`` per attempt: for scripts, which should not open a Chat stream (no
-    presence flicker, no mailbox replay, no replacing the device's live stream)."""
+    presence flicker, no mailbox replay, no replacing the device's live stream). A call that
+    fails with Unavailable (the server went away, the answer was lost, it timed out) is made
+    again with the same request after each of ``retry_delays_s``: the server stores it once."""
 
-    def __init__(self, api: Api) -> None:
+    def __init__(self, api: Api, retry_delays_s: Sequence[float] = UNARY_RETRY_DELAYS_S) -> None:
         self.api = api
+        self.retry_delays_s = tuple(retry_delays_s)
         self._sink: ResultSink | None = None
         self._calls: set[asyncio.Task[None]] = set()
 
@@ -257,9 +320,19 @@ class UnaryOutlet:
 
     async def _call(self, request: chat_pb2.SendRequest) -> None:
         assert self._sink is not None
-        try:
-            result = await self.api.send(request)
-        except SecureChatError as exc:
-            self._sink.fail(request.client_message_id, exc)
+        delays = iter(self.retry_delays_s)
+        while True:
+            try:
+                result = await self.api.send(request)
+            except Unavailable as exc:
+                delay = next(delays, None)
+                if delay is None:
+                    self._sink.fail(request.client_message_id, exc)
+                    return
+                await asyncio.sleep(max(delay, exc.retry_after or 0.0))
+                continue
+            except SecureChatError as exc:
+                self._sink.fail(request.client_message_id, exc)
+                return
+            self._sink.resolve(result)
             return
-        self._sink.resolve(result)

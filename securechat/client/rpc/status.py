@@ -20,6 +20,7 @@ from securechat.errors import (
     InvalidArgument,
     Kicked,
     LoggedOut,
+    MailboxFull,
     NotFound,
     PermissionDenied,
     ResourceExhausted,
@@ -110,6 +111,8 @@ def translate(
                 "the message is too large for the server: shorten it or send it in parts"
             )
         retry = _retry_after(_trailer(error, RETRY_TRAILER))
+        if _trailer(error, ERROR_TRAILER) == MailboxFull.code:
+            return MailboxFull(details or None, retry)
         return ResourceExhausted(details or "rate limited: wait and try again", retry)
     if code == grpc.StatusCode.UNAVAILABLE:
         if _trailer(error, ERROR_TRAILER) == ShuttingDown.code:
@@ -161,8 +164,9 @@ def _unavailable(details: str, certificate_accepted: bool) -> SecureChatError:
 def result_error(result: chat_pb2.SendResult) -> SecureChatError:
     """The SecureChatError for a send the server refused (not ``stale_devices``: re-encrypt)."""
     message = result.error_message or f"the server refused the message ({result.error_code})"
-    if result.error_code == ResourceExhausted.code:
-        return ResourceExhausted(message, float(result.retry_after_s or 1))
+    if result.error_code in (ResourceExhausted.code, MailboxFull.code):
+        cls = MailboxFull if result.error_code == MailboxFull.code else ResourceExhausted
+        return cls(message, float(result.retry_after_s or 1))
     return _BY_CODE.get(result.error_code, SecureChatError)(message)
 
 
