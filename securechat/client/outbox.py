@@ -7,9 +7,13 @@ stored once by the server (it deduplicates on the sender device and that id) and
 by recipients (they drop a message id they have seen).
 
 Outcomes: accepted -> ``sent`` with the server's time; the connection ended before the answer
-(``Unavailable``) -> stays ``pending`` and goes again after the reconnect; rate limited -> again
-after the server's ``retry_after``; any other refusal (not a member, a contact's identity key
-changed, too large) -> ``failed`` with the reason, text kept, until :meth:`Outbox.retry`.
+-> nothing to do here: the Sender writes the very request again once the stream is back and the
+answer settles the same future (the message stays in flight, so this outbox never submits it a
+second time meanwhile); ``Unavailable`` (the Sender gave up, or the ending was final, e.g. an
+expired session) -> stays ``pending`` and goes again, same id, after the reconnect; rate
+limited -> again after the server's ``retry_after``; any other refusal (not a member, a
+contact's identity key changed, too large) -> ``failed`` with the reason, text kept, until
+:meth:`Outbox.retry`.
 Nothing typed is lost: the process may even stop, the next start sends what is pending.
 """
 
@@ -101,18 +105,21 @@ class Outbox:
             answer.add_done_callback(functools.partial(self._answered, entry))
 
     def _answered(self, entry: Entry, answer: asyncio.Future[Receipt]) -> None:
-        self._in_flight.discard(entry.message_id)
+        """Record the answer. The entry stays in flight until its new state is in the history:
+        until then the history still says ``pending``, and a look at the outbox meanwhile would
+        send it again."""
         if answer.cancelled():
+            self._in_flight.discard(entry.message_id)
             return
         error = answer.exception()
         task: asyncio.Task[None]
         if error is None:
             task = asyncio.get_running_loop().create_task(self._sent(entry, answer.result()))
-        elif isinstance(error, ResourceExhausted):
-            self._later(error.retry_after or 1.0)
-            return
-        elif isinstance(error, Unavailable):
-            return  # unconfirmed: sent again, with the same id, once the stream is back
+        elif isinstance(error, ResourceExhausted | Unavailable):
+            self._in_flight.discard(entry.message_id)  # still pending in the history: again...
+            if isinstance(error, ResourceExhausted):
+                self._later(error.retry_after or 1.0)  # ...after the server's retry_after
+            return  # ...or, unconfirmed, with the same id once the stream is back
         elif isinstance(error, SecureChatError):
             task = asyncio.get_running_loop().create_task(self._failed(entry, error))
         else:
@@ -129,14 +136,22 @@ class Outbox:
         self._timers.add(timer)
 
     async def _sent(self, entry: Entry, receipt: Receipt) -> None:
-        stored = await self.history.run(
-            lambda s: s.mark_sent(entry.message_id, receipt.server_time_ms)
-        )
+        try:
+            stored = await self.history.run(
+                lambda s: s.mark_sent(entry.message_id, receipt.server_time_ms)
+            )
+        finally:
+            self._in_flight.discard(entry.message_id)
         if stored is not None:
             self.changed(stored, None)
 
     async def _failed(self, entry: Entry, error: SecureChatError) -> None:
-        stored = await self.history.run(lambda s: s.mark_failed(entry.message_id, error.message))
+        try:
+            stored = await self.history.run(
+                lambda s: s.mark_failed(entry.message_id, error.message)
+            )
+        finally:
+            self._in_flight.discard(entry.message_id)
         if stored is not None:
             self.changed(stored, error)
 

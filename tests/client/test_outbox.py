@@ -13,6 +13,7 @@ import pytest
 from securechat.client.events import Target
 from securechat.client.history import Entry, History
 from securechat.client.outbox import Outbox
+from securechat.client.rpc.sender import Receipt
 from securechat.client.session import ChatSession
 from securechat.errors import SecureChatError
 from tests.client.conftest import MakeDevice
@@ -133,6 +134,40 @@ async def test_an_unanswered_send_goes_again_with_its_id_and_is_shown_once(
     assert bob.watch.texts() == ["learn the list", "answer lost", "after"]
     stored = await sending.history.run(lambda s: s.get(entry.message_id))
     assert stored is not None and stored.state == "sent"
+
+
+async def test_sends_unanswered_at_a_cut_are_written_again_by_the_sender_alone_and_stored_once(
+    make_device: MakeDevice, relay: Relay, start_sending: Start
+) -> None:
+    """The Sender resends what a dead stream left unanswered; the outbox must not submit the
+    same messages a second time meanwhile (each id submitted once, stored once, shown once)."""
+    alice, bob = await make_device("alice", port=relay.port), await make_device("bob")
+    sending = await start_sending(alice)  # bob stays offline: his mailbox shows what was stored
+    await sending.outbox.add(LOBBY, "learn the list")
+    await alice.watch.until(lambda: len([c for c in sending.changes if c[0].state == "sent"]) == 1)
+    session = sending.outbox.session
+    submit, submitted = session.submit, []
+
+    async def counted(
+        target: Target, text: str, *, message_id: str = "", reply_to: str = ""
+    ) -> asyncio.Future[Receipt]:
+        answer = await submit(target, text, message_id=message_id, reply_to=reply_to)
+        submitted.append(message_id)
+        if len(submitted) == 5:
+            relay.hold()  # the last one is still in the write queue: surely unanswered
+        return answer
+
+    session.submit = counted  # type: ignore[method-assign]
+    for n in range(5):
+        await sending.outbox.add(LOBBY, f"in flight {n}")
+    await alice.watch.until(lambda: len(submitted) == 5 and not session.link.online.is_set())
+    relay.release()
+    await alice.watch.until(lambda: len([c for c in sending.changes if c[0].state == "sent"]) == 6)
+    assert len(set(submitted)) == len(submitted) == 5  # the resends were the Sender's alone
+    assert await sending.states() == [("learn the list", "sent"),
+                                      *((f"in flight {n}", "sent") for n in range(5))]  # fmt: skip
+    stored = await bob.api.fetch(0, 1000)
+    assert len(stored) == 6 == len({d.message_id for d in stored})  # each stored once
 
 
 async def test_pending_messages_survive_a_restart_of_the_client(
