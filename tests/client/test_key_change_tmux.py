@@ -90,6 +90,9 @@ def test_the_chat_flow_accept_and_reject_in_a_terminal(  # type: ignore[no-untyp
     # In the conversation with ned: the message is held back, and the alert names the chat's
     # own commands (never the CLI's).
     tmux.keys("pia-0", f"/switch @{ned.name}", "Enter")
+    # Typing on before the switch shows can put the Enter after the next keys (Textual may
+    # handle an Enter after characters sent later): wait, as a person would.
+    tmux.wait_for("pia-0", lambda s: f"│ @{ned.name} │" in s)
     tmux.keys("pia-0", "blocked", "Enter")
     screen = tmux.wait_for("pia-0", lambda s: "(not sent)" in s and "/reject" in s)
     assert "securechat keys" not in screen
