@@ -24,13 +24,23 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
 
+from securechat.client.bundles import publish_request
+from securechat.crypto.account import CryptoAccount
 from securechat.pki import make_dev_pki
-from securechat_proto.v1 import auth_pb2, auth_pb2_grpc, chat_pb2, chat_pb2_grpc, common_pb2
+from securechat_proto.v1 import (
+    auth_pb2,
+    auth_pb2_grpc,
+    chat_pb2,
+    chat_pb2_grpc,
+    common_pb2,
+    keys_pb2_grpc,
+)
 
 MAILBOX_MIB = 30
 LIVE_MIB = 36
@@ -47,12 +57,19 @@ def rss_mib(pid: int) -> float:
     return int(match.group(1)) / 1024
 
 
-async def login(channel: grpc.aio.Channel, user: str) -> Metadata:
+async def login(channel: grpc.aio.Channel, user: str, *, keys: bool = False) -> Metadata:
+    """Register (a legacy password account) and log in a new device; with ``keys`` it publishes
+    a key bundle too, since only devices with keys receive messages."""
     auth = auth_pb2_grpc.AuthServiceStub(channel)
     with contextlib.suppress(grpc.aio.AioRpcError):
         await auth.Register(auth_pb2.RegisterRequest(username=user, password=PASSWORD))
     reply = await auth.Login(auth_pb2.LoginRequest(username=user, password=PASSWORD))
-    return (("authorization", f"Bearer {reply.token}"),)
+    md = (("authorization", f"Bearer {reply.token}"),)
+    if keys:
+        account = CryptoAccount.create(user, reply.device_id, now=int(time.time()))
+        bundle = publish_request(account.upload_bundle())
+        await keys_pb2_grpc.KeyServiceStub(channel).PublishBundle(bundle, metadata=md)
+    return md
 
 
 async def fill(channel: grpc.aio.Channel, to: str, mib: int, per_sender: int, tag: str) -> None:
@@ -105,14 +122,14 @@ async def measure(port: int, credentials: grpc.ChannelCredentials, pid: int) -> 
 
     async with open_channel() as channel, open_channel(*SMALL_WINDOW) as slow:
         print(f"started:                        RSS {rss_mib(pid):6.1f} MiB")
-        carol = await login(slow, "carol")
+        carol = await login(slow, "carol", keys=True)
         await fill(channel, "carol", MAILBOX_MIB, 160, "filler")  # 10 MiB per sender
         print(f"{MAILBOX_MIB} MiB waiting for carol:       RSS {rss_mib(pid):6.1f} MiB")
         replaying = never_read(slow, carol)
         await asyncio.sleep(5)
         print(f"carol's stream, never read:     RSS {rss_mib(pid):6.1f} MiB")
         async with open_channel(*SMALL_WINDOW) as slow2:
-            live = never_read(slow2, await login(slow2, "dave"))
+            live = never_read(slow2, await login(slow2, "dave", keys=True))
             await asyncio.sleep(1)
             await fill(channel, "dave", LIVE_MIB, 192, "live")  # 12 MiB per sender
             await asyncio.sleep(2)
