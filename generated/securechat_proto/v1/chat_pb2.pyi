@@ -72,19 +72,28 @@ class OpenStream(_message.Message):
 
     DEVICE_ID_FIELD_NUMBER: _builtins.int
     RESUME_AFTER_SEQ_FIELD_NUMBER: _builtins.int
+    RESUME_ROOMS_FIELD_NUMBER: _builtins.int
     device_id: _builtins.int
     """The device the session token belongs to (checked against the token)."""
     resume_after_seq: _builtins.int
     """The highest sequence this device has processed; the server replays everything after it."""
+    @_builtins.property
+    def resume_rooms(self) -> _containers.RepeatedCompositeFieldContainer[Global___RoomPosition]:
+        """The room messages processed per room (as acked); the server replays each room after the
+        higher of this and its own record of the device's acks. Rooms not named resume from the
+        server's record.
+        """
+
     def __init__(
         self,
         *,
         device_id: _builtins.int = ...,
         resume_after_seq: _builtins.int = ...,
+        resume_rooms: _abc.Iterable[Global___RoomPosition] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_id", b"device_id", "resume_after_seq", b"resume_after_seq"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_id", b"device_id", "resume_after_seq", b"resume_after_seq", "resume_rooms", b"resume_rooms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -97,10 +106,19 @@ class SendRequest(_message.Message):
     CONVERSATION_FIELD_NUMBER: _builtins.int
     CIPHERTEXTS_FIELD_NUMBER: _builtins.int
     CLIENT_MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    ROOM_MESSAGE_FIELD_NUMBER: _builtins.int
     client_message_id: _builtins.str
     """A client-chosen id (at most 64 characters) echoed in the SendResult. The server remembers
     the ids of stored sends per sending device (chat.dedup_window_s, 7 days by default): a send
     retried with the same id is not stored again (SendResult.duplicate).
+    """
+    room_message: _builtins.bytes
+    """For a room: the one sender-key room message (docs/e2e-wire-rooms.md section 2), stored once
+    and delivered to every member device as a position in the room, not a copy. `ciphertexts`
+    then holds only pairwise sender-key distribution messages for the devices that need a new
+    chain (it may be empty). A room send with `ciphertexts` and no `room_message` carries only
+    distributions (a big room's distributions arrive over several such sends before the
+    message). At most 64 KiB.
     """
     @_builtins.property
     def conversation(self) -> _common_pb2.Conversation: ...
@@ -117,10 +135,11 @@ class SendRequest(_message.Message):
         conversation: _common_pb2.Conversation | None = ...,
         ciphertexts: _abc.Iterable[Global___RecipientCiphertext] | None = ...,
         client_message_id: _builtins.str = ...,
+        room_message: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ciphertexts", b"ciphertexts", "client_message_id", b"client_message_id", "conversation", b"conversation"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ciphertexts", b"ciphertexts", "client_message_id", b"client_message_id", "conversation", b"conversation", "room_message", b"room_message"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -154,20 +173,50 @@ class AckRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     SEQ_FIELD_NUMBER: _builtins.int
+    ROOMS_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     """Everything up to and including this sequence is processed and may be deleted."""
+    @_builtins.property
+    def rooms(self) -> _containers.RepeatedCompositeFieldContainer[Global___RoomPosition]:
+        """Room messages processed, per room: everything in that room up to and including room_seq."""
+
     def __init__(
         self,
         *,
         seq: _builtins.int = ...,
+        rooms: _abc.Iterable[Global___RoomPosition] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["seq", b"seq"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rooms", b"rooms", "seq", b"seq"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AckRequest: _TypeAlias = AckRequest  # noqa: Y015
+
+@_typing.final
+class RoomPosition(_message.Message):
+    """A position in a room's stored-once message log."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOM_FIELD_NUMBER: _builtins.int
+    ROOM_SEQ_FIELD_NUMBER: _builtins.int
+    room: _builtins.str
+    room_seq: _builtins.int
+    def __init__(
+        self,
+        *,
+        room: _builtins.str = ...,
+        room_seq: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["room", b"room", "room_seq", b"room_seq"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RoomPosition: _TypeAlias = RoomPosition  # noqa: Y015
 
 @_typing.final
 class AckResponse(_message.Message):
@@ -241,6 +290,7 @@ class ServerEvent(_message.Message):
     NOTICE_FIELD_NUMBER: _builtins.int
     RECONNECT_FIELD_NUMBER: _builtins.int
     PONG_FIELD_NUMBER: _builtins.int
+    ROSTER_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def opened(self) -> Global___StreamOpened: ...
     @_builtins.property
@@ -257,6 +307,8 @@ class ServerEvent(_message.Message):
     def reconnect(self) -> Global___ReconnectHint: ...
     @_builtins.property
     def pong(self) -> Global___Pong: ...
+    @_builtins.property
+    def roster(self) -> Global___RosterEvent: ...
     def __init__(
         self,
         *,
@@ -268,16 +320,47 @@ class ServerEvent(_message.Message):
         notice: Global___Notice | None = ...,
         reconnect: Global___ReconnectHint | None = ...,
         pong: Global___Pong | None = ...,
+        roster: Global___RosterEvent | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["delivery", b"delivery", "event", b"event", "membership", b"membership", "notice", b"notice", "opened", b"opened", "pong", b"pong", "presence", b"presence", "reconnect", b"reconnect", "send_result", b"send_result"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delivery", b"delivery", "event", b"event", "membership", b"membership", "notice", b"notice", "opened", b"opened", "pong", b"pong", "presence", b"presence", "reconnect", b"reconnect", "roster", b"roster", "send_result", b"send_result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["delivery", b"delivery", "event", b"event", "membership", b"membership", "notice", b"notice", "opened", b"opened", "pong", b"pong", "presence", b"presence", "reconnect", b"reconnect", "send_result", b"send_result"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delivery", b"delivery", "event", b"event", "membership", b"membership", "notice", b"notice", "opened", b"opened", "pong", b"pong", "presence", b"presence", "reconnect", b"reconnect", "roster", b"roster", "send_result", b"send_result"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["opened", "delivery", "send_result", "presence", "membership", "notice", "reconnect", "pong"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["opened", "delivery", "send_result", "presence", "membership", "notice", "reconnect", "pong", "roster"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
 Global___ServerEvent: _TypeAlias = ServerEvent  # noqa: Y015
+
+@_typing.final
+class RosterEvent(_message.Message):
+    """A signed roster event appended to one of the caller's rooms (docs/e2e-wire-rooms.md); also
+    sent to a member who is removed or leaves. Clients verify and apply it, and fetch missing
+    events with RoomService.GetRoster when the sequence is beyond their head.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOM_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    EVENT_FIELD_NUMBER: _builtins.int
+    room: _builtins.str
+    sequence: _builtins.int
+    event: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        room: _builtins.str = ...,
+        sequence: _builtins.int = ...,
+        event: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "room", b"room", "sequence", b"sequence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RosterEvent: _TypeAlias = RosterEvent  # noqa: Y015
 
 @_typing.final
 class StreamOpened(_message.Message):
@@ -318,6 +401,7 @@ class Delivery(_message.Message):
     CONVERSATION_FIELD_NUMBER: _builtins.int
     CIPHERTEXT_FIELD_NUMBER: _builtins.int
     SENT_AT_MS_FIELD_NUMBER: _builtins.int
+    ROOM_SEQ_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     """The per-device mailbox sequence; ack it when processed."""
     message_id: _builtins.str
@@ -326,6 +410,11 @@ class Delivery(_message.Message):
     """This device's ciphertext (opaque to the server)."""
     sent_at_ms: _builtins.int
     """When the server accepted the send (epoch ms)."""
+    room_seq: _builtins.int
+    """Set for a room message stored once: `ciphertext` is the room's sender-key message (the same
+    bytes for every member device), `seq` is 0 and `room_seq` is its position in the room;
+    ack it with AckRequest.rooms. Otherwise `ciphertext` is a pairwise envelope for this device.
+    """
     @_builtins.property
     def sender(self) -> _common_pb2.DeviceAddress: ...
     @_builtins.property
@@ -339,10 +428,11 @@ class Delivery(_message.Message):
         conversation: _common_pb2.Conversation | None = ...,
         ciphertext: _builtins.bytes = ...,
         sent_at_ms: _builtins.int = ...,
+        room_seq: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["conversation", b"conversation", "sender", b"sender"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ciphertext", b"ciphertext", "conversation", b"conversation", "message_id", b"message_id", "sender", b"sender", "sent_at_ms", b"sent_at_ms", "seq", b"seq"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ciphertext", b"ciphertext", "conversation", b"conversation", "message_id", b"message_id", "room_seq", b"room_seq", "sender", b"sender", "sent_at_ms", b"sent_at_ms", "seq", b"seq"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -362,6 +452,7 @@ class SendResult(_message.Message):
     RETRY_AFTER_S_FIELD_NUMBER: _builtins.int
     DUPLICATE_FIELD_NUMBER: _builtins.int
     FULL_DEVICES_FIELD_NUMBER: _builtins.int
+    ROOM_SEQ_FIELD_NUMBER: _builtins.int
     client_message_id: _builtins.str
     accepted: _builtins.bool
     message_id: _builtins.str
@@ -378,6 +469,8 @@ class SendResult(_message.Message):
     """Set when accepted: this client_message_id was stored before (the send was retried after a
     lost answer); message_id and server_time_ms are the first copy's, nothing was stored again.
     """
+    room_seq: _builtins.int
+    """Set when a room message was accepted: its position in the room."""
     @_builtins.property
     def current_devices(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.DeviceAddress]:
         """For error_code "stale_devices": the devices the send must be encrypted for now."""
@@ -401,10 +494,11 @@ class SendResult(_message.Message):
         retry_after_s: _builtins.int = ...,
         duplicate: _builtins.bool = ...,
         full_devices: _abc.Iterable[_common_pb2.DeviceAddress] | None = ...,
+        room_seq: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "client_message_id", b"client_message_id", "current_devices", b"current_devices", "duplicate", b"duplicate", "error_code", b"error_code", "error_message", b"error_message", "full_devices", b"full_devices", "message_id", b"message_id", "retry_after_s", b"retry_after_s", "server_time_ms", b"server_time_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "client_message_id", b"client_message_id", "current_devices", b"current_devices", "duplicate", b"duplicate", "error_code", b"error_code", "error_message", b"error_message", "full_devices", b"full_devices", "message_id", b"message_id", "retry_after_s", b"retry_after_s", "room_seq", b"room_seq", "server_time_ms", b"server_time_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19securechat/v1/rooms.proto\x12\rsecurechat.v1\"C\n\x11\x43reateRoomRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x0e\n\x06listed\x18\x03 \x01(\x08\";\n\x12\x43reateRoomResponse\x12%\n\x04room\x18\x01 \x01(\x0b\x32\x17.securechat.v1.RoomInfo\"1\n\x0fJoinRoomRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"9\n\x10JoinRoomResponse\x12%\n\x04room\x18\x01 \x01(\x0b\x32\x17.securechat.v1.RoomInfo\" \n\x10LeaveRoomRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x13\n\x11LeaveRoomResponse\"9\n\x10ListRoomsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"h\n\x08RoomInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0cmember_count\x18\x02 \x01(\r\x12\x11\n\tprotected\x18\x03 \x01(\x08\x12\x0e\n\x06member\x18\x04 \x01(\x08\x12\x15\n\rcreated_at_ms\x18\x05 \x01(\x03\"T\n\x11ListRoomsResponse\x12&\n\x05rooms\x18\x01 \x03(\x0b\x32\x17.securechat.v1.RoomInfo\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\"\n\x12ListMembersRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\":\n\x06Member\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x12\n\ndevice_ids\x18\x02 \x03(\r\x12\x0e\n\x06online\x18\x03 \x01(\x08\"=\n\x13ListMembersResponse\x12&\n\x07members\x18\x01 \x03(\x0b\x32\x15.securechat.v1.Member2\xa3\x03\n\x0bRoomService\x12Q\n\nCreateRoom\x12 .securechat.v1.CreateRoomRequest\x1a!.securechat.v1.CreateRoomResponse\x12K\n\x08JoinRoom\x12\x1e.securechat.v1.JoinRoomRequest\x1a\x1f.securechat.v1.JoinRoomResponse\x12N\n\tLeaveRoom\x12\x1f.securechat.v1.LeaveRoomRequest\x1a .securechat.v1.LeaveRoomResponse\x12N\n\tListRooms\x12\x1f.securechat.v1.ListRoomsRequest\x1a .securechat.v1.ListRoomsResponse\x12T\n\x0bListMembers\x12!.securechat.v1.ListMembersRequest\x1a\".securechat.v1.ListMembersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19securechat/v1/rooms.proto\x12\rsecurechat.v1\"Y\n\x11\x43reateRoomRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x0e\n\x06listed\x18\x03 \x01(\x08\x12\x14\n\x0c\x63reate_event\x18\x04 \x01(\x0c\";\n\x12\x43reateRoomResponse\x12%\n\x04room\x18\x01 \x01(\x0b\x32\x17.securechat.v1.RoomInfo\"E\n\x0fJoinRoomRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x12\n\njoin_event\x18\x03 \x01(\x0c\"9\n\x10JoinRoomResponse\x12%\n\x04room\x18\x01 \x01(\x0b\x32\x17.securechat.v1.RoomInfo\"5\n\x10LeaveRoomRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0bleave_event\x18\x02 \x01(\x0c\"\x13\n\x11LeaveRoomResponse\"9\n\x10ListRoomsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"h\n\x08RoomInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0cmember_count\x18\x02 \x01(\r\x12\x11\n\tprotected\x18\x03 \x01(\x08\x12\x0e\n\x06member\x18\x04 \x01(\x08\x12\x15\n\rcreated_at_ms\x18\x05 \x01(\x03\"T\n\x11ListRoomsResponse\x12&\n\x05rooms\x18\x01 \x03(\x0b\x32\x17.securechat.v1.RoomInfo\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\"\n\x12ListMembersRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\":\n\x06Member\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x12\n\ndevice_ids\x18\x02 \x03(\r\x12\x0e\n\x06online\x18\x03 \x01(\x08\"=\n\x13ListMembersResponse\x12&\n\x07members\x18\x01 \x03(\x0b\x32\x15.securechat.v1.Member\"D\n\x13\x43hangeRosterRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x65vent\x18\x02 \x01(\x0c\x12\x10\n\x08password\x18\x03 \x01(\t\"(\n\x14\x43hangeRosterResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x04\"F\n\x10GetRosterRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rfrom_sequence\x18\x02 \x01(\x04\x12\r\n\x05limit\x18\x03 \x01(\r\":\n\x11GetRosterResponse\x12\x0e\n\x06\x65vents\x18\x01 \x03(\x0c\x12\x15\n\rnext_sequence\x18\x02 \x01(\x04\x32\xcc\x04\n\x0bRoomService\x12Q\n\nCreateRoom\x12 .securechat.v1.CreateRoomRequest\x1a!.securechat.v1.CreateRoomResponse\x12K\n\x08JoinRoom\x12\x1e.securechat.v1.JoinRoomRequest\x1a\x1f.securechat.v1.JoinRoomResponse\x12N\n\tLeaveRoom\x12\x1f.securechat.v1.LeaveRoomRequest\x1a .securechat.v1.LeaveRoomResponse\x12N\n\tListRooms\x12\x1f.securechat.v1.ListRoomsRequest\x1a .securechat.v1.ListRoomsResponse\x12T\n\x0bListMembers\x12!.securechat.v1.ListMembersRequest\x1a\".securechat.v1.ListMembersResponse\x12W\n\x0c\x43hangeRoster\x12\".securechat.v1.ChangeRosterRequest\x1a#.securechat.v1.ChangeRosterResponse\x12N\n\tGetRoster\x12\x1f.securechat.v1.GetRosterRequest\x1a .securechat.v1.GetRosterResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,29 +32,37 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'securechat_proto.v1.rooms_p
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CREATEROOMREQUEST']._serialized_start=44
-  _globals['_CREATEROOMREQUEST']._serialized_end=111
-  _globals['_CREATEROOMRESPONSE']._serialized_start=113
-  _globals['_CREATEROOMRESPONSE']._serialized_end=172
-  _globals['_JOINROOMREQUEST']._serialized_start=174
-  _globals['_JOINROOMREQUEST']._serialized_end=223
-  _globals['_JOINROOMRESPONSE']._serialized_start=225
-  _globals['_JOINROOMRESPONSE']._serialized_end=282
-  _globals['_LEAVEROOMREQUEST']._serialized_start=284
-  _globals['_LEAVEROOMREQUEST']._serialized_end=316
-  _globals['_LEAVEROOMRESPONSE']._serialized_start=318
-  _globals['_LEAVEROOMRESPONSE']._serialized_end=337
-  _globals['_LISTROOMSREQUEST']._serialized_start=339
-  _globals['_LISTROOMSREQUEST']._serialized_end=396
-  _globals['_ROOMINFO']._serialized_start=398
-  _globals['_ROOMINFO']._serialized_end=502
-  _globals['_LISTROOMSRESPONSE']._serialized_start=504
-  _globals['_LISTROOMSRESPONSE']._serialized_end=588
-  _globals['_LISTMEMBERSREQUEST']._serialized_start=590
-  _globals['_LISTMEMBERSREQUEST']._serialized_end=624
-  _globals['_MEMBER']._serialized_start=626
-  _globals['_MEMBER']._serialized_end=684
-  _globals['_LISTMEMBERSRESPONSE']._serialized_start=686
-  _globals['_LISTMEMBERSRESPONSE']._serialized_end=747
-  _globals['_ROOMSERVICE']._serialized_start=750
-  _globals['_ROOMSERVICE']._serialized_end=1169
+  _globals['_CREATEROOMREQUEST']._serialized_end=133
+  _globals['_CREATEROOMRESPONSE']._serialized_start=135
+  _globals['_CREATEROOMRESPONSE']._serialized_end=194
+  _globals['_JOINROOMREQUEST']._serialized_start=196
+  _globals['_JOINROOMREQUEST']._serialized_end=265
+  _globals['_JOINROOMRESPONSE']._serialized_start=267
+  _globals['_JOINROOMRESPONSE']._serialized_end=324
+  _globals['_LEAVEROOMREQUEST']._serialized_start=326
+  _globals['_LEAVEROOMREQUEST']._serialized_end=379
+  _globals['_LEAVEROOMRESPONSE']._serialized_start=381
+  _globals['_LEAVEROOMRESPONSE']._serialized_end=400
+  _globals['_LISTROOMSREQUEST']._serialized_start=402
+  _globals['_LISTROOMSREQUEST']._serialized_end=459
+  _globals['_ROOMINFO']._serialized_start=461
+  _globals['_ROOMINFO']._serialized_end=565
+  _globals['_LISTROOMSRESPONSE']._serialized_start=567
+  _globals['_LISTROOMSRESPONSE']._serialized_end=651
+  _globals['_LISTMEMBERSREQUEST']._serialized_start=653
+  _globals['_LISTMEMBERSREQUEST']._serialized_end=687
+  _globals['_MEMBER']._serialized_start=689
+  _globals['_MEMBER']._serialized_end=747
+  _globals['_LISTMEMBERSRESPONSE']._serialized_start=749
+  _globals['_LISTMEMBERSRESPONSE']._serialized_end=810
+  _globals['_CHANGEROSTERREQUEST']._serialized_start=812
+  _globals['_CHANGEROSTERREQUEST']._serialized_end=880
+  _globals['_CHANGEROSTERRESPONSE']._serialized_start=882
+  _globals['_CHANGEROSTERRESPONSE']._serialized_end=922
+  _globals['_GETROSTERREQUEST']._serialized_start=924
+  _globals['_GETROSTERREQUEST']._serialized_end=994
+  _globals['_GETROSTERRESPONSE']._serialized_start=996
+  _globals['_GETROSTERRESPONSE']._serialized_end=1054
+  _globals['_ROOMSERVICE']._serialized_start=1057
+  _globals['_ROOMSERVICE']._serialized_end=1645
 # @@protoc_insertion_point(module_scope)

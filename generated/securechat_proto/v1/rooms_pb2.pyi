@@ -30,21 +30,28 @@ class CreateRoomRequest(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     PASSWORD_FIELD_NUMBER: _builtins.int
     LISTED_FIELD_NUMBER: _builtins.int
+    CREATE_EVENT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     password: _builtins.str
     """Empty: an open room. Otherwise 8 characters to 72 bytes."""
     listed: _builtins.bool
     """For a protected room: list it to non-members too (open rooms are always listed)."""
+    create_event: _builtins.bytes
+    """The room's signed CREATE event (sequence 0, signed with the creator's account key). For a
+    protected room `password` is then the room password authenticator of
+    docs/e2e-wire-rooms.md (64 hex characters), never the password itself.
+    """
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
         password: _builtins.str = ...,
         listed: _builtins.bool = ...,
+        create_event: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["listed", b"listed", "name", b"name", "password", b"password"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_event", b"create_event", "listed", b"listed", "name", b"name", "password", b"password"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -76,18 +83,24 @@ class JoinRoomRequest(_message.Message):
 
     NAME_FIELD_NUMBER: _builtins.int
     PASSWORD_FIELD_NUMBER: _builtins.int
+    JOIN_EVENT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     password: _builtins.str
-    """Needed for a protected room."""
+    """Needed for a protected room: the room password authenticator (docs/e2e-wire-rooms.md)."""
+    join_event: _builtins.bytes
+    """The signed JOIN event for the roster's next position (with the password proof in a
+    protected room). ABORTED when the roster moved on meanwhile: fetch and sign again.
+    """
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
         password: _builtins.str = ...,
+        join_event: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "password", b"password"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["join_event", b"join_event", "name", b"name", "password", b"password"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -118,15 +131,19 @@ class LeaveRoomRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
+    LEAVE_EVENT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    leave_event: _builtins.bytes
+    """The signed LEAVE event for the roster's next position (ABORTED when it moved on)."""
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
+        leave_event: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["leave_event", b"leave_event", "name", b"name"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -294,3 +311,102 @@ class ListMembersResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListMembersResponse: _TypeAlias = ListMembersResponse  # noqa: Y015
+
+@_typing.final
+class ChangeRosterRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    EVENT_FIELD_NUMBER: _builtins.int
+    PASSWORD_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    event: _builtins.bytes
+    password: _builtins.str
+    """For a SET_POLICY event that protects the room: the new room password authenticator."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        event: _builtins.bytes = ...,
+        password: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "name", b"name", "password", b"password"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChangeRosterRequest: _TypeAlias = ChangeRosterRequest  # noqa: Y015
+
+@_typing.final
+class ChangeRosterResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    """The event's sequence in the roster."""
+    def __init__(
+        self,
+        *,
+        sequence: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["sequence", b"sequence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChangeRosterResponse: _TypeAlias = ChangeRosterResponse  # noqa: Y015
+
+@_typing.final
+class GetRosterRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    FROM_SEQUENCE_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    from_sequence: _builtins.int
+    """The first sequence wanted (0: from the CREATE event)."""
+    limit: _builtins.int
+    """Events per page; 0 means 256. At most 1024."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        from_sequence: _builtins.int = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_sequence", b"from_sequence", "limit", b"limit", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRosterRequest: _TypeAlias = GetRosterRequest  # noqa: Y015
+
+@_typing.final
+class GetRosterResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    NEXT_SEQUENCE_FIELD_NUMBER: _builtins.int
+    next_sequence: _builtins.int
+    """The roster's current length (the next event's sequence)."""
+    @_builtins.property
+    def events(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """Signed events in sequence order, starting at from_sequence."""
+
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[_builtins.bytes] | None = ...,
+        next_sequence: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "next_sequence", b"next_sequence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRosterResponse: _TypeAlias = GetRosterResponse  # noqa: Y015

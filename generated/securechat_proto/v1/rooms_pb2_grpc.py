@@ -59,6 +59,16 @@ class RoomServiceStub:
                 request_serializer=securechat_dot_v1_dot_rooms__pb2.ListMembersRequest.SerializeToString,
                 response_deserializer=securechat_dot_v1_dot_rooms__pb2.ListMembersResponse.FromString,
                 _registered_method=True)
+        self.ChangeRoster = channel.unary_unary(
+                '/securechat.v1.RoomService/ChangeRoster',
+                request_serializer=securechat_dot_v1_dot_rooms__pb2.ChangeRosterRequest.SerializeToString,
+                response_deserializer=securechat_dot_v1_dot_rooms__pb2.ChangeRosterResponse.FromString,
+                _registered_method=True)
+        self.GetRoster = channel.unary_unary(
+                '/securechat.v1.RoomService/GetRoster',
+                request_serializer=securechat_dot_v1_dot_rooms__pb2.GetRosterRequest.SerializeToString,
+                response_deserializer=securechat_dot_v1_dot_rooms__pb2.GetRosterResponse.FromString,
+                _registered_method=True)
 
 
 class RoomServiceServicer:
@@ -110,6 +120,30 @@ class RoomServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ChangeRoster(self, request, context):
+        """Appends one signed roster event (docs/e2e-wire-rooms.md section 1) that is not a create,
+        join or leave: REMOVE, ADMIN_ADD, ADMIN_REMOVE or SET_POLICY. The server checks what it can
+        (the caller is the event's actor and an admin, the event's account key is the caller's, the
+        signature, the sequence and hash chain) and applies the membership change with the event in
+        one transaction; members' clients check everything again. A SET_POLICY that protects the
+        room carries the new password authenticator in `password`.
+        Errors: INVALID_ARGUMENT (malformed event, wrong room, bad signature), NOT_FOUND (no such
+        room), PERMISSION_DENIED (not an admin, not the actor), ABORTED (the roster moved on: the
+        event's sequence or previous hash is not the head; fetch the roster and sign again).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRoster(self, request, context):
+        """Returns a room's signed roster events from `from_sequence` on, a page at a time. Members
+        may read the whole roster; a non-member may read it only to join (an open room, or a
+        protected room it names). Errors: NOT_FOUND, PERMISSION_DENIED, INVALID_ARGUMENT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RoomServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -137,6 +171,16 @@ def add_RoomServiceServicer_to_server(servicer, server):
                     servicer.ListMembers,
                     request_deserializer=securechat_dot_v1_dot_rooms__pb2.ListMembersRequest.FromString,
                     response_serializer=securechat_dot_v1_dot_rooms__pb2.ListMembersResponse.SerializeToString,
+            ),
+            'ChangeRoster': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangeRoster,
+                    request_deserializer=securechat_dot_v1_dot_rooms__pb2.ChangeRosterRequest.FromString,
+                    response_serializer=securechat_dot_v1_dot_rooms__pb2.ChangeRosterResponse.SerializeToString,
+            ),
+            'GetRoster': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRoster,
+                    request_deserializer=securechat_dot_v1_dot_rooms__pb2.GetRosterRequest.FromString,
+                    response_serializer=securechat_dot_v1_dot_rooms__pb2.GetRosterResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -274,6 +318,60 @@ class RoomService:
             '/securechat.v1.RoomService/ListMembers',
             securechat_dot_v1_dot_rooms__pb2.ListMembersRequest.SerializeToString,
             securechat_dot_v1_dot_rooms__pb2.ListMembersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangeRoster(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/securechat.v1.RoomService/ChangeRoster',
+            securechat_dot_v1_dot_rooms__pb2.ChangeRosterRequest.SerializeToString,
+            securechat_dot_v1_dot_rooms__pb2.ChangeRosterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRoster(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/securechat.v1.RoomService/GetRoster',
+            securechat_dot_v1_dot_rooms__pb2.GetRosterRequest.SerializeToString,
+            securechat_dot_v1_dot_rooms__pb2.GetRosterResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -62,6 +62,22 @@ class RoomServiceStub:
     """Lists a room's members with their devices and online state (the device list a sender
     encrypts for). Errors: NOT_FOUND (no such room), PERMISSION_DENIED (not a member).
     """
+    ChangeRoster: _grpc.UnaryUnaryMultiCallable[_rooms_pb2.ChangeRosterRequest, _rooms_pb2.ChangeRosterResponse]
+    """Appends one signed roster event (docs/e2e-wire-rooms.md section 1) that is not a create,
+    join or leave: REMOVE, ADMIN_ADD, ADMIN_REMOVE or SET_POLICY. The server checks what it can
+    (the caller is the event's actor and an admin, the event's account key is the caller's, the
+    signature, the sequence and hash chain) and applies the membership change with the event in
+    one transaction; members' clients check everything again. A SET_POLICY that protects the
+    room carries the new password authenticator in `password`.
+    Errors: INVALID_ARGUMENT (malformed event, wrong room, bad signature), NOT_FOUND (no such
+    room), PERMISSION_DENIED (not an admin, not the actor), ABORTED (the roster moved on: the
+    event's sequence or previous hash is not the head; fetch the roster and sign again).
+    """
+    GetRoster: _grpc.UnaryUnaryMultiCallable[_rooms_pb2.GetRosterRequest, _rooms_pb2.GetRosterResponse]
+    """Returns a room's signed roster events from `from_sequence` on, a page at a time. Members
+    may read the whole roster; a non-member may read it only to join (an open room, or a
+    protected room it names). Errors: NOT_FOUND, PERMISSION_DENIED, INVALID_ARGUMENT.
+    """
 
 @_typing.type_check_only
 class RoomServiceAsyncStub(RoomServiceStub):
@@ -91,6 +107,22 @@ class RoomServiceAsyncStub(RoomServiceStub):
     ListMembers: _aio.UnaryUnaryMultiCallable[_rooms_pb2.ListMembersRequest, _rooms_pb2.ListMembersResponse]  # type: ignore[assignment]
     """Lists a room's members with their devices and online state (the device list a sender
     encrypts for). Errors: NOT_FOUND (no such room), PERMISSION_DENIED (not a member).
+    """
+    ChangeRoster: _aio.UnaryUnaryMultiCallable[_rooms_pb2.ChangeRosterRequest, _rooms_pb2.ChangeRosterResponse]  # type: ignore[assignment]
+    """Appends one signed roster event (docs/e2e-wire-rooms.md section 1) that is not a create,
+    join or leave: REMOVE, ADMIN_ADD, ADMIN_REMOVE or SET_POLICY. The server checks what it can
+    (the caller is the event's actor and an admin, the event's account key is the caller's, the
+    signature, the sequence and hash chain) and applies the membership change with the event in
+    one transaction; members' clients check everything again. A SET_POLICY that protects the
+    room carries the new password authenticator in `password`.
+    Errors: INVALID_ARGUMENT (malformed event, wrong room, bad signature), NOT_FOUND (no such
+    room), PERMISSION_DENIED (not an admin, not the actor), ABORTED (the roster moved on: the
+    event's sequence or previous hash is not the head; fetch the roster and sign again).
+    """
+    GetRoster: _aio.UnaryUnaryMultiCallable[_rooms_pb2.GetRosterRequest, _rooms_pb2.GetRosterResponse]  # type: ignore[assignment]
+    """Returns a room's signed roster events from `from_sequence` on, a page at a time. Members
+    may read the whole roster; a non-member may read it only to join (an open room, or a
+    protected room it names). Errors: NOT_FOUND, PERMISSION_DENIED, INVALID_ARGUMENT.
     """
 
 class RoomServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -148,6 +180,34 @@ class RoomServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_rooms_pb2.ListMembersResponse, _abc.Awaitable[_rooms_pb2.ListMembersResponse]]:
         """Lists a room's members with their devices and online state (the device list a sender
         encrypts for). Errors: NOT_FOUND (no such room), PERMISSION_DENIED (not a member).
+        """
+
+    @_abc_1.abstractmethod
+    def ChangeRoster(
+        self,
+        request: _rooms_pb2.ChangeRosterRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rooms_pb2.ChangeRosterResponse, _abc.Awaitable[_rooms_pb2.ChangeRosterResponse]]:
+        """Appends one signed roster event (docs/e2e-wire-rooms.md section 1) that is not a create,
+        join or leave: REMOVE, ADMIN_ADD, ADMIN_REMOVE or SET_POLICY. The server checks what it can
+        (the caller is the event's actor and an admin, the event's account key is the caller's, the
+        signature, the sequence and hash chain) and applies the membership change with the event in
+        one transaction; members' clients check everything again. A SET_POLICY that protects the
+        room carries the new password authenticator in `password`.
+        Errors: INVALID_ARGUMENT (malformed event, wrong room, bad signature), NOT_FOUND (no such
+        room), PERMISSION_DENIED (not an admin, not the actor), ABORTED (the roster moved on: the
+        event's sequence or previous hash is not the head; fetch the roster and sign again).
+        """
+
+    @_abc_1.abstractmethod
+    def GetRoster(
+        self,
+        request: _rooms_pb2.GetRosterRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rooms_pb2.GetRosterResponse, _abc.Awaitable[_rooms_pb2.GetRosterResponse]]:
+        """Returns a room's signed roster events from `from_sequence` on, a page at a time. Members
+        may read the whole roster; a non-member may read it only to join (an open room, or a
+        protected room it names). Errors: NOT_FOUND, PERMISSION_DENIED, INVALID_ARGUMENT.
         """
 
 def add_RoomServiceServicer_to_server(servicer: RoomServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
