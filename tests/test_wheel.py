@@ -31,7 +31,11 @@ DEPENDENCIES = [Requirement(d) for d in PROJECT["dependencies"]]
 # than the protoc that made it, *_pb2_grpc.py checks grpcio against the grpcio-tools release.
 GENERATED_NEEDS = {"protobuf": "7.35.1", "grpcio": "1.85.1"}
 
-pytestmark = pytest.mark.slow
+# Building the wheel and installing a venv at the dependency floors runs pip, which took over
+# the suite's 120 s per-test bound on a loaded 2-core CI machine (a test's bound includes its
+# module fixtures' set-up). Each pip call keeps its own 600 s bound in run(); the test's bound
+# must cover the wheel build, the venv and the install together.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 CHECK = """
 import pathlib, sys
