@@ -40,8 +40,9 @@ run: $(STAMP) certs
 	$(BIN)/securechat-server
 
 # With coverage of the server and client (pyproject.toml [tool.coverage]): fails below its floor.
+# The 15 slowest steps are listed, to see which test nears its time bound on a loaded machine.
 test: $(STAMP)
-	$(BIN)/pytest --cov --cov-report=term-missing:skip-covered
+	$(BIN)/pytest --cov --cov-report=term-missing:skip-covered --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
