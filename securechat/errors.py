@@ -141,6 +141,14 @@ class StaleDevices(FailedPrecondition):
         super().__init__(message)
 
 
+class RosterMoved(FailedPrecondition):
+    """A roster event was not appended: another event took its position first (ABORTED)."""
+
+    code = "roster_moved"
+    status = "ABORTED"
+    default_message = "the room's member list changed meanwhile: fetch it and sign again"
+
+
 class Unavailable(SecureChatError):
     code = "unavailable"
     status = "UNAVAILABLE"

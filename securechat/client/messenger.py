@@ -30,11 +30,15 @@ from securechat.client.events import (
     UndecryptableEvent,
 )
 from securechat.client.recipients import RecipientBook
+from securechat.client.room_actions import RoomActions
+from securechat.client.room_channel import RoomChannel
+from securechat.client.rosters import RosterBook
 from securechat.client.rpc.api import Api
-from securechat.client.rpc.sender import Receipt, Seal, Sender
+from securechat.client.rpc.sender import Receipt, Seal, Sealed, Sender
 from securechat.client.vault import Vault, now_s
 from securechat.client.verified import AccountBook, Notify
 from securechat.crypto.account import Address
+from securechat.crypto.room_message import distribution_conversation
 from securechat.crypto.trust import TrustLevel
 from securechat.errors import (
     BadSignature,
@@ -76,7 +80,10 @@ class Messenger:
         self.me = vault.account.address
         self.notify = notify
         self.accounts = AccountBook(api, vault, notify)
-        self.book = RecipientBook(api, self.me, self.accounts)
+        self.rosters = RosterBook(api, vault, self.accounts, notify)
+        self.book = RecipientBook(api, self.me, self.accounts, self.rosters)
+        self.rooms = RoomChannel(vault, self.rosters, self.ensure_sessions, self._certified, notify)
+        self.actions = RoomActions(self.rosters)
         self._rechecked: set[Address] = set()
 
     def _warn(self, user: str, key: str, text: str) -> None:
@@ -127,7 +134,7 @@ class Messenger:
         conversation = target.conversation_id(self.me.user)
         expected: dict[str, bytes] = {}
 
-        async def seal(devices: Sequence[Address]) -> Mapping[Address, bytes]:
+        async def seal(devices: Sequence[Address]) -> Mapping[Address, bytes] | Sealed:
             account = self.vault.account
             for user, sealed_under in expected.items():  # sealed before: no key may have moved
                 if account.accepted_key(user) != sealed_under:
@@ -136,6 +143,12 @@ class Messenger:
                 accepted = account.accepted_key(user)
                 if accepted is not None:
                     expected[user] = accepted
+            roster = self.rosters.roster(target.name) if target.kind == "room" else None
+            if roster is not None:  # a signed room: sender keys, one ciphertext
+                sealed = await self.rooms.seal(roster, devices, plaintext, expected)
+                self.vault.state.remember(content.message_id)
+                self.vault.save()
+                return sealed
             ready = await self.ensure_sessions(devices)
             if not ready:
                 raise FailedPrecondition(
@@ -190,6 +203,8 @@ class Messenger:
         state = self.vault.state
         if delivery.message_id in state.seen:
             return []
+        if delivery.room_seq:
+            return await self.rooms.open(delivery)
         state.remember(delivery.message_id)
         account = self.vault.account
         sender = Address(delivery.sender.user, delivery.sender.device_id)
@@ -197,6 +212,11 @@ class Messenger:
             target = Target.from_proto(delivery.conversation)
         except InvalidArgument:
             target = Target.user(sender.user)
+        if target.kind == "room" and await self._signed(target.name):
+            with contextlib.suppress(DecryptionError):
+                conversation = distribution_conversation(target.name)
+                plaintext = account.decrypt(sender, conversation, delivery.ciphertext, now=now_s())
+                return await self.rooms.distribution(sender, target.name, plaintext)
         undecryptable = UndecryptableEvent(
             delivery.message_id, sender.user, sender.device_id, target, delivery.sent_at_ms
         )
@@ -233,6 +253,11 @@ class Messenger:
             )
         )
         return events
+
+    async def _signed(self, room: str) -> bool:
+        """Whether ``room`` has a verified roster (its pairwise deliveries are key
+        distributions)."""
+        return (self.rosters.roster(room) or await self.rosters.sync(room)) is not None
 
     async def _certified(self, sender: Address) -> bool | None:
         """Whether the sending device is certified by its account key (None: a legacy contact);
