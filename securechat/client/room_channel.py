@@ -201,7 +201,7 @@ class RoomChannel:
             header = peek_room_message(delivery.ciphertext)
         except (DecryptionError, InvalidArgument, ValueError):
             return [self._undecryptable(delivery, None)]
-        if roster is None or header.room != room:
+        if roster is None or header.room != room or not roster.is_member(self.me.user):
             return [self._undecryptable(delivery, header.sender)]
         relation = await self.rosters.relation(room, header.version, header.sender.user)
         if relation not in _USABLE:
