@@ -31,7 +31,7 @@ from securechat.crypto.room_membership import (
 from securechat.crypto.room_policy import OPEN_POLICY, ROOM_ARGON2, RoomPasswordKeys
 from securechat.crypto.roster import Roster
 from securechat.crypto.roster_event import Signer
-from securechat.errors import FailedPrecondition, InvalidArgument, RosterMoved
+from securechat.errors import FailedPrecondition, InvalidArgument, PermissionDenied, RosterMoved
 from securechat_proto.v1 import rooms_pb2
 
 ATTEMPTS = 3  # compare-and-append lost this often in a row: give up and say so
@@ -100,7 +100,7 @@ class RoomActions:
                 keys = await derive_password_keys(await ask_password(), room, roster.room_salt,
                                                   params)  # fmt: skip
                 if keys.proof_public_key != roster.policy.proof_public_key:
-                    raise InvalidArgument(f"wrong password for #{room}")
+                    raise PermissionDenied(f"wrong password for #{room}")
             event = join_event(roster, signer, user, key, keys)
             secret = keys.authenticator.decode("ascii") if keys is not None else ""
             try:

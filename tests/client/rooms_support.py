@@ -75,21 +75,33 @@ class RoomRelay:
             self.events[name] = [create_event]
             return rooms_pb2.RoomInfo(name=name, member_count=1, member=True)
 
-        async def append(name: str, event: bytes, *args: object, **kwargs: object) -> object:
+        def append(name: str, event: bytes) -> int:
             events = self.history(user, name)
             if RosterEvent.parse(event).sequence != len(events):
                 raise RosterMoved()
             events.append(event)
+            return len(events) - 1
+
+        async def join_room(
+            name: str, password: str = "", *, join_event: bytes = b""
+        ) -> rooms_pb2.RoomInfo:
+            append(name, join_event)
             return rooms_pb2.RoomInfo(name=name, member=True)
+
+        async def leave_room(name: str, *, leave_event: bytes = b"") -> None:
+            append(name, leave_event)
+
+        async def change_roster(name: str, event: bytes, password: str = "") -> int:
+            return append(name, event)
 
         async def list_members(name: str) -> list[rooms_pb2.Member]:
             return [*await real_members(name), *self.ghosts.get(name, [])]
 
         api.get_roster = get_roster  # type: ignore[method-assign]
         api.create_room = create_room  # type: ignore[method-assign]
-        api.join_room = lambda name, password="", *, join_event=b"": append(name, join_event)  # type: ignore[method-assign,assignment,misc]
-        api.leave_room = lambda name, *, leave_event=b"": append(name, leave_event)  # type: ignore[method-assign,assignment,misc]
-        api.change_roster = lambda name, event, password="": append(name, event)  # type: ignore[method-assign,assignment,misc]
+        api.join_room = join_room  # type: ignore[method-assign]
+        api.leave_room = leave_room  # type: ignore[method-assign]
+        api.change_roster = change_roster  # type: ignore[method-assign]
         api.list_members = list_members  # type: ignore[method-assign]
         return member
 
@@ -130,7 +142,10 @@ class RoomRelay:
             seq=seq, message_id=uuid.uuid4().hex, ciphertext=data, sent_at_ms=now_ms(),
             room_seq=room_seq,
         )  # fmt: skip
-        delivery.sender.user, delivery.sender.device_id = sender.address.user, sender.address.device_id
+        delivery.sender.user, delivery.sender.device_id = (
+            sender.address.user,
+            sender.address.device_id,
+        )
         delivery.conversation.room = room
         return delivery
 

@@ -13,10 +13,10 @@ from securechat.client.room_channel import CHUNK_BYTES, MAX_HELD_PER_ROOM, chunk
 from securechat.client.vault import Vault
 from securechat.crypto.account import Address
 from securechat.crypto.room_keys import RoomKeys
-from securechat.crypto.room_membership import join_event, remove_event
+from securechat.crypto.room_membership import join_event
 from securechat.crypto.roster import Roster
 from securechat.crypto.roster_event import EventKind, RosterEvent
-from securechat.errors import DecryptionError, InvalidArgument, RosterRejected
+from securechat.errors import DecryptionError, InvalidArgument, PermissionDenied, RosterRejected
 from securechat.node import Node
 from tests.client.conftest import MakeDevice
 from tests.client.live import PASSWORD
@@ -132,7 +132,7 @@ async def test_old_roster_message_from_a_removed_member_is_refused(
 
 
 async def test_remove_by_a_non_admin_is_refused_on_both_ends(make_device: MakeDevice) -> None:
-    relay, (alice, bob, carol) = await _room(make_device, "alice", "bob", "carol")
+    relay, (alice, bob, _carol) = await _room(make_device, "alice", "bob", "carol")
     before = alice.messenger.rosters.roster(ROOM).version  # type: ignore[union-attr]
     with pytest.raises(RosterRejected):  # bob's own client will not make it
         await bob.messenger.actions.remove(ROOM, "carol")
@@ -159,7 +159,6 @@ async def test_ghost_member_is_never_encrypted_to(make_device: MakeDevice, serve
     the ghosts, the members are told, the roster does not move."""
     relay, (alice, bob) = await _room(make_device, "alice", "bob")
     mallory = await make_device("mallory")  # a real user, who never joined
-    ghost_entry = RosterEvent  # noqa: F841  (kept readable below)
     from securechat_proto.v1 import rooms_pb2
 
     relay.ghosts[ROOM] = [rooms_pb2.Member(user="mallory", device_ids=[1])]
@@ -269,7 +268,7 @@ async def test_protected_room_password_never_reaches_the_server(
     async def wrong() -> str:
         return "not the password"
 
-    with pytest.raises(InvalidArgument, match="wrong password"):
+    with pytest.raises(PermissionDenied, match="wrong password"):
         await carol.messenger.actions.join(ROOM, wrong)
     await bob.messenger.actions.join(ROOM, right)
     await relay.push(ROOM, ["alice"])
@@ -295,7 +294,7 @@ async def test_protected_room_password_never_reaches_the_server(
 
 
 async def test_distribution_from_a_non_member_is_refused(make_device: MakeDevice) -> None:
-    relay, (alice, bob) = await _room(make_device, "alice", "bob")
+    relay, (_alice, bob) = await _room(make_device, "alice", "bob")
     mallory = relay.attach(await make_device("mallory"))
     # mallory makes a chain for the room as if a member and sends it to bob pairwise
     keys = RoomKeys(ROOM, mallory.address)
@@ -320,7 +319,6 @@ async def test_distribution_from_a_non_member_is_refused(make_device: MakeDevice
 
 async def test_a_bare_login_device_never_blocks_a_room_send(make_device: MakeDevice) -> None:
     relay, (alice, bob) = await _room(make_device, "alice", "bob")
-    from tests.client.live import PASSWORD as _  # noqa: F401
     from securechat.client.credentials import derive
 
     keys = await derive(PASSWORD, (await bob.device.api.login_parameters("bob")).login)
