@@ -131,6 +131,8 @@ class Room:
     created_at_ms: int
     # A protected room is listed to non-members only when its creator asked for it.
     listed: bool = False
+    # The room has a signed roster (issue 15): sends are sender-key sends, joins are signed.
+    signed: bool = False
 
     @property
     def protected(self) -> bool:

@@ -407,7 +407,7 @@ class MemoryStore:
         self._user(creator)
         if name in self._rooms:
             raise rules.room_taken(name)
-        room = Room(name, password_hash, creator, now_ms, listed)
+        room = Room(name, password_hash, creator, now_ms, listed, roster is not None)
         self._rooms[name] = room
         self._members[name] = {creator: now_ms}
         self._joined_seq[(name, creator)] = 0
@@ -436,6 +436,7 @@ class MemoryStore:
             return False
         events.append((change.event, change.event_hash))
         self._roster_states[room] = change.state
+        self._rooms[room] = replace(self._rooms[room], signed=True)
         if change.set_password:
             self._rooms[room] = replace(self._rooms[room], password_hash=change.password_hash)
         members = self._members[room]

@@ -93,7 +93,10 @@ def _session(row: Row[Any]) -> Session:
 
 
 def _room(row: Row[Any]) -> Room:
-    return Room(row.name, row.password_hash, row.created_by, row.created_at_ms, bool(row.listed))
+    return Room(
+        row.name, row.password_hash, row.created_by, row.created_at_ms, bool(row.listed),
+        row.roster_length > 0,
+    )  # fmt: skip
 
 
 class SqlStore(KeyDirectorySql, MailboxSql, AccountsSql, RoomLogSql):
@@ -347,7 +350,7 @@ class SqlStore(KeyDirectorySql, MailboxSql, AccountsSql, RoomLogSql):
             )
             if roster is not None:
                 await self._insert_event(conn, roster)
-        return Room(name, password_hash, creator, now_ms, listed)
+        return Room(name, password_hash, creator, now_ms, listed, roster is not None)
 
     async def get_room(self, name: str) -> Room | None:
         async with self._read() as conn:

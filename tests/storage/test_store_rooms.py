@@ -201,14 +201,14 @@ async def test_room_messages_expire_after_retention(store: Store) -> None:
 async def _footprint(store: Store) -> tuple[int, int]:
     """(rows, bytes of binary columns) over every table of the store."""
     if isinstance(store, MemoryStore):
-        logs = store._room_logs.values()  # noqa: SLF001 - the memory adapter has no tables
-        mailboxes = [state.mailbox for state in store._devices.values()]  # noqa: SLF001
+        logs = store._room_logs.values()
+        mailboxes = [state.mailbox for state in store._devices.values()]
         rows = sum(len(log) for log in logs) + sum(len(m) for m in mailboxes)
         size = sum(len(e.ciphertext) for log in logs for e in log.values())
         size += sum(len(e.ciphertext) for m in mailboxes for e in m.values())
         return rows, size
     rows = size = 0
-    async with store._read() as conn:  # type: ignore[attr-defined]  # noqa: SLF001
+    async with store._read() as conn:  # type: ignore[attr-defined]
         for table in schema.metadata.sorted_tables:
             rows += int(await conn.scalar(select(func.count()).select_from(table)) or 0)
             for column in table.columns:
