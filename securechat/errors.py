@@ -141,12 +141,12 @@ class StaleDevices(FailedPrecondition):
         super().__init__(message)
 
 
-class RosterMoved(FailedPrecondition):
-    """A roster event was not appended: another event took its position first (ABORTED)."""
+class RosterMovedOn(FailedPrecondition):
+    """A roster event was signed for a position that is no longer the room's head (another
+    event came first, or the chain does not link): fetch the roster and sign again."""
 
-    code = "roster_moved"
+    code = "roster_moved_on"
     status = "ABORTED"
-    default_message = "the room's member list changed meanwhile: fetch it and sign again"
 
 
 class Unavailable(SecureChatError):

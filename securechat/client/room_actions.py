@@ -31,7 +31,7 @@ from securechat.crypto.room_membership import (
 from securechat.crypto.room_policy import OPEN_POLICY, ROOM_ARGON2, RoomPasswordKeys
 from securechat.crypto.roster import Roster
 from securechat.crypto.roster_event import Signer
-from securechat.errors import FailedPrecondition, InvalidArgument, PermissionDenied, RosterMoved
+from securechat.errors import FailedPrecondition, InvalidArgument, PermissionDenied, RosterMovedOn
 from securechat_proto.v1 import rooms_pb2
 
 ATTEMPTS = 3  # compare-and-append lost this often in a row: give up and say so
@@ -105,7 +105,7 @@ class RoomActions:
             secret = keys.authenticator.decode("ascii") if keys is not None else ""
             try:
                 info = await self.api.join_room(room, secret, join_event=event)
-            except RosterMoved:
+            except RosterMovedOn:
                 continue  # someone else's event took the position: sync and sign again
             self.rosters.applied(room, roster, event)
             return info
@@ -121,7 +121,7 @@ class RoomActions:
             event = leave_event(roster, signer, user, key)
             try:
                 await self.api.leave_room(room, leave_event=event)
-            except RosterMoved:
+            except RosterMovedOn:
                 continue
             self.rosters.applied(room, roster, event)
             return True
@@ -165,7 +165,7 @@ class RoomActions:
             event = make(roster)
             try:
                 await self.api.change_roster(room, event, password)
-            except RosterMoved:
+            except RosterMovedOn:
                 continue
             self.rosters.applied(room, roster, event)
             return

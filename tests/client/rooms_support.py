@@ -19,7 +19,7 @@ from securechat.client.messenger import Messenger, now_ms
 from securechat.client.rpc.sender import Sealed
 from securechat.crypto.account import Address
 from securechat.crypto.roster_event import RosterEvent
-from securechat.errors import RosterMoved
+from securechat.errors import RosterMovedOn
 from securechat_proto.v1 import chat_pb2, content_pb2, rooms_pb2
 from tests.client.live import Device
 
@@ -78,7 +78,7 @@ class RoomRelay:
         def append(name: str, event: bytes) -> int:
             events = self.history(user, name)
             if RosterEvent.parse(event).sequence != len(events):
-                raise RosterMoved()
+                raise RosterMovedOn()
             events.append(event)
             return len(events) - 1
 

@@ -25,7 +25,7 @@ from securechat.errors import (
     PermissionDenied,
     ResourceExhausted,
     RevokedCertificate,
-    RosterMoved,
+    RosterMovedOn,
     SecureChatError,
     SessionExpired,
     ShuttingDown,
@@ -50,7 +50,7 @@ _BY_CODE: dict[str, type[SecureChatError]] = {
         Unauthenticated,
         PermissionDenied,
         FailedPrecondition,
-        RosterMoved,
+        RosterMovedOn,
         Unavailable,
         SessionExpired,
         LoggedOut,
@@ -68,7 +68,7 @@ _BY_STATUS: dict[grpc.StatusCode, type[SecureChatError]] = {
     grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
     grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
     grpc.StatusCode.OUT_OF_RANGE: InvalidArgument,
-    grpc.StatusCode.ABORTED: RosterMoved,
+    grpc.StatusCode.ABORTED: RosterMovedOn,
     grpc.StatusCode.UNIMPLEMENTED: FailedPrecondition,  # a server without that call
 }
 # What grpc says when the TLS handshake failed on a certificate. A connection lost during the
