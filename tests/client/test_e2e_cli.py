@@ -80,9 +80,10 @@ def test_rooms_commands_and_room_password_from_the_environment(make_user) -> Non
         gerda, {"SECURECHAT_ROOM_PASSWORD": "wrong-pass-1"}, "rooms", "join", "vault"
     )
     assert denied.returncode == 68
+    assert "frank created the room (protected by a password)" in denied.stderr  # verified
     joined = _run_with(gerda, env_room, "rooms", "join", "vault")
     assert joined.returncode == 0, joined.stderr
-    assert "frank created the room (protected by a password)" in joined.stderr
+    assert "#vault: gerda joined" in joined.stderr
     assert "gerda  offline" in frank.run("rooms", "members", "vault").stdout
     assert gerda.run("rooms", "leave", "vault").returncode == 0
 
