@@ -200,11 +200,11 @@ class Messenger:
 
     async def open(self, delivery: chat_pb2.Delivery) -> list[Event]:
         """Decrypt one delivery: [] for a duplicate, else message/notice events (not saved)."""
+        if delivery.room_seq:  # (its id is its send's: the key distributions carry it too)
+            return await self.rooms.open(delivery)
         state = self.vault.state
         if delivery.message_id in state.seen:
             return []
-        if delivery.room_seq:
-            return await self.rooms.open(delivery)
         state.remember(delivery.message_id)
         account = self.vault.account
         sender = Address(delivery.sender.user, delivery.sender.device_id)
