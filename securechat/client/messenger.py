@@ -145,10 +145,8 @@ class Messenger:
                     expected[user] = accepted
             roster = self.rosters.roster(target.name) if target.kind == "room" else None
             if roster is not None:  # a signed room: sender keys, one ciphertext
-                sealed = await self.rooms.seal(roster, devices, plaintext, expected)
-                self.vault.state.remember(content.message_id)
-                self.vault.save()
-                return sealed
+                self.vault.state.remember(content.message_id)  # saved with the chain
+                return await self.rooms.seal(roster, devices, plaintext, expected)
             ready = await self.ensure_sessions(devices)
             if not ready:
                 raise FailedPrecondition(

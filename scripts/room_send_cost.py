@@ -1,0 +1,97 @@
+"""What the client's room send path costs once keys are distributed, and the one-time distribution.
+
+Runs the client's own code (``Messenger.seal`` -> ``RoomChannel.seal``: the roster's recipients,
+``prepare_send``, sender-key encryption, the keystore save before upload, the request split)
+for a signed room of N members with one device each, pairwise sessions already made (in
+memory, no server: this is the client's share). Prints milliseconds per send and the sizes.
+
+    SECURECHAT_KDF_PROFILE=test .venv/bin/python scripts/room_send_cost.py 10 100 1000
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from securechat.client.credentials import new_keys
+from securechat.client.events import Target
+from securechat.client.messenger import Messenger
+from securechat.client.rpc.sender import Sealed
+from securechat.client.vault import TEST_ARGON2, Vault
+from securechat.crypto.account import Address, CryptoAccount
+from securechat.crypto.bench import NOW, _pair
+from securechat.crypto.room_membership import create_event, join_event, new_room_salt
+from securechat.crypto.roster import Roster
+from securechat_proto.v1 import content_pb2
+
+ROOM = "bench-room"
+
+
+async def measure(members: int, rounds: int, directory: Path) -> dict[str, float]:
+    keys = await new_keys("bench password", TEST_ARGON2)
+    account, state = Vault.new_account("sender", 1)
+    vault = Vault.create(directory / f"sender-{members}.keystore", keys, account, state)
+    own_key = account.account_key_of("sender")
+    assert own_key is not None
+    signers = {f"member{i}": Ed25519PrivateKey.generate() for i in range(members)}
+    pins = {user: k.public_key().public_bytes_raw() for user, k in signers.items()}
+    pins["sender"] = own_key
+    first = create_event(ROOM, account.devices.signer, "sender", own_key, room_salt=new_room_salt())
+    roster, _ = Roster.from_events(ROOM, [first], pins.get)
+    for user, signer in signers.items():
+        roster.apply(join_event(roster, signer, user, pins[user]), pins.get)
+    roster.mark_shown(roster.version.sequence)
+    vault.state.rosters[ROOM] = roster
+    devices = [Address(user, 1) for user in signers]
+    for address in devices:
+        peer = CryptoAccount.create(address.user, 1, now=NOW, one_time_count=1,
+                                    kem_one_time_count=1)  # fmt: skip
+        _pair(account, peer)
+    messenger = Messenger(None, vault)  # type: ignore[arg-type]
+
+    async def ready(wanted: Iterable[Address]) -> list[Address]:
+        return list(wanted)
+
+    messenger.rooms.ensure_sessions = ready  # sessions exist (made above)
+
+    async def one(text: str) -> tuple[Sealed, float]:
+        content = content_pb2.MessageContent(message_id=text, sent_at_ms=0, body="m" * 200)
+        start = time.perf_counter()
+        sealed = await messenger.seal(Target.room(ROOM), content)(devices)
+        elapsed = time.perf_counter() - start
+        assert isinstance(sealed, Sealed)
+        if sealed.accepted is not None:
+            sealed.accepted()
+        return sealed, elapsed
+
+    first_send, distribution_s = await one("first")
+    total = 0.0
+    for i in range(rounds):
+        sealed, elapsed = await one(f"m{i}")
+        assert not sealed.ciphertexts
+        total += elapsed
+    envelopes = sum(len(p) for p in (*first_send.before, first_send.ciphertexts))
+    return {
+        "members": members,
+        "send_ms": total / rounds * 1e3,
+        "first_send_with_distribution_ms": distribution_s * 1e3,
+        "distribution_requests": len(first_send.before) + 1,
+        "distribution_envelopes": envelopes,
+        "room_message_bytes": len(first_send.room_message),
+    }
+
+
+async def main(sizes: list[int]) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        for members in sizes:
+            print(await measure(members, 20, Path(directory)))
+
+
+if __name__ == "__main__":
+    asyncio.run(main([int(a) for a in sys.argv[1:]] or [10, 100, 1000]))
