@@ -336,3 +336,25 @@ def test_distributions_are_split_into_requests_that_fit() -> None:
         size = sum(len(c) + len(d.user) + 16 for d, c in part.items())
         assert size <= CHUNK_BYTES
     assert chunk({}, b"m") == [{}]
+
+
+async def test_admin_changes_passwords_and_leaving_are_signed_and_shown(
+    make_device: MakeDevice,
+) -> None:
+    relay, (alice, bob) = await _room(make_device, "alice", "bob")
+    await alice.messenger.actions.set_admin(ROOM, "bob", make_admin=True)
+    await alice.messenger.actions.set_password(ROOM, "a room password")
+    await relay.push(ROOM, ["bob"])  # bob fetches the two events he missed
+    await alice.messenger.actions.set_password(ROOM, "")
+    await alice.messenger.actions.set_admin(ROOM, "alice", make_admin=False)
+    assert await alice.messenger.actions.leave(ROOM)
+    await relay.push(ROOM, ["bob"])
+    assert _notices(bob)[-5:] == [
+        "#ops: alice made bob an admin", "#ops: alice set a new room password",
+        "#ops: alice opened the room (no password)", "#ops: alice is no longer an admin",
+        "#ops: alice left",
+    ]  # fmt: skip
+    roster = bob.messenger.rosters.roster(ROOM)
+    assert roster is not None and sorted(roster.members) == ["bob"] and roster.is_admin("bob")
+    with pytest.raises(InvalidArgument, match="already a member"):
+        await bob.messenger.actions.join(ROOM, _no_password)
