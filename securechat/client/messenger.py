@@ -49,12 +49,13 @@ from securechat.errors import (
     InvalidArgument,
     NotFound,
 )
-from securechat_proto.v1 import chat_pb2, content_pb2
+from securechat_proto.v1 import chat_pb2, content_pb2, keys_pb2
 
 # A send travels as one request the server reads whole (64 KiB + 4 KiB by default): the text
 # and all its ciphertexts (one per recipient device) must fit, or the stream would be cut.
 MAX_BODY_BYTES = 60_000
 MAX_SEND_BYTES = 64 * 1024
+CLAIM_CONCURRENCY = 16
 
 
 def now_ms() -> int:
@@ -105,11 +106,17 @@ class Messenger:
         for device in wanted:
             if not account.has_session(device):
                 missing.setdefault(device.user, []).append(device.device_id)
-        for user, device_ids in sorted(missing.items()):
-            try:
-                bundles = await self.api.claim_bundles(user, device_ids)
-            except NotFound:
-                bundles = []
+        limit = asyncio.Semaphore(CLAIM_CONCURRENCY)
+
+        async def claim(user: str, device_ids: list[int]) -> list[keys_pb2.PreKeyBundle]:
+            async with limit:
+                try:
+                    return await self.api.claim_bundles(user, device_ids)
+                except NotFound:
+                    return []
+
+        claimed = await asyncio.gather(*(claim(u, ids) for u, ids in sorted(missing.items())))
+        for bundles in claimed:  # (a big room's first send claims many at once)
             for message in bundles:
                 try:
                     account.start_session(bundle_from_proto(message), now=now_s())
@@ -122,6 +129,7 @@ class Messenger:
                         f"{served.device_id} are not the device's certified keys: nothing is "
                         "encrypted to it",
                     )
+        if missing:
             self.vault.save()
         return [d for d in wanted if account.has_session(d)]
 

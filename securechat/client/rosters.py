@@ -90,7 +90,7 @@ class RosterBook:
     def account_key_of(self, user: str) -> bytes | None:
         return self.vault.account.account_key_of(user)
 
-    async def learn_keys(self, events: Iterable[bytes]) -> None:
+    async def learn_keys(self, events: Iterable[bytes], *, save: bool = True) -> None:
         """Fetch (and judge) the account of every actor this client holds no key for yet."""
         actors: set[str] = set()
         for data in events:
@@ -107,7 +107,7 @@ class RosterBook:
                     await self.accounts.refresh(user, save=False)
 
         await asyncio.gather(*(one(user) for user in unknown))
-        if unknown:
+        if unknown and save:
             self.vault.save()
 
     # -- fetching ------------------------------------------------------------------------------
@@ -136,7 +136,7 @@ class RosterBook:
                 if roster is None:
                     self._legacy.add(room)  # no roster to be had (or a server without rosters)
                 return roster
-            await self.learn_keys(events)
+            await self.learn_keys(events, save=False)  # saved with the roster below
             if roster is None:
                 return self._first(room, events)
             if events and event_hash(events[0]) != roster.version.head:
@@ -192,25 +192,36 @@ class RosterBook:
     # -- what arrives ----------------------------------------------------------------------
 
     async def receive(self, room: str, sequence: int, data: bytes) -> None:
-        """One event from the stream: applied when it is the next, fetched up to when beyond."""
+        """One event from the stream (see :meth:`receive_many`)."""
+        await self.receive_many(room, [(sequence, data)])
+
+    async def receive_many(self, room: str, events: list[tuple[int, bytes]]) -> None:
+        """Events of one room from the stream, in order: applied when they follow the head,
+        fetched up to when they are beyond it; one at a position we hold is compared (a
+        different one there is a fork)."""
         roster = self.roster(room)
         if roster is None:
             await self.sync(room)
             return
         head = roster.version.sequence
-        if sequence <= head:
-            relation = roster.relation(RosterVersion(sequence, event_hash(data)))
-            if relation is RosterRelation.FORKED:
-                self._tell(room, fork_warning(room), warning=True)
-            return  # one we have (a replay): nothing to do
-        if sequence > head + 1:
-            await self.sync(room)
+        following: list[bytes] = []
+        for sequence, data in events:
+            if sequence <= head:
+                relation = roster.relation(RosterVersion(sequence, event_hash(data)))
+                if relation is RosterRelation.FORKED:
+                    self._tell(room, fork_warning(room), warning=True)
+            elif sequence == head + 1 + len(following):
+                following.append(data)
+            else:
+                await self.sync(room)
+                return
+        if not following:
             return
-        await self.learn_keys([data])
+        await self.learn_keys(following, save=False)  # saved with the roster below
         lock = self._locks.setdefault(room, asyncio.Lock())
         async with lock:
             if roster.version.sequence == head:
-                self._apply_all(room, roster, [data])
+                self._apply_all(room, roster, following)
 
     async def relation(self, room: str, version: RosterVersion, other: str) -> RosterRelation:
         """How another member's version relates to ours: NEWER fetches first; FORKED is told."""

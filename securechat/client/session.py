@@ -134,6 +134,13 @@ class ChatSession:
         out: list[Event] = []
         highest = 0
         changed = False
+        rosters: dict[str, list[tuple[int, bytes]]] = {}
+        for event in events:  # roster events first, in one go per room (one fetch, one save)
+            if event.WhichOneof("event") == "roster":
+                r = event.roster
+                rosters.setdefault(r.room, []).append((r.sequence, r.event))
+        for room, changes in rosters.items():
+            await self.messenger.rosters.receive_many(room, changes)
         for event in events:
             kind = event.WhichOneof("event")
             if kind == "delivery":
@@ -141,9 +148,6 @@ class ChatSession:
                 changed = True
                 out.extend(await self.messenger.open(event.delivery))
                 self._check_prekeys()
-            elif kind == "roster":
-                r = event.roster
-                await self.messenger.rosters.receive(r.room, r.sequence, r.event)
             elif kind == "opened":
                 self.refill.due()  # this check counts as the periodic one
                 self._background(self._upkeep())
