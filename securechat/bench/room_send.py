@@ -5,7 +5,12 @@ Runs the client's own code (``Messenger.seal`` -> ``RoomChannel.seal``: the rost
 for a signed room of N members with one device each, pairwise sessions already made (in
 memory, no server: this is the client's share). Prints milliseconds per send and the sizes.
 
-    SECURECHAT_KDF_PROFILE=test .venv/bin/python scripts/room_send_cost.py 10 100 1000
+    .venv/bin/python -m securechat.bench.room_send 10 100 1000
+
+``make bench`` reports the same figures (``run_room_send_bench``) with the crypto figures,
+beside the crypto core's own (``securechat.crypto.room_bench``). The keystore here uses the
+test KDF profile's parameters for its one-time key derivation only; every save is a real
+encrypted, fsynced keystore write, as in the client.
 """
 
 from __future__ import annotations
@@ -87,11 +92,24 @@ async def measure(members: int, rounds: int, directory: Path) -> dict[str, float
     }
 
 
-async def main(sizes: list[int]) -> None:
+async def _all(sizes: list[int], rounds: int) -> list[dict[str, float]]:
     with tempfile.TemporaryDirectory() as directory:
-        for members in sizes:
-            print(await measure(members, 20, Path(directory)))
+        return [await measure(members, rounds, Path(directory)) for members in sizes]
+
+
+def run_room_send_bench(*, quick: bool = False) -> dict[str, float]:
+    """Flat figures for the bench report: room_client_send_{N}_ms and the rest."""
+    sizes = [3, 10] if quick else [10, 100, 1000]
+    figures: dict[str, float] = {}
+    for result in asyncio.run(_all(sizes, 3 if quick else 20)):
+        n = int(result["members"])
+        figures[f"room_client_send_{n}_ms"] = result["send_ms"]
+        figures[f"room_client_first_send_{n}_ms"] = result["first_send_with_distribution_ms"]
+        figures[f"room_client_distribution_requests_{n}"] = result["distribution_requests"]
+        figures["room_stored_bytes_per_message"] = result["room_message_bytes"]
+    return figures
 
 
 if __name__ == "__main__":
-    asyncio.run(main([int(a) for a in sys.argv[1:]] or [10, 100, 1000]))
+    for line in asyncio.run(_all([int(a) for a in sys.argv[1:]] or [10, 100, 1000], 20)):
+        print(line)
