@@ -85,7 +85,12 @@ def test_rooms_commands_and_room_password_from_the_environment(make_user) -> Non
     assert joined.returncode == 0, joined.stderr
     assert "#vault: gerda joined" in joined.stderr
     assert "gerda  offline" in frank.run("rooms", "members", "vault").stdout
-    assert gerda.run("rooms", "leave", "vault").returncode == 0
+    made = frank.run("rooms", "admin", "vault", "gerda")
+    assert "gerda is an admin of vault" in made.stderr and "gerda joined" in made.stderr
+    assert "no longer" in frank.run("rooms", "admin", "vault", "gerda", "--revoke").stderr
+    refused = gerda.run("rooms", "remove", "vault", "frank", ok=False)  # not an admin
+    assert refused.returncode != 0 and "not an admin" in refused.stderr
+    assert "removed gerda" in frank.run("rooms", "remove", "vault", "gerda").stderr
 
 
 def _run_with(user: User, extra: dict[str, str], *args: str):  # type: ignore[no-untyped-def]
