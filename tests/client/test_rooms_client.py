@@ -358,3 +358,26 @@ async def test_admin_changes_passwords_and_leaving_are_signed_and_shown(
     assert roster is not None and sorted(roster.members) == ["bob"] and roster.is_admin("bob")
     with pytest.raises(InvalidArgument, match="already a member"):
         await bob.messenger.actions.join(ROOM, _no_password)
+
+
+async def test_a_device_without_keys_is_left_out_then_gets_the_key(
+    make_device: MakeDevice,
+) -> None:
+    """carol's device has no session to be had (no published keys): the send goes on without
+    it, the user is told; once it has keys, the next send hands it the chain, and says so."""
+    relay, (alice, bob, carol) = await _room(make_device, "alice", "bob", "carol")
+    channel = alice.messenger.rooms
+    real = channel.ensure_sessions
+
+    async def keyless_carol(devices: object) -> list[Address]:
+        return [d for d in await real(devices) if d.user != "carol"]  # type: ignore[arg-type]
+
+    channel.ensure_sessions = keyless_carol
+    first = await relay.send(alice, ROOM, "without carol", ["bob"])
+    assert sorted(first.ciphertexts) == [bob.address]
+    assert any("carol device 1 has no published keys yet" in n for n in _notices(alice))
+    channel.ensure_sessions = real
+    second = await relay.send(alice, ROOM, "with carol", ["bob", "carol"])
+    assert sorted(second.ciphertexts) == [carol.address]
+    assert any("carol device 1 has keys now" in n for n in _notices(alice))
+    assert _texts(carol) == ["with carol"] and _texts(bob) == ["without carol", "with carol"]
