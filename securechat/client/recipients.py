@@ -48,7 +48,7 @@ class RecipientBook:
         Raises IdentityChanged while a recipient's key change waits for the user's decision,
         FailedPrecondition when nobody could read the message."""
         if target.kind == "room" and self.rosters is not None:
-            roster = self.rosters.roster(target.name) or await self.rosters.sync(target.name)
+            roster = await self.rosters.current(target.name)
             if roster is not None:
                 return await self._roster_devices(target, roster.recipients())
         known = self._known.get(target)

@@ -238,7 +238,10 @@ class RoomChannel:
     def _hold(self, room: str, sender: Address, delivery: chat_pb2.Delivery) -> list[Event]:
         """No chain from ``sender`` yet: keep the message until its distribution arrives."""
         run = self._run(room)
-        run.held.setdefault(sender, []).append(_Held(delivery.room_seq, delivery))
+        held = run.held.setdefault(sender, [])
+        if any(item.room_seq == delivery.room_seq for item in held):
+            return []  # served again (not acked past it): already held
+        held.append(_Held(delivery.room_seq, delivery))
         released: list[Event] = []
         while run.held_count() > MAX_HELD_PER_ROOM:
             oldest = min(

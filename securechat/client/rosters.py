@@ -68,9 +68,21 @@ class RosterBook:
         self.notify = notify
         self._locks: dict[str, asyncio.Lock] = {}
         self._legacy: set[str] = set()  # rooms the server has no signed roster for (this run)
+        self._fresh: set[str] = set()  # synced since the stream (re)opened: events keep them
 
     def roster(self, room: str) -> Roster | None:
         return self.vault.state.rosters.get(room)
+
+    async def current(self, room: str) -> Roster | None:
+        """The roster, fetched up to the server's head once per connection (the stream's
+        events keep it current after that); None for a room without one."""
+        if room not in self._fresh:
+            return await self.sync(room)
+        return self.roster(room)
+
+    def reconnected(self) -> None:
+        """A new stream: events may have been missed while it was down."""
+        self._fresh.clear()
 
     def _tell(self, room: str, text: str, *, warning: bool = False) -> None:
         if self.notify is not None:
@@ -137,6 +149,7 @@ class RosterBook:
                     self._legacy.add(room)  # no roster to be had (or a server without rosters)
                 return roster
             await self.learn_keys(events, save=False)  # saved with the roster below
+            self._fresh.add(room)
             if roster is None:
                 return self._first(room, events)
             if events and event_hash(events[0]) != roster.version.head:

@@ -149,6 +149,7 @@ class ChatSession:
                 out.extend(await self.messenger.open(event.delivery))
                 self._check_prekeys()
             elif kind == "opened":
+                self.messenger.rosters.reconnected()
                 self.refill.due()  # this check counts as the periodic one
                 self._background(self._upkeep())
             elif kind == "presence":

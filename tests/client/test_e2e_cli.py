@@ -85,8 +85,14 @@ def test_rooms_commands_and_room_password_from_the_environment(make_user) -> Non
     assert joined.returncode == 0, joined.stderr
     assert "#vault: gerda joined" in joined.stderr
     assert "gerda  offline" in frank.run("rooms", "members", "vault").stdout
+    sent = frank.run("send", "--room", "vault", "one ciphertext for the room")
+    assert "#vault: gerda joined" in sent.stderr  # verified and shown before encrypting
+    frank.run("send", "--room", "vault", "and another")
+    inbox = gerda.run("inbox")
+    assert "one ciphertext for the room" in inbox.stdout and "and another" in inbox.stdout
+    assert "one ciphertext" not in gerda.run("inbox").stdout  # the room position was acked
     made = frank.run("rooms", "admin", "vault", "gerda")
-    assert "gerda is an admin of vault" in made.stderr and "gerda joined" in made.stderr
+    assert "gerda is an admin of vault" in made.stderr
     assert "no longer" in frank.run("rooms", "admin", "vault", "gerda", "--revoke").stderr
     refused = gerda.run("rooms", "remove", "vault", "frank", ok=False)  # not an admin
     assert refused.returncode != 0 and "not an admin" in refused.stderr
