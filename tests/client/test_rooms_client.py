@@ -381,3 +381,40 @@ async def test_a_device_without_keys_is_left_out_then_gets_the_key(
     assert sorted(second.ciphertexts) == [carol.address]
     assert any("carol device 1 has keys now" in n for n in _notices(alice))
     assert _texts(carol) == ["with carol"] and _texts(bob) == ["without carol", "with carol"]
+
+
+async def test_events_out_of_order_are_fetched_and_a_broken_chain_is_refused(
+    make_device: MakeDevice,
+) -> None:
+    relay, (alice, bob, _carol) = await _room(make_device, "alice", "bob", "carol")
+    # two events bob missed: the stream shows him only the second; he fetches and applies both
+    await alice.messenger.actions.set_admin(ROOM, "carol", make_admin=True)
+    await alice.messenger.actions.remove(ROOM, "carol")
+    events = relay.events[ROOM]
+    await bob.messenger.rosters.receive(ROOM, len(events) - 1, events[-1])
+    assert _notices(bob)[-2:] == ["#ops: alice made carol an admin", "#ops: alice removed carol"]
+
+    # an event that does not chain onto the head (a wrong previous hash) changes nothing
+    roster = bob.messenger.rosters.roster(ROOM)
+    assert roster is not None
+    version = roster.version
+    key = alice.messenger.vault.account.account_key_of("alice")
+    assert key is not None
+    broken = RosterEvent(
+        EventKind.ADMIN_ADD, ROOM, version.sequence + 1, b"\x07" * 32, "alice", key, "bob"
+    ).sign(alice.messenger.vault.account.devices.signer)
+    events.append(broken.to_bytes())
+    await relay.push(ROOM, ["bob"])
+    assert roster.version == version and not roster.is_admin("bob")
+    assert any("does not verify" in w for w in bob.device.watch.warnings())
+
+
+async def test_a_room_message_with_a_bad_signature_is_not_shown(make_device: MakeDevice) -> None:
+    relay, (alice, bob) = await _room(make_device, "alice", "bob")
+    await relay.send(alice, ROOM, "keys first", ["bob"])
+    sealed, _ = await relay.seal(alice, ROOM, "then a forgery")
+    forged = sealed.room_message[:-64] + bytes(64)  # not signed with the distributed key
+    message = relay.deliveries(alice, ROOM, sealed)[1]
+    message.ciphertext = forged
+    assert [type(e) for e in await bob.take(message)] == [UndecryptableEvent]
+    assert _texts(bob) == ["keys first"]
