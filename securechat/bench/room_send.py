@@ -60,8 +60,8 @@ async def measure(members: int, rounds: int, directory: Path) -> dict[str, float
         _pair(account, peer)
     messenger = Messenger(None, vault)  # type: ignore[arg-type]
 
-    async def ready(wanted: Iterable[Address]) -> list[Address]:
-        return list(wanted)
+    async def ready(devices: Iterable[Address], *, partial: bool = False) -> list[Address]:
+        return list(devices)
 
     messenger.rooms.ensure_sessions = ready  # sessions exist (made above)
 

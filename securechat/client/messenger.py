@@ -48,6 +48,7 @@ from securechat.errors import (
     IdentityChanged,
     InvalidArgument,
     NotFound,
+    ResourceExhausted,
 )
 from securechat_proto.v1 import chat_pb2, content_pb2, keys_pb2
 
@@ -95,11 +96,14 @@ class Messenger:
 
     # -- sending ---------------------------------------------------------------------------
 
-    async def ensure_sessions(self, devices: Iterable[Address]) -> list[Address]:
+    async def ensure_sessions(
+        self, devices: Iterable[Address], *, partial: bool = False
+    ) -> list[Address]:
         """Start a session with every device that has none (claiming its bundle); the devices
         a message can be sealed for now. A device without published keys is skipped (it is
         nobody's recipient on the server either); a bundle that is not the certified device's
-        is refused and told once."""
+        is refused and told once. ``partial`` (a room's key distribution): devices whose claim
+        the server rate-limits are skipped for now instead of failing the send."""
         account = self.vault.account
         missing: dict[str, list[int]] = {}
         wanted = list(devices)
@@ -114,6 +118,10 @@ class Messenger:
                     return await self.api.claim_bundles(user, device_ids)
                 except NotFound:
                     return []
+                except ResourceExhausted:
+                    if not partial:
+                        raise
+                    return []  # later: the room's key goes to it with a later message
 
         claimed = await asyncio.gather(*(claim(u, ids) for u, ids in sorted(missing.items())))
         for bundles in claimed:  # (a big room's first send claims many at once)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from google.protobuf.message import DecodeError
 
@@ -47,7 +48,13 @@ CHUNK_BYTES = 60_000
 MAX_HELD_PER_ROOM = 200
 _USABLE = (RosterRelation.SAME, RosterRelation.OLDER)
 
-EnsureSessions = Callable[[Iterable[Address]], Awaitable[list[Address]]]
+
+class EnsureSessions(Protocol):
+    def __call__(
+        self, devices: Iterable[Address], *, partial: bool = False
+    ) -> Awaitable[list[Address]]: ...
+
+
 Certified = Callable[[Address], Awaitable[bool | None]]
 Notify = Callable[[Event], None]
 
@@ -138,13 +145,14 @@ class RoomChannel:
         run = self._run(room)
         shown = set(roster.recipients())
         wanted = [d for d in devices if d.user in shown and d != self.me]
-        ready = await self.ensure_sessions(wanted)
+        ready = await self.ensure_sessions(wanted, partial=True)
         for device in sorted(set(wanted) - set(ready) - run.keyless):
             run.keyless.add(device)
             self._tell(
                 room,
-                f"#{room}: {device.user} device {device.device_id} has no published keys yet: "
-                "it is left out of the room's messages until it has them",
+                f"#{room}: no session with {device.user} device {device.device_id} yet (it has "
+                "no published keys, or the server limits key fetches): it is left out of the "
+                "room's messages until then",
             )
         keys = self.keys(room)
         now = now_s()

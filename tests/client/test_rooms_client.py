@@ -6,6 +6,8 @@ test's RoomRelay (tests/client/rooms_support.py), which lies where a test says s
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import pytest
 
 from securechat.client.events import MessageEvent, UndecryptableEvent
@@ -16,7 +18,13 @@ from securechat.crypto.room_keys import RoomKeys
 from securechat.crypto.room_membership import join_event
 from securechat.crypto.roster import Roster
 from securechat.crypto.roster_event import EventKind, RosterEvent
-from securechat.errors import DecryptionError, InvalidArgument, PermissionDenied, RosterRejected
+from securechat.errors import (
+    DecryptionError,
+    InvalidArgument,
+    PermissionDenied,
+    ResourceExhausted,
+    RosterRejected,
+)
 from securechat.node import Node
 from tests.client.conftest import MakeDevice
 from tests.client.live import PASSWORD
@@ -369,13 +377,13 @@ async def test_a_device_without_keys_is_left_out_then_gets_the_key(
     channel = alice.messenger.rooms
     real = channel.ensure_sessions
 
-    async def keyless_carol(devices: object) -> list[Address]:
-        return [d for d in await real(devices) if d.user != "carol"]  # type: ignore[arg-type]
+    async def keyless_carol(devices: Iterable[Address], *, partial: bool = False) -> list[Address]:
+        return [d for d in await real(devices, partial=partial) if d.user != "carol"]
 
     channel.ensure_sessions = keyless_carol
     first = await relay.send(alice, ROOM, "without carol", ["bob"])
     assert sorted(first.ciphertexts) == [bob.address]
-    assert any("carol device 1 has no published keys yet" in n for n in _notices(alice))
+    assert any("no session with carol device 1 yet" in n for n in _notices(alice))
     channel.ensure_sessions = real
     second = await relay.send(alice, ROOM, "with carol", ["bob", "carol"])
     assert sorted(second.ciphertexts) == [carol.address]
@@ -418,3 +426,31 @@ async def test_a_room_message_with_a_bad_signature_is_not_shown(make_device: Mak
     message.ciphertext = forged
     assert [type(e) for e in await bob.take(message)] == [UndecryptableEvent]
     assert _texts(bob) == ["keys first"]
+
+
+async def test_a_rate_limited_key_claim_leaves_a_device_out_for_now(
+    make_device: MakeDevice, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server limits bundle claims: the room send goes out to the devices it has sessions
+    with, the user is told, and the others get the key at a later send."""
+    relay = RoomRelay()
+    alice, bob, carol = [relay.attach(await make_device(n)) for n in ("alice", "bob", "carol")]
+    await alice.messenger.actions.create(ROOM)
+    for member in (bob, carol):
+        await member.messenger.actions.join(ROOM, _no_password)
+    await relay.push(ROOM, ["alice"])
+    real = alice.device.api.claim_bundles
+
+    async def limited(user: str, device_ids: list[int]) -> list[object]:
+        if user == "carol":
+            raise ResourceExhausted("too many key bundle claims", retry_after=1.0)
+        return await real(user, device_ids)  # type: ignore[return-value]
+
+    monkeypatch.setattr(alice.device.api, "claim_bundles", limited)
+    first = await relay.send(alice, ROOM, "carol later", ["bob"])
+    assert sorted(first.ciphertexts) == [bob.address]
+    assert any("no session with carol device 1 yet" in n for n in _notices(alice))
+    monkeypatch.setattr(alice.device.api, "claim_bundles", real)
+    second = await relay.send(alice, ROOM, "now carol too", ["bob", "carol"])
+    assert sorted(second.ciphertexts) == [carol.address]
+    assert _texts(carol) == ["now carol too"]
