@@ -141,6 +141,14 @@ class StaleDevices(FailedPrecondition):
         super().__init__(message)
 
 
+class RosterMovedOn(FailedPrecondition):
+    """A roster event was signed for a position that is no longer the room's head (another
+    event came first, or the chain does not link): fetch the roster and sign again."""
+
+    code = "roster_moved_on"
+    status = "ABORTED"
+
+
 class Unavailable(SecureChatError):
     code = "unavailable"
     status = "UNAVAILABLE"

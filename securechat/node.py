@@ -258,6 +258,7 @@ class Node:
         await self.messenger.drain()
         await self.messenger.committer.drain()
         await self.messenger.acks.drain()
+        await self.messenger.room_acks.drain()
         await self.last_seen.drain()
         await self._close_resources()
         self._stopped.set()

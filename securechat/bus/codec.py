@@ -25,10 +25,18 @@ from securechat.domain.events import (
     MembershipChanged,
     MembershipKind,
     PresenceChanged,
+    RoomPosted,
+    RosterAppended,
     SessionEnded,
     UserKicked,
 )
-from securechat.domain.model import Conversation, ConversationKind, DeviceRef, MailboxEntry
+from securechat.domain.model import (
+    Conversation,
+    ConversationKind,
+    DeviceRef,
+    MailboxEntry,
+    RoomEntry,
+)
 from securechat.errors import InvalidArgument
 
 VERSION = 1
@@ -60,10 +68,45 @@ def _entry_header(entry: MailboxEntry) -> list[object]:
     ]
 
 
+def _room_entry_header(entry: RoomEntry) -> list[object]:
+    return [
+        entry.room,
+        entry.room_seq,
+        entry.message_id,
+        entry.sender.user,
+        entry.sender.device_id,
+        len(entry.ciphertext),
+        entry.sent_at_ms,
+    ]
+
+
+def _room_entry(fields: list[object], data: memoryview, offset: int) -> tuple[RoomEntry, int]:
+    (room, room_seq, message_id, suser, sdev, size, sent_at) = fields
+    assert isinstance(size, int)
+    end = offset + size
+    if end > len(data):
+        raise ValueError("frame truncated")
+    entry = RoomEntry(
+        room=str(room),
+        room_seq=int(room_seq),  # type: ignore[call-overload]
+        message_id=str(message_id),
+        sender=DeviceRef(str(suser), int(sdev)),  # type: ignore[call-overload]
+        ciphertext=bytes(data[offset:end]),
+        sent_at_ms=int(sent_at),  # type: ignore[call-overload]
+    )
+    return entry, end
+
+
 def _event_header(event: BusEvent, blobs: list[bytes]) -> list[object]:
     if isinstance(event, Delivered):
         blobs.extend(entry.ciphertext for entry in event.entries)
         return ["D", [_entry_header(entry) for entry in event.entries]]
+    if isinstance(event, RoomPosted):
+        blobs.append(event.entry.ciphertext)
+        return ["Q", _room_entry_header(event.entry)]
+    if isinstance(event, RosterAppended):
+        return ["E", event.room, event.sequence, event.event.hex(), list(event.audience),
+                list(event.joined), list(event.left)]  # fmt: skip
     if isinstance(event, PresenceChanged):
         return ["P", event.user, event.online, event.at_ms, list(event.audience)]
     if isinstance(event, MembershipChanged):
@@ -129,6 +172,15 @@ def decode(raw: bytes) -> Frame:
                 entry, offset = _entry(fields, data, offset)
                 entries.append(entry)
             events.append(Delivered(tuple(entries)))
+        elif tag == "Q":
+            posted, offset = _room_entry(args[0], data, offset)
+            events.append(RoomPosted(posted))
+        elif tag == "E":
+            room, sequence, event, audience, joined, left = args
+            events.append(
+                RosterAppended(str(room), int(sequence), bytes.fromhex(event), tuple(audience),
+                               tuple(joined), tuple(left))
+            )  # fmt: skip
         elif tag == "P":
             user, online, at_ms, audience = args
             events.append(PresenceChanged(user, bool(online), int(at_ms), tuple(audience)))

@@ -57,7 +57,7 @@ async def join(engine: ChatEngine, command: Command) -> None:
 async def create(engine: ChatEngine, command: Command) -> None:
     room = check_room(command.args[0])
     password = await engine.room_password(room) if len(command.args) == 2 else ""
-    await engine.client.api.create_room(room, password)
+    await engine.session.messenger.actions.create(room, password)  # signed; the password stays
     engine.rooms.add(room)
     engine.view.switch(Target.room(room))
     engine.view.say(f"created #{room}" + (" (password protected)" if password else ""))
@@ -66,7 +66,8 @@ async def create(engine: ChatEngine, command: Command) -> None:
 @handles("leave")
 async def leave(engine: ChatEngine, command: Command) -> None:
     room = check_room(command.args[0] if command.args else engine.current_room())
-    await engine.client.api.leave_room(room)
+    if not await engine.session.messenger.actions.leave(room):
+        await engine.client.api.leave_room(room)  # a room from before signed rosters
     engine.rooms.discard(room)
     engine.view.say(f"left #{room}", target=Target.room(room))
     if engine.view.current == Target.room(room):
@@ -86,9 +87,34 @@ async def rooms(engine: ChatEngine, command: Command) -> None:
 @handles("members")
 async def members(engine: ChatEngine, command: Command) -> None:
     room = check_room(command.args[0] if command.args else engine.current_room())
-    for member in await engine.client.api.list_members(room):
-        engine.users.add(member.user)
-        engine.view.say(f"  {member.user}  {'online' if member.online else 'offline'}")
+    roster = await engine.session.messenger.rosters.sync(room)
+    online = {m.user: m.online for m in await engine.client.api.list_members(room)}
+    if roster is None:
+        for user, is_online in online.items():
+            engine.users.add(user)
+            engine.view.say(f"  {user}  {'online' if is_online else 'offline'}")
+        return
+    engine.view.say(f"verified members of #{room} (roster {roster.version}):")
+    for user, member in sorted(roster.members.items()):
+        engine.users.add(user)
+        state = "online" if online.get(user) else "offline"
+        engine.view.say(f"  {user}  {state}" + ("  admin" if member.admin else ""))
+    for user in sorted(set(online) - set(roster.members)):
+        engine.view.say(
+            f"  {user}: listed by the server but not in the verified member list: nothing is "
+            "encrypted to them", warning=True,
+        )  # fmt: skip
+
+
+@handles("remove", "admin", "unadmin")
+async def change_roster(engine: ChatEngine, command: Command) -> None:
+    room = engine.current_room()
+    user = check_user(command.args[0])
+    actions = engine.session.messenger.actions
+    if command.name == "remove":
+        await actions.remove(room, user)
+    else:
+        await actions.set_admin(room, user, make_admin=command.name == "admin")
 
 
 @handles("who")

@@ -211,6 +211,12 @@ class ChatEngine:
     async def join(self, room: str) -> None:
         room = check_room(room)
         api = self.client.api
+        signed = await self.session.messenger.actions.join(room, lambda: self.room_password(room))
+        if signed is not None:
+            self.rooms.add(room)
+            self.view.say(f"joined #{signed.name} ({signed.member_count} member(s))",
+                          target=Target.room(room))  # fmt: skip
+            return
         try:
             joined = await api.join_room(room, "")
         except PermissionDenied:

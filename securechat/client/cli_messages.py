@@ -230,11 +230,14 @@ async def _drain_into(client: Client, messenger: Messenger, history: History, as
                     note(describe(event))
                 else:
                     echo(describe(event, client.user))
-        highest = max(d.seq for d in deliveries)
-        vault.state.last_ack = max(vault.state.last_ack, highest)
-        vault.save()
-        await client.api.ack(highest)
+        state = vault.state
+        before = (state.last_ack, dict(state.room_acks))
+        state.last_ack = max(state.last_ack, *(d.seq for d in deliveries))
+        vault.save()  # room positions (state.room_acks) with it
+        await client.api.ack(state.last_ack, state.room_acks)
         total += len(deliveries)
+        if (state.last_ack, state.room_acks) == before:
+            return total  # nothing moved: what is left waits for its room key
 
 
 @click.command()

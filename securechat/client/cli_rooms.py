@@ -1,7 +1,14 @@
-"""Room subcommands: rooms list|create|join|leave|members."""
+"""Room subcommands: rooms list|create|join|leave|members|remove|admin.
+
+Create, join, leave, remove and admin changes are signed roster events (issue 15) made with the
+account key in the keystore (so these commands unlock it); a room password is turned into the
+server's authenticator and the join-proof key on this side and never sent.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 import click
@@ -9,7 +16,23 @@ import click
 from securechat.client.cli_common import echo, name, note, opened, run
 
 if TYPE_CHECKING:
-    from securechat.client.account import Options
+    from securechat.client.account import Client, Options
+    from securechat.client.messenger import Messenger
+
+
+@asynccontextmanager
+async def signing(options: Options) -> AsyncIterator[tuple[Client, Messenger]]:
+    """A logged-in client with its keystore unlocked, and a messenger that prints notices."""
+    from securechat.client.events import NoticeEvent
+    from securechat.client.messenger import Messenger
+
+    def show(event: object) -> None:
+        if isinstance(event, NoticeEvent):
+            note(("! " if event.warning else "") + event.text)
+
+    async with opened(options, keys=True) as client:
+        assert client.vault is not None
+        yield client, Messenger(client.api, client.vault, show)
 
 
 @click.group()
@@ -48,9 +71,9 @@ def rooms_create(options: Options, room: str, protect: bool) -> None:
     check_room(room)
 
     async def go() -> None:
-        async with opened(options) as client:
+        async with signing(options) as (_, messenger):
             password = options.secrets.room_password(room) if protect else ""
-            await client.api.create_room(room, password)
+            await messenger.actions.create(room, password)
             note(f"created {room}" + (" (password protected)" if protect else ""))
 
     run(go())
@@ -66,7 +89,15 @@ def rooms_join(options: Options, room: str) -> None:
     check_room(room)
 
     async def go() -> None:
-        async with opened(options) as client:
+        async with signing(options) as (client, messenger):
+
+            async def ask() -> str:
+                return options.secrets.room_password(room)
+
+            signed = await messenger.actions.join(room, ask)
+            if signed is not None:
+                note(f"joined {name(signed.name)} ({signed.member_count} member(s))")
+                return
             listed = {r.name: r for r in await client.api.list_rooms()}
             info = listed.get(room)
             password = ""
@@ -89,8 +120,9 @@ def rooms_leave(options: Options, room: str) -> None:
     check_room(room)
 
     async def go() -> None:
-        async with opened(options) as client:
-            await client.api.leave_room(room)
+        async with signing(options) as (client, messenger):
+            if not await messenger.actions.leave(room):
+                await client.api.leave_room(room)  # a room from before signed rosters
             note(f"left {room}")
 
     run(go())
@@ -111,6 +143,45 @@ def rooms_members(options: Options, room: str) -> None:
                 devices = ",".join(str(d) for d in member.device_ids) or "-"
                 state = "online" if member.online else "offline"
                 echo(f"{name(member.user)}  {state}  devices {devices}")
+
+    run(go())
+
+
+@rooms.command("remove")
+@click.argument("room")
+@click.argument("user")
+@click.pass_obj
+def rooms_remove(options: Options, room: str, user: str) -> None:
+    """Remove USER from ROOM (admins only; a signed change every member checks)."""
+    from securechat.client.events import check_room, check_user
+
+    check_room(room)
+    check_user(user)
+
+    async def go() -> None:
+        async with signing(options) as (_, messenger):
+            await messenger.actions.remove(room, user)
+            note(f"removed {user} from {room}")
+
+    run(go())
+
+
+@rooms.command("admin")
+@click.argument("room")
+@click.argument("user")
+@click.option("--revoke", is_flag=True, help="Take the admin right away instead.")
+@click.pass_obj
+def rooms_admin(options: Options, room: str, user: str, revoke: bool) -> None:
+    """Make USER an admin of ROOM (or no longer one, with --revoke)."""
+    from securechat.client.events import check_room, check_user
+
+    check_room(room)
+    check_user(user)
+
+    async def go() -> None:
+        async with signing(options) as (_, messenger):
+            await messenger.actions.set_admin(room, user, make_admin=not revoke)
+            note(f"{user} is {'no longer ' if revoke else ''}an admin of {room}")
 
     run(go())
 

@@ -30,11 +30,15 @@ from securechat.client.events import (
     UndecryptableEvent,
 )
 from securechat.client.recipients import RecipientBook
+from securechat.client.room_actions import RoomActions
+from securechat.client.room_channel import RoomChannel
+from securechat.client.rosters import RosterBook
 from securechat.client.rpc.api import Api
-from securechat.client.rpc.sender import Receipt, Seal, Sender
+from securechat.client.rpc.sender import Receipt, Seal, Sealed, Sender
 from securechat.client.vault import Vault, now_s
 from securechat.client.verified import AccountBook, Notify
 from securechat.crypto.account import Address
+from securechat.crypto.room_message import distribution_conversation
 from securechat.crypto.trust import TrustLevel
 from securechat.errors import (
     BadSignature,
@@ -44,13 +48,15 @@ from securechat.errors import (
     IdentityChanged,
     InvalidArgument,
     NotFound,
+    ResourceExhausted,
 )
-from securechat_proto.v1 import chat_pb2, content_pb2
+from securechat_proto.v1 import chat_pb2, content_pb2, keys_pb2
 
 # A send travels as one request the server reads whole (64 KiB + 4 KiB by default): the text
 # and all its ciphertexts (one per recipient device) must fit, or the stream would be cut.
 MAX_BODY_BYTES = 60_000
 MAX_SEND_BYTES = 64 * 1024
+CLAIM_CONCURRENCY = 16
 
 
 def now_ms() -> int:
@@ -76,7 +82,10 @@ class Messenger:
         self.me = vault.account.address
         self.notify = notify
         self.accounts = AccountBook(api, vault, notify)
-        self.book = RecipientBook(api, self.me, self.accounts)
+        self.rosters = RosterBook(api, vault, self.accounts, notify)
+        self.book = RecipientBook(api, self.me, self.accounts, self.rosters)
+        self.rooms = RoomChannel(vault, self.rosters, self.ensure_sessions, self._certified, notify)
+        self.actions = RoomActions(self.rosters)
         self._rechecked: set[Address] = set()
 
     def _warn(self, user: str, key: str, text: str) -> None:
@@ -87,22 +96,35 @@ class Messenger:
 
     # -- sending ---------------------------------------------------------------------------
 
-    async def ensure_sessions(self, devices: Iterable[Address]) -> list[Address]:
+    async def ensure_sessions(
+        self, devices: Iterable[Address], *, partial: bool = False
+    ) -> list[Address]:
         """Start a session with every device that has none (claiming its bundle); the devices
         a message can be sealed for now. A device without published keys is skipped (it is
         nobody's recipient on the server either); a bundle that is not the certified device's
-        is refused and told once."""
+        is refused and told once. ``partial`` (a room's key distribution): devices whose claim
+        the server rate-limits are skipped for now instead of failing the send."""
         account = self.vault.account
         missing: dict[str, list[int]] = {}
         wanted = list(devices)
         for device in wanted:
             if not account.has_session(device):
                 missing.setdefault(device.user, []).append(device.device_id)
-        for user, device_ids in sorted(missing.items()):
-            try:
-                bundles = await self.api.claim_bundles(user, device_ids)
-            except NotFound:
-                bundles = []
+        limit = asyncio.Semaphore(CLAIM_CONCURRENCY)
+
+        async def claim(user: str, device_ids: list[int]) -> list[keys_pb2.PreKeyBundle]:
+            async with limit:
+                try:
+                    return await self.api.claim_bundles(user, device_ids)
+                except NotFound:
+                    return []
+                except ResourceExhausted:
+                    if not partial:
+                        raise
+                    return []  # later: the room's key goes to it with a later message
+
+        claimed = await asyncio.gather(*(claim(u, ids) for u, ids in sorted(missing.items())))
+        for bundles in claimed:  # (a big room's first send claims many at once)
             for message in bundles:
                 try:
                     account.start_session(bundle_from_proto(message), now=now_s())
@@ -115,6 +137,7 @@ class Messenger:
                         f"{served.device_id} are not the device's certified keys: nothing is "
                         "encrypted to it",
                     )
+        if missing:
             self.vault.save()
         return [d for d in wanted if account.has_session(d)]
 
@@ -127,7 +150,7 @@ class Messenger:
         conversation = target.conversation_id(self.me.user)
         expected: dict[str, bytes] = {}
 
-        async def seal(devices: Sequence[Address]) -> Mapping[Address, bytes]:
+        async def seal(devices: Sequence[Address]) -> Mapping[Address, bytes] | Sealed:
             account = self.vault.account
             for user, sealed_under in expected.items():  # sealed before: no key may have moved
                 if account.accepted_key(user) != sealed_under:
@@ -136,6 +159,10 @@ class Messenger:
                 accepted = account.accepted_key(user)
                 if accepted is not None:
                     expected[user] = accepted
+            roster = self.rosters.roster(target.name) if target.kind == "room" else None
+            if roster is not None:  # a signed room: sender keys, one ciphertext
+                self.vault.state.remember(content.message_id)  # saved with the chain
+                return await self.rooms.seal(roster, devices, plaintext, expected)
             ready = await self.ensure_sessions(devices)
             if not ready:
                 raise FailedPrecondition(
@@ -187,6 +214,8 @@ class Messenger:
 
     async def open(self, delivery: chat_pb2.Delivery) -> list[Event]:
         """Decrypt one delivery: [] for a duplicate, else message/notice events (not saved)."""
+        if delivery.room_seq:  # (its id is its send's: the key distributions carry it too)
+            return await self.rooms.open(delivery)
         state = self.vault.state
         if delivery.message_id in state.seen:
             return []
@@ -197,6 +226,11 @@ class Messenger:
             target = Target.from_proto(delivery.conversation)
         except InvalidArgument:
             target = Target.user(sender.user)
+        if target.kind == "room" and await self._signed(target.name):
+            with contextlib.suppress(DecryptionError):
+                conversation = distribution_conversation(target.name)
+                plaintext = account.decrypt(sender, conversation, delivery.ciphertext, now=now_s())
+                return await self.rooms.distribution(sender, target.name, plaintext)
         undecryptable = UndecryptableEvent(
             delivery.message_id, sender.user, sender.device_id, target, delivery.sent_at_ms
         )
@@ -233,6 +267,11 @@ class Messenger:
             )
         )
         return events
+
+    async def _signed(self, room: str) -> bool:
+        """Whether ``room`` has a verified roster (its pairwise deliveries are key
+        distributions)."""
+        return (self.rosters.roster(room) or await self.rosters.sync(room)) is not None
 
     async def _certified(self, sender: Address) -> bool | None:
         """Whether the sending device is certified by its account key (None: a legacy contact);

@@ -1,10 +1,12 @@
 """Who each conversation's messages are encrypted for: only devices this client verified.
 
 For a private conversation: the peer's verified devices and the sender's own other verified
-devices (they keep a copy, shown there as sent by the user). For a room: the verified devices of
-every member the server lists (room membership itself is the server's word until signed rosters,
-issue 15). The device lists come from :class:`~securechat.client.verified.AccountBook`, never
-from the server's say-so: a device it lists without a valid certificate is not encrypted to.
+devices (they keep a copy, shown there as sent by the user). For a room from before signed
+rosters: the verified devices of every member the server lists; in a signed room (issue 15)
+only those of the members of the verified roster whose join the user was shown, whatever the
+server lists. The device lists come from :class:`~securechat.client.verified.AccountBook`,
+never from the server's say-so: a device it lists without a valid certificate is not encrypted
+to.
 
 The book keeps each conversation's list until the server answers a send with ``stale_devices``.
 That answer is only a hint (:meth:`RecipientBook.update`): the users it names are fetched and
@@ -18,6 +20,7 @@ import asyncio
 from collections.abc import Iterable, Sequence
 
 from securechat.client.events import NoticeEvent, Target
+from securechat.client.rosters import RosterBook
 from securechat.client.rpc.api import Api
 from securechat.client.verified import AccountBook, UserDevices
 from securechat.crypto.account import Address
@@ -30,10 +33,13 @@ FETCH_CONCURRENCY = 16
 class RecipientBook:
     """The verified device lists of this client's conversations (never its own device)."""
 
-    def __init__(self, api: Api, me: Address, accounts: AccountBook) -> None:
+    def __init__(
+        self, api: Api, me: Address, accounts: AccountBook, rosters: RosterBook | None = None
+    ) -> None:
         self.api = api
         self.me = me
         self.accounts = accounts
+        self.rosters = rosters
         self._known: dict[Target, tuple[Address, ...]] = {}
 
     async def devices(self, target: Target) -> tuple[Address, ...]:
@@ -41,6 +47,10 @@ class RecipientBook:
 
         Raises IdentityChanged while a recipient's key change waits for the user's decision,
         FailedPrecondition when nobody could read the message."""
+        if target.kind == "room" and self.rosters is not None:
+            roster = await self.rosters.current(target.name)
+            if roster is not None:
+                return await self._roster_devices(target, roster.recipients())
         known = self._known.get(target)
         if known:
             self._check_decided({d.user for d in known})
@@ -67,7 +77,15 @@ class RecipientBook:
 
     async def update(self, target: Target, current: Sequence[Address]) -> list[NoticeEvent]:
         """The server says the list is stale: verify the users it names, then take its list
-        only if every device in it verifies (FailedPrecondition otherwise: nothing is sent)."""
+        only if every device in it verifies (FailedPrecondition otherwise: nothing is sent).
+        A signed room takes no list from the server: its members' devices are fetched again."""
+        if target.kind == "room" and self.rosters is not None:
+            roster = self.rosters.roster(target.name)
+            if roster is not None:
+                for user in roster.recipients():
+                    await self.accounts.refresh(user, save=False)
+                self.accounts.vault.save()
+                return []
         before = self._known.get(target, ())
         users = {d.user for d in current} | {d.user for d in before} | {self.me.user}
         verified = set(await self._verify(users))
@@ -84,6 +102,25 @@ class RecipientBook:
         after = tuple(sorted(wanted))
         self._known[target] = after
         return changes(target, before, after)
+
+    async def _roster_devices(self, target: Target, users: Sequence[str]) -> tuple[Address, ...]:
+        """A signed room: the certified devices of the members in the verified roster whose
+        join was shown; the server's member list is not asked (a ghost it lists is nobody)."""
+        limit = asyncio.Semaphore(FETCH_CONCURRENCY)
+
+        async def one(user: str) -> UserDevices:
+            async with limit:
+                return await self.accounts.devices(user)
+
+        found = await asyncio.gather(*(one(u) for u in sorted(set(users) | {self.me.user})))
+        self._check_decided({u.user for u in found})
+        devices = tuple(sorted({d for u in found for d in u.devices if d != self.me}))
+        if not devices:
+            raise FailedPrecondition(
+                f"nobody else is in {target} yet, so nobody could read the message: "
+                "wait until someone joins"
+            )
+        return devices
 
     async def _users(self, target: Target) -> set[str]:
         if target.kind == "room":

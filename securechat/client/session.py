@@ -80,6 +80,7 @@ class ChatSession:
             handle=self._handle,
             notify=notify,
             backoff=backoff,
+            rooms=vault.state.room_acks,
         )
         self.sender = Sender(self.link, self.messenger.book, notify)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -132,13 +133,23 @@ class ChatSession:
         """Decrypt and report one batch; saved before the link acknowledges it."""
         out: list[Event] = []
         highest = 0
+        changed = False
+        rosters: dict[str, list[tuple[int, bytes]]] = {}
+        for event in events:  # roster events first, in one go per room (one fetch, one save)
+            if event.WhichOneof("event") == "roster":
+                r = event.roster
+                rosters.setdefault(r.room, []).append((r.sequence, r.event))
+        for room, changes in rosters.items():
+            await self.messenger.rosters.receive_many(room, changes)
         for event in events:
             kind = event.WhichOneof("event")
             if kind == "delivery":
                 highest = max(highest, event.delivery.seq)
+                changed = True
                 out.extend(await self.messenger.open(event.delivery))
                 self._check_prekeys()
             elif kind == "opened":
+                self.messenger.rosters.reconnected()
                 self.refill.due()  # this check counts as the periodic one
                 self._background(self._upkeep())
             elif kind == "presence":
@@ -148,7 +159,8 @@ class ChatSession:
                 m = event.membership
                 if m.kind in DEVICE_KINDS:
                     self._background(self._recheck(m.user))
-                elif m.kind in MEMBERSHIP_KINDS:
+                elif m.kind in MEMBERSHIP_KINDS and self.messenger.rosters.roster(m.room) is None:
+                    # (a signed room shows the verified changes instead of the server's word)
                     out.append(MembershipEvent(m.room, m.user, MEMBERSHIP_KINDS[m.kind], m.at_ms))
             elif kind == "notice":
                 warning = event.notice.level == chat_pb2.Notice.LEVEL_WARNING
@@ -158,10 +170,10 @@ class ChatSession:
                 out.append(NoticeEvent(f"server: {reason}"))
         if out and self.record is not None:
             await self.record(out)
-        if highest:
+        if changed:
             state = self.vault.state
             state.last_ack = max(state.last_ack, highest)
-            self.vault.save()
+            self.vault.save()  # room positions (vault.state.room_acks) with it
         for item in out:
             self.notify(item)
         return highest

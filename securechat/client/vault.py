@@ -25,6 +25,8 @@ from securechat.crypto.account import CryptoAccount
 from securechat.crypto.account_password import PasswordKeys
 from securechat.crypto.keystore import DEFAULT_ARGON2, Argon2Params, Keystore
 from securechat.crypto.randomness import require_backend_support
+from securechat.crypto.room_keys import RoomKeys
+from securechat.crypto.roster import Roster
 from securechat.errors import ConfigError, InvalidArgument, KeystoreError
 
 STATE_VERSION = 1
@@ -62,6 +64,11 @@ class ClientState:
     account_published: bool = False
     # Warnings already shown once (rejected devices, list problems), by a stable key.
     warned: dict[str, None] = field(default_factory=dict)
+    # Signed rooms (issue 15): the verified roster, this device's sender keys and the room
+    # position processed (acknowledged), per room.
+    rosters: dict[str, Roster] = field(default_factory=dict)
+    room_keys: dict[str, RoomKeys] = field(default_factory=dict)
+    room_acks: dict[str, int] = field(default_factory=dict)
 
     def remember(self, message_id: str) -> None:
         self.seen[message_id] = None
@@ -124,6 +131,8 @@ class Vault:
         vault = cls(keystore, account, state)
         if keystore.rolled_back:
             account.archive_sessions()
+            for keys in state.room_keys.values():
+                keys.forget_sending_chain()  # never reuse a chain position
             vault.save()
         return vault
 
@@ -164,9 +173,19 @@ def _encode(account: CryptoAccount, state: ClientState) -> bytes:
         "account_published": state.account_published,
         "warned": list(state.warned),
     }
+    if state.rosters:
+        document["rosters"] = {room: _b64(r.to_bytes()) for room, r in state.rosters.items()}
+    if state.room_keys:
+        document["room_keys"] = {room: _b64(k.to_bytes()) for room, k in state.room_keys.items()}
+    if state.room_acks:
+        document["room_acks"] = dict(state.room_acks)
     if state.history_key:
         document["history_key"] = base64.b64encode(state.history_key).decode("ascii")
     return json.dumps(document, separators=(",", ":")).encode("utf-8")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 def _decode(data: bytes) -> tuple[CryptoAccount, ClientState]:
@@ -187,6 +206,15 @@ def _decode(data: bytes) -> tuple[CryptoAccount, ClientState]:
             linking=bool(document.get("linking", False)),
             account_published=bool(document.get("account_published", False)),
             warned=dict.fromkeys(str(i) for i in document.get("warned", ())),
+            rosters={
+                str(room): Roster.from_bytes(base64.b64decode(data))
+                for room, data in document.get("rosters", {}).items()
+            },
+            room_keys={
+                str(room): RoomKeys.from_bytes(base64.b64decode(data))
+                for room, data in document.get("room_keys", {}).items()
+            },
+            room_acks={str(room): int(n) for room, n in document.get("room_acks", {}).items()},
         )
     except KeystoreError:
         raise

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from securechat.domain.model import DeviceRef, MailboxEntry
+from securechat.domain.model import DeviceRef, MailboxEntry, RoomEntry
 
 
 @dataclass(frozen=True, slots=True)
@@ -13,6 +13,28 @@ class Delivered:
     """Entries just stored in mailboxes; nodes push them to the recipients' live streams."""
 
     entries: tuple[MailboxEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RoomPosted:
+    """A room message just stored once in its room's log; nodes push it to the live streams of
+    the room's member devices (each as a position in the room, not a copy per device)."""
+
+    entry: RoomEntry
+
+
+@dataclass(frozen=True, slots=True)
+class RosterAppended:
+    """A signed roster event just stored with its membership change. Streams of ``audience``
+    (the members after the event and anyone it removed) get the event; streams of ``joined``
+    users start following the room's log, those of ``left`` users stop."""
+
+    room: str
+    sequence: int
+    event: bytes
+    audience: tuple[str, ...]
+    joined: tuple[str, ...] = ()
+    left: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +99,8 @@ class Resync:
 
 BusEvent = (
     Delivered
+    | RoomPosted
+    | RosterAppended
     | PresenceChanged
     | MembershipChanged
     | UserKicked

@@ -20,7 +20,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
-from securechat.domain.model import DeviceRef, MailboxEntry, OutgoingCiphertext, PendingSend
+from securechat.domain.model import (
+    DeviceRef,
+    MailboxEntry,
+    OutgoingCiphertext,
+    PendingSend,
+    RoomEntry,
+)
 
 
 class Usage(NamedTuple):
@@ -77,6 +83,7 @@ class Committed(NamedTuple):
     duplicate: bool = False
     full: tuple[DeviceRef, ...] = ()  # recipients skipped: over a quota
     refused: bool = False  # nothing stored: every recipient that mattered was full
+    room_entry: RoomEntry | None = None  # the room message stored once (a sender-key send)
 
 
 SendKey = tuple[str, int, str]
@@ -103,9 +110,15 @@ class Plan:
     # New dedup records: (key, message_id, sent_at_ms).
     records: list[tuple[SendKey, str, int]] = field(default_factory=list)
 
-    def outcomes(self, stored_entries: Sequence[list[MailboxEntry]]) -> list[Committed]:
-        """Every send's outcome, given the entries of ``stored`` (same order)."""
+    def outcomes(
+        self,
+        stored_entries: Sequence[list[MailboxEntry]],
+        room_entries: Sequence[RoomEntry | None] = (),
+    ) -> list[Committed]:
+        """Every send's outcome, given the entries of ``stored`` (same order) and the room
+        message each stored (None or missing: none)."""
         entries = iter(stored_entries)
+        posted = iter(room_entries)
         stored = iter(self.stored)
         result: list[Committed] = []
         for decided, full in zip(self.decided, self.full, strict=True):
@@ -113,7 +126,13 @@ class Plan:
                 result.append(decided)
                 continue
             send = next(stored)
-            result.append(Committed(next(entries), send.message_id, send.sent_at_ms, full=full))
+            room_entry = next(posted, None)
+            result.append(
+                Committed(
+                    next(entries), send.message_id, send.sent_at_ms, full=full,
+                    room_entry=room_entry,
+                )
+            )  # fmt: skip
         return result
 
     def device_totals(self) -> dict[DeviceRef, Usage]:
@@ -272,8 +291,8 @@ def _admit(
 def _refused(send: PendingSend, kept: Sequence[OutgoingCiphertext]) -> bool:
     """Nothing is stored when no device of another user (for a send to one's own devices only:
     no device at all) can take the message."""
-    if not send.items:
-        return False
+    if not send.items or send.room_post is not None:
+        return False  # a room message is stored once, whoever's mailbox is full
     others = [i for i in send.items if i.recipient.user != send.sender.user]
     if others:
         return not any(i.recipient.user != send.sender.user for i in kept)

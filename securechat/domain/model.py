@@ -131,6 +131,8 @@ class Room:
     created_at_ms: int
     # A protected room is listed to non-members only when its creator asked for it.
     listed: bool = False
+    # The room has a signed roster (issue 15): sends are sender-key sends, joins are signed.
+    signed: bool = False
 
     @property
     def protected(self) -> bool:
@@ -253,3 +255,53 @@ class PendingSend:
     items: tuple[OutgoingCiphertext, ...]
     # The sender's id for the send; with one, a retry is answered with the first result.
     client_message_id: str = ""
+    # A room message stored once (sender keys): ``items`` then carry only key distributions.
+    room_post: RoomPost | None = None
+
+
+class RoomPost(NamedTuple):
+    """The one sender-key ciphertext of a room send, stored once in the room's log."""
+
+    room: str
+    ciphertext: bytes
+
+
+class RoomEntry(NamedTuple):
+    """One message of a room's stored-once log: every member device gets it as a position."""
+
+    room: str
+    room_seq: int
+    message_id: str
+    sender: DeviceRef
+    ciphertext: bytes
+    sent_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class RosterAppend:
+    """One verified roster event to store, with the membership change it makes, in one
+    transaction (Store.append_roster_event). ``state`` is the server's verified roster after
+    the event (crypto.roster.Roster.to_bytes), so the next event is checked without replaying
+    the chain."""
+
+    room: str
+    sequence: int
+    event: bytes
+    event_hash: bytes
+    state: bytes
+    now_ms: int
+    add: str = ""  # a user who joins
+    remove: str = ""  # a member who leaves or is removed
+    only: str = ""  # the CREATE of a room that had no roster: the members become this user
+    set_password: bool = False  # replace the password hash with ``password_hash``
+    password_hash: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RosterHead:
+    """A room's roster as the server holds it: its length (the next event's sequence), the
+    last event's hash and the server's verified roster state (empty: no events yet)."""
+
+    length: int
+    head: bytes
+    state: bytes

@@ -167,12 +167,19 @@ class Accounts:
         return user
 
     async def _join_default_room(self, username: str, now: int) -> None:
-        if await self.store.get_room(self.default_room) is None:
+        """Put a new user in the default room while it has no signed roster (a room from
+        before rosters, created here on the first registration). Once a member has signed its
+        CREATE, the server cannot add anyone (it cannot sign a JOIN): the client joins with a
+        signed JOIN after registering (docs/protocol.md, "Rooms: signed rosters")."""
+        room = await self.store.get_room(self.default_room)
+        if room is None:
             try:
                 await self.store.create_room(self.default_room, None, username, now)
                 return
             except Exception:
                 log.debug("default room created concurrently")
+        elif room.signed:
+            return
         await self.store.add_member(self.default_room, username, now)
 
     async def ensure_admin(self, username: str, password: str) -> None:

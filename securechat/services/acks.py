@@ -11,29 +11,32 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from typing import Generic, TypeVar
 
 from securechat.domain.model import DeviceRef
 from securechat.storage.port import Store
 
 log = logging.getLogger("securechat.acks")
 
-Write = Callable[[Sequence[tuple[DeviceRef, int]]], Awaitable[None]]
+K = TypeVar("K", bound=Hashable)
+Write = Callable[[Sequence[tuple[K, int]]], Awaitable[None]]
 
 
-class Coalesced:
-    """The highest mark recorded per device since the last round, written by one task."""
+class Coalesced(Generic[K]):
+    """The highest mark recorded per key (a device, or a device's room) since the last round,
+    written by one task."""
 
     what = "marks"  # for the log
     task_name = "mark-batch"
 
-    def __init__(self, write: Write) -> None:
+    def __init__(self, write: Write[K]) -> None:
         self._write = write
-        self._pending: dict[DeviceRef, int] = {}
+        self._pending: dict[K, int] = {}
         self._task: asyncio.Task[None] | None = None
         self.rounds = 0
 
-    def _record(self, device: DeviceRef, mark: int) -> None:
+    def _record(self, device: K, mark: int) -> None:
         if mark > self._pending.get(device, 0):
             self._pending[device] = mark
         if self._task is None or self._task.done():
@@ -53,7 +56,7 @@ class Coalesced:
             await asyncio.shield(self._task)
 
 
-class AckBatcher(Coalesced):
+class AckBatcher(Coalesced[DeviceRef]):
     """Acks of every stream (a lost one means a redelivery the client drops by message id)."""
 
     what = "acknowledgements (they will be redelivered)"
@@ -67,7 +70,26 @@ class AckBatcher(Coalesced):
         self._record(device, seq)
 
 
-class LastSeen(Coalesced):
+class RoomAckBatcher(Coalesced[tuple[DeviceRef, str]]):
+    """Room positions acked on every stream, written together (Store.ack_rooms). A lost one
+    means the room messages after the previous position are delivered again on reconnect,
+    which the client drops by message id, like a lost mailbox ack."""
+
+    what = "room acknowledgements (they will be redelivered)"
+    task_name = "room-ack-batch"
+
+    def __init__(self, store: Store) -> None:
+        async def write(marks: Sequence[tuple[tuple[DeviceRef, str], int]]) -> None:
+            await store.ack_rooms([(device, room, seq) for (device, room), seq in marks])
+
+        super().__init__(write)
+
+    def ack(self, device: DeviceRef, room: str, room_seq: int) -> None:
+        """``device`` processed ``room`` up to ``room_seq`` (validated by the caller)."""
+        self._record((device, room), room_seq)
+
+
+class LastSeen(Coalesced[DeviceRef]):
     """When each device was last seen: at login, when its stream opens and when it closes
     (never per message). ``Device.last_seen_ms``, shown by ListDevices."""
 

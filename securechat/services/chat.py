@@ -25,6 +25,7 @@ from securechat.domain.model import (
     MailboxEntry,
     PeerCertificate,
     Role,
+    RoomEntry,
     Session,
 )
 from securechat.errors import InvalidArgument, SecureChatError, SlowConsumer, StaleDevices
@@ -34,6 +35,7 @@ from securechat.services.hub import Hub
 from securechat.services.messaging import Accepted, Messenger
 from securechat.services.stream import StreamSession
 from securechat.services.stream_events import (
+    EVENT_OVERHEAD,
     Closed,
     Ending,
     Opened,
@@ -55,8 +57,9 @@ Items = Sequence[tuple[DeviceRef, bytes]]
 class FrameCodec(Protocol[Frame_contra]):
     """The transport's side of a stream (transport/chat_servicer.py implements it)."""
 
-    def opening(self, frame: Frame_contra) -> tuple[int, int]:
-        """``(device_id, resume_after_seq)`` of the first frame; InvalidArgument if not `open`."""
+    def opening(self, frame: Frame_contra) -> tuple[int, int, dict[str, int]]:
+        """``(device_id, resume_after_seq, resume_rooms)`` of the first frame; InvalidArgument
+        if not `open`."""
         ...
 
     def handle(self, stream: StreamSession, frame: Frame_contra) -> Awaitable[None] | None:
@@ -101,6 +104,7 @@ def accepted_event(client_message_id: str, accepted: Accepted) -> SendAccepted:
         accepted.server_time_ms,
         accepted.duplicate,
         accepted.full,
+        accepted.room_seq,
     )
 
 
@@ -143,8 +147,8 @@ class ChatService:
             return
         except TimeoutError:
             raise InvalidArgument("open the stream with an `open` frame first") from None
-        device_id, resume_after = codec.opening(first)
-        stream = await self.open(session, device_id, resume_after, peer, certificate)
+        device_id, resume_after, resume_rooms = codec.opening(first)
+        stream = await self.open(session, device_id, resume_after, peer, certificate, resume_rooms)
         self.observer.stream_opened()
         reader = asyncio.create_task(self._read(frames, codec, stream), name="chat-reader")
         writer = asyncio.create_task(self._write(stream, codec, write), name="chat-writer")
@@ -168,8 +172,11 @@ class ChatService:
         resume_after: int,
         peer: str,
         certificate: PeerCertificate,
+        resume_rooms: dict[str, int] | None = None,
     ) -> StreamSession:
-        """Check the `open` frame, attach the stream to the hub and start its replay."""
+        """Check the `open` frame, attach the stream to the hub and start its replay: the
+        mailbox after ``resume_after``, then each of the user's rooms after the higher of
+        ``resume_rooms`` and the device's stored position."""
         device = DeviceRef(session.user, session.device_id)
         if device_id not in (0, device.device_id):
             raise InvalidArgument(
@@ -180,6 +187,7 @@ class ChatService:
             raise InvalidArgument(
                 f"cannot resume after sequence {resume_after}: only {last} were delivered"
             )
+        starts = await self._room_starts(device, resume_rooms or {})
         now_ms = self.clock.now_ms()
         self.last_seen.seen(device, now_ms)
         stream = StreamSession(
@@ -195,12 +203,29 @@ class ChatService:
             certificate=certificate,
             connected_ms=now_ms,
         )
+        stream.follow_rooms(starts, self.messenger.room_acks)
         pending = await self.store.pending_count(device, resume_after)
         stream.notify(Opened(device, pending, self.clock.now_ms()))
         await self.hub.attach(stream)
         stream.expire_after(max(0.0, (session.expires_at_ms - self.clock.now_ms()) / 1000))
         stream.start()
         return stream
+
+    async def _room_starts(self, device: DeviceRef, resume: dict[str, int]) -> dict[str, int]:
+        """Where each room's replay starts; a resume position beyond a room's log is refused
+        (rooms the user is not in are ignored: it may have left meanwhile)."""
+        starts = await self.store.room_starts(device)
+        for room, position in resume.items():
+            if room not in starts:
+                continue
+            last = await self.store.last_room_seq(room)
+            if position > last:
+                raise InvalidArgument(
+                    f"cannot resume room {room!r} after position {position}: only {last} "
+                    "were delivered"
+                )
+            starts[room] = max(starts[room], position)
+        return starts
 
     async def close(self, stream: StreamSession) -> None:
         stream.stop()
@@ -256,6 +281,7 @@ class ChatService:
         conversation: Conversation | None,
         items: Items,
         client_message_id: str,
+        room_message: bytes = b"",
     ) -> None:
         """A send on the stream. Checks run in order; commits are pipelined (up to
         MAX_IN_FLIGHT per stream), so a client's next send does not wait for the previous one's
@@ -264,7 +290,9 @@ class ChatService:
         started = time.perf_counter()
         try:
             checked = required(conversation)
-            pending = await self.messenger.prepare(stream.device, checked, items, client_message_id)
+            pending = await self.messenger.prepare(
+                stream.device, checked, items, client_message_id, room_message
+            )
         except SecureChatError as error:
             stream.notify(SendRejected(client_message_id, error))
             return
@@ -287,8 +315,12 @@ class ChatService:
 
         task.add_done_callback(finished)
 
-    def ack_on(self, stream: StreamSession, seq: int) -> None:
+    def ack_on(
+        self, stream: StreamSession, seq: int, rooms: Sequence[tuple[str, int]] = ()
+    ) -> None:
         stream.ack(seq)
+        for room, room_seq in rooms:
+            stream.ack_room(room, room_seq)
 
     def ping(self, stream: StreamSession, client_time_ms: int) -> None:
         stream.notify(Pong(client_time_ms, self.clock.now_ms()))
@@ -300,23 +332,38 @@ class ChatService:
         conversation: Conversation | None,
         items: Items,
         client_message_id: str,
+        room_message: bytes = b"",
     ) -> SendAccepted | SendRejected:
         """The unary Send: a stale device list is an answer (with the current list), any
         other refusal an error."""
         started = time.perf_counter()
         checked = required(conversation)
         try:
-            accepted = await self.messenger.send(sender, checked, items, client_message_id)
+            accepted = await self.messenger.send(
+                sender, checked, items, client_message_id, room_message
+            )
         except StaleDevices as error:
             return SendRejected(client_message_id, error)
         self.observer.send_accepted(time.perf_counter() - started)
         return accepted_event(client_message_id, accepted)
 
-    async def fetch(self, device: DeviceRef, after_seq: int, limit: int) -> list[MailboxEntry]:
-        return await self.messenger.fetch(device, after_seq, limit)
+    async def fetch(
+        self, device: DeviceRef, after_seq: int, limit: int
+    ) -> list[MailboxEntry | RoomEntry]:
+        """The mailbox after ``after_seq``; when that page is not full, room messages after the
+        device's acked room positions fill the rest of it."""
+        entries: list[MailboxEntry | RoomEntry] = []
+        entries += await self.messenger.fetch(device, after_seq, limit)
+        wanted = (limit or 100) - len(entries)
+        budget = self.config.max_batch_bytes - sum(
+            len(entry.ciphertext) + EVENT_OVERHEAD for entry in entries
+        )
+        if wanted > 0 and budget > 0:
+            entries += await self.messenger.fetch_rooms(device, wanted, budget)
+        return entries
 
-    async def ack(self, device: DeviceRef, seq: int) -> None:
-        await self.messenger.ack(device, seq)
+    async def ack(self, device: DeviceRef, seq: int, rooms: Sequence[tuple[str, int]] = ()) -> None:
+        await self.messenger.ack(device, seq, rooms)
 
     async def online(self, session: Session) -> list[OnlineUser]:
         """Who is online: an admin sees everyone, a user their contacts and themselves."""

@@ -20,6 +20,7 @@ from securechat.domain.events import (
     DeviceRemoved,
     MembershipChanged,
     Resync,
+    RosterAppended,
     UserKicked,
 )
 from securechat.domain.model import Device, DeviceRef, Room
@@ -114,6 +115,13 @@ class Directory:
             self._room_devices.pop(event.room, None)
             self._rooms.pop(event.room, None)
             self._rooms_of.pop(event.user, None)
+        elif isinstance(event, RosterAppended):
+            self._generation += 1
+            self._members.pop(event.room, None)
+            self._room_devices.pop(event.room, None)
+            self._rooms.pop(event.room, None)
+            for user in (*event.joined, *event.left):
+                self._rooms_of.pop(user, None)
         elif isinstance(event, MembershipChanged | UserKicked | DeviceRemoved | Resync):
             self.invalidate()
 

@@ -11,8 +11,11 @@ from securechat.domain.events import (
     Delivered,
     DeviceRemoved,
     MembershipChanged,
+    MembershipKind,
     PresenceChanged,
     Resync,
+    RoomPosted,
+    RosterAppended,
     SessionEnded,
     UserKicked,
 )
@@ -39,6 +42,8 @@ class Hub:
         self.room_limit = room_limit
         self.streams: dict[DeviceRef, StreamSession] = {}
         self.by_user: dict[str, set[DeviceRef]] = {}
+        # Which local streams follow which room's log (room messages are routed by room).
+        self.by_room: dict[str, set[DeviceRef]] = {}
 
     # ---- streams coming and going -----------------------------------------------------------
     async def attach(self, stream: StreamSession) -> None:
@@ -49,6 +54,8 @@ class Hub:
             await self._forget(previous)
         self.streams[stream.device] = stream
         self.by_user.setdefault(stream.device.user, set()).add(stream.device)
+        for room in stream.rooms:
+            self.by_room.setdefault(room, set()).add(stream.device)
         if await self.bus.mark_online(stream.device, stream.connected_ms):
             await self._presence(stream.device.user, online=True)
 
@@ -58,6 +65,8 @@ class Hub:
 
     async def _forget(self, stream: StreamSession) -> None:
         del self.streams[stream.device]
+        for room in stream.followed_rooms():
+            self._unroute(room, stream.device)
         devices = self.by_user.get(stream.device.user)
         if devices is not None:
             devices.discard(stream.device)
@@ -70,6 +79,32 @@ class Hub:
         audience = tuple(sorted(await self.directory.presence_audience(user, self.room_limit)))
         await self.bus.publish(PresenceChanged(user, online, self.clock.now_ms(), audience))
 
+    def _unroute(self, room: str, device: DeviceRef) -> None:
+        followers = self.by_room.get(room)
+        if followers is not None:
+            followers.discard(device)
+            if not followers:
+                del self.by_room[room]
+
+    def _joined(self, room: str, user: str) -> None:
+        for device in self.by_user.get(user, ()):
+            self.streams[device].join_room(room)
+            self.by_room.setdefault(room, set()).add(device)
+
+    def _left(self, room: str, user: str) -> None:
+        for device in self.by_user.get(user, ()):
+            self.streams[device].leave_room(room)
+            self._unroute(room, device)
+
+    def _roster(self, event: RosterAppended) -> None:
+        for user in event.joined:
+            self._joined(event.room, user)
+        for user in event.left:
+            self._left(event.room, user)
+        for user in event.audience:
+            for device in self.by_user.get(user, ()):
+                self.streams[device].notify(event)
+
     # ---- bus events -----------------------------------------------------------------------
     def handle(self, event: BusEvent) -> None:
         """Route one bus event to the local streams it concerns (never blocks)."""
@@ -78,7 +113,17 @@ class Hub:
                 stream = self.streams.get(entry.recipient)
                 if stream is not None:
                     stream.deliver(entry)
+        elif isinstance(event, RoomPosted):
+            for device in self.by_room.get(event.entry.room, ()):
+                self.streams[device].deliver_room(event.entry)
+        elif isinstance(event, RosterAppended):
+            self._roster(event)
         elif isinstance(event, PresenceChanged | MembershipChanged):
+            if isinstance(event, MembershipChanged) and event.room:
+                if event.kind is MembershipKind.JOINED:
+                    self._joined(event.room, event.user)
+                elif event.kind is MembershipKind.LEFT:
+                    self._left(event.room, event.user)
             for user in event.audience:
                 if isinstance(event, PresenceChanged) and user == event.user:
                     continue

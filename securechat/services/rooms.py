@@ -1,5 +1,6 @@
 """Rooms: create (optionally password-protected; limited per user), join, leave, list (only
-what a user may see, a page at a time), members."""
+what a user may see, a page at a time), members. Rooms with a signed roster (issue 15) are
+created, joined and left with signed events: services/room_rosters.py."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ from securechat.errors import (
 from securechat.services.clock import Clock
 from securechat.services.directory import Directory
 from securechat.services.passwords import HashTicket, PasswordHasher
+from securechat.services.room_rosters import SignedRooms
+from securechat.services.rosters import RosterGate
 from securechat.storage.port import Store
 
 log = logging.getLogger("securechat.rooms")
@@ -53,7 +56,7 @@ class Member:
     online: bool
 
 
-class Rooms:
+class Rooms(SignedRooms):
     def __init__(
         self,
         store: Store,
@@ -73,6 +76,7 @@ class Rooms:
         self.hasher = hasher
         self.clock = clock
         self.password_throttle = FailureThrottle(limit=10, window=600.0, lockout=300.0)
+        self.gate = RosterGate(store)
 
     async def _get(self, name: str) -> Room:
         names.check_name(name, what="room name")
@@ -107,11 +111,22 @@ class Rooms:
             raise AlreadyExists(f"room {name!r} exists already: join it or choose another name")
 
     async def create(
-        self, name: str, password: str, user: str, source: str = "", listed: bool = False
+        self,
+        name: str,
+        password: str,
+        user: str,
+        source: str = "",
+        listed: bool = False,
+        create_event: bytes = b"",
     ) -> RoomSummary:
         """Create a room; a protected one hashes its password under the login limits (one hash
-        per user and per source at a time, bounded queue)."""
+        per user and per source at a time, bounded queue). With ``create_event`` the room gets
+        its signed roster (``password`` is then the room password authenticator); a room of
+        that name without a roster yet gets it too (the upgrade of a room from before rosters,
+        signed by one of its members)."""
         names.check_name(name, what="room name")
+        if create_event:
+            return await self._create_signed(name, password, user, source, listed, create_event)
         secret = names.check_password(password, what="room password") if password else None
         await self._admit_creation(name, user)
         hashed: bytes | None = None
@@ -123,33 +138,56 @@ class Rooms:
         await self._announce(name, user, MembershipKind.JOINED)
         return await self.summary(name, user)
 
-    async def join(self, name: str, password: str, user: str, source: str = "") -> RoomSummary:
+    async def check_password(self, room: Room, password: str, user: str, source: str) -> None:
+        """A protected room's password (its authenticator for a room with a roster), bcrypt-
+        checked under the login limits; wrong ones are throttled per user and room."""
+        if room.password_hash is None:
+            return
+        key = f"{user}\x00{room.name}"
+        now = self.clock.monotonic()
+        wait = self.password_throttle.retry_after(key, now)
+        if wait:
+            raise ResourceExhausted("too many wrong room passwords", retry_after=wait)
+        secret = password.encode("utf-8")
+        if (
+            not password
+            or len(secret) > names.BCRYPT_MAX_BYTES
+            or not await self.hasher.check(
+                secret, room.password_hash, HashTicket(user, source or user)
+            )
+        ):
+            self.password_throttle.fail(key, self.clock.monotonic())
+            raise PermissionDenied(f"wrong password for room {room.name!r}")
+        self.password_throttle.succeed(key)
+
+    async def join(
+        self, name: str, password: str, user: str, source: str = "", join_event: bytes = b""
+    ) -> RoomSummary:
         room = await self._get(name)
+        if join_event:
+            return await self._join_signed(room, password, user, source, join_event)
+        if await self._signed(name):
+            raise FailedPrecondition(
+                f"room {name!r} has a signed roster: joining it takes a signed JOIN event "
+                "(update your client)"
+            )
         if await self.store.is_member(name, user):
             return await self.summary(name, user)
-        if room.password_hash is not None:
-            key = f"{user}\x00{name}"
-            now = self.clock.monotonic()
-            wait = self.password_throttle.retry_after(key, now)
-            if wait:
-                raise ResourceExhausted("too many wrong room passwords", retry_after=wait)
-            secret = password.encode("utf-8")
-            if (
-                not password
-                or len(secret) > names.BCRYPT_MAX_BYTES
-                or not await self.hasher.check(
-                    secret, room.password_hash, HashTicket(user, source or user)
-                )
-            ):
-                self.password_throttle.fail(key, self.clock.monotonic())
-                raise PermissionDenied(f"wrong password for room {name!r}")
-            self.password_throttle.succeed(key)
+        await self.check_password(room, password, user, source)
         if await self.store.add_member(name, user, self.clock.now_ms()):
             await self._announce(name, user, MembershipKind.JOINED)
         return await self.summary(name, user)
 
-    async def leave(self, name: str, user: str) -> None:
+    async def leave(self, name: str, user: str, leave_event: bytes = b"") -> None:
         await self._get(name)
+        if leave_event:
+            await self._leave_signed(name, user, leave_event)
+            return
+        if await self._signed(name):
+            raise FailedPrecondition(
+                f"room {name!r} has a signed roster: leaving it takes a signed LEAVE event "
+                "(update your client)"
+            )
         if not await self.store.remove_member(name, user):
             raise FailedPrecondition(f"you are not a member of {name!r}")
         await self._announce(name, user, MembershipKind.LEFT)

@@ -16,7 +16,13 @@ import logging
 from collections import deque
 
 from securechat.domain.cursor import DeliveryCursor, Verdict
-from securechat.domain.model import DeviceRef, MailboxEntry, PeerCertificate, Session
+from securechat.domain.model import (
+    DeviceRef,
+    MailboxEntry,
+    PeerCertificate,
+    RoomEntry,
+    Session,
+)
 from securechat.errors import (
     InvalidArgument,
     SessionExpired,
@@ -24,7 +30,7 @@ from securechat.errors import (
     SlowConsumer,
     Unavailable,
 )
-from securechat.services.acks import AckBatcher
+from securechat.services.acks import AckBatcher, RoomAckBatcher
 from securechat.services.stream_events import Closed, Ending, Notification, OutEvent, wire_size
 from securechat.storage.port import Store
 
@@ -45,9 +51,10 @@ class StreamSession:
     thousands of idle clients connected, every one counts (see docs/performance.md)."""
 
     __slots__ = (
-        "_drained", "_expiry", "_fetch_wanted", "_in_flight", "_pump_task", "_wake", "acks",
-        "batch_bytes", "bound", "certificate", "connected_ms", "cursor", "device", "ending",
-        "finished", "max_bytes", "page", "peer", "queue", "queued_bytes", "session", "store",
+        "_drained", "_expiry", "_fetch_wanted", "_in_flight", "_pump_task", "_rooms_joining",
+        "_rooms_wanted", "_wake", "acks", "batch_bytes", "bound", "certificate", "connected_ms",
+        "cursor", "device", "ending", "finished", "max_bytes", "page", "peer", "queue",
+        "queued_bytes", "room_acks", "rooms", "session", "store",
     )  # fmt: skip
 
     def __init__(
@@ -88,6 +95,11 @@ class StreamSession:
         self._drained: asyncio.Event | None = None
         self._fetch_wanted = True  # the initial replay
         self._pump_task: asyncio.Task[None] | None = None
+        # Room logs followed: a cursor per room of the user (positions in the room's log).
+        self.rooms: dict[str, DeliveryCursor] = {}
+        self.room_acks: RoomAckBatcher | None = None
+        self._rooms_wanted: set[str] = set()  # rooms to read after their cursor
+        self._rooms_joining: set[str] = set()  # joined meanwhile: start from the stored position
 
     @property
     def in_flight(self) -> asyncio.Semaphore:
@@ -117,8 +129,56 @@ class StreamSession:
     def _want_fetch(self) -> None:
         """Read the mailbox after the cursor; a pump task runs only while there is work."""
         self._fetch_wanted = True
+        self._start_pump()
+
+    def _want_room(self, room: str) -> None:
+        self._rooms_wanted.add(room)
+        self._start_pump()
+
+    def _start_pump(self) -> None:
         if self.ending is None and (self._pump_task is None or self._pump_task.done()):
             self._pump_task = asyncio.get_running_loop().create_task(self.pump(), name="chat-pump")
+
+    # ---- rooms ----------------------------------------------------------------------------
+    def follow_rooms(self, starts: dict[str, int], room_acks: RoomAckBatcher) -> None:
+        """Follow the user's rooms, each after its start position (replayed after the
+        mailbox)."""
+        self.room_acks = room_acks
+        for room, start in starts.items():
+            self.rooms[room] = DeliveryCursor(start)
+            self._rooms_wanted.add(room)
+
+    def followed_rooms(self) -> set[str]:
+        """The rooms whose log this stream follows or is about to."""
+        return set(self.rooms) | self._rooms_joining
+
+    def join_room(self, room: str) -> None:
+        """The user joined ``room``: follow it from the position stored for the join (the
+        log's head then), never earlier."""
+        if room not in self.rooms:
+            self._rooms_joining.add(room)
+            self._start_pump()
+
+    def leave_room(self, room: str) -> None:
+        self.rooms.pop(room, None)
+        self._rooms_wanted.discard(room)
+        self._rooms_joining.discard(room)
+
+    def deliver_room(self, entry: RoomEntry) -> None:
+        """A live room message (possibly lost, duplicated or early). While the mailbox is
+        behind, it waits for the replay, so the key distributions the same send put in the
+        mailbox always arrive first."""
+        cursor = self.rooms.get(entry.room)
+        if cursor is None:
+            return
+        if self._fetch_wanted or self.cursor.replaying:
+            self._want_room(entry.room)
+            return
+        verdict = cursor.offer(entry.room_seq)
+        if verdict is Verdict.PUSH:
+            self._put(entry)
+        elif verdict is Verdict.GAP:
+            self._want_room(entry.room)
 
     # ---- producers ------------------------------------------------------------------------
     def _put(self, event: OutEvent) -> None:
@@ -174,25 +234,68 @@ class StreamSession:
             self.end(Unavailable("the server could not read your mailbox: reconnect"))
 
     async def _pump(self) -> None:
-        while self._fetch_wanted and self.ending is None:
-            self._fetch_wanted = False
-            while self.ending is None:
-                # Flow control: let the writer drain before reading the next page (a page is
-                # at most batch_bytes, which fits in half the queue's bytes).
-                while self._half_full() and self.ending is None:
-                    if self._drained is None:
-                        self._drained = asyncio.Event()
-                    self._drained.clear()
-                    await self._drained.wait()
-                entries = await self.store.fetch(
-                    self.device, self.cursor.pushed, self.page, self.batch_bytes
-                )
-                for entry in entries:
-                    if self.cursor.advance(entry.seq):
-                        self._put(entry)
-                if not entries:
-                    break
-            self.cursor.replaying = False
+        """The mailbox first, then the rooms one at a time (the mailbox again whenever it fell
+        behind meanwhile)."""
+        while self.ending is None:
+            if self._fetch_wanted:
+                self._fetch_wanted = False
+                await self._pump_mailbox()
+            elif self._rooms_joining:
+                await self._start_joined_rooms()
+            elif self._rooms_wanted:
+                room = min(self._rooms_wanted)
+                self._rooms_wanted.discard(room)
+                await self._pump_room(room)
+            else:
+                return
+
+    async def _flow_control(self) -> None:
+        """Let the writer drain before reading the next page (a page is at most batch_bytes,
+        which fits in half the queue's bytes)."""
+        while self._half_full() and self.ending is None:
+            if self._drained is None:
+                self._drained = asyncio.Event()
+            self._drained.clear()
+            await self._drained.wait()
+
+    async def _pump_mailbox(self) -> None:
+        while self.ending is None:
+            await self._flow_control()
+            entries = await self.store.fetch(
+                self.device, self.cursor.pushed, self.page, self.batch_bytes
+            )
+            for entry in entries:
+                if self.cursor.advance(entry.seq):
+                    self._put(entry)
+            if not entries:
+                break
+        self.cursor.replaying = False
+
+    async def _start_joined_rooms(self) -> None:
+        starts = await self.store.room_starts(self.device)
+        for room in sorted(self._rooms_joining):
+            if room in starts and room not in self.rooms:
+                self.rooms[room] = DeliveryCursor(starts[room])
+                self._rooms_wanted.add(room)
+        self._rooms_joining.clear()
+
+    async def _pump_room(self, room: str) -> None:
+        while self.ending is None:
+            await self._flow_control()
+            cursor = self.rooms.get(room)
+            if cursor is None or self._fetch_wanted:  # left meanwhile, or the mailbox first
+                if cursor is not None:
+                    self._rooms_wanted.add(room)
+                return
+            entries = await self.store.fetch_room(room, cursor.pushed, self.page, self.batch_bytes)
+            if self.rooms.get(room) is not cursor:
+                return
+            for entry in entries:
+                if cursor.advance(entry.room_seq):
+                    self._put(entry)
+            if not entries:
+                cursor.replaying = False
+                return
 
     def _half_full(self) -> bool:
         return len(self.queue) > self.bound // 2 or self.queued_bytes > self.max_bytes // 2
@@ -240,3 +343,17 @@ class StreamSession:
             )
         if self.cursor.ack(seq):
             self.acks.ack(self.device, seq)
+
+    def ack_room(self, room: str, room_seq: int) -> None:
+        """Client processed ``room`` up to ``room_seq``: only a position this stream delivered
+        (InvalidArgument otherwise, nothing recorded)."""
+        cursor = self.rooms.get(room)
+        if cursor is None:
+            raise InvalidArgument(f"cannot acknowledge room {room!r}: you are not a member")
+        if not cursor.can_ack(room_seq):
+            raise InvalidArgument(
+                f"cannot acknowledge position {room_seq} of room {room!r}: only "
+                f"{cursor.pushed} were delivered"
+            )
+        if cursor.ack(room_seq) and self.room_acks is not None:
+            self.room_acks.ack(self.device, room, room_seq)

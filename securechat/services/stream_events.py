@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from securechat.domain.events import MembershipChanged, PresenceChanged
-from securechat.domain.model import DeviceRef, MailboxEntry
+from securechat.domain.events import MembershipChanged, PresenceChanged, RosterAppended
+from securechat.domain.model import DeviceRef, MailboxEntry, RoomEntry
 from securechat.errors import SecureChatError
 
 
@@ -30,13 +30,15 @@ class Opened:
 @dataclass(frozen=True, slots=True)
 class SendAccepted:
     """A stream send was stored in every recipient's mailbox (except ``full`` ones, over a
-    quota); ``duplicate``: stored before, this is the first copy's result."""
+    quota); ``duplicate``: stored before, this is the first copy's result. ``room_seq``: the
+    room message's position in its room's log (a sender-key send)."""
 
     client_message_id: str
     message_id: str
     server_time_ms: int
     duplicate: bool = False
     full: tuple[DeviceRef, ...] = ()
+    room_seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,13 +74,14 @@ class Closed:
 Notification = (
     PresenceChanged
     | MembershipChanged
+    | RosterAppended
     | Opened
     | SendAccepted
     | SendRejected
     | Pong
     | ReconnectHint
 )
-OutEvent = MailboxEntry | Notification
+OutEvent = MailboxEntry | RoomEntry | Notification
 Ending = SecureChatError | Closed
 
 # What one event can take on the wire at most besides its variable parts: tags, lengths,
@@ -89,8 +92,10 @@ DEVICE_BYTES = 48  # one DeviceAddress in a list
 
 def wire_size(event: OutEvent) -> int:
     """An upper bound of the event's encoded size, to bound batches in bytes without encoding."""
-    if type(event) is MailboxEntry:
+    if type(event) is MailboxEntry or type(event) is RoomEntry:
         return EVENT_OVERHEAD + len(event.ciphertext)
+    if isinstance(event, RosterAppended):
+        return EVENT_OVERHEAD + len(event.event)
     if isinstance(event, SendRejected):
         devices = len(getattr(event.error, "devices", ()))
         return EVENT_OVERHEAD + len(event.error.message.encode()) + DEVICE_BYTES * devices

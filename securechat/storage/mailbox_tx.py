@@ -21,7 +21,7 @@ from securechat.domain.mailbox import (
     whole,
 )
 from securechat.domain.model import DeviceRef, MailboxEntry, PendingSend
-from securechat.storage import rules
+from securechat.storage import room_log_tx, rules
 from securechat.storage.mailbox_usage import (
     GROUP_BY_SHARE,
     SET_TOTALS,
@@ -175,7 +175,8 @@ def commit(
     if decided.records:
         rows = [(*key, message_id, at) for key, message_id, at in decided.records]
         yield Many(d.sql(RECORD_SENT), rows)
-    return decided.outcomes(entries)
+    posted = yield from room_log_tx.post(d, decided.stored)
+    return decided.outcomes(entries, posted)
 
 
 def _decide(
@@ -244,7 +245,12 @@ def remove(d: Dialect, acks: Sequence[tuple[DeviceRef, int]]) -> Tx[int]:
 
 
 def expire(d: Dialect, before_ms: int) -> Tx[int]:
-    """Delete entries sent before ``before_ms``; the number deleted."""
+    """Delete mailbox entries and room messages sent before ``before_ms``; the number deleted."""
+    in_rooms = yield from room_log_tx.expire(d, before_ms)
+    return in_rooms + (yield from _expire_mailboxes(d, before_ms))
+
+
+def _expire_mailboxes(d: Dialect, before_ms: int) -> Tx[int]:
     old = "FROM mailbox WHERE sent_at_ms < ?"
     devices = yield Query(d.sql(f"SELECT DISTINCT user_name, device_id {old}"), (before_ms,))
     if not rows_of(devices):

@@ -39,7 +39,10 @@ from securechat.domain.model import (
     Removal,
     Role,
     Room,
+    RoomEntry,
     RoomSummary,
+    RosterAppend,
+    RosterHead,
     Session,
     SignedPreKeyRecord,
     StoreStats,
@@ -47,7 +50,7 @@ from securechat.domain.model import (
 )
 from securechat.storage import rules
 from securechat.storage.migrations import LATEST_VERSION
-from securechat.storage.rules import page_end
+from securechat.storage.rules import MAX_ROSTER_PAGE, page_end
 
 
 @dataclass(slots=True)
@@ -81,6 +84,12 @@ class MemoryStore:
         self._removals: dict[str, dict[tuple[int, bytes], tuple[bytes, int]]] = {}
         self._links: dict[tuple[str, str, LinkSlot], tuple[bytes, int]] = {}
         self._sent: dict[SendKey, tuple[str, int]] = {}  # -> (message_id, sent_at_ms)
+        self._rosters: dict[str, list[tuple[bytes, bytes]]] = {}  # room -> [(event, hash)]
+        self._roster_states: dict[str, bytes] = {}
+        self._room_logs: dict[str, dict[int, RoomEntry]] = {}
+        self._room_heads: dict[str, int] = {}  # room -> last_room_seq
+        self._joined_seq: dict[tuple[str, str], int] = {}  # (room, user) -> log head at join
+        self._room_acks: dict[tuple[DeviceRef, str], int] = {}
 
     def __repr__(self) -> str:
         return "MemoryStore()"
@@ -211,6 +220,8 @@ class MemoryStore:
     async def remove_device(self, device: DeviceRef) -> bool:
         if self._devices.pop(device, None) is None:
             return False
+        for acked in [k for k in self._room_acks if k[0] == device]:
+            del self._room_acks[acked]
         for key in [k for k in self._sent if k[:2] == (device.user, device.device_id)]:
             del self._sent[key]
         self._drop_sessions(lambda s: s.user == device.user and s.device_id == device.device_id)
@@ -391,14 +402,112 @@ class MemoryStore:
         creator: str,
         now_ms: int,
         listed: bool = False,
+        roster: RosterAppend | None = None,
     ) -> Room:
         self._user(creator)
         if name in self._rooms:
             raise rules.room_taken(name)
-        room = Room(name, password_hash, creator, now_ms, listed)
+        room = Room(name, password_hash, creator, now_ms, listed, roster is not None)
         self._rooms[name] = room
         self._members[name] = {creator: now_ms}
+        self._joined_seq[(name, creator)] = 0
+        if roster is not None:
+            self._rosters[name] = [(roster.event, roster.event_hash)]
+            self._roster_states[name] = roster.state
         return room
+
+    # ---- signed rosters and room logs ------------------------------------------------------
+    async def roster_head(self, room: str) -> RosterHead | None:
+        if room not in self._rooms:
+            return None
+        events = self._rosters.get(room, [])
+        head = events[-1][1] if events else b""
+        return RosterHead(len(events), head, self._roster_states.get(room, b""))
+
+    async def append_roster_event(self, change: RosterAppend) -> bool:
+        room = change.room
+        if room not in self._rooms:
+            raise rules.room_not_found(room)
+        for joining in (change.only, change.add):
+            if joining:
+                self._user(joining)
+        events = self._rosters.setdefault(room, [])
+        if len(events) != change.sequence:
+            return False
+        events.append((change.event, change.event_hash))
+        self._roster_states[room] = change.state
+        self._rooms[room] = replace(self._rooms[room], signed=True)
+        if change.set_password:
+            self._rooms[room] = replace(self._rooms[room], password_hash=change.password_hash)
+        members = self._members[room]
+        if change.only:
+            for user in [u for u in members if u != change.only]:
+                self._leave(room, user)
+        for joining in (change.only, change.add):
+            if joining and joining not in members:
+                members[joining] = change.now_ms
+                self._joined_seq[(room, joining)] = self._room_heads.get(room, 0)
+        if change.remove:
+            self._leave(room, change.remove)
+        return True
+
+    def _leave(self, room: str, user: str) -> None:
+        self._members[room].pop(user, None)
+        self._joined_seq.pop((room, user), None)
+        for key in [k for k in self._room_acks if k[1] == room and k[0].user == user]:
+            del self._room_acks[key]
+
+    async def roster_events(self, room: str, from_sequence: int, limit: int) -> list[bytes]:
+        if not 1 <= limit <= MAX_ROSTER_PAGE:
+            raise rules.bad_roster_page(limit, MAX_ROSTER_PAGE)
+        events = self._rosters.get(room, [])
+        return [event for event, _ in events[from_sequence : from_sequence + limit]]
+
+    async def last_room_seq(self, room: str) -> int:
+        if room not in self._rooms:
+            raise rules.room_not_found(room)
+        return self._room_heads.get(room, 0)
+
+    async def fetch_room(
+        self, room: str, after_room_seq: int, limit: int, max_bytes: int = 0
+    ) -> list[RoomEntry]:
+        rules.check_limit(limit)
+        log = self._room_logs.get(room, {})
+        found = [log[seq] for seq in sorted(log) if seq > after_room_seq][:limit]
+        if max_bytes and found:
+            end = page_end([(e.room_seq, len(e.ciphertext)) for e in found], max_bytes)
+            found = [e for e in found if e.room_seq <= end]
+        return found
+
+    async def room_starts(self, device: DeviceRef) -> dict[str, int]:
+        return {
+            room: max(self._joined_seq.get((room, device.user), 0),
+                      self._room_acks.get((device, room), 0))
+            for room, members in self._members.items()
+            if device.user in members
+        }  # fmt: skip
+
+    async def ack_rooms(self, acks: Sequence[tuple[DeviceRef, str, int]]) -> None:
+        for device, room, seq in acks:
+            key = (device, room)
+            self._room_acks[key] = max(seq, self._room_acks.get(key, 0))
+
+    def _post(self, stored: Sequence[PendingSend]) -> list[RoomEntry | None]:
+        posted: list[RoomEntry | None] = []
+        for send in stored:
+            post = send.room_post
+            if post is None:
+                posted.append(None)
+                continue
+            seq = self._room_heads.get(post.room, 0) + 1
+            self._room_heads[post.room] = seq
+            entry = RoomEntry(
+                post.room, seq, send.message_id, send.sender, bytes(post.ciphertext),
+                send.sent_at_ms,
+            )  # fmt: skip
+            self._room_logs.setdefault(post.room, {})[seq] = entry
+            posted.append(entry)
+        return posted
 
     async def get_room(self, name: str) -> Room | None:
         return self._rooms.get(name)
@@ -441,10 +550,14 @@ class MemoryStore:
         if user in members:
             return False
         members[user] = now_ms
+        self._joined_seq[(room, user)] = self._room_heads.get(room, 0)
         return True
 
     async def remove_member(self, room: str, user: str) -> bool:
-        return self._members.get(room, {}).pop(user, None) is not None
+        if user not in self._members.get(room, {}):
+            return False
+        self._leave(room, user)
+        return True
 
     async def is_member(self, room: str, user: str) -> bool:
         return user in self._members.get(room, {})
@@ -511,6 +624,9 @@ class MemoryStore:
             and (found := self._sent.get(key)) is not None
             and found[1] >= dedup_since_ms
         }
+        for send in sends:
+            if send.room_post is not None and send.room_post.room not in self._rooms:
+                raise rules.room_not_found(send.room_post.room)
         decided = plan(sends, limits, usage, shares, seen)
         states = {ref: self._device(ref) for ref in rules.recipient_counts(decided.stored)}
         results: list[list[MailboxEntry]] = []
@@ -533,7 +649,7 @@ class MemoryStore:
             results.append(entries)
         for record, message_id, sent_at_ms in decided.records:
             self._sent[record] = (message_id, sent_at_ms)
-        return decided.outcomes(results)
+        return decided.outcomes(results, self._post(decided.stored))
 
     def _mailbox(self, device: DeviceRef) -> dict[int, MailboxEntry]:
         state = self._devices.get(device)
@@ -598,6 +714,11 @@ class MemoryStore:
 
     async def expire_messages(self, before_ms: int) -> int:
         removed = 0
+        for log in self._room_logs.values():
+            old = [seq for seq, entry in log.items() if entry.sent_at_ms < before_ms]
+            for seq in old:
+                del log[seq]
+            removed += len(old)
         for state in self._devices.values():
             doomed = [s for s, e in state.mailbox.items() if e.sent_at_ms < before_ms]
             for seq in doomed:

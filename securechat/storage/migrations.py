@@ -14,6 +14,10 @@ database goes through every step like an old one.
 3. Mailbox quotas and send deduplication: tables ``mailbox_totals`` (filled by counting the
    existing mailboxes), ``mailbox_senders`` and ``sent_messages``.
 4. Auth limits: sessions remember their certificate, rooms may be listed, registration invites.
+5. Signed rosters and rooms stored once: rooms get their roster length, head, verified state and
+   message log position, members the log position they joined at; new tables ``roster_events``,
+   ``room_messages`` and ``room_positions``. Existing rooms have no roster (length 0) and keep
+   working with per-device sends until a member signs a CREATE for them.
 """
 
 from __future__ import annotations
@@ -108,11 +112,24 @@ def _v4_auth_limits(conn: Connection) -> None:
     schema.invites.create(conn, checkfirst=True)
 
 
+def _v5_rosters_and_room_logs(conn: Connection) -> None:
+    """Signed roster events, the stored-once room message log and per-device room acks."""
+    rooms = schema.rooms.c
+    _add_missing_columns(
+        conn, "rooms", (rooms.roster_length, rooms.roster_head, rooms.roster_state,
+                        rooms.last_room_seq)
+    )  # fmt: skip
+    _add_missing_columns(conn, "room_members", (schema.room_members.c.joined_room_seq,))
+    for table in schema.V5_TABLES:
+        table.create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _v1_initial),
     Migration(2, "accounts own their devices", _v2_accounts_own_devices),
     Migration(3, "mailbox quotas and send deduplication", _v3_mailbox_quotas),
     Migration(4, "auth limits: session certificates, listed rooms, invites", _v4_auth_limits),
+    Migration(5, "signed rosters and room messages stored once", _v5_rosters_and_room_logs),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -30,7 +30,10 @@ from securechat.domain.model import (
     Removal,
     Role,
     Room,
+    RoomEntry,
     RoomSummary,
+    RosterAppend,
+    RosterHead,
     Session,
     SignedPreKeyRecord,
     StoreStats,
@@ -200,8 +203,10 @@ class Store(Protocol):
         creator: str,
         now_ms: int,
         listed: bool = False,
+        roster: RosterAppend | None = None,
     ) -> Room:
-        """Create a room with its creator as member. AlreadyExists when taken."""
+        """Create a room with its creator as member (and, with ``roster``, its signed CREATE
+        event as the roster's event 0). AlreadyExists when taken."""
 
     async def get_room(self, name: str) -> Room | None: ...
 
@@ -238,6 +243,36 @@ class Store(Protocol):
 
     async def contacts_of(self, user: str) -> set[str]:
         """Users sharing a room or a private conversation with user (user excluded)."""
+
+    # ---- signed rosters and room logs ------------------------------------------------------
+    async def roster_head(self, room: str) -> RosterHead | None:
+        """The room's roster length, head hash and verified state (None: no such room)."""
+
+    async def append_roster_event(self, change: RosterAppend) -> bool:
+        """Store the event at ``change.sequence`` and its membership change in one
+        transaction, only while the roster's length is still ``change.sequence`` (False,
+        nothing changed, otherwise). A user who joins starts at the room log's head. NotFound
+        for an unknown room or joining user (nothing changes)."""
+
+    async def roster_events(self, room: str, from_sequence: int, limit: int) -> list[bytes]:
+        """Up to ``limit`` (1-1024; else InvalidArgument) events from ``from_sequence`` on."""
+
+    async def last_room_seq(self, room: str) -> int:
+        """The room log's highest position (0: empty); NotFound for an unknown room."""
+
+    async def fetch_room(
+        self, room: str, after_room_seq: int, limit: int, max_bytes: int = 0
+    ) -> list[RoomEntry]:
+        """Up to ``limit`` room messages after ``after_room_seq`` in order; with ``max_bytes``,
+        only as many as their ciphertexts add up to at most that (always at least one)."""
+
+    async def room_starts(self, device: DeviceRef) -> dict[str, int]:
+        """For every room of the device's user: the position its delivery resumes after (the
+        higher of the device's acked position and the log's head when the user joined)."""
+
+    async def ack_rooms(self, acks: Sequence[tuple[DeviceRef, str, int]]) -> None:
+        """Record, in one transaction, that each device processed its room up to a position
+        (a position never moves back). Callers validated the positions."""
 
     # ---- mailboxes ------------------------------------------------------------------------
     async def enqueue(
@@ -289,7 +324,8 @@ class Store(Protocol):
     async def mailbox_usage(self, device: DeviceRef) -> Usage:
         """The device's undelivered entries and their ciphertext bytes (kept, not counted)."""
 
-    async def expire_messages(self, before_ms: int) -> int: ...
+    async def expire_messages(self, before_ms: int) -> int:
+        """Delete mailbox entries and room messages sent before ``before_ms``; the number."""
 
     async def prune_sent(self, before_ms: int, keep_per_device: int) -> int:
         """Forget the records of sends stored before ``before_ms``, and all but each sending

@@ -54,6 +54,13 @@ def ack_beyond_last(up_to_seq: int, last_seq: int) -> InvalidArgument:
     )
 
 
+MAX_ROSTER_PAGE = 1024  # roster events per page
+
+
+def bad_roster_page(limit: int, most: int) -> InvalidArgument:
+    return InvalidArgument(f"a roster page holds 1-{most} events, got {limit}")
+
+
 def check_limit(limit: int) -> None:
     if limit < 0:
         raise InvalidArgument(f"fetch limit must be zero or more, got {limit}")

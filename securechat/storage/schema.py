@@ -138,6 +138,13 @@ rooms = Table(
     Column("created_at_ms", BigInteger, nullable=False),
     # Version 4: a protected room shown to non-members in ListRooms.
     Column("listed", Boolean, nullable=False, server_default=false()),
+    # Version 5: the signed roster's length (the next event's sequence; 0: a room from before
+    # rosters), its head hash and the server's verified roster state (crypto.roster).
+    Column("roster_length", BigInteger, nullable=False, server_default="0"),
+    Column("roster_head", LargeBinary, nullable=True),
+    Column("roster_state", LargeBinary, nullable=True),
+    # The highest position of the room's stored-once message log; bumped in the group commit.
+    Column("last_room_seq", BigInteger, nullable=False, server_default="0"),
 )
 
 room_members = Table(
@@ -146,6 +153,8 @@ room_members = Table(
     Column("room_name", String, ForeignKey("rooms.name"), nullable=False),
     Column("user_name", String, ForeignKey("users.name"), nullable=False),
     Column("joined_at_ms", BigInteger, nullable=False),
+    # Version 5: the room's last_room_seq when the user joined: their devices start after it.
+    Column("joined_room_seq", BigInteger, nullable=False, server_default="0"),
     PrimaryKeyConstraint("room_name", "user_name"),
     Index("ix_room_members_user", "user_name"),
 )
@@ -288,3 +297,46 @@ invites = Table(
     Column("used_by", String, nullable=True),
     Column("used_at_ms", BigInteger, nullable=True),
 )
+
+# ---- version 5: signed rosters, room messages stored once -------------------------------------
+
+# Every signed roster event of a room, in sequence order (docs/e2e-wire-rooms.md section 1).
+roster_events = Table(
+    "roster_events",
+    metadata,
+    Column("room_name", String, ForeignKey("rooms.name"), nullable=False),
+    Column("sequence", BigInteger, nullable=False),
+    Column("event", LargeBinary, nullable=False),
+    Column("event_hash", LargeBinary, nullable=False),
+    Column("appended_at_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("room_name", "sequence"),
+)
+
+# A room's sender-key messages, each stored once whatever the member count.
+room_messages = Table(
+    "room_messages",
+    metadata,
+    Column("room_name", String, nullable=False),
+    Column("room_seq", BigInteger, nullable=False),
+    Column("message_id", String, nullable=False),
+    Column("sender_user", String, nullable=False),
+    Column("sender_device", Integer, nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),
+    Column("sent_at_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("room_name", "room_seq"),
+    Index("ix_room_messages_sent_at", "sent_at_ms"),
+)
+
+# How far each device has acknowledged each room's log (written on ack, never on send).
+room_positions = Table(
+    "room_positions",
+    metadata,
+    Column("user_name", String, nullable=False),
+    Column("device_id", Integer, nullable=False),
+    Column("room_name", String, nullable=False),
+    Column("acked_seq", BigInteger, nullable=False),
+    PrimaryKeyConstraint("user_name", "device_id", "room_name"),
+    Index("ix_room_positions_room", "room_name"),
+)
+
+V5_TABLES: tuple[Table, ...] = (roster_events, room_messages, room_positions)

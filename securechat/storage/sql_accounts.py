@@ -33,6 +33,7 @@ from securechat.storage.schema import (
     mailbox_totals,
     one_time_prekeys,
     room_members,
+    room_positions,
     sent_messages,
     sessions,
     signed_prekeys,
@@ -72,7 +73,7 @@ class AccountsSql(SqlCore):
         """Delete a device with its keys, mailbox (and its counts), sessions and the records of
         its sends, inside ``conn``'s transaction."""
         owned = (mailbox, mailbox_totals, mailbox_senders, one_time_prekeys, kem_prekeys,
-                 signed_prekeys, sessions)  # fmt: skip
+                 signed_prekeys, sessions, room_positions)  # fmt: skip
         for table in owned:
             await conn.execute(
                 delete(table).where(

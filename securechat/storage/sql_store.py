@@ -33,6 +33,7 @@ from securechat.domain.model import (
     Role,
     Room,
     RoomSummary,
+    RosterAppend,
     Session,
     StoreStats,
     User,
@@ -52,6 +53,7 @@ from securechat.storage.schema import (
 from securechat.storage.sql_accounts import AccountsSql, device_from_row
 from securechat.storage.sql_keys import KeyDirectorySql
 from securechat.storage.sql_mailbox import MailboxSql
+from securechat.storage.sql_rooms import RoomLogSql
 
 
 def _user(row: Row[Any]) -> User:
@@ -91,10 +93,13 @@ def _session(row: Row[Any]) -> Session:
 
 
 def _room(row: Row[Any]) -> Room:
-    return Room(row.name, row.password_hash, row.created_by, row.created_at_ms, bool(row.listed))
+    return Room(
+        row.name, row.password_hash, row.created_by, row.created_at_ms, bool(row.listed),
+        row.roster_length > 0,
+    )  # fmt: skip
 
 
-class SqlStore(KeyDirectorySql, MailboxSql, AccountsSql):
+class SqlStore(KeyDirectorySql, MailboxSql, AccountsSql, RoomLogSql):
     """Every Store method, written once in SQLAlchemy Core for SQLite and PostgreSQL."""
 
     async def _require_user(self, conn: AsyncConnection, name: str) -> None:
@@ -318,7 +323,12 @@ class SqlStore(KeyDirectorySql, MailboxSql, AccountsSql):
         creator: str,
         now_ms: int,
         listed: bool = False,
+        roster: RosterAppend | None = None,
     ) -> Room:
+        head: dict[str, object] = {}
+        if roster is not None:
+            head = {"roster_length": 1, "roster_head": roster.event_hash,
+                    "roster_state": roster.state}  # fmt: skip
         async with self._write() as conn:
             await self._require_user(conn, creator)
             inserted = await conn.scalar(
@@ -329,6 +339,7 @@ class SqlStore(KeyDirectorySql, MailboxSql, AccountsSql):
                     created_by=creator,
                     created_at_ms=now_ms,
                     listed=listed,
+                    **head,
                 )
                 .returning(rooms.c.name)
             )
@@ -337,7 +348,9 @@ class SqlStore(KeyDirectorySql, MailboxSql, AccountsSql):
             await conn.execute(
                 room_members.insert().values(room_name=name, user_name=creator, joined_at_ms=now_ms)
             )
-        return Room(name, password_hash, creator, now_ms, listed)
+            if roster is not None:
+                await self._insert_event(conn, roster)
+        return Room(name, password_hash, creator, now_ms, listed, roster is not None)
 
     async def get_room(self, name: str) -> Room | None:
         async with self._read() as conn:
@@ -407,9 +420,10 @@ class SqlStore(KeyDirectorySql, MailboxSql, AccountsSql):
         async with self._write() as conn:
             await self._require_room(conn, room)
             await self._require_user(conn, user)
+            head = select(rooms.c.last_room_seq).where(rooms.c.name == room).scalar_subquery()
             inserted = await conn.scalar(
                 self._insert_ignoring_conflicts(room_members)
-                .values(room_name=room, user_name=user, joined_at_ms=now_ms)
+                .values(room_name=room, user_name=user, joined_at_ms=now_ms, joined_room_seq=head)
                 .returning(room_members.c.user_name)
             )
             return inserted is not None

@@ -3,7 +3,7 @@ unary calls."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 
 from securechat.errors import InvalidArgument
 from securechat.services.chat import ChatService
@@ -12,6 +12,18 @@ from securechat.services.stream_events import OutEvent, SendRejected
 from securechat.transport import convert, fields
 from securechat.transport.rpc import Call
 from securechat_proto.v1 import chat_pb2
+
+
+def _positions(positions: Iterable[chat_pb2.RoomPosition], field: str) -> list[tuple[str, int]]:
+    """Room positions as (room, room_seq); a room named twice or without a name is refused."""
+    found: list[tuple[str, int]] = []
+    named: set[str] = set()
+    for position in positions:
+        if not position.room or position.room in named:
+            raise InvalidArgument(f"{field}: every position names a room, each room once")
+        named.add(position.room)
+        found.append((position.room, fields.seq(position.room_seq, f"{field}.room_seq")))
+    return found
 
 
 class ChatServicer:
@@ -27,13 +39,14 @@ class ChatServicer:
         )
 
     # ---- the stream's frames (services.chat.FrameCodec) -----------------------------------
-    def opening(self, frame: chat_pb2.ClientFrame) -> tuple[int, int]:
+    def opening(self, frame: chat_pb2.ClientFrame) -> tuple[int, int, dict[str, int]]:
         if frame.WhichOneof("frame") != "open":
             raise InvalidArgument("the first frame of a Chat stream must be `open`")
         opening = frame.open
         return (
             fields.device_id(opening.device_id, "open.device_id"),
             fields.seq(opening.resume_after_seq, "open.resume_after_seq"),
+            dict(_positions(opening.resume_rooms, "open.resume_rooms")),
         )
 
     def handle(self, stream: StreamSession, frame: chat_pb2.ClientFrame) -> Awaitable[None] | None:
@@ -46,7 +59,8 @@ class ChatServicer:
                 return None
             return self.chat.send_on(stream, *send)
         if kind == "ack":
-            self.chat.ack_on(stream, fields.seq(frame.ack.seq, "ack.seq"))
+            rooms = _positions(frame.ack.rooms, "ack.rooms")
+            self.chat.ack_on(stream, fields.seq(frame.ack.seq, "ack.seq"), rooms)
         elif kind == "ping":
             self.chat.ping(stream, frame.ping.client_time_ms)
         elif kind == "open":
@@ -66,10 +80,13 @@ class ChatServicer:
     async def Fetch(self, request: chat_pb2.FetchRequest, call: Call) -> chat_pb2.FetchResponse:
         after_seq = fields.seq(request.after_seq, "after_seq")
         entries = await self.chat.fetch(call.device, after_seq, request.limit)
-        return chat_pb2.FetchResponse(deliveries=[convert.delivery_to_proto(e) for e in entries])
+        return chat_pb2.FetchResponse(
+            deliveries=[convert.any_delivery_to_proto(e) for e in entries]
+        )
 
     async def Ack(self, request: chat_pb2.AckRequest, call: Call) -> chat_pb2.AckResponse:
-        await self.chat.ack(call.device, fields.seq(request.seq, "seq"))
+        rooms = _positions(request.rooms, "rooms")
+        await self.chat.ack(call.device, fields.seq(request.seq, "seq"), rooms)
         return chat_pb2.AckResponse()
 
     async def ListOnline(

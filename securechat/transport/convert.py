@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from securechat.domain.events import MembershipChanged, PresenceChanged
+from securechat.domain.events import MembershipChanged, PresenceChanged, RosterAppended
 from securechat.domain.model import (
     Conversation,
     ConversationKind,
     DeviceRef,
     MailboxEntry,
+    RoomEntry,
     RoomSummary,
 )
 from securechat.errors import StaleDevices
@@ -48,9 +49,9 @@ def device_to_proto(device: DeviceRef) -> common_pb2.DeviceAddress:
 
 def send_from_proto(
     request: chat_pb2.SendRequest,
-) -> tuple[Conversation | None, Items, str]:
-    """(conversation, [(recipient device, ciphertext)], client_message_id); a ciphertext without
-    a device has an empty user, which the service refuses."""
+) -> tuple[Conversation | None, Items, str, bytes]:
+    """(conversation, [(recipient device, ciphertext)], client_message_id, room_message); a
+    ciphertext without a device has an empty user, which the service refuses."""
     items = [
         (
             DeviceRef(
@@ -60,7 +61,12 @@ def send_from_proto(
         )
         for item in request.ciphertexts
     ]
-    return conversation_from_proto(request.conversation), items, request.client_message_id
+    return (
+        conversation_from_proto(request.conversation),
+        items,
+        request.client_message_id,
+        request.room_message,
+    )
 
 
 def delivery_to_proto(entry: MailboxEntry) -> chat_pb2.Delivery:
@@ -72,6 +78,23 @@ def delivery_to_proto(entry: MailboxEntry) -> chat_pb2.Delivery:
         ciphertext=entry.ciphertext,
         sent_at_ms=entry.sent_at_ms,
     )
+
+
+def room_delivery_to_proto(entry: RoomEntry) -> chat_pb2.Delivery:
+    return chat_pb2.Delivery(
+        message_id=entry.message_id,
+        sender=device_to_proto(entry.sender),
+        conversation=common_pb2.Conversation(room=entry.room),
+        ciphertext=entry.ciphertext,
+        sent_at_ms=entry.sent_at_ms,
+        room_seq=entry.room_seq,
+    )
+
+
+def any_delivery_to_proto(entry: MailboxEntry | RoomEntry) -> chat_pb2.Delivery:
+    if isinstance(entry, RoomEntry):
+        return room_delivery_to_proto(entry)
+    return delivery_to_proto(entry)
 
 
 def room_to_proto(room: RoomSummary) -> rooms_pb2.RoomInfo:
@@ -93,6 +116,7 @@ def send_result(outcome: SendAccepted | SendRejected) -> chat_pb2.SendResult:
             server_time_ms=outcome.server_time_ms,
             duplicate=outcome.duplicate,
             full_devices=[device_to_proto(device) for device in outcome.full],
+            room_seq=outcome.room_seq,
         )
     error = outcome.error
     result = chat_pb2.SendResult(
@@ -111,19 +135,26 @@ def send_result(outcome: SendAccepted | SendRejected) -> chat_pb2.SendResult:
 
 def encode_frame(batch: list[OutEvent]) -> bytes:
     """One serialised ServerFrame: deliveries hand-encoded (the hot path), the rest by protobuf."""
-    return wire.frame(
-        [
-            wire.delivery_event(event)
-            if isinstance(event, MailboxEntry)
-            else event_to_proto(event).SerializeToString()
-            for event in batch
-        ]
-    )
+    return wire.frame([_encoded(event) for event in batch])
+
+
+def _encoded(event: OutEvent) -> bytes:
+    if type(event) is MailboxEntry:
+        return wire.delivery_event(event)
+    if type(event) is RoomEntry:
+        return wire.room_delivery_event(event)
+    return event_to_proto(event).SerializeToString()
 
 
 def event_to_proto(event: OutEvent) -> chat_pb2.ServerEvent:
     if isinstance(event, MailboxEntry):
         return chat_pb2.ServerEvent(delivery=delivery_to_proto(event))
+    if isinstance(event, RoomEntry):
+        return chat_pb2.ServerEvent(delivery=room_delivery_to_proto(event))
+    if isinstance(event, RosterAppended):
+        return chat_pb2.ServerEvent(
+            roster=chat_pb2.RosterEvent(room=event.room, sequence=event.sequence, event=event.event)
+        )
     if isinstance(event, SendAccepted | SendRejected):
         return chat_pb2.ServerEvent(send_result=send_result(event))
     if isinstance(event, PresenceChanged):

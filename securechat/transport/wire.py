@@ -12,7 +12,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from securechat.domain.model import Conversation, ConversationKind, DeviceRef, MailboxEntry
+from securechat.domain.model import (
+    Conversation,
+    ConversationKind,
+    DeviceRef,
+    MailboxEntry,
+    RoomEntry,
+)
 
 # Field tags (field number << 3 | wire type) from protos/securechat/v1/{common,chat}.proto.
 _FRAME_EVENTS = 0x0A  # ServerFrame.events = 1, length-delimited
@@ -23,6 +29,7 @@ _SENDER = 0x1A  # Delivery.sender = 3
 _CONVERSATION = 0x22  # Delivery.conversation = 4
 _CIPHERTEXT = 0x2A  # Delivery.ciphertext = 5
 _SENT_AT = 0x30  # Delivery.sent_at_ms = 6, varint
+_ROOM_SEQ = 0x38  # Delivery.room_seq = 7, varint
 _ADDRESS_USER = 0x0A  # DeviceAddress.user = 1
 _ADDRESS_DEVICE = 0x10  # DeviceAddress.device_id = 2, varint
 _CONVERSATION_ROOM = 0x0A  # Conversation.room = 1
@@ -74,6 +81,16 @@ def delivery_event(entry: MailboxEntry) -> bytes:
     body += _shared(entry.message_id, entry.sender, entry.conversation, entry.sent_at_ms)
     if entry.ciphertext:
         body += field(_CIPHERTEXT, entry.ciphertext)
+    return field(_EVENT_DELIVERY, body)
+
+
+def room_delivery_event(entry: RoomEntry) -> bytes:
+    """A ServerEvent{delivery} for one room message (seq 0, its position in ``room_seq``): the
+    same bytes for every member device of the room."""
+    conversation = Conversation(ConversationKind.ROOM, entry.room)
+    body = _shared(entry.message_id, entry.sender, conversation, entry.sent_at_ms)
+    body += field(_CIPHERTEXT, entry.ciphertext)
+    body += bytes((_ROOM_SEQ,)) + varint(entry.room_seq)
     return field(_EVENT_DELIVERY, body)
 
 

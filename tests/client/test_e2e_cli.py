@@ -72,13 +72,31 @@ def test_rooms_commands_and_room_password_from_the_environment(make_user) -> Non
     assert result.returncode == 0, result.stderr
     listing = frank.run("rooms", "list").stdout
     assert "vault  1 member(s)  [member, password]" in listing
-    frank.run("rooms", "leave", "vault")
+    # A signed room closes when its last member leaves (docs/e2e-wire-rooms.md): a second
+    # member joins with the password and leaves again instead.
+    gerda: User = make_user("gerda")
+    gerda.run("register", "gerda")
     denied = _run_with(
-        frank, {"SECURECHAT_ROOM_PASSWORD": "wrong-pass-1"}, "rooms", "join", "vault"
+        gerda, {"SECURECHAT_ROOM_PASSWORD": "wrong-pass-1"}, "rooms", "join", "vault"
     )
     assert denied.returncode == 68
-    assert _run_with(frank, env_room, "rooms", "join", "vault").returncode == 0
-    assert frank.run("rooms", "members", "vault").stdout.startswith("frank  offline")
+    assert "frank created the room (protected by a password)" in denied.stderr  # verified
+    joined = _run_with(gerda, env_room, "rooms", "join", "vault")
+    assert joined.returncode == 0, joined.stderr
+    assert "#vault: gerda joined" in joined.stderr
+    assert "gerda  offline" in frank.run("rooms", "members", "vault").stdout
+    sent = frank.run("send", "--room", "vault", "one ciphertext for the room")
+    assert "#vault: gerda joined" in sent.stderr  # verified and shown before encrypting
+    frank.run("send", "--room", "vault", "and another")
+    inbox = gerda.run("inbox")
+    assert "one ciphertext for the room" in inbox.stdout and "and another" in inbox.stdout
+    assert "one ciphertext" not in gerda.run("inbox").stdout  # the room position was acked
+    made = frank.run("rooms", "admin", "vault", "gerda")
+    assert "gerda is an admin of vault" in made.stderr
+    assert "no longer" in frank.run("rooms", "admin", "vault", "gerda", "--revoke").stderr
+    refused = gerda.run("rooms", "remove", "vault", "frank", ok=False)  # not an admin
+    assert refused.returncode != 0 and "not an admin" in refused.stderr
+    assert "removed gerda" in frank.run("rooms", "remove", "vault", "gerda").stderr
 
 
 def _run_with(user: User, extra: dict[str, str], *args: str):  # type: ignore[no-untyped-def]

@@ -14,6 +14,7 @@ from securechat.errors import (
     NotFound,
     PermissionDenied,
     ResourceExhausted,
+    RosterMovedOn,
     SecureChatError,
     Unauthenticated,
     Unavailable,
@@ -36,7 +37,8 @@ def failed(
         (grpc.StatusCode.NOT_FOUND, NotFound),
         (grpc.StatusCode.PERMISSION_DENIED, PermissionDenied),
         (grpc.StatusCode.UNAUTHENTICATED, Unauthenticated),
-        (grpc.StatusCode.ABORTED, FailedPrecondition),  # "replaced by a newer connection"
+        (grpc.StatusCode.ABORTED, RosterMovedOn),  # a FailedPrecondition: sign again
+        (grpc.StatusCode.UNIMPLEMENTED, FailedPrecondition),  # a server without that call
         (grpc.StatusCode.UNKNOWN, SecureChatError),
     ],
 )

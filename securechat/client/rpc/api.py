@@ -162,20 +162,45 @@ class Api:
 
     # -- rooms ------------------------------------------------------------------------------
 
-    async def create_room(self, name: str, password: str = "") -> rooms_pb2.RoomInfo:
-        request = rooms_pb2.CreateRoomRequest(name=name, password=password)
+    async def create_room(
+        self, name: str, password: str = "", *, create_event: bytes = b"", listed: bool = False
+    ) -> rooms_pb2.RoomInfo:
+        """``password``: empty (open), or for a signed room the room password authenticator."""
+        request = rooms_pb2.CreateRoomRequest(
+            name=name, password=password, create_event=create_event, listed=listed
+        )
         reply: rooms_pb2.CreateRoomResponse = await call(
             self._rooms.CreateRoom(request, **self._kw())
         )
         return reply.room
 
-    async def join_room(self, name: str, password: str = "") -> rooms_pb2.RoomInfo:
-        request = rooms_pb2.JoinRoomRequest(name=name, password=password)
+    async def join_room(
+        self, name: str, password: str = "", *, join_event: bytes = b""
+    ) -> rooms_pb2.RoomInfo:
+        request = rooms_pb2.JoinRoomRequest(name=name, password=password, join_event=join_event)
         reply: rooms_pb2.JoinRoomResponse = await call(self._rooms.JoinRoom(request, **self._kw()))
         return reply.room
 
-    async def leave_room(self, name: str) -> None:
-        await call(self._rooms.LeaveRoom(rooms_pb2.LeaveRoomRequest(name=name), **self._kw()))
+    async def leave_room(self, name: str, *, leave_event: bytes = b"") -> None:
+        request = rooms_pb2.LeaveRoomRequest(name=name, leave_event=leave_event)
+        await call(self._rooms.LeaveRoom(request, **self._kw()))
+
+    async def change_roster(self, name: str, event: bytes, password: str = "") -> int:
+        """Append a signed REMOVE / ADMIN_* / SET_POLICY event; its sequence."""
+        request = rooms_pb2.ChangeRosterRequest(name=name, event=event, password=password)
+        reply: rooms_pb2.ChangeRosterResponse = await call(
+            self._rooms.ChangeRoster(request, **self._kw())
+        )
+        return reply.sequence
+
+    async def get_roster(
+        self, name: str, from_sequence: int = 0, limit: int = 0
+    ) -> rooms_pb2.GetRosterResponse:
+        request = rooms_pb2.GetRosterRequest(name=name, from_sequence=from_sequence, limit=limit)
+        reply: rooms_pb2.GetRosterResponse = await call(
+            self._rooms.GetRoster(request, **self._kw())
+        )
+        return reply
 
     async def list_rooms(self) -> list[rooms_pb2.RoomInfo]:
         """Every room this account may see, page after page."""
@@ -203,8 +228,11 @@ class Api:
         request = chat_pb2.FetchRequest(after_seq=after_seq, limit=limit)
         return list((await call(self._chat.Fetch(request, **self._kw()))).deliveries)
 
-    async def ack(self, seq: int) -> None:
-        await call(self._chat.Ack(chat_pb2.AckRequest(seq=seq), **self._kw()))
+    async def ack(self, seq: int, rooms: dict[str, int] | None = None) -> None:
+        request = chat_pb2.AckRequest(seq=seq)
+        for room, room_seq in sorted((rooms or {}).items()):
+            request.rooms.add(room=room, room_seq=room_seq)
+        await call(self._chat.Ack(request, **self._kw()))
 
     async def list_online(self) -> list[chat_pb2.OnlineUser]:
         reply = await call(self._chat.ListOnline(chat_pb2.ListOnlineRequest(), **self._kw()))

@@ -82,10 +82,14 @@ class ChatLink:
         notify: Callable[[ConnectionEvent], None] = _ignore,
         ack_every_s: float = 0.0,
         backoff: Backoff | None = None,
+        rooms: dict[str, int] | None = None,
     ) -> None:
         self.api = api
         self.device_id = device_id
         self.resume_after = resume_after
+        # Room positions processed (issue 15), kept up to date by ``handle``: resumed and acked.
+        self.rooms = rooms if rooms is not None else {}
+        self._acked_rooms: dict[str, int] = dict(self.rooms)
         self.handle = handle
         self.notify = notify
         self.ack_every_s = ack_every_s
@@ -191,9 +195,12 @@ class ChatLink:
     async def _stream_once(self) -> None:
         queue: asyncio.Queue[chat_pb2.ClientFrame | None] = asyncio.Queue(WRITE_QUEUE_BOUND)
         opening = chat_pb2.OpenStream(device_id=self.device_id, resume_after_seq=self.resume_after)
+        for room, room_seq in sorted(self.rooms.items()):
+            opening.resume_rooms.add(room=room, room_seq=room_seq)
         queue.put_nowait(chat_pb2.ClientFrame(open=opening))
         self._queue, self._opened, self._hint_ms = queue, False, None
         self._acked = self.resume_after
+        self._acked_rooms = dict(self.rooms)
         ending: SecureChatError = Unavailable("the server closed the stream")
         call = self.api.open_chat()
         writer = asyncio.get_running_loop().create_task(
@@ -264,6 +271,11 @@ class ChatLink:
         if highest > self.resume_after:
             self.resume_after = highest
             self._ack_due()
+        elif self._rooms_due():
+            self._ack_due()
+
+    def _rooms_due(self) -> dict[str, int]:
+        return {r: n for r, n in self.rooms.items() if n > self._acked_rooms.get(r, 0)}
 
     # -- acknowledgements ------------------------------------------------------------------
 
@@ -280,14 +292,18 @@ class ChatLink:
 
     def _send_ack(self) -> None:
         self._ack_timer = None
-        queue, seq = self._queue, self.resume_after
-        if queue is None or seq <= self._acked:
+        queue, seq, rooms = self._queue, self.resume_after, self._rooms_due()
+        if queue is None or (seq <= self._acked and not rooms):
             return
+        ack = chat_pb2.AckRequest(seq=max(seq, self._acked))
+        for room, room_seq in sorted(rooms.items()):
+            ack.rooms.add(room=room, room_seq=room_seq)
         try:
-            queue.put_nowait(chat_pb2.ClientFrame(ack=chat_pb2.AckRequest(seq=seq)))
+            queue.put_nowait(chat_pb2.ClientFrame(ack=ack))
         except asyncio.QueueFull:
             return  # the next ack covers this one
         self._acked = seq
+        self._acked_rooms.update(rooms)
         self._last_ack_at = asyncio.get_running_loop().time()
 
     def _set_state(

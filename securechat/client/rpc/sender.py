@@ -54,8 +54,24 @@ FINAL = (Unauthenticated, CertificateError, FailedPrecondition, StreamReplaced)
 STALE = "stale_devices"
 UNARY_RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 
-Seal = Callable[[Sequence[Address]], Awaitable[Mapping[Address, bytes]]]
-"""Encrypts one message for exactly these devices: one ciphertext per device."""
+
+@dataclass(frozen=True)
+class Sealed:
+    """A room send with sender keys (issue 15): one ``room_message`` for the whole room, plus the
+    pairwise distributions of a new chain in ``ciphertexts`` and, when they would not fit one
+    request, in the distributions-only sends ``before`` (written first). ``devices``: the
+    devices the message is for; ``accepted`` runs once the server accepted the send."""
+
+    ciphertexts: Mapping[Address, bytes]
+    room_message: bytes = b""
+    before: tuple[Mapping[Address, bytes], ...] = ()
+    devices: tuple[Address, ...] = ()
+    accepted: Callable[[], None] | None = None
+
+
+Seal = Callable[[Sequence[Address]], Awaitable[Mapping[Address, bytes] | Sealed]]
+"""Encrypts one message for exactly these devices: one ciphertext per device (pairwise), or a
+:class:`Sealed` room send."""
 Notify = Callable[[Event], None]
 
 
@@ -120,6 +136,8 @@ class _Outgoing:
     request: chat_pb2.SendRequest | None = None  # the last one written
     unconfirmed: bool = False  # its connection ended before the answer: write it again
     resends: int = 0
+    parts: tuple[chat_pb2.SendRequest, ...] = ()  # distributions-only sends written before it
+    accepted: Callable[[], None] | None = None
 
 
 class Sender:
@@ -140,6 +158,7 @@ class Sender:
         self.max_attempts = max_attempts
         self.max_resends = max_resends
         self._live: dict[str, _Outgoing] = {}
+        self._parts: dict[str, str] = {}  # a distributions-only send's id -> its message's id
         self._order = asyncio.Lock()
         self._retries: set[asyncio.Task[None]] = set()
         outlet.attach(self)
@@ -180,24 +199,48 @@ class Sender:
 
     async def _transmit(self, outgoing: _Outgoing) -> None:
         devices = tuple(await self.recipients.devices(outgoing.target))
-        ciphertexts = await outgoing.seal(devices)
+        sealed = await outgoing.seal(devices)
+        if not isinstance(sealed, Sealed):
+            sealed = Sealed(sealed, devices=tuple(sorted(sealed)))
+        outgoing.attempts += 1
+        parts = []
+        for index, ciphertexts in enumerate(sealed.before):
+            part_id = f"{outgoing.client_message_id}.k{outgoing.attempts}.{index}"
+            parts.append(self._request(outgoing.target, part_id, ciphertexts))
+            self._parts[part_id] = outgoing.client_message_id
+        request = self._request(outgoing.target, outgoing.client_message_id, sealed.ciphertexts)
+        request.room_message = sealed.room_message
+        outgoing.devices = sealed.devices  # a device without keys may be skipped
+        outgoing.accepted = sealed.accepted
+        outgoing.parts = tuple(parts)
+        outgoing.request = request
+        for part in parts:
+            self.outlet.transmit(part)
+        self.outlet.transmit(request)
+        outgoing.awaiting = True
+
+    @staticmethod
+    def _request(
+        target: Target, client_message_id: str, ciphertexts: Mapping[Address, bytes]
+    ) -> chat_pb2.SendRequest:
         request = chat_pb2.SendRequest(
-            conversation=outgoing.target.to_proto(),
-            client_message_id=outgoing.client_message_id,
+            conversation=target.to_proto(), client_message_id=client_message_id
         )
         add = request.ciphertexts.add
         for device, ciphertext in ciphertexts.items():
             item = add(ciphertext=ciphertext)
             item.device.user, item.device.device_id = device.user, device.device_id
-        outgoing.devices = tuple(sorted(ciphertexts))  # a device without keys may be skipped
-        outgoing.attempts += 1
-        outgoing.request = request
-        self.outlet.transmit(request)
-        outgoing.awaiting = True
+        return request
 
     # -- answers (called by the outlet) ----------------------------------------------------
 
     def resolve(self, result: chat_pb2.SendResult) -> None:
+        parent = self._parts.pop(result.client_message_id, None)
+        if parent is not None:  # a distributions-only send: only a refusal matters
+            owner = self._live.get(parent)
+            if owner is not None and not result.accepted:
+                self._settle(owner, result_error(result))
+            return
         outgoing = self._live.get(result.client_message_id)
         if outgoing is None or not outgoing.awaiting:
             return  # not ours (or answered twice): nothing waits for it
@@ -219,6 +262,8 @@ class Sender:
                     f"{names} did not get your message to {outgoing.target}: "
                     "their mailbox is full"
                 ))  # fmt: skip
+            if outgoing.accepted is not None:
+                outgoing.accepted()
             self._settle(outgoing, receipt)
         elif result.error_code == STALE:
             current = sorted({Address(d.user, d.device_id) for d in result.current_devices})
@@ -234,6 +279,7 @@ class Sender:
             self._settle(outgoing, result_error(result))
 
     def fail(self, client_message_id: str, error: SecureChatError) -> None:
+        client_message_id = self._parts.pop(client_message_id, client_message_id)
         outgoing = self._live.get(client_message_id)
         if outgoing is not None and outgoing.awaiting:
             self._settle(outgoing, error)
@@ -260,6 +306,9 @@ class Sender:
             outgoing.unconfirmed = False
             outgoing.resends += 1
             try:
+                for part in outgoing.parts:
+                    self._parts[part.client_message_id] = outgoing.client_message_id
+                    self.outlet.transmit(part)
                 self.outlet.transmit(outgoing.request)
             except SecureChatError as exc:
                 self._settle(outgoing, exc)
@@ -286,6 +335,8 @@ class Sender:
 
     def _settle(self, outgoing: _Outgoing, outcome: Receipt | BaseException) -> None:
         self._live.pop(outgoing.client_message_id, None)
+        for part in outgoing.parts:
+            self._parts.pop(part.client_message_id, None)
         outgoing.awaiting = outgoing.unconfirmed = False
         if outgoing.future.done():
             return

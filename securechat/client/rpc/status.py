@@ -25,6 +25,7 @@ from securechat.errors import (
     PermissionDenied,
     ResourceExhausted,
     RevokedCertificate,
+    RosterMovedOn,
     SecureChatError,
     SessionExpired,
     ShuttingDown,
@@ -49,6 +50,7 @@ _BY_CODE: dict[str, type[SecureChatError]] = {
         Unauthenticated,
         PermissionDenied,
         FailedPrecondition,
+        RosterMovedOn,
         Unavailable,
         SessionExpired,
         LoggedOut,
@@ -66,7 +68,8 @@ _BY_STATUS: dict[grpc.StatusCode, type[SecureChatError]] = {
     grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
     grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
     grpc.StatusCode.OUT_OF_RANGE: InvalidArgument,
-    grpc.StatusCode.ABORTED: FailedPrecondition,
+    grpc.StatusCode.ABORTED: RosterMovedOn,
+    grpc.StatusCode.UNIMPLEMENTED: FailedPrecondition,  # a server without that call
 }
 # What grpc says when the TLS handshake failed on a certificate. A connection lost during the
 # handshake ("Handshake read failed (Socket closed)") is a network problem, not one of these.

@@ -1,0 +1,70 @@
+"""The room message log inside the group commit: each room message of the batch takes the next
+position of its room and is written once (one row, one copy of the bytes), whatever the number
+of members. Like mailbox_tx.py, a generator of SQL steps (sql_steps.py) that the SQLite writer
+thread and the async adapters both run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from securechat.domain.model import PendingSend, RoomEntry
+from securechat.storage import rules
+from securechat.storage.sql_steps import Dialect, Many, Query, Tx, rows_of
+
+_LOG_COLUMNS = (
+    "room_name", "room_seq", "message_id", "sender_user", "sender_device", "ciphertext",
+    "sent_at_ms",
+)  # fmt: skip
+INSERT_ROOM_MESSAGE = (
+    f"INSERT INTO room_messages ({', '.join(_LOG_COLUMNS)}) "  # noqa: S608
+    f"VALUES ({', '.join('?' for _ in _LOG_COLUMNS)})"
+)
+RESERVE_ROOM = (
+    "UPDATE rooms SET last_room_seq = last_room_seq + ? WHERE name = ? RETURNING last_room_seq"
+)
+
+
+def post(d: Dialect, stored: Sequence[PendingSend]) -> Tx[list[RoomEntry | None]]:
+    """Give every stored send's room message its position and write it; per send (in order)
+    its RoomEntry or None. NotFound (everything rolls back) for a room that does not exist."""
+    counts: dict[str, int] = {}
+    for send in stored:
+        if send.room_post is not None:
+            counts[send.room_post.room] = counts.get(send.room_post.room, 0) + 1
+    if not counts:
+        return [None] * len(stored)
+    next_seq: dict[str, int] = {}
+    for room in sorted(counts):  # rooms locked in name order: concurrent commits queue up
+        rows = rows_of((yield Query(d.sql(RESERVE_ROOM), (counts[room], room))))
+        if not rows:
+            raise rules.room_not_found(room)
+        next_seq[room] = int(rows[0][0]) - counts[room] + 1
+    entries: list[RoomEntry | None] = []
+    rows_out: list[tuple[Any, ...]] = []
+    for send in stored:
+        posted = send.room_post
+        if posted is None:
+            entries.append(None)
+            continue
+        seq = next_seq[posted.room]
+        next_seq[posted.room] = seq + 1
+        entry = RoomEntry(
+            posted.room, seq, send.message_id, send.sender, bytes(posted.ciphertext),
+            send.sent_at_ms,
+        )  # fmt: skip
+        entries.append(entry)
+        rows_out.append(
+            (posted.room, seq, send.message_id, send.sender.user, send.sender.device_id,
+             entry.ciphertext, send.sent_at_ms)
+        )  # fmt: skip
+    yield Many(d.sql(INSERT_ROOM_MESSAGE), rows_out)
+    return entries
+
+
+def expire(d: Dialect, before_ms: int) -> Tx[int]:
+    """Delete room messages sent before ``before_ms`` (retention, as for mailbox entries)."""
+    rows = yield Query(
+        d.sql("DELETE FROM room_messages WHERE sent_at_ms < ? RETURNING 1"), (before_ms,)
+    )
+    return len(rows_of(rows))

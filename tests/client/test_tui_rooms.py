@@ -1,0 +1,48 @@
+"""Signed rooms in the full-screen chat: the /commands sign, every change is shown in the room's
+buffer with who made it, and /members lists the verified member list."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from securechat.client.events import Target
+from tests.client.conftest import MakeDevice
+from tests.client.test_tui import type_line
+from tests.client.tui_support import buffer_lines, chat_app, running, until
+
+
+async def _open() -> str:
+    raise AssertionError("an open room asks for no password")
+
+
+async def test_room_commands_sign_and_every_change_is_shown(
+    make_device: MakeDevice, tmp_path: Path
+) -> None:
+    alice, bob = await make_device("alice"), await make_device("bob")
+    chat = await bob.start()
+    app = chat_app(alice, tmp_path)
+    async with running(app) as pilot:
+        await type_line(pilot, "/create ops")
+        await until(
+            lambda: any("alice created the room" in line for line in buffer_lines(app, "#ops"))
+        )
+        await chat.messenger.actions.join("ops", _open)
+        await until(lambda: any("#ops: bob joined" in line for line in buffer_lines(app, "#ops")))
+        await type_line(pilot, "/admin bob")
+        await until(
+            lambda: any("alice made bob an admin" in line for line in buffer_lines(app, "#ops"))
+        )
+        await type_line(pilot, "/members")
+        await until(lambda: any("bob  online  admin" in line for line in buffer_lines(app, "#ops")))
+        await chat.send(Target.room("ops"), "signed hello")
+        await until(lambda: any("bob: signed hello" in line for line in buffer_lines(app, "#ops")))
+        await type_line(pilot, "hello bob")
+        await bob.watch.until(lambda: "hello bob" in bob.watch.texts())
+        await type_line(pilot, "/unadmin bob")
+        await until(
+            lambda: any("removed bob as an admin" in line for line in buffer_lines(app, "#ops"))
+        )
+        await type_line(pilot, "/remove bob")
+        await bob.watch.until(lambda: "#ops: alice removed bob" in bob.watch.notices())
+        await type_line(pilot, "/leave")
+        await until(lambda: any("alice left" in line for line in buffer_lines(app, "#ops")))
