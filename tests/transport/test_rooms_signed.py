@@ -232,6 +232,23 @@ async def test_a_protected_room_checks_the_authenticator_and_the_proof(
         "proof",
     )  # fmt: skip
     await _join(bob, keys, "vault", "correct horse")
+    # bob's proof replayed by mallory for the next position, with the right authenticator
+    events = await mallory.api.rooms.GetRoster(
+        rooms_pb2.GetRosterRequest(name="vault"), metadata=md
+    )
+    replayed = RosterEvent.parse(events.events[1]).proof
+    roster = await roster_of(mallory.api, "vault", keys)
+    await _refused(
+        mallory.api.rooms.JoinRoom(
+            rooms_pb2.JoinRoomRequest(
+                name="vault", join_event=mallory.raw(roster, EventKind.JOIN, proof=replayed),
+                password=right.authenticator.decode(),
+            ),
+            metadata=md,
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "proof",
+    )  # fmt: skip
     assert await _members(alice.api, "vault") == ["alice", "bob"]
 
 
