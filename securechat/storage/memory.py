@@ -480,12 +480,20 @@ class MemoryStore:
         return found
 
     async def room_starts(self, device: DeviceRef) -> dict[str, int]:
-        return {
-            room: max(self._joined_seq.get((room, device.user), 0),
-                      self._room_acks.get((device, room), 0))
-            for room, members in self._members.items()
-            if device.user in members
-        }  # fmt: skip
+        state = self._devices.get(device)
+        created = state.device.created_at_ms if state is not None else 0
+        starts = {}
+        for room, members in self._members.items():
+            if device.user not in members:
+                continue
+            before = [seq for seq, e in self._room_logs.get(room, {}).items()
+                      if e.sent_at_ms < created]  # fmt: skip
+            starts[room] = max(
+                self._joined_seq.get((room, device.user), 0),
+                self._room_acks.get((device, room), 0),
+                max(before, default=0),
+            )
+        return starts
 
     async def ack_rooms(self, acks: Sequence[tuple[DeviceRef, str, int]]) -> None:
         for device, room, seq in acks:

@@ -268,7 +268,8 @@ class Store(Protocol):
 
     async def room_starts(self, device: DeviceRef) -> dict[str, int]:
         """For every room of the device's user: the position its delivery resumes after (the
-        higher of the device's acked position and the log's head when the user joined)."""
+        highest of the device's acked position, the log's head when the user joined, and the
+        last message sent before the device was added)."""
 
     async def ack_rooms(self, acks: Sequence[tuple[DeviceRef, str, int]]) -> None:
         """Record, in one transaction, that each device processed its room up to a position

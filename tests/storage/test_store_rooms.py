@@ -187,7 +187,9 @@ async def test_a_removed_device_forgets_its_positions(store: Store) -> None:
     await store.ack_rooms([(BOB1, "den", 1)])
     assert await store.remove_device(BOB1)
     new = DeviceRef("bob", await store.add_device("bob", 5_000))
-    assert await store.room_starts(new) == {"den": 0}
+    assert await store.room_starts(new) == {"den": 1}  # nothing from before the device
+    await store.commit_sends([_post("m2", b"2", at=6_000)], NO_LIMITS, 0)
+    assert await store.room_starts(new) == {"den": 1}
 
 
 async def test_room_messages_expire_after_retention(store: Store) -> None:
