@@ -8,13 +8,26 @@ from dataclasses import replace
 import grpc
 import pytest
 
+from securechat.crypto.account_key import AccountKeyPair
+from securechat.crypto.room_membership import admin_event, policy_event
+from securechat.crypto.room_policy import OPEN_POLICY
+from securechat.crypto.roster import Roster
 from securechat.crypto.roster_event import EventKind, RosterEvent
 from securechat.node import Node
 from securechat_proto.v1 import chat_pb2, common_pb2, rooms_pb2
 from tests.conftest import ApiFactory
+from tests.support.accounts import AccountDevice
 from tests.support.chat import ChatClient
 from tests.support.net import Api
-from tests.support.rosters import Keys, RoomUser, password_keys, room_message, room_user, roster_of
+from tests.support.rosters import (
+    TINY,
+    Keys,
+    RoomUser,
+    password_keys,
+    room_message,
+    room_user,
+    roster_of,
+)
 
 ROOM = common_pb2.Conversation(room="den")
 
@@ -518,3 +531,119 @@ async def test_many_concurrent_room_sends_reach_each_member_once_in_order(
         assert all(ns == list(range(5)) for ns in by_sender.values())
         assert client.api.user not in by_sender
     await asyncio.gather(*(c.close() for c in clients))
+
+
+async def _change(who: RoomUser, event: bytes, password: str = "", room: str = "den") -> int:
+    reply = await who.api.rooms.ChangeRoster(
+        rooms_pb2.ChangeRosterRequest(name=room, event=event, password=password),
+        metadata=who.api.md,
+    )
+    return int(reply.sequence)
+
+
+async def test_admins_and_room_passwords_change_by_signed_events(connect: ApiFactory) -> None:
+    keys, (alice, bob) = await _den(connect, "alice", "bob")
+    roster = await roster_of(alice.api, "den", keys)
+    assert await _change(alice, admin_event(roster, alice.key, "alice", alice.public, "bob",
+                                            make_admin=True)) == 2  # fmt: skip
+    roster = await roster_of(bob.api, "den", keys)
+    secret = password_keys("den", "new secret")
+    protect = policy_event(roster, bob.key, "bob", bob.public, secret.policy(TINY))
+    await _refused(
+        bob.api.rooms.ChangeRoster(rooms_pb2.ChangeRosterRequest(name="den", event=protect),
+                                   metadata=bob.api.md),
+        grpc.StatusCode.INVALID_ARGUMENT, "authenticator",
+    )  # fmt: skip
+    assert await _change(bob, protect, secret.authenticator.decode()) == 3
+    listing = await alice.api.rooms.ListRooms(rooms_pb2.ListRoomsRequest(), metadata=alice.api.md)
+    assert [r.protected for r in listing.rooms if r.name == "den"] == [True]
+    carol = await _user(connect, "carol", keys)
+    await _refused(_join_call(carol, await roster_of(carol.api, "den", keys), "den"),
+                   grpc.StatusCode.PERMISSION_DENIED, "wrong password")  # fmt: skip
+    await _join(carol, keys, "den", "new secret")
+    roster = await roster_of(alice.api, "den", keys)
+    demote = admin_event(roster, alice.key, "alice", alice.public, "bob", make_admin=False)
+    await _refused(
+        alice.api.rooms.ChangeRoster(
+            rooms_pb2.ChangeRosterRequest(name="den", event=demote, password="x"),
+            metadata=alice.api.md,
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT, "only a SET_POLICY",
+    )  # fmt: skip
+    assert await _change(alice, demote) == 5
+    roster = await roster_of(alice.api, "den", keys)
+    opened = policy_event(roster, alice.key, "alice", alice.public, OPEN_POLICY)
+    await _refused(
+        alice.api.rooms.ChangeRoster(
+            rooms_pb2.ChangeRosterRequest(name="den", event=opened, password="x" * 64),
+            metadata=alice.api.md,
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT, "open room takes no password",
+    )  # fmt: skip
+    assert await _change(alice, opened) == 6
+    await _join(await _user(connect, "dave", keys), keys)  # open again: no password
+    assert await _members(alice.api) == ["alice", "bob", "carol", "dave"]
+
+
+def _join_call(who: RoomUser, roster: Roster, room: str) -> object:
+    return who.api.rooms.JoinRoom(
+        rooms_pb2.JoinRoomRequest(name=room, join_event=who.raw(roster, EventKind.JOIN)),
+        metadata=who.api.md,
+    )
+
+
+async def test_bad_creates_and_roster_reads_are_refused(connect: ApiFactory) -> None:
+    keys, (alice,) = await _den(connect, "alice")
+    rooms, md = alice.api.rooms, alice.api.md
+
+    def create(name: str, event: bytes, password: str = "") -> object:
+        request = rooms_pb2.CreateRoomRequest(name=name, create_event=event, password=password)
+        return rooms.CreateRoom(request, metadata=md)
+
+    await _refused(create("den", alice.create("den")), grpc.StatusCode.ALREADY_EXISTS)
+    await _refused(create("attic", alice.create("cellar")), grpc.StatusCode.INVALID_ARGUMENT,
+                   "is for room")  # fmt: skip
+    await _refused(create("attic", alice.create("attic", password_keys("attic", "pw"))),
+                   grpc.StatusCode.INVALID_ARGUMENT, "authenticator")  # fmt: skip
+    await _refused(create("attic", alice.create("attic"), "secret password"),
+                   grpc.StatusCode.INVALID_ARGUMENT, "no password")  # fmt: skip
+    roster = await roster_of(alice.api, "den", keys)
+    await _refused(create("den", alice.raw(roster, EventKind.LEAVE)),
+                   grpc.StatusCode.INVALID_ARGUMENT, "does not belong")  # fmt: skip
+    # a legacy protected room keeps its protection when a member signs its CREATE
+    await rooms.CreateRoom(rooms_pb2.CreateRoomRequest(name="old", password="old password!"),
+                           metadata=md)  # fmt: skip
+    await _refused(create("old", alice.create("old")), grpc.StatusCode.FAILED_PRECONDITION,
+                   "protection")  # fmt: skip
+    await _refused(
+        rooms.JoinRoom(rooms_pb2.JoinRoomRequest(name="old", join_event=alice.create("old")),
+                       metadata=md),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )  # fmt: skip
+    # no account key: nothing to check a signature against
+    keyless = await connect("zed")
+    stranger = RoomUser(AccountDevice(keyless, None), AccountKeyPair.generate())  # type: ignore[arg-type]
+    await _refused(
+        keyless.rooms.CreateRoom(
+            rooms_pb2.CreateRoomRequest(name="zroom", create_event=stranger.create("zroom")),
+            metadata=keyless.md,
+        ),
+        grpc.StatusCode.FAILED_PRECONDITION, "no account key",
+    )  # fmt: skip
+    await _refused(
+        rooms.ChangeRoster(rooms_pb2.ChangeRosterRequest(name="den"), metadata=md),
+        grpc.StatusCode.INVALID_ARGUMENT, "no signed roster event",
+    )  # fmt: skip
+    await _refused(
+        rooms.GetRoster(rooms_pb2.GetRosterRequest(name="den", limit=2000), metadata=md),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )  # fmt: skip
+    await _refused(rooms.GetRoster(rooms_pb2.GetRosterRequest(name="nowhere"), metadata=md),
+                   grpc.StatusCode.NOT_FOUND)  # fmt: skip
+    past = await rooms.GetRoster(rooms_pb2.GetRosterRequest(name="den", from_sequence=9),
+                                 metadata=md)  # fmt: skip
+    assert (list(past.events), past.next_sequence) == ([], 1)
+    await _refused(
+        rooms.ChangeRoster(rooms_pb2.ChangeRosterRequest(name="old", event=b"x"), metadata=md),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )  # fmt: skip
