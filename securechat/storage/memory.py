@@ -479,6 +479,12 @@ class MemoryStore:
             found = [e for e in found if e.room_seq <= end]
         return found
 
+    async def room_message_seq(self, room: str, message_id: str, sent_at_ms: int) -> int:
+        for entry in self._room_logs.get(room, {}).values():
+            if entry.message_id == message_id and entry.sent_at_ms == sent_at_ms:
+                return entry.room_seq
+        return 0
+
     async def room_starts(self, device: DeviceRef) -> dict[str, int]:
         state = self._devices.get(device)
         created = state.device.created_at_ms if state is not None else 0

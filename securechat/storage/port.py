@@ -266,6 +266,9 @@ class Store(Protocol):
         """Up to ``limit`` room messages after ``after_room_seq`` in order; with ``max_bytes``,
         only as many as their ciphertexts add up to at most that (always at least one)."""
 
+    async def room_message_seq(self, room: str, message_id: str, sent_at_ms: int) -> int:
+        """The position of a stored room message (0: not stored, or expired)."""
+
     async def room_starts(self, device: DeviceRef) -> dict[str, int]:
         """For every room of the device's user: the position its delivery resumes after (the
         highest of the device's acked position, the log's head when the user joined, and the

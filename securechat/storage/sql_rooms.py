@@ -168,6 +168,15 @@ class RoomLogSql(SqlCore):
             result = await conn.execute(query.order_by(room_messages.c.room_seq).limit(limit))
             return [_room_entry(row) for row in result]
 
+    async def room_message_seq(self, room: str, message_id: str, sent_at_ms: int) -> int:
+        query = select(room_messages.c.room_seq).where(
+            (room_messages.c.sent_at_ms == sent_at_ms)
+            & (room_messages.c.room_name == room)
+            & (room_messages.c.message_id == message_id)
+        )
+        async with self._read() as conn:
+            return int(await conn.scalar(query) or 0)
+
     async def room_starts(self, device: DeviceRef) -> dict[str, int]:
         """After the join, the device's ack, and every message sent before the device existed
         (a device linked later gets nothing from before it, like a user who joins later)."""

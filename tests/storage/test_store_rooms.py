@@ -135,6 +135,9 @@ async def test_a_room_message_is_stored_once_with_its_distributions(store: Store
     ]
     assert await store.fetch_room("den", 1, 10) == page[1:]
     assert await store.last_room_seq("den") == 2
+    assert await store.room_message_seq("den", "m2", 3_000) == 2
+    assert await store.room_message_seq("den", "m2", 3_001) == 0
+    assert await store.room_message_seq("elsewhere", "m2", 3_000) == 0
     assert [e.ciphertext for e in await store.fetch(BOB1, 0, 10)] == [b"sender-key for bob"]
     assert await store.fetch(CAROL1, 0, 10) == []  # no copy per member
     with pytest.raises(NotFound):

@@ -333,6 +333,9 @@ async def test_a_room_message_is_stored_once_and_reaches_every_member_after_its_
     # a distributions-only send, then a room message without distributions
     assert (await _send(alices, room_message("den", b"", {("carol", 1): b"k"}), "m2")).accepted
     assert (await _send(alices, room_message("den", b"second"), "m3")).room_seq == 2
+    retried = await alice.api.chat.Send(room_message("den", b"second", client_id="m3"),
+                                        metadata=alice.api.md)  # fmt: skip
+    assert retried.duplicate and retried.room_seq == 2  # stored once, answered the same
     await carols.wait_until(lambda: len(carols.room_deliveries("den")) == 2)
     assert [d.ciphertext for d in carols.deliveries] == [b"room ciphertext", b"k", b"second"]
     for client in (alices, bobs, carols):
