@@ -287,7 +287,12 @@ class Messenger:
             raise mailbox_full(done.full)
         if done.duplicate:
             self.duplicates += 1
-            return Accepted(done.message_id, done.sent_at_ms, duplicate=True)
+            room_seq = 0
+            if send.room_post is not None:  # the first copy's position, to answer the same
+                room_seq = await self.store.room_message_seq(
+                    send.room_post.room, done.message_id, done.sent_at_ms
+                )
+            return Accepted(done.message_id, done.sent_at_ms, duplicate=True, room_seq=room_seq)
         accepted = await self.publish(send, done.entries, conversation, done.room_entry)
         return replace(accepted, full=done.full) if done.full else accepted
 

@@ -90,15 +90,14 @@ class SignedRooms:
         await self.bus.publish(
             RosterAppended(change.room, change.sequence, checked.data, audience, joined, left)
         )
+        if len(joined) + len(left) != 1:
+            return  # an upgrade: one RosterEvent says it all (not one notice per member)
         now = self.clock.now_ms()
-        for user in joined:  # for clients from before rosters, which show membership notices
-            await self.bus.publish(
-                MembershipChanged(change.room, user, MembershipKind.JOINED, now, audience)
-            )
-        for user in left:
-            await self.bus.publish(
-                MembershipChanged(change.room, user, MembershipKind.LEFT, now, audience)
-            )
+        kind, user = (
+            (MembershipKind.JOINED, joined[0]) if joined else (MembershipKind.LEFT, left[0])
+        )
+        # for clients from before rosters, which show membership notices
+        await self.bus.publish(MembershipChanged(change.room, user, kind, now, audience))
 
     def _append(self, checked: Verified, **change: object) -> RosterAppend:
         event = checked.event

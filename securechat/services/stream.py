@@ -176,7 +176,7 @@ class StreamSession:
             return
         verdict = cursor.offer(entry.room_seq)
         if verdict is Verdict.PUSH:
-            self._put(entry)
+            self._put_room(entry)
         elif verdict is Verdict.GAP:
             self._want_room(entry.room)
 
@@ -194,6 +194,12 @@ class StreamSession:
         self.queue.append(event)
         self.queued_bytes += size
         self._wake.set()
+
+    def _put_room(self, entry: RoomEntry) -> None:
+        """A room message in order; the sending device's own is skipped (its position still
+        counts as delivered, so the client may ack past it)."""
+        if entry.sender != self.device:
+            self._put(entry)
 
     def deliver(self, entry: MailboxEntry) -> None:
         """A live notification of a stored entry (possibly lost, duplicated or early)."""
@@ -292,7 +298,7 @@ class StreamSession:
                 return
             for entry in entries:
                 if cursor.advance(entry.room_seq):
-                    self._put(entry)
+                    self._put_room(entry)
             if not entries:
                 cursor.replaying = False
                 return

@@ -479,13 +479,27 @@ class MemoryStore:
             found = [e for e in found if e.room_seq <= end]
         return found
 
+    async def room_message_seq(self, room: str, message_id: str, sent_at_ms: int) -> int:
+        for entry in self._room_logs.get(room, {}).values():
+            if entry.message_id == message_id and entry.sent_at_ms == sent_at_ms:
+                return entry.room_seq
+        return 0
+
     async def room_starts(self, device: DeviceRef) -> dict[str, int]:
-        return {
-            room: max(self._joined_seq.get((room, device.user), 0),
-                      self._room_acks.get((device, room), 0))
-            for room, members in self._members.items()
-            if device.user in members
-        }  # fmt: skip
+        state = self._devices.get(device)
+        created = state.device.created_at_ms if state is not None else 0
+        starts = {}
+        for room, members in self._members.items():
+            if device.user not in members:
+                continue
+            before = [seq for seq, e in self._room_logs.get(room, {}).items()
+                      if e.sent_at_ms < created]  # fmt: skip
+            starts[room] = max(
+                self._joined_seq.get((room, device.user), 0),
+                self._room_acks.get((device, room), 0),
+                max(before, default=0),
+            )
+        return starts
 
     async def ack_rooms(self, acks: Sequence[tuple[DeviceRef, str, int]]) -> None:
         for device, room, seq in acks:

@@ -266,9 +266,13 @@ class Store(Protocol):
         """Up to ``limit`` room messages after ``after_room_seq`` in order; with ``max_bytes``,
         only as many as their ciphertexts add up to at most that (always at least one)."""
 
+    async def room_message_seq(self, room: str, message_id: str, sent_at_ms: int) -> int:
+        """The position of a stored room message (0: not stored, or expired)."""
+
     async def room_starts(self, device: DeviceRef) -> dict[str, int]:
         """For every room of the device's user: the position its delivery resumes after (the
-        higher of the device's acked position and the log's head when the user joined)."""
+        highest of the device's acked position, the log's head when the user joined, and the
+        last message sent before the device was added)."""
 
     async def ack_rooms(self, acks: Sequence[tuple[DeviceRef, str, int]]) -> None:
         """Record, in one transaction, that each device processed its room up to a position

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from securechat.domain.model import DeviceRef, RoomEntry, RosterAppend, RosterHead
 from securechat.storage import rules, sql_steps
 from securechat.storage.schema import (
+    devices,
     room_members,
     room_messages,
     room_positions,
@@ -167,7 +168,18 @@ class RoomLogSql(SqlCore):
             result = await conn.execute(query.order_by(room_messages.c.room_seq).limit(limit))
             return [_room_entry(row) for row in result]
 
+    async def room_message_seq(self, room: str, message_id: str, sent_at_ms: int) -> int:
+        query = select(room_messages.c.room_seq).where(
+            (room_messages.c.sent_at_ms == sent_at_ms)
+            & (room_messages.c.room_name == room)
+            & (room_messages.c.message_id == message_id)
+        )
+        async with self._read() as conn:
+            return int(await conn.scalar(query) or 0)
+
     async def room_starts(self, device: DeviceRef) -> dict[str, int]:
+        """After the join, the device's ack, and every message sent before the device existed
+        (a device linked later gets nothing from before it, like a user who joins later)."""
         acked = (
             select(room_positions.c.acked_seq)
             .where(
@@ -177,13 +189,26 @@ class RoomLogSql(SqlCore):
             )
             .scalar_subquery()
         )
-        query = select(room_members.c.room_name, room_members.c.joined_room_seq, acked).where(
-            room_members.c.user_name == device.user
+        created = (
+            select(devices.c.created_at_ms)
+            .where((devices.c.user_name == device.user) & (devices.c.device_id == device.device_id))
+            .scalar_subquery()
         )
+        before_device = (
+            select(func.max(room_messages.c.room_seq))
+            .where(
+                (room_messages.c.room_name == room_members.c.room_name)
+                & (room_messages.c.sent_at_ms < created)
+            )
+            .scalar_subquery()
+        )
+        query = select(
+            room_members.c.room_name, room_members.c.joined_room_seq, acked, before_device
+        ).where(room_members.c.user_name == device.user)
         async with self._read() as conn:
             return {
-                str(room): max(int(joined), int(ack or 0))
-                for room, joined, ack in await conn.execute(query)
+                str(room): max(int(joined), int(ack or 0), int(before or 0))
+                for room, joined, ack, before in await conn.execute(query)
             }
 
     async def ack_rooms(self, acks: Sequence[tuple[DeviceRef, str, int]]) -> None:

@@ -10,10 +10,18 @@ from securechat.domain.events import (
     MembershipChanged,
     MembershipKind,
     PresenceChanged,
+    RoomPosted,
+    RosterAppended,
     SessionEnded,
     UserKicked,
 )
-from securechat.domain.model import Conversation, ConversationKind, DeviceRef, MailboxEntry
+from securechat.domain.model import (
+    Conversation,
+    ConversationKind,
+    DeviceRef,
+    MailboxEntry,
+    RoomEntry,
+)
 from tests.bus.conftest import NodeFactory, eventually
 
 ALICE1, ALICE2, BOB1 = DeviceRef("alice", 1), DeviceRef("alice", 2), DeviceRef("bob", 1)
@@ -30,6 +38,9 @@ def every_kind_of_event() -> list[BusEvent]:
             )
         ),
         Delivered(()),
+        RoomPosted(RoomEntry("lobby", 42, "m2", ALICE2, bytes(range(200)), 9)),
+        RosterAppended("lobby", 3, bytes(range(180)), ("alice", "bob"), ("bob",), ()),
+        RosterAppended("den", 0, b"e", ("carol",), (), ("alice", "dave")),
         PresenceChanged("alice", True, 123, ("bob", "carol")),
         PresenceChanged("alice", False, 124, ()),
         MembershipChanged("lobby", "carol", MembershipKind.IDENTITY_CHANGED, 5, ("alice",)),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from securechat.domain.model import (
     Conversation,
     ConversationKind,
@@ -12,10 +14,11 @@ from securechat.domain.model import (
     OutgoingCiphertext,
     PeerCertificate,
     Role,
+    RoomEntry,
     Session,
 )
-from securechat.errors import SlowConsumer, Unavailable
-from securechat.services.acks import AckBatcher
+from securechat.errors import InvalidArgument, SlowConsumer, Unavailable
+from securechat.services.acks import AckBatcher, RoomAckBatcher
 from securechat.services.stream import StreamSession
 from securechat.services.stream_events import EVENT_OVERHEAD, wire_size
 from securechat.storage.memory import MemoryStore
@@ -113,3 +116,49 @@ async def test_catch_up_reads_pages_bounded_in_bytes_and_waits_for_the_writer() 
     await asyncio.wait_for(pump, 10)
     assert received == list(range(1, 41))
     assert session.ending is None
+
+
+ALICE = DeviceRef("alice", 1)
+
+
+def posted(seq: int, sender: DeviceRef = ALICE) -> RoomEntry:
+    return RoomEntry("den", seq, f"r{seq}", sender, b"room", 1)
+
+
+async def test_room_messages_wait_for_the_mailbox_then_follow_in_order() -> None:
+    store = MemoryStore()
+    session = stream(store, bound=100)
+    session.follow_rooms({"den": 0}, RoomAckBatcher(store))
+    session.deliver_room(posted(1))  # the mailbox replay has not run: it waits for the pump
+    session.deliver_room(RoomEntry("elsewhere", 1, "x", BOB, b"", 1))  # not a room of bob's
+    assert not session.queue
+    await session.pump()  # empty mailbox, empty room log: nothing to replay
+    for seq in (1, 2, 2, 4):
+        session.deliver_room(posted(seq))
+    session.deliver_room(posted(3, sender=BOB))  # the device's own message: counted, not sent
+    rooms = [e.room_seq for e in session.queue if isinstance(e, RoomEntry)]
+    assert rooms == [1, 2] and session.rooms["den"].pushed == 3
+    with pytest.raises(InvalidArgument, match="not a member"):
+        session.ack_room("nowhere", 1)
+    with pytest.raises(InvalidArgument, match="only 3 were delivered"):
+        session.ack_room("den", 4)
+    session.ack_room("den", 3)
+    session.leave_room("den")
+    session.deliver_room(posted(5))
+    assert [e.room_seq for e in session.queue if isinstance(e, RoomEntry)] == [1, 2]
+    assert session.followed_rooms() == set()
+
+
+async def test_a_room_left_while_its_log_is_read_is_dropped() -> None:
+    class LeavingStore(MemoryStore):
+        async def fetch_room(
+            self, room: str, after_room_seq: int, limit: int, max_bytes: int = 0
+        ) -> list[RoomEntry]:
+            session.leave_room(room)
+            return [posted(1)]
+
+    store = LeavingStore()
+    session = stream(store)
+    session.follow_rooms({"den": 0}, RoomAckBatcher(store))
+    await session.pump()
+    assert not any(isinstance(e, RoomEntry) for e in session.queue)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import sqlalchemy
 from sqlalchemy import LargeBinary, func, select
 
 from securechat.domain.mailbox import NO_LIMITS
@@ -19,9 +21,10 @@ from securechat.domain.model import (
     RosterAppend,
 )
 from securechat.errors import InvalidArgument, NotFound
-from securechat.storage import schema
+from securechat.storage import schema, schema_v1
 from securechat.storage.memory import MemoryStore
 from securechat.storage.port import Store
+from securechat.storage.sqlite import SqliteStore
 
 if TYPE_CHECKING:
     from conftest import Backend
@@ -132,6 +135,9 @@ async def test_a_room_message_is_stored_once_with_its_distributions(store: Store
     ]
     assert await store.fetch_room("den", 1, 10) == page[1:]
     assert await store.last_room_seq("den") == 2
+    assert await store.room_message_seq("den", "m2", 3_000) == 2
+    assert await store.room_message_seq("den", "m2", 3_001) == 0
+    assert await store.room_message_seq("elsewhere", "m2", 3_000) == 0
     assert [e.ciphertext for e in await store.fetch(BOB1, 0, 10)] == [b"sender-key for bob"]
     assert await store.fetch(CAROL1, 0, 10) == []  # no copy per member
     with pytest.raises(NotFound):
@@ -184,7 +190,9 @@ async def test_a_removed_device_forgets_its_positions(store: Store) -> None:
     await store.ack_rooms([(BOB1, "den", 1)])
     assert await store.remove_device(BOB1)
     new = DeviceRef("bob", await store.add_device("bob", 5_000))
-    assert await store.room_starts(new) == {"den": 0}
+    assert await store.room_starts(new) == {"den": 1}  # nothing from before the device
+    await store.commit_sends([_post("m2", b"2", at=6_000)], NO_LIMITS, 0)
+    assert await store.room_starts(new) == {"den": 1}
 
 
 async def test_room_messages_expire_after_retention(store: Store) -> None:
@@ -248,3 +256,43 @@ async def test_rows_and_bytes_per_room_message_do_not_grow_with_members(
     finally:
         await store.close()
     assert small == big == (1, 1_000)
+
+
+async def test_rooms_of_an_older_database_have_no_roster_and_keep_their_mailboxes(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.db"
+    engine = sqlalchemy.create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:  # a version-1 database with a room, members and a message
+        for table in schema_v1.V1_TABLES:
+            table.create(conn)
+        schema.schema_version.create(conn)
+        conn.execute(schema.schema_version.insert().values(version=1, applied_at_ms=0))
+        for statement in (
+            "INSERT INTO users (name, password_hash, role, created_at_ms, last_device_id) "
+            "VALUES ('alice', x'00', 'user', 1, 1), ('bob', x'00', 'user', 1, 1)",
+            "INSERT INTO devices (user_name, device_id, created_at_ms, last_seen_ms, last_seq) "
+            "VALUES ('alice', 1, 1, 1, 0), ('bob', 1, 1, 1, 1)",
+            "INSERT INTO rooms VALUES ('den', NULL, 'alice', 1)",
+            "INSERT INTO room_members VALUES ('den', 'alice', 1), ('den', 'bob', 1)",
+            "INSERT INTO mailbox VALUES ('bob', 1, 1, 'm0', 'alice', 1, 'room', 'den', x'ab', 5)",
+        ):
+            conn.execute(sqlalchemy.text(statement))
+    engine.dispose()
+    store = SqliteStore(path, synchronous="normal")
+    await store.open()
+    try:
+        assert 5 in store.applied_migrations
+        head = await store.roster_head("den")
+        assert head is not None and head.length == 0
+        room = await store.get_room("den")
+        assert room is not None and not room.signed
+        assert await store.room_starts(BOB1) == {"den": 0}
+        assert [e.ciphertext for e in await store.fetch(BOB1, 0, 10)] == [b"\xab"]
+        assert await store.append_roster_event(_event(0, only="alice"))
+        room = await store.get_room("den")
+        assert room is not None and room.signed
+        assert await store.room_members("den") == ["alice"]
+        assert [e.ciphertext for e in await store.fetch(BOB1, 0, 10)] == [b"\xab"]
+    finally:
+        await store.close()

@@ -16,10 +16,18 @@ _ids = itertools.count(1)
 
 
 class ChatClient:
-    def __init__(self, api: Api, *, resume_after: int = 0, auto_ack: bool = True) -> None:
+    def __init__(
+        self,
+        api: Api,
+        *,
+        resume_after: int = 0,
+        auto_ack: bool = True,
+        resume_rooms: dict[str, int] | None = None,
+    ) -> None:
         self.api = api
         self.auto_ack = auto_ack
         self.resume_after = resume_after
+        self.resume_rooms = resume_rooms or {}
         self.outbox: asyncio.Queue[chat_pb2.ClientFrame | None] = asyncio.Queue()
         self.events: list[chat_pb2.ServerEvent] = []
         self.deliveries: list[chat_pb2.Delivery] = []
@@ -33,7 +41,12 @@ class ChatClient:
     async def _requests(self) -> AsyncIterator[chat_pb2.ClientFrame]:
         yield chat_pb2.ClientFrame(
             open=chat_pb2.OpenStream(
-                device_id=self.api.device_id, resume_after_seq=self.resume_after
+                device_id=self.api.device_id,
+                resume_after_seq=self.resume_after,
+                resume_rooms=[
+                    chat_pb2.RoomPosition(room=room, room_seq=seq)
+                    for room, seq in self.resume_rooms.items()
+                ],
             )
         )
         while (frame := await self.outbox.get()) is not None:
@@ -62,8 +75,20 @@ class ChatClient:
             async with self.changed:
                 self.changed.notify_all()
 
-    def ack(self, seq: int) -> None:
-        self.outbox.put_nowait(chat_pb2.ClientFrame(ack=chat_pb2.AckRequest(seq=seq)))
+    def ack(self, seq: int, rooms: dict[str, int] | None = None) -> None:
+        positions = [chat_pb2.RoomPosition(room=r, room_seq=s) for r, s in (rooms or {}).items()]
+        self.outbox.put_nowait(
+            chat_pb2.ClientFrame(ack=chat_pb2.AckRequest(seq=seq, rooms=positions))
+        )
+
+    def room_deliveries(self, room: str) -> list[chat_pb2.Delivery]:
+        return [d for d in self.deliveries if d.room_seq and d.conversation.room == room]
+
+    def roster_events(self, room: str) -> list[chat_pb2.RosterEvent]:
+        return [
+            e.roster for e in self.events if e.WhichOneof("event") == "roster"
+            and e.roster.room == room
+        ]  # fmt: skip
 
     def put(self, frame: chat_pb2.ClientFrame) -> None:
         self.outbox.put_nowait(frame)

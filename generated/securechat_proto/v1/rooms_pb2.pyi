@@ -4,8 +4,13 @@ isort:skip_file
 RoomService: rooms and their members.
 
 A room is open, or protected by a password (stored as a bcrypt hash, checked off the event
-loop). Every account joins the default room (`lobby`) on registration. Joins and leaves are
-pushed to the room's members over their Chat streams as MembershipChange events.
+loop; for a room with a signed roster the hash of the room password authenticator). Its
+membership is a signed roster (docs/e2e-wire-rooms.md): creates, joins, leaves and changes
+carry events signed by the caller's account key, pushed to the members as RosterEvent (and
+as MembershipChange for older clients). A room without events (from before rosters) keeps
+unsigned joins and leaves until one of its members signs its CREATE (docs/protocol.md).
+The server adds new accounts to the default room (`lobby`) only while it has no roster; then
+the client signs a JOIN after registering.
 """
 
 from collections import abc as _abc

@@ -75,8 +75,13 @@ class RoomServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def CreateRoom(self, request, context):
-        """Creates a room; the creator becomes its first member.
-        Errors: INVALID_ARGUMENT (bad name, password too short or over 72 bytes), ALREADY_EXISTS,
+        """Creates a room; the creator becomes its first member. With `create_event` the room gets
+        its signed roster; on the name of a room without events, a member's CREATE gives it one
+        (the signer becomes the only member; the others join again with a signed JOIN).
+        Errors: INVALID_ARGUMENT (bad name, password too short or over 72 bytes, a malformed or
+        badly signed event), PERMISSION_DENIED (the event is not the caller's, with the caller's
+        account key; or the upgrade of a room the caller is not in), FAILED_PRECONDITION (no
+        account key; an upgrade that changes the room's protection), ALREADY_EXISTS,
         RESOURCE_EXHAUSTED (the creator has created too many rooms, in total or this hour; or the
         server's password queue is full; `retry-after` trailing metadata in seconds).
         """
@@ -85,17 +90,21 @@ class RoomServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def JoinRoom(self, request, context):
-        """Joins a room. Joining a room you are already in succeeds and changes nothing.
-        Errors: NOT_FOUND (no such room), PERMISSION_DENIED (wrong or missing room password),
-        RESOURCE_EXHAUSTED (too many wrong room passwords).
+        """Joins a room. Joining a room without a roster you are already in succeeds and changes
+        nothing; a room with a roster takes a signed JOIN (checked as ChangeRoster's events are).
+        Errors: NOT_FOUND (no such room), PERMISSION_DENIED (wrong or missing room password, an
+        event that is not the caller's), RESOURCE_EXHAUSTED (too many wrong room passwords),
+        INVALID_ARGUMENT (malformed or badly signed event, bad join proof, already a member),
+        FAILED_PRECONDITION (no `join_event` for a room with a roster), ABORTED (roster moved on).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def LeaveRoom(self, request, context):
-        """Leaves a room.
-        Errors: NOT_FOUND (no such room), FAILED_PRECONDITION (not a member).
+        """Leaves a room (with a signed LEAVE for a room with a roster).
+        Errors: NOT_FOUND (no such room), FAILED_PRECONDITION (not a member; no `leave_event` for a
+        room with a roster), INVALID_ARGUMENT, PERMISSION_DENIED, ABORTED (as for JoinRoom).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -4,8 +4,13 @@ isort:skip_file
 RoomService: rooms and their members.
 
 A room is open, or protected by a password (stored as a bcrypt hash, checked off the event
-loop). Every account joins the default room (`lobby`) on registration. Joins and leaves are
-pushed to the room's members over their Chat streams as MembershipChange events.
+loop; for a room with a signed roster the hash of the room password authenticator). Its
+membership is a signed roster (docs/e2e-wire-rooms.md): creates, joins, leaves and changes
+carry events signed by the caller's account key, pushed to the members as RosterEvent (and
+as MembershipChange for older clients). A room without events (from before rosters) keeps
+unsigned joins and leaves until one of its members signs its CREATE (docs/protocol.md).
+The server adds new accounts to the default room (`lobby`) only while it has no roster; then
+the client signs a JOIN after registering.
 """
 
 from collections import abc as _abc
@@ -37,19 +42,28 @@ class RoomServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> RoomServiceAsyncStub: ...
     CreateRoom: _grpc.UnaryUnaryMultiCallable[_rooms_pb2.CreateRoomRequest, _rooms_pb2.CreateRoomResponse]
-    """Creates a room; the creator becomes its first member.
-    Errors: INVALID_ARGUMENT (bad name, password too short or over 72 bytes), ALREADY_EXISTS,
+    """Creates a room; the creator becomes its first member. With `create_event` the room gets
+    its signed roster; on the name of a room without events, a member's CREATE gives it one
+    (the signer becomes the only member; the others join again with a signed JOIN).
+    Errors: INVALID_ARGUMENT (bad name, password too short or over 72 bytes, a malformed or
+    badly signed event), PERMISSION_DENIED (the event is not the caller's, with the caller's
+    account key; or the upgrade of a room the caller is not in), FAILED_PRECONDITION (no
+    account key; an upgrade that changes the room's protection), ALREADY_EXISTS,
     RESOURCE_EXHAUSTED (the creator has created too many rooms, in total or this hour; or the
     server's password queue is full; `retry-after` trailing metadata in seconds).
     """
     JoinRoom: _grpc.UnaryUnaryMultiCallable[_rooms_pb2.JoinRoomRequest, _rooms_pb2.JoinRoomResponse]
-    """Joins a room. Joining a room you are already in succeeds and changes nothing.
-    Errors: NOT_FOUND (no such room), PERMISSION_DENIED (wrong or missing room password),
-    RESOURCE_EXHAUSTED (too many wrong room passwords).
+    """Joins a room. Joining a room without a roster you are already in succeeds and changes
+    nothing; a room with a roster takes a signed JOIN (checked as ChangeRoster's events are).
+    Errors: NOT_FOUND (no such room), PERMISSION_DENIED (wrong or missing room password, an
+    event that is not the caller's), RESOURCE_EXHAUSTED (too many wrong room passwords),
+    INVALID_ARGUMENT (malformed or badly signed event, bad join proof, already a member),
+    FAILED_PRECONDITION (no `join_event` for a room with a roster), ABORTED (roster moved on).
     """
     LeaveRoom: _grpc.UnaryUnaryMultiCallable[_rooms_pb2.LeaveRoomRequest, _rooms_pb2.LeaveRoomResponse]
-    """Leaves a room.
-    Errors: NOT_FOUND (no such room), FAILED_PRECONDITION (not a member).
+    """Leaves a room (with a signed LEAVE for a room with a roster).
+    Errors: NOT_FOUND (no such room), FAILED_PRECONDITION (not a member; no `leave_event` for a
+    room with a roster), INVALID_ARGUMENT, PERMISSION_DENIED, ABORTED (as for JoinRoom).
     """
     ListRooms: _grpc.UnaryUnaryMultiCallable[_rooms_pb2.ListRoomsRequest, _rooms_pb2.ListRoomsResponse]
     """Lists the rooms you may see, by name, a page at a time: the rooms you are in, every open
@@ -83,19 +97,28 @@ class RoomServiceStub:
 class RoomServiceAsyncStub(RoomServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateRoom: _aio.UnaryUnaryMultiCallable[_rooms_pb2.CreateRoomRequest, _rooms_pb2.CreateRoomResponse]  # type: ignore[assignment]
-    """Creates a room; the creator becomes its first member.
-    Errors: INVALID_ARGUMENT (bad name, password too short or over 72 bytes), ALREADY_EXISTS,
+    """Creates a room; the creator becomes its first member. With `create_event` the room gets
+    its signed roster; on the name of a room without events, a member's CREATE gives it one
+    (the signer becomes the only member; the others join again with a signed JOIN).
+    Errors: INVALID_ARGUMENT (bad name, password too short or over 72 bytes, a malformed or
+    badly signed event), PERMISSION_DENIED (the event is not the caller's, with the caller's
+    account key; or the upgrade of a room the caller is not in), FAILED_PRECONDITION (no
+    account key; an upgrade that changes the room's protection), ALREADY_EXISTS,
     RESOURCE_EXHAUSTED (the creator has created too many rooms, in total or this hour; or the
     server's password queue is full; `retry-after` trailing metadata in seconds).
     """
     JoinRoom: _aio.UnaryUnaryMultiCallable[_rooms_pb2.JoinRoomRequest, _rooms_pb2.JoinRoomResponse]  # type: ignore[assignment]
-    """Joins a room. Joining a room you are already in succeeds and changes nothing.
-    Errors: NOT_FOUND (no such room), PERMISSION_DENIED (wrong or missing room password),
-    RESOURCE_EXHAUSTED (too many wrong room passwords).
+    """Joins a room. Joining a room without a roster you are already in succeeds and changes
+    nothing; a room with a roster takes a signed JOIN (checked as ChangeRoster's events are).
+    Errors: NOT_FOUND (no such room), PERMISSION_DENIED (wrong or missing room password, an
+    event that is not the caller's), RESOURCE_EXHAUSTED (too many wrong room passwords),
+    INVALID_ARGUMENT (malformed or badly signed event, bad join proof, already a member),
+    FAILED_PRECONDITION (no `join_event` for a room with a roster), ABORTED (roster moved on).
     """
     LeaveRoom: _aio.UnaryUnaryMultiCallable[_rooms_pb2.LeaveRoomRequest, _rooms_pb2.LeaveRoomResponse]  # type: ignore[assignment]
-    """Leaves a room.
-    Errors: NOT_FOUND (no such room), FAILED_PRECONDITION (not a member).
+    """Leaves a room (with a signed LEAVE for a room with a roster).
+    Errors: NOT_FOUND (no such room), FAILED_PRECONDITION (not a member; no `leave_event` for a
+    room with a roster), INVALID_ARGUMENT, PERMISSION_DENIED, ABORTED (as for JoinRoom).
     """
     ListRooms: _aio.UnaryUnaryMultiCallable[_rooms_pb2.ListRoomsRequest, _rooms_pb2.ListRoomsResponse]  # type: ignore[assignment]
     """Lists the rooms you may see, by name, a page at a time: the rooms you are in, every open
@@ -132,8 +155,13 @@ class RoomServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _rooms_pb2.CreateRoomRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_rooms_pb2.CreateRoomResponse, _abc.Awaitable[_rooms_pb2.CreateRoomResponse]]:
-        """Creates a room; the creator becomes its first member.
-        Errors: INVALID_ARGUMENT (bad name, password too short or over 72 bytes), ALREADY_EXISTS,
+        """Creates a room; the creator becomes its first member. With `create_event` the room gets
+        its signed roster; on the name of a room without events, a member's CREATE gives it one
+        (the signer becomes the only member; the others join again with a signed JOIN).
+        Errors: INVALID_ARGUMENT (bad name, password too short or over 72 bytes, a malformed or
+        badly signed event), PERMISSION_DENIED (the event is not the caller's, with the caller's
+        account key; or the upgrade of a room the caller is not in), FAILED_PRECONDITION (no
+        account key; an upgrade that changes the room's protection), ALREADY_EXISTS,
         RESOURCE_EXHAUSTED (the creator has created too many rooms, in total or this hour; or the
         server's password queue is full; `retry-after` trailing metadata in seconds).
         """
@@ -144,9 +172,12 @@ class RoomServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _rooms_pb2.JoinRoomRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_rooms_pb2.JoinRoomResponse, _abc.Awaitable[_rooms_pb2.JoinRoomResponse]]:
-        """Joins a room. Joining a room you are already in succeeds and changes nothing.
-        Errors: NOT_FOUND (no such room), PERMISSION_DENIED (wrong or missing room password),
-        RESOURCE_EXHAUSTED (too many wrong room passwords).
+        """Joins a room. Joining a room without a roster you are already in succeeds and changes
+        nothing; a room with a roster takes a signed JOIN (checked as ChangeRoster's events are).
+        Errors: NOT_FOUND (no such room), PERMISSION_DENIED (wrong or missing room password, an
+        event that is not the caller's), RESOURCE_EXHAUSTED (too many wrong room passwords),
+        INVALID_ARGUMENT (malformed or badly signed event, bad join proof, already a member),
+        FAILED_PRECONDITION (no `join_event` for a room with a roster), ABORTED (roster moved on).
         """
 
     @_abc_1.abstractmethod
@@ -155,8 +186,9 @@ class RoomServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _rooms_pb2.LeaveRoomRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_rooms_pb2.LeaveRoomResponse, _abc.Awaitable[_rooms_pb2.LeaveRoomResponse]]:
-        """Leaves a room.
-        Errors: NOT_FOUND (no such room), FAILED_PRECONDITION (not a member).
+        """Leaves a room (with a signed LEAVE for a room with a roster).
+        Errors: NOT_FOUND (no such room), FAILED_PRECONDITION (not a member; no `leave_event` for a
+        room with a roster), INVALID_ARGUMENT, PERMISSION_DENIED, ABORTED (as for JoinRoom).
         """
 
     @_abc_1.abstractmethod
