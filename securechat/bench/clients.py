@@ -133,10 +133,15 @@ class Recorder:
             self.latency_ms.append((now_ns - sent_ns) / 1e6)
 
 
-async def pace(rate: float, start_ns: int, stop_ns: int, send: object) -> int:
-    """Open-loop sending: call ``send()`` every 1/rate s from start to stop (random phase)."""
+async def pace(
+    rate: float, start_ns: int, stop_ns: int, send: object, phase: float | None = None
+) -> int:
+    """Open-loop sending: call ``send()`` every 1/rate s from start to stop, first at
+    ``phase`` (a fraction of the period: members spread evenly get i/n, a burst 0 for all;
+    None: a random phase)."""
     period_ns = int(1e9 / rate)
-    next_ns = start_ns + random.randrange(period_ns)
+    offset = random.randrange(period_ns) if phase is None else int(phase * period_ns)
+    next_ns = start_ns + offset
     sent = 0
     while next_ns < stop_ns:
         delay = (next_ns - time.time_ns()) / 1e9
