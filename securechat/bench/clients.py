@@ -178,11 +178,13 @@ class SecureMember:
     async def register(self) -> None:
         await self.api.register(self.user, PASSWORD)
 
-    async def login(self) -> None:
-        """Log in as a new device; the stream and the sender are ready to start after it."""
-        reply = await self.api.login(self.user, PASSWORD)
+    async def login(self, device_id: int = 0) -> None:
+        """Log in as ``device_id`` (0: a new device, which publishes its keys); the stream and
+        the sender are ready to start after it."""
+        reply = await self.api.login(self.user, PASSWORD, device_id)
         self.device_id = reply.device_id
-        await publish_keys(self.api, self.user, self.device_id)
+        if not device_id:
+            await publish_keys(self.api, self.user, self.device_id)
         self.book = ServerListedRecipients(self.api, Address(self.user, self.device_id))
         self.link = ChatLink(
             self.api,

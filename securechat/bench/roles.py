@@ -13,6 +13,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from securechat.bench.churn import ChurnRole
 from securechat.bench.clients import (
     ACK_EVERY_S,
     PASSWORD,
@@ -258,6 +259,7 @@ class CatchupRole:
 
 
 ROLES: dict[str, type[Any]] = {
+    "churn": ChurnRole,
     "room": RoomRole,
     "idle": IdleRole,
     "storm": StormRole,
