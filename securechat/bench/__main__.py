@@ -7,6 +7,7 @@ import math
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,25 @@ def summarise(
     return summary
 
 
+def run_one(
+    name: str,
+    run: Callable[[], None],
+    results: dict[str, dict[str, Any]],
+    info: dict[str, Any],
+    results_dir: Path,
+) -> None:
+    """Run one scenario and write its results at once: a later scenario that fails (it is
+    recorded, with its traceback) costs no finished figures."""
+    try:
+        run()
+    except Exception:
+        print(f"scenario {name} failed:\n{traceback.format_exc()}", flush=True)
+        results[name] = {"failed": traceback.format_exc()}
+    for key, data in results.items():
+        data.setdefault("machine", info)
+        write_json(key, data, results_dir)
+
+
 def run_bench(params: Params, wanted: set[str], results_dir: Path) -> dict[str, Any]:
     """Run the wanted scenarios, write every result and latest.json; returns the summary."""
     raise_nofile_limit()
@@ -162,12 +182,9 @@ def run_bench(params: Params, wanted: set[str], results_dir: Path) -> dict[str, 
             ]
             for name, run in steps:
                 if name in wanted:
-                    run()
+                    run_one(name, run, results, info, results_dir)
         finally:
             bench.close()
-    for name, data in results.items():
-        data.setdefault("machine", info)
-        write_json(name, data, results_dir)
     summary = summarise(results, params, info)
     summary["run_s"] = time.perf_counter() - started
     summary["scenarios_run"] = sorted(wanted)

@@ -68,6 +68,7 @@ class ChurnRole:
             self.sessions += 1
         except SecureChatError as exc:
             self.failures[exc.code] = self.failures.get(exc.code, 0) + 1
+            await asyncio.sleep(gap_s)  # no tight loop of refused logins
         finally:
             await member.close()
 

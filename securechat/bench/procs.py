@@ -159,6 +159,12 @@ def securechat_env(bcrypt_cost: int | None, extra: dict[str, str] | None = None)
             "SECURECHAT_CHAT_SEND_BURST": "1000000",
             "SECURECHAT_AUTH_REGISTRATIONS_PER_PEER_PER_HOUR": "1000000",
             "SECURECHAT_AUTH_REGISTRATIONS_PER_HOUR": "1000000",
+            # the connections scenario registers and logs in thousands from one address, the
+            # soak logs the same users in again and again
+            "SECURECHAT_AUTH_HASH_QUEUE": "1000000",
+            "SECURECHAT_AUTH_HASH_QUEUE_PER_SOURCE": "1000000",
+            "SECURECHAT_AUTH_LOGINS_PER_ACCOUNT_PER_HOUR": "1000000",
+            "SECURECHAT_AUTH_LOGIN_BURST": "1000000",
             "SECURECHAT_CHAT_MAX_RECIPIENTS": "1000",
         }
     )

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from securechat.bench.__main__ import run_bench
+from securechat.bench.__main__ import run_bench, run_one
 from securechat.bench.harness import Params
 from securechat.bench.scaleout import unavailable
 
@@ -125,3 +125,16 @@ def test_unreachable_postgres_is_recorded_not_fatal(tmp_path: Path) -> None:
     summary = json.loads((tmp_path / "latest.json").read_text())
     assert summary["scaleout_available"] is False
     assert summary["scaleout_1_worker"] is None
+
+
+def test_a_failing_scenario_is_recorded_and_the_finished_ones_are_kept(tmp_path: Path) -> None:
+    results: dict[str, dict[str, Any]] = {"fanout": {"p99_ms": 1.0}}
+
+    def broken() -> None:
+        raise RuntimeError("load process failed")
+
+    run_one("connections", broken, results, {"cores": 2}, tmp_path)
+
+    assert "load process failed" in results["connections"]["failed"]
+    assert json.loads((tmp_path / "fanout.json").read_text())["p99_ms"] == 1.0
+    assert "failed" in json.loads((tmp_path / "connections.json").read_text())
