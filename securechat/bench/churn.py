@@ -31,12 +31,17 @@ class ChurnRole:
         self.tls = Tls.load(spec["port"], Path(spec["ca"]), Path(spec["cert"]), Path(spec["key"]))
         self.recorder = Recorder()
         self.devices: dict[str, int] = {}
+        self.sent_by: dict[str, int] = {}
         self.sessions = 0
         self.sent = 0
         self.failures: dict[str, int] = {}
 
     def member(self, user: str) -> SecureMember:
-        return SecureMember(self.tls, user, self.spec["room"], self.recorder)
+        member = SecureMember(self.tls, user, self.spec["room"], self.recorder)
+        # Client message ids go on across sessions: a device that sent "1" again would get the
+        # first send's answer (a retry), and nothing would be stored.
+        member.sent_before(self.sent_by.get(user, 0))
+        return member
 
     async def cmd_setup(self) -> dict[str, Any]:
         """Register every user, log in its one device (keys published), join the room."""
@@ -64,6 +69,7 @@ class ChurnRole:
             for _ in range(messages):
                 await member.send_one()
                 self.sent += 1
+                self.sent_by[user] = self.sent_by.get(user, 0) + 1
                 await asyncio.sleep(gap_s)
             self.sessions += 1
         except SecureChatError as exc:

@@ -171,6 +171,11 @@ class SecureMember:
         self.runner: asyncio.Task[None] | None = None
         self._sent = 0
 
+    def sent_before(self, count: int) -> None:
+        """This device already sent ``count`` messages (in an earlier session): its next
+        client message id follows them."""
+        self._sent = count
+
     @property
     def reconnects(self) -> int:
         return self.link.reconnects if self.link is not None else 0

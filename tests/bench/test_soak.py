@@ -24,6 +24,9 @@ def test_short_soak_samples_rss_files_and_store_and_writes_csv_png(tmp_path: Pat
     assert {"elapsed_s", "rss_kb", "open_files", "store_bytes"} == set(rows[0])
     assert all(int(r["rss_kb"]) > 0 and int(r["open_files"]) > 0 for r in rows)
     assert result["sessions"] > 0 and result["messages_sent"] > 0
+    # each session's messages are new ones (client message ids go on), not retries of the
+    # last session's, so they are stored and reach the other members
+    assert result["deliveries"] >= result["messages_sent"]
     assert (tmp_path / "short.png").stat().st_size > 0  # matplotlib: the bench extra
     assert math.isfinite(json.loads((tmp_path / "short.json").read_text())["rss_kb_first"])
     diff = (tmp_path / "short-tracemalloc.txt").read_text()
