@@ -7,14 +7,14 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 CERTS := certs
 
-.PHONY: venv proto proto-check certs run test test-fast lint format bench bench-quick clean
+.PHONY: venv proto proto-check certs run test test-fast lint format bench bench-quick bench-soak clean
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	@touch $(STAMP)
 
 proto: $(STAMP)
@@ -59,6 +59,11 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(PY) -m securechat.bench --quick
+
+# A churn soak (not in CI): SOAK_MINUTES=10 make bench-soak; writes docs/soak.{csv,png,json}.
+SOAK_MINUTES ?= 30
+bench-soak: $(STAMP)
+	$(PY) -m securechat.bench.soak --minutes $(SOAK_MINUTES)
 
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .pytest_cache .ruff_cache

@@ -41,6 +41,9 @@ async def serve(config: Any, console: bool | None = None, logs: Path | None = No
 
     node = Node(config)
     await node.start()
+    from securechat.ops.heap import settle
+
+    log.debug("%d objects frozen out of garbage collection", settle())
     loop = asyncio.get_running_loop()
     stopping: asyncio.Task[None] | None = None
 

@@ -7,24 +7,32 @@ import math
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from securechat.bench import scenarios
+from securechat.bench import scenarios, shapes
 from securechat.bench.fairness import fairness
 from securechat.bench.harness import Bench, Params
 from securechat.bench.procs import raise_nofile_limit
 from securechat.bench.report import RESULTS_DIR, machine, show, write_json
 from securechat.bench.scaleout import scaleout
 
+# Issue 18's targets: ratios to the reference measured in the same run, and absolute tails.
 TARGETS = {
+    "cpu_ratio_10x2_spread": ("<=", 1.0),
+    "cpu_ratio_50x2_spread": ("<=", 1.0),
+    "cpu_ratio_50x2_burst": ("<=", 0.5),
+    "p99_ms_10x2_spread": ("<=", 25.0),
+    "p99_ms_50x2_spread": ("<=", 40.0),
     "saturation_ratio": (">=", 3.0),
-    "p99_ms_at_5k": ("<", 50.0),
-    "cpu_per_delivery_ratio": ("<=", 0.25),
-    "rss_kb_per_client": ("<", 100.0),
+    "room_1000_cpu_ratio_to_50": ("<=", 1.0),
+    "rss_kb_per_client": ("<=", 80.0),
     "login_storm_p99_factor": ("<=", 2.0),
 }
+# Not measurable yet: no room of 1,000 members until room messages are stored once (issue 15).
+GAPS = {"room_1000_cpu_ratio_to_50": "not measured: needs the rooms of issue 15 (not merged)"}
 ALL = ("fanout", "connections", "login_storm", "fairness", "catchup", "crypto", "scaleout")
 
 
@@ -68,6 +76,20 @@ def scaleout_summary(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def shape_summary(shapes: dict[str, Any]) -> dict[str, float]:
+    """Per shape: CPU ratio, securechat's p50/p99 and the reference's (medians)."""
+    out: dict[str, float] = {}
+    for name, shape in shapes.items():
+        key = name.replace(" ", "_")
+        out[f"cpu_ratio_{key}"] = shape["cpu_per_delivery_ratio"]
+        for system, prefix in (("securechat", ""), ("reference", "reference_")):
+            figures = shape[system]
+            out[f"{prefix}cpu_us_{key}"] = figures["server_cpu_us_per_delivery"]
+            out[f"{prefix}p50_ms_{key}"] = figures["p50_ms"]
+            out[f"{prefix}p99_ms_{key}"] = figures["p99_ms"]
+    return out
+
+
 def summarise(
     results: dict[str, dict[str, Any]], params: Params, info: dict[str, Any]
 ) -> dict[str, Any]:
@@ -91,6 +113,9 @@ def summarise(
         "catchup_10k_s": results.get("catchup", {}).get("catchup_s", nan),
         "catchup_messages": params.catchup_messages,
         **scaleout_summary(results.get("scaleout", {})),
+        **shape_summary(fanout.get("shapes", {})),
+        "room_1000_cpu_ratio_to_50": nan,
+        "gaps": GAPS,
         "crypto": {
             k: v for k, v in results.get("crypto", {"available": False}).items() if k != "machine"
         },
@@ -99,10 +124,33 @@ def summarise(
         "machine": info,
     }
     summary["targets"] = {
-        key: {"target": f"{op} {target}", "value": summary[key], "met": _meets(key, summary[key])}
+        key: {
+            "target": f"{op} {target}",
+            "value": summary.get(key, nan),
+            "met": _meets(key, summary.get(key, nan)),
+        }
         for key, (op, target) in TARGETS.items()
     }
     return summary
+
+
+def run_one(
+    name: str,
+    run: Callable[[], None],
+    results: dict[str, dict[str, Any]],
+    info: dict[str, Any],
+    results_dir: Path,
+) -> None:
+    """Run one scenario and write its results at once: a later scenario that fails (it is
+    recorded, with its traceback) costs no finished figures."""
+    try:
+        run()
+    except Exception:
+        print(f"scenario {name} failed:\n{traceback.format_exc()}", flush=True)
+        results[name] = {"failed": traceback.format_exc()}
+    for key, data in results.items():
+        data.setdefault("machine", info)
+        write_json(key, data, results_dir)
 
 
 def run_bench(params: Params, wanted: set[str], results_dir: Path) -> dict[str, Any]:
@@ -125,7 +173,7 @@ def run_bench(params: Params, wanted: set[str], results_dir: Path) -> dict[str, 
                     lambda: results.update(
                         zip(
                             ("fanout", "saturation"),
-                            scenarios.fanout_and_saturation(bench),
+                            shapes.shapes_and_saturation(bench),
                             strict=True,
                         )
                     ),
@@ -139,19 +187,16 @@ def run_bench(params: Params, wanted: set[str], results_dir: Path) -> dict[str, 
             ]
             for name, run in steps:
                 if name in wanted:
-                    run()
+                    run_one(name, run, results, info, results_dir)
         finally:
             bench.close()
-    for name, data in results.items():
-        data.setdefault("machine", info)
-        write_json(name, data, results_dir)
     summary = summarise(results, params, info)
     summary["run_s"] = time.perf_counter() - started
     summary["scenarios_run"] = sorted(wanted)
     summary["command"] = "python -m securechat.bench" + (" --quick" if params.quick else "")
     write_json("latest", summary, results_dir)
     show(
-        "summary (targets from issue 8)",
+        "summary (targets from issue 18)",
         ["figure", "value", "target", "met"],
         [[k, v["value"], v["target"], v["met"]] for k, v in summary["targets"].items()]
         + [
@@ -162,6 +207,8 @@ def run_bench(params: Params, wanted: set[str], results_dir: Path) -> dict[str, 
             ["scaleout_ratio", summary["scaleout_ratio"], "2 / 1 workers", ""],
         ],
     )
+    for key, why in GAPS.items():
+        print(f"gap: {key}: {why}", flush=True)
     print(f"\nwrote {results_dir}/latest.json in {summary['run_s']:.0f} s", flush=True)
     return summary
 

@@ -133,10 +133,15 @@ class Recorder:
             self.latency_ms.append((now_ns - sent_ns) / 1e6)
 
 
-async def pace(rate: float, start_ns: int, stop_ns: int, send: object) -> int:
-    """Open-loop sending: call ``send()`` every 1/rate s from start to stop (random phase)."""
+async def pace(
+    rate: float, start_ns: int, stop_ns: int, send: object, phase: float | None = None
+) -> int:
+    """Open-loop sending: call ``send()`` every 1/rate s from start to stop, first at
+    ``phase`` (a fraction of the period: members spread evenly get i/n, a burst 0 for all;
+    None: a random phase)."""
     period_ns = int(1e9 / rate)
-    next_ns = start_ns + random.randrange(period_ns)
+    offset = random.randrange(period_ns) if phase is None else int(phase * period_ns)
+    next_ns = start_ns + offset
     sent = 0
     while next_ns < stop_ns:
         delay = (next_ns - time.time_ns()) / 1e9
@@ -166,6 +171,11 @@ class SecureMember:
         self.runner: asyncio.Task[None] | None = None
         self._sent = 0
 
+    def sent_before(self, count: int) -> None:
+        """This device already sent ``count`` messages (in an earlier session): its next
+        client message id follows them."""
+        self._sent = count
+
     @property
     def reconnects(self) -> int:
         return self.link.reconnects if self.link is not None else 0
@@ -173,11 +183,13 @@ class SecureMember:
     async def register(self) -> None:
         await self.api.register(self.user, PASSWORD)
 
-    async def login(self) -> None:
-        """Log in as a new device; the stream and the sender are ready to start after it."""
-        reply = await self.api.login(self.user, PASSWORD)
+    async def login(self, device_id: int = 0) -> None:
+        """Log in as ``device_id`` (0: a new device, which publishes its keys); the stream and
+        the sender are ready to start after it."""
+        reply = await self.api.login(self.user, PASSWORD, device_id)
         self.device_id = reply.device_id
-        await publish_keys(self.api, self.user, self.device_id)
+        if not device_id:
+            await publish_keys(self.api, self.user, self.device_id)
         self.book = ServerListedRecipients(self.api, Address(self.user, self.device_id))
         self.link = ChatLink(
             self.api,

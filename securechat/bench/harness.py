@@ -23,8 +23,16 @@ class Params:
     room_members: int = 50
     room_processes: int = 2
     fixed_rate_per_member: float = 2.0  # 50 members x 2 msg/s x 49 recipients = 4,900/s
+    # The load shapes of issue 18 (name, members, msg/s per member, send pattern), each measured
+    # on both servers in the same run, interleaved, ``shape_repeats`` times (medians reported).
+    shapes: tuple[tuple[str, int, float, str], ...] = (
+        ("10x2 spread", 10, 2.0, "spread"),
+        ("50x2 spread", 50, 2.0, "spread"),
+        ("50x2 burst", 50, 2.0, "burst"),
+    )
+    shape_repeats: int = 3
     fanout_warmup_s: float = 2.0
-    fanout_s: float = 15.0
+    fanout_s: float = 10.0
     saturation_step_s: float = 6.0
     saturation_max_p99_ms: float = 1000.0
     saturation_min_delivered_fraction: float = 0.9
@@ -58,6 +66,7 @@ class Params:
             quick=True,
             fanout_warmup_s=1.0,
             fanout_s=4.0,
+            shape_repeats=1,
             saturation_step_s=2.5,
             idle_clients=500,
             idle_processes=2,
@@ -117,16 +126,18 @@ class Bench:
     def room_pool(
         self, server: ServerProcess, system: str, members: int, room: str = "bench"
     ) -> Workers:
-        users = [f"{room}{i:04d}" for i in range(members)]
+        parts = split(range(members), self.params.room_processes)
         specs = [
             {
                 **self.tls_spec(server.port),
                 "system": system,
                 "room": room,
-                "users": chunk,
+                "users": [f"{room}{i:04d}" for i in indexes],
+                "indexes": indexes,
+                "room_size": members,
                 "ack_every_s": self.params.ack_every_s,
             }
-            for chunk in split(users, self.params.room_processes)
+            for indexes in parts
         ]
         pool = Workers("room", specs)
         try:
@@ -155,11 +166,14 @@ def run_step(
     warmup_s: float,
     duration_s: float,
     lead_s: float,
+    pattern: str = "spread",
 ) -> dict[str, Any]:
-    """Offer ``rate`` messages/s per member; measure deliveries, latency and server CPU."""
+    """Offer ``rate`` messages/s per member, sent in ``pattern`` (spread, burst, random; see
+    RoomRole.phase); measure deliveries, latency and server CPU."""
     start_ns = time.time_ns() + int(lead_s * 1e9)
     window = (start_ns + int(warmup_s * 1e9), start_ns + int((warmup_s + duration_s) * 1e9))
-    pool.send("run", {"rate": rate, "start_ns": start_ns, "stop_ns": window[1], "window": window})
+    command = {"rate": rate, "start_ns": start_ns, "stop_ns": window[1], "window": window}
+    pool.send("run", {**command, "pattern": pattern})
     sleep_until(window[0])
     cpu0, load0, box0 = server.cpu(), loadgen_cpu(pool), procs.machine_busy_seconds()
     sleep_until(window[1])
@@ -175,6 +189,7 @@ def run_step(
     server_cpu = cpu1 - cpu0
     return {
         "rate_per_member": rate,
+        "pattern": pattern,
         "offered_deliveries_per_s": offered,
         "delivered_per_s": delivered / duration_s,
         "sent_messages": sum(p["sent"] for p in parts),

@@ -158,6 +158,13 @@ def securechat_env(bcrypt_cost: int | None, extra: dict[str, str] | None = None)
             "SECURECHAT_CHAT_SEND_RATE_PER_S": "1000000",
             "SECURECHAT_CHAT_SEND_BURST": "1000000",
             "SECURECHAT_AUTH_REGISTRATIONS_PER_PEER_PER_HOUR": "1000000",
+            "SECURECHAT_AUTH_REGISTRATIONS_PER_HOUR": "1000000",
+            # the connections scenario registers and logs in thousands from one address, the
+            # soak logs the same users in again and again
+            "SECURECHAT_AUTH_HASH_QUEUE": "1000000",
+            "SECURECHAT_AUTH_HASH_QUEUE_PER_SOURCE": "1000000",
+            "SECURECHAT_AUTH_LOGINS_PER_ACCOUNT_PER_HOUR": "1000000",
+            "SECURECHAT_AUTH_LOGIN_BURST": "1000000",
             "SECURECHAT_CHAT_MAX_RECIPIENTS": "1000",
         }
     )
@@ -175,14 +182,16 @@ def start_securechat(
     port: int = 0,
     extra_args: Sequence[str] = (),
     listeners: int = 1,
+    program: Sequence[str] | None = None,
 ) -> ServerProcess:
     """`securechat-server --port PORT` with its own data dir under ``workdir``; ``listeners``
-    is how many workers must announce themselves before it counts as started."""
+    is how many workers must announce themselves before it counts as started; ``program``
+    replaces the `securechat-server` command (the soak's traced server)."""
     data = workdir / f"{tag}-data"
     data.mkdir(parents=True, exist_ok=True)
     exe = Path(sys.executable).with_name("securechat-server")
     argv = [
-        str(exe),
+        *(program or [str(exe)]),
         "--port",
         str(port),
         "--data-dir",

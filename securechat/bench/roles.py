@@ -13,6 +13,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from securechat.bench.churn import ChurnRole
 from securechat.bench.clients import (
     ACK_EVERY_S,
     PASSWORD,
@@ -67,8 +68,24 @@ class RoomRole:
         await gather_limited([m.open for m in self.members], SETUP_CONCURRENCY)
         return {"members": len(self.members)}
 
+    def phase(self, pattern: str, position: int) -> float | None:
+        """Where in the send period a member sends: ``spread`` evenly over the room (member i
+        of n at i/n), ``burst`` (everyone at the same instant), ``random``."""
+        if pattern == "burst":
+            return 0.0
+        if pattern == "spread":
+            indexes: list[int] = self.spec.get("indexes", list(range(len(self.members))))
+            size: int = self.spec.get("room_size", len(self.members))
+            return indexes[position] / size
+        return None
+
     async def cmd_run(
-        self, rate: float, start_ns: int, stop_ns: int, window: tuple[int, int]
+        self,
+        rate: float,
+        start_ns: int,
+        stop_ns: int,
+        window: tuple[int, int],
+        pattern: str = "random",
     ) -> dict[str, Any]:
         """Send at ``rate`` per member from start to stop; record deliveries inside ``window``."""
         if not self.reference:
@@ -76,7 +93,10 @@ class RoomRole:
         self.recorder.window(*window)
         self.recorder.errors.clear()
         sent = await asyncio.gather(
-            *(pace(rate, start_ns, stop_ns, m.send_one) for m in self.members)
+            *(
+                pace(rate, start_ns, stop_ns, m.send_one, self.phase(pattern, i))
+                for i, m in enumerate(self.members)
+            )
         )
         self.sent_total += sum(sent)
         await asyncio.sleep(max(0.0, (window[1] - time.time_ns()) / 1e9) + 0.2)
@@ -239,6 +259,7 @@ class CatchupRole:
 
 
 ROLES: dict[str, type[Any]] = {
+    "churn": ChurnRole,
     "room": RoomRole,
     "idle": IdleRole,
     "storm": StormRole,

@@ -1,4 +1,4 @@
-"""The five scenarios: fan-out at fixed load, saturation, idle connections, login storm, catch-up.
+"""Saturation search, idle connections, login storm, catch-up (the shapes are in shapes.py).
 
 Each returns a plain dict (written to bench/results/<scenario>.json by the caller) and prints
 its table.
@@ -13,11 +13,9 @@ from typing import Any
 import bcrypt
 
 from securechat.bench.harness import (
-    STEP_HEADER,
     Bench,
     run_step,
     sleep_until,
-    step_row,
 )
 from securechat.bench.procs import ServerProcess
 from securechat.bench.report import percentiles, ratio, show
@@ -95,57 +93,6 @@ def saturate(
         "limit_hit": failed_rate is not None,
         "steps": steps,
     }
-
-
-def fanout_and_saturation(bench: Bench) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Scenarios 1 and 2 on one server per system (the same room and connections)."""
-    p = bench.params
-    fanout: dict[str, Any] = {"params": p.as_dict()}
-    saturation: dict[str, Any] = {"params": p.as_dict()}
-    for system in SYSTEMS:
-        server = (
-            bench.securechat("fanout", p.setup_bcrypt_cost)
-            if system == "securechat"
-            else bench.reference()
-        )
-        pool = bench.room_pool(server, system, p.room_members)
-        try:
-            step = run_step(
-                pool,
-                server,
-                p.room_members,
-                p.fixed_rate_per_member,
-                p.fanout_warmup_s,
-                p.fanout_s,
-                p.step_lead_s,
-            )
-            fanout[system] = step
-            show(f"[1] room fan-out, {system}", STEP_HEADER, [step_row(system, step)])
-            saturation[system] = saturate(bench, pool, server, step)
-            show(
-                f"[2] saturation, {system}",
-                STEP_HEADER,
-                [step_row(system, s) for s in saturation[system]["steps"]],
-            )
-        finally:
-            pool.close()
-            bench.stop(server)
-    sc, ref = fanout["securechat"], fanout["reference"]
-    fanout["cpu_per_delivery_ratio"] = ratio(
-        sc["server_cpu_s_per_1k_deliveries"], ref["server_cpu_s_per_1k_deliveries"]
-    )
-    fanout["p99_ms"] = sc["latency_ms"]["p99"]
-    saturation["ratio"] = ratio(
-        saturation["securechat"]["max_sustained_deliveries_per_s"],
-        saturation["reference"]["max_sustained_deliveries_per_s"],
-    )
-    show(
-        "[2] saturation summary",
-        ["system", "max sustained deliveries/s"],
-        [[s, saturation[s]["max_sustained_deliveries_per_s"]] for s in SYSTEMS]
-        + [["ratio", saturation["ratio"]]],
-    )
-    return fanout, saturation
 
 
 def connections(bench: Bench) -> dict[str, Any]:

@@ -96,6 +96,10 @@ class Accounts:
             clock.monotonic(),
         )
         self._sessions: dict[bytes, Session] = {}
+        # The token cached for each device: a device that logs in again replaces its entry
+        # (issue 18: every login of a reconnecting client added one that stayed until the
+        # cache was full, the soak's RSS growth). The old token still works: it is looked up.
+        self._cached_token: dict[tuple[str, int], bytes] = {}
         self._session_generation = 0
         self.login_outcomes: dict[str, int] = {"ok": 0, "failed": 0, "locked": 0, "invalid": 0}
 
@@ -334,9 +338,7 @@ class Accounts:
             generation = self._session_generation
             session = await self.store.get_session(token_hash)
             if session is not None and generation == self._session_generation:
-                if len(self._sessions) >= SESSION_CACHE_SIZE:
-                    self._sessions.clear()
-                self._sessions[token_hash] = session
+                self._cache(token_hash, session)
         if session is None:
             raise Unauthenticated(
                 "session token is not valid (logged out or unknown): log in again"
@@ -353,6 +355,17 @@ class Accounts:
                 "this session was opened with another client certificate: log in with yours"
             )
         return session
+
+    def _cache(self, token_hash: bytes, session: Session) -> None:
+        if len(self._sessions) >= SESSION_CACHE_SIZE:
+            self._sessions.clear()
+            self._cached_token.clear()
+        device = (session.user, session.device_id)
+        previous = self._cached_token.get(device)
+        if previous is not None and previous != token_hash:
+            self._sessions.pop(previous, None)
+        self._cached_token[device] = token_hash
+        self._sessions[token_hash] = session
 
     async def end_certificate_sessions(self, fingerprint: str, serial_hex: str) -> int:
         """End every session that logged in over a certificate just revoked (all nodes)."""

@@ -66,9 +66,14 @@ class MailboxSql(SqlCore):
 
     dialect: Dialect = sql_steps.POSTGRES
 
-    async def _transact(self, tx: Tx[T]) -> T:
-        """Run one mailbox write transaction (the SQLite adapter runs it on its writer)."""
+    async def _transact(self, tx: Tx[T], *, durable: bool = True) -> T:
+        """Run one mailbox write transaction (the SQLite adapter runs it on its writer).
+        ``durable=False``: the commit does not wait for the disk (acks: one lost in a crash is
+        a redelivery the client drops by message id); every durable commit after it still
+        waits, and the database stays consistent either way."""
         async with self._write() as conn:
+            if not durable:
+                await conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
             return await run_async(conn, tx)
 
     async def commit_sends(
@@ -133,7 +138,7 @@ class MailboxSql(SqlCore):
 
     async def ack_many(self, acks: Sequence[tuple[DeviceRef, int]]) -> None:
         if acks:
-            await self._transact(mailbox_tx.remove(self.dialect, acks))
+            await self._transact(mailbox_tx.remove(self.dialect, acks), durable=False)
 
     async def last_seq(self, device: DeviceRef) -> int:
         async with self._read() as conn:

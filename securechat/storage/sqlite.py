@@ -49,7 +49,15 @@ class SqliteStore(SqlStore):
         self.path = Path(path)
         self.synchronous = mode
         self._local_write_lock = asyncio.Lock()
-        self._writer = SqliteWriter(self.path, self._pragmas())
+        self._writer = SqliteWriter(self.path, self._pragmas(), relaxed=self._relaxed())
+
+    def _relaxed(self) -> tuple[str, str] | None:
+        """The pragmas around a transaction that need not be durable (before, after): in WAL
+        mode NORMAL writes the commit to the WAL without an fsync; the next FULL commit's fsync
+        covers it too."""
+        if self.synchronous in ("FULL", "EXTRA"):
+            return "PRAGMA synchronous = NORMAL", f"PRAGMA synchronous = {self.synchronous}"
+        return None
 
     def _pragmas(self) -> list[str]:
         return [
@@ -59,12 +67,13 @@ class SqliteStore(SqlStore):
             "PRAGMA foreign_keys = ON",
         ]
 
-    async def _transact(self, tx: Tx[T]) -> T:
-        """Mailbox write transactions (the group commit, acks) in one hop to the writer thread."""
+    async def _transact(self, tx: Tx[T], *, durable: bool = True) -> T:
+        """Mailbox write transactions (the group commit, acks) in one hop to the writer thread;
+        a transaction that need not be durable (acks) commits without an fsync."""
         assert self._local_write_lock is not None
         async with self._local_write_lock:
             try:
-                return await self._writer.run(tx)
+                return await self._writer.run(tx, durable=durable)
             except sqlite3.Error as exc:
                 raise Unavailable("the message store failed: try again") from exc
 

@@ -36,9 +36,14 @@ def run_sync(conn: sqlite3.Connection, tx: Tx[T]) -> T:
 
 
 class SqliteWriter:
-    def __init__(self, path: Path, pragmas: Sequence[str]) -> None:
+    def __init__(
+        self, path: Path, pragmas: Sequence[str], relaxed: tuple[str, str] | None = None
+    ) -> None:
         self.path = path
         self.pragmas = pragmas
+        # Pragmas before and after a transaction that need not be durable (None: nothing to
+        # relax); a pragma of synchronous cannot change inside a transaction.
+        self.relaxed = relaxed
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         self._conn: sqlite3.Connection | None = None
 
@@ -50,18 +55,26 @@ class SqliteWriter:
             self._conn = conn
         return self._conn
 
-    async def run(self, tx: Tx[T]) -> T:
-        """Run ``tx`` in one BEGIN IMMEDIATE transaction on the writer thread."""
+    async def run(self, tx: Tx[T], *, durable: bool = True) -> T:
+        """Run ``tx`` in one BEGIN IMMEDIATE transaction on the writer thread (``durable``:
+        the commit waits for the disk, as the connection's pragmas say)."""
+        relaxed = None if durable else self.relaxed
 
         def transaction() -> T:
             conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
+            if relaxed is not None:
+                conn.execute(relaxed[0])
             try:
-                result = run_sync(conn, tx)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = run_sync(conn, tx)
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            finally:
+                if relaxed is not None:
+                    conn.execute(relaxed[1])
             return result
 
         return await asyncio.get_running_loop().run_in_executor(self._thread, transaction)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from securechat.bench.__main__ import run_bench
+from securechat.bench.__main__ import run_bench, run_one
 from securechat.bench.harness import Params
 from securechat.bench.scaleout import unavailable
 
@@ -22,11 +22,24 @@ SUMMARY_KEYS = {
     "login_storm_p99_factor",
     "login_storm_logins_per_s",
     "catchup_10k_s",
+    "cpu_ratio_10x2_spread",
+    "cpu_ratio_50x2_spread",
+    "cpu_ratio_50x2_burst",
+    "p99_ms_10x2_spread",
+    "p99_ms_50x2_spread",
+    "p99_ms_50x2_burst",
+    "reference_p99_ms_50x2_burst",
 }
 SCALEOUT_KEYS = {"scaleout_1_worker", "scaleout_2_workers", "scaleout_ratio"}
 TINY = dataclasses.replace(
     Params.for_run(quick=True),
     room_members=4,
+    shapes=(
+        ("10x2 spread", 3, 2.0, "spread"),
+        ("50x2 spread", 4, 2.0, "spread"),
+        ("50x2 burst", 4, 2.0, "burst"),
+    ),
+    shape_repeats=2,
     room_processes=1,
     fanout_warmup_s=0.5,
     fanout_s=1.0,
@@ -64,6 +77,10 @@ def test_tiny_run_writes_every_result_with_finite_figures(tmp_path: Path) -> Non
     assert set(summary) >= SUMMARY_KEYS | SCALEOUT_KEYS
     assert_finite(summary, SUMMARY_KEYS)
     assert summary["scaleout_1_worker"] is None  # not run: null, not a made-up figure
+    assert summary["room_1000_cpu_ratio_to_50"] is None  # a gap until rooms land, not a figure
+    fanout = json.loads((tmp_path / "fanout.json").read_text())
+    for shape in fanout["shapes"].values():  # both servers, every repeat, same run
+        assert [len(shape["steps"][s]) for s in ("securechat", "reference")] == [2, 2]
     assert {"cores", "cpu_model", "python", "grpcio", "git_commit"} <= set(summary["machine"])
     assert summary["params"]["room_members"] == TINY.room_members
     for name in ("fanout", "saturation", "connections", "login_storm", "catchup"):
@@ -108,3 +125,16 @@ def test_unreachable_postgres_is_recorded_not_fatal(tmp_path: Path) -> None:
     summary = json.loads((tmp_path / "latest.json").read_text())
     assert summary["scaleout_available"] is False
     assert summary["scaleout_1_worker"] is None
+
+
+def test_a_failing_scenario_is_recorded_and_the_finished_ones_are_kept(tmp_path: Path) -> None:
+    results: dict[str, dict[str, Any]] = {"fanout": {"p99_ms": 1.0}}
+
+    def broken() -> None:
+        raise RuntimeError("load process failed")
+
+    run_one("connections", broken, results, {"cores": 2}, tmp_path)
+
+    assert "load process failed" in results["connections"]["failed"]
+    assert json.loads((tmp_path / "fanout.json").read_text())["p99_ms"] == 1.0
+    assert "failed" in json.loads((tmp_path / "connections.json").read_text())

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+
 from securechat.domain.model import (
     Conversation,
     ConversationKind,
@@ -35,3 +38,27 @@ async def test_acks_of_many_devices_go_in_one_round() -> None:
     assert [e.seq for e in await store.fetch(devices[1], 0, 10)] == [4]
     assert await store.fetch(devices[2], 0, 10) == []
     assert len(await store.fetch(devices[0], 0, 10)) == 4
+
+
+async def test_acks_that_keep_coming_wait_for_the_next_round() -> None:
+    loop = asyncio.get_running_loop()
+    rounds: list[tuple[float, list[tuple[DeviceRef, int]]]] = []
+
+    class Recording(MemoryStore):
+        async def ack_many(self, acks: Sequence[tuple[DeviceRef, int]]) -> None:
+            rounds.append((loop.time(), list(acks)))
+
+    batcher = AckBatcher(Recording(), interval_s=0.05)
+    bob, carol = DeviceRef("bob", 1), DeviceRef("carol", 1)
+    batcher.ack(bob, 1)  # a first ack is written at once
+    await asyncio.sleep(0)
+    batcher.ack(bob, 2)  # these two arrive during the round: one more round, not two
+    batcher.ack(carol, 5)
+    await batcher.drain()
+
+    assert [acks for _, acks in rounds] == [[(bob, 1)], [(bob, 2), (carol, 5)]]
+    assert rounds[1][0] - rounds[0][0] >= 0.05
+    started = loop.time()
+    batcher.ack(carol, 6)  # right after a round: waits for the next one
+    await batcher.drain()
+    assert rounds[2][0] - rounds[1][0] >= 0.05 and rounds[2][0] > started

@@ -1,0 +1,233 @@
+"""`make bench-soak` (`python -m securechat.bench.soak`): a long churn soak of a server (issue 18).
+
+A real `securechat-server` (embedded SQLite, throwaway PKI and data directory) and load processes
+whose users connect, send a few room messages and disconnect, over and over (bench/churn.py).
+Every ``--sample-s`` the server's RSS (VmRSS), open files (/proc/PID/fd) and store size (the
+data directory's files, WAL included) are sampled into a CSV; at the end a PNG plot of the three
+curves, and the RSS slope over the second half of the run (KB/min: the warm-up's growth, caches
+filling and allocator arenas, is left out).
+
+``--tracemalloc`` runs the server under scripts/traced_server.py instead (tracemalloc on, a
+snapshot written on SIGUSR1; the server is slower under it): a snapshot after the first quarter
+and one at the end, and the top allocation sites by growth between them in
+``soak-tracemalloc.txt``, to tell a leak (one site growing without bound) from a heap that
+settles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from securechat.bench import procs
+from securechat.bench.procs import ServerProcess, raise_nofile_limit
+from securechat.bench.report import machine
+from securechat.bench.workers import Workers, split
+from securechat.pki import make_dev_pki
+
+COLUMNS = ("elapsed_s", "rss_kb", "open_files", "store_bytes")
+TRACED_SERVER = Path(__file__).resolve().parents[2] / "scripts" / "traced_server.py"
+
+
+@dataclass(frozen=True)
+class SoakParams:
+    minutes: float = 30.0
+    sample_s: float = 10.0
+    users: int = 40
+    processes: int = 2
+    messages: int = 3  # per session
+    gap_s: float = 1.0  # between a session's messages
+    tracemalloc: bool = False
+
+
+def open_files(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def store_bytes(directory: Path) -> int:
+    return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
+
+
+def slope_per_min(samples: Sequence[dict[str, float]], key: str) -> float:
+    """Least-squares slope of ``key`` per minute over the second half of the samples."""
+    half = list(samples[len(samples) // 2 :])
+    if len(half) < 2:
+        return float("nan")
+    xs = [s["elapsed_s"] / 60 for s in half]
+    ys = [s[key] for s in half]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    var = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var if var else 0.0
+
+
+def sample(server: ServerProcess, data: Path, started: float) -> dict[str, float]:
+    return {
+        "elapsed_s": round(time.monotonic() - started, 1),
+        "rss_kb": server.rss_kb(),
+        "open_files": open_files(server.pid),
+        "store_bytes": store_bytes(data),
+    }
+
+
+def write_csv(path: Path, samples: Sequence[dict[str, float]]) -> None:
+    with path.open("w", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(samples)
+
+
+def plot(path: Path, samples: Sequence[dict[str, float]], title: str) -> bool:
+    """The three curves over time as a PNG; False when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    minutes = [s["elapsed_s"] / 60 for s in samples]
+    curves = (
+        ("server RSS (MB)", [s["rss_kb"] / 1024 for s in samples]),
+        ("open files", [s["open_files"] for s in samples]),
+        ("store size (MB)", [s["store_bytes"] / 1e6 for s in samples]),
+    )
+    fig, axes = plt.subplots(len(curves), 1, figsize=(8, 7), sharex=True)
+    for axis, (label, values) in zip(axes, curves, strict=True):
+        axis.plot(minutes, values)
+        axis.set_ylabel(label)
+        axis.grid(True, alpha=0.3)
+    axes[-1].set_xlabel("minutes")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def start_server(workdir: Path, certs: Path, params: SoakParams) -> tuple[ServerProcess, Path]:
+    env = procs.securechat_env(4)
+    program: list[str] | None = None
+    if params.tracemalloc:
+        env["TRACEMALLOC_SNAPSHOT_DIR"] = str(workdir / "snapshots")
+        program = [sys.executable, str(TRACED_SERVER)]
+    server = procs.start_securechat(workdir, certs, env, "soak", program=program)
+    return server, workdir / "soak-data"
+
+
+def snapshot(server: ServerProcess, directory: Path, index: int) -> Path:
+    """Ask the traced server for snapshot ``index`` and wait until it is written."""
+    path = directory / f"snapshot-{index}.pickle"
+    server.popen.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 120
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return path
+
+
+def tracemalloc_diff(first: Path, last: Path, top: int = 25) -> str:
+    import tracemalloc
+
+    old = tracemalloc.Snapshot.load(str(first))
+    new = tracemalloc.Snapshot.load(str(last))
+    stats = new.compare_to(old, "lineno")
+    total = sum(s.size_diff for s in stats)
+    lines = [f"total growth between the snapshots: {total / 1024:.1f} KiB"]
+    lines += [str(s) for s in stats[:top]]
+    return "\n".join(lines) + "\n"
+
+
+def run_soak(params: SoakParams, out: Path, name: str = "soak") -> dict[str, Any]:
+    raise_nofile_limit()
+    out.mkdir(parents=True, exist_ok=True)
+    info = machine()
+    duration_s = params.minutes * 60
+    samples: list[dict[str, float]] = []
+    with tempfile.TemporaryDirectory(prefix="securechat-soak-") as tmp:
+        workdir = Path(tmp)
+        pki = make_dev_pki(workdir / "pki", clients=("bench",))
+        server, data = start_server(workdir, pki.directory, params)
+        paths = pki.client("bench")
+        tls = {"port": server.port, "ca": str(pki.ca_cert), "cert": str(paths.cert)}
+        tls["key"] = str(paths.key)
+        users = [f"churn{i:04d}" for i in range(params.users)]
+        specs = [{**tls, "room": "soak", "users": part} for part in split(users, params.processes)]
+        pool = Workers("churn", specs)
+        snaps: list[Path] = []
+        try:
+            pool.call("setup")
+            started = time.monotonic()
+            stop_ns = time.time_ns() + int(duration_s * 1e9)
+            command = {"stop_ns": stop_ns, "messages": params.messages, "gap_s": params.gap_s}
+            pool.send("churn", {**command, "session_s": params.messages * params.gap_s})
+            next_at = started
+            while time.monotonic() - started < duration_s:
+                samples.append(sample(server, data, started))
+                if params.tracemalloc and not snaps and time.monotonic() - started > duration_s / 4:
+                    snaps.append(snapshot(server, workdir / "snapshots", 1))
+                next_at += params.sample_s
+                time.sleep(max(0.0, next_at - time.monotonic()))
+            churn = pool.collect()
+            samples.append(sample(server, data, started))
+            if params.tracemalloc:
+                snaps.append(snapshot(server, workdir / "snapshots", 2))
+                diff = tracemalloc_diff(snaps[0], snaps[1])
+                (out / f"{name}-tracemalloc.txt").write_text(diff)
+                print(diff, flush=True)
+        finally:
+            pool.close()
+            server.stop()
+    result = {
+        "params": params.__dict__,
+        "machine": info,
+        "sessions": sum(c["sessions"] for c in churn),
+        "messages_sent": sum(c["sent"] for c in churn),
+        "deliveries": sum(c["received"] for c in churn),
+        "failures": [c["failures"] for c in churn],
+        "stream_errors": [c["stream_errors"] for c in churn],
+        "rss_kb_first": samples[0]["rss_kb"],
+        "rss_kb_last": samples[-1]["rss_kb"],
+        "rss_kb_per_min_second_half": slope_per_min(samples, "rss_kb"),
+        "open_files_first": samples[0]["open_files"],
+        "open_files_last": samples[-1]["open_files"],
+        "store_bytes_last": samples[-1]["store_bytes"],
+        "samples": len(samples),
+    }
+    write_csv(out / f"{name}.csv", samples)
+    (out / f"{name}.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    title = (
+        f"churn soak: {params.users} users, {params.minutes:g} min, "
+        f"commit {info['git_commit'][:10]}, load {info['load_average_at_start']}"
+    )
+    result["plot"] = plot(out / f"{name}.png", samples, title)
+    print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2), flush=True)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m securechat.bench.soak", description=__doc__)
+    parser.add_argument("--minutes", type=float, default=SoakParams.minutes)
+    parser.add_argument("--sample-s", type=float, default=SoakParams.sample_s)
+    parser.add_argument("--users", type=int, default=SoakParams.users)
+    parser.add_argument("--tracemalloc", action="store_true", help="snapshot diff (slower)")
+    parser.add_argument("--out", type=Path, default=Path("docs"), help="CSV/PNG/JSON folder")
+    parser.add_argument("--name", default="soak", help="file name stem in --out")
+    args = parser.parse_args(argv)
+    params = SoakParams(
+        minutes=args.minutes, sample_s=args.sample_s, users=args.users, tracemalloc=args.tracemalloc
+    )
+    run_soak(params, args.out, args.name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

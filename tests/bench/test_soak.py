@@ -1,0 +1,49 @@
+"""The churn soak's short mode: a real server, churning clients, samples, CSV, plot, leak diff."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from securechat.bench.soak import SoakParams, main, run_soak, slope_per_min
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_short_soak_samples_rss_files_and_store_and_writes_csv_png(tmp_path: Path) -> None:
+    params = SoakParams(minutes=0.25, sample_s=1.0, users=4, tracemalloc=True)
+    result = run_soak(params, tmp_path, "short")
+
+    with (tmp_path / "short.csv").open() as table:
+        rows = list(csv.DictReader(table))
+    assert len(rows) == result["samples"] >= 5
+    assert {"elapsed_s", "rss_kb", "open_files", "store_bytes"} == set(rows[0])
+    assert all(int(r["rss_kb"]) > 0 and int(r["open_files"]) > 0 for r in rows)
+    assert result["sessions"] > 0 and result["messages_sent"] > 0
+    # each session's messages are new ones (client message ids go on), not retries of the
+    # last session's, so they are stored and reach the other members
+    assert result["deliveries"] >= result["messages_sent"]
+    assert (tmp_path / "short.png").stat().st_size > 0  # matplotlib: the bench extra
+    assert math.isfinite(json.loads((tmp_path / "short.json").read_text())["rss_kb_first"])
+    diff = (tmp_path / "short-tracemalloc.txt").read_text()
+    assert diff.startswith("total growth between the snapshots:")
+
+
+def test_slope_is_taken_over_the_second_half() -> None:
+    samples = [
+        {"elapsed_s": 60.0 * i, "rss_kb": 1000.0 + (50 * i if i >= 2 else 500 * i)}
+        for i in range(4)
+    ]
+    assert slope_per_min(samples, "rss_kb") == pytest.approx(50.0)
+    assert math.isnan(slope_per_min(samples[:1], "rss_kb"))
+
+
+def test_cli_parses_the_duration(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    seen: list[SoakParams] = []
+    monkeypatch.setattr("securechat.bench.soak.run_soak", lambda p, out, name: seen.append(p))
+    assert main(["--minutes", "2.5", "--users", "3", "--out", str(tmp_path)]) == 0
+    assert seen[0].minutes == 2.5 and seen[0].users == 3 and not seen[0].tracemalloc
