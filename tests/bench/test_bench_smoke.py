@@ -67,7 +67,7 @@ def assert_finite(summary: dict[str, Any], keys: set[str]) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_tiny_run_writes_every_result_with_finite_figures(tmp_path: Path) -> None:
     # scaleout has its own test below (it needs PostgreSQL and Redis)
     wanted = {"fanout", "connections", "login_storm", "catchup"}
@@ -96,7 +96,7 @@ def test_tiny_run_writes_every_result_with_finite_figures(tmp_path: Path) -> Non
 @pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.redis
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_tiny_scaleout_measures_one_and_two_workers(tmp_path: Path) -> None:
     params = dataclasses.replace(TINY, saturation_rates=(2.0,))
     reason = unavailable(params)

@@ -13,7 +13,7 @@ from securechat.bench.soak import SoakParams, main, run_soak, slope_per_min
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(600)
 def test_short_soak_samples_rss_files_and_store_and_writes_csv_png(tmp_path: Path) -> None:
     params = SoakParams(minutes=0.25, sample_s=1.0, users=4, tracemalloc=True)
     result = run_soak(params, tmp_path, "short")
