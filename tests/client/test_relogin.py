@@ -17,7 +17,10 @@ from tests.client.live import PASSWORD, device
 from tests.client.tui_support import buffer_lines, chat_app, client_for, running, until
 from tests.conftest import server_config
 
-TTL_S = 3
+# Long enough for the witness below (bob logs in, opens a stream, fetches the lobby's devices and
+# keys and sends) to finish on one token even on a loaded 2-core CI machine: with 3 s it timed
+# out once at a load average above 10.
+TTL_S = 10
 
 
 @pytest.fixture
