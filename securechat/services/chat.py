@@ -250,6 +250,10 @@ class ChatService:
         await asyncio.wait((writer, stream.finished), return_when=asyncio.FIRST_COMPLETED)
         if isinstance(stream.ending, SlowConsumer):
             writer.cancel()
+            # Let the cancelled write unwind before the ending is sent: cancel() only schedules
+            # it, and a status started while grpc still holds the write fails
+            # (GRPC_CALL_ERROR_TOO_MANY_OPERATIONS), leaving the call open for good.
+            await asyncio.wait({writer})
         else:
             try:
                 await writer  # flushes a reconnect hint on a graceful ending
