@@ -136,20 +136,20 @@ class Outbox:
         self._timers.add(timer)
 
     async def _sent(self, entry: Entry, receipt: Receipt) -> None:
-        try:
-            stored = await self.history.run(
-                lambda s: s.mark_sent(entry.message_id, receipt.server_time_ms)
-            )
-        finally:
-            self._in_flight.discard(entry.message_id)
-        if stored is not None:
-            self.changed(stored, None)
+        await self._settle(entry, lambda s: s.mark_sent(entry.message_id, receipt.server_time_ms))
 
     async def _failed(self, entry: Entry, error: SecureChatError) -> None:
+        await self._settle(entry, lambda s: s.mark_failed(entry.message_id, error.message), error)
+
+    async def _settle(
+        self,
+        entry: Entry,
+        mark: Callable[[HistoryStore], Entry | None],
+        error: SecureChatError | None = None,
+    ) -> None:
+        """Record the entry's outcome in the history; it leaves the in-flight set either way."""
         try:
-            stored = await self.history.run(
-                lambda s: s.mark_failed(entry.message_id, error.message)
-            )
+            stored = await self.history.run(mark)
         finally:
             self._in_flight.discard(entry.message_id)
         if stored is not None:
