@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -95,3 +97,31 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     if report.skipped and needs_service and os.environ.get("SECURECHAT_REQUIRE_SERVICES") == "1":
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, where PostgreSQL and Redis must run: {report.longrepr}"
+
+
+LEAK_WAIT_S = 30.0
+
+
+@pytest.fixture
+async def _tasks_end_with_their_test() -> AsyncIterator[None]:
+    """A task still running after a test's fixtures are torn down is cancelled here, where a
+    failure names it, not in the loop's close, where one that ignores its cancellation (a gRPC
+    call cut from a closed channel) hangs until the global timeout with no name."""
+    yield
+    me = asyncio.current_task()
+    left = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
+    import json, os as _os
+    if left:
+        with open("/tmp/leaks.jsonl", "a") as f:
+            f.write(json.dumps([_os.environ.get("PYTEST_CURRENT_TEST", ""), [repr(t.get_coro()) for t in left]]) + "\n")
+    for task in left:
+        task.cancel()
+    if left:
+        _, stuck = await asyncio.wait(left, timeout=LEAK_WAIT_S)
+        assert not stuck, f"tasks ignored their cancellation: {[t.get_coro() for t in stuck]}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.obj):
+            item.fixturenames.insert(0, "_tasks_end_with_their_test")
