@@ -110,10 +110,6 @@ async def _tasks_end_with_their_test() -> AsyncIterator[None]:
     yield
     me = asyncio.current_task()
     left = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
-    import json, os as _os
-    if left:
-        with open("/tmp/leaks.jsonl", "a") as f:
-            f.write(json.dumps([_os.environ.get("PYTEST_CURRENT_TEST", ""), [repr(t.get_coro()) for t in left]]) + "\n")
     for task in left:
         task.cancel()
     if left:
