@@ -9,8 +9,9 @@ user is told both). The chain rotates when ``needs_rotation`` says so (every rem
 device, age, count); its distribution is sealed over the pairwise sessions under the
 conversation ``room-keys:<room>`` to the devices that lack it, split into several
 distributions-only sends when it would not fit one request; then the message is encrypted once
-and the keystore saved before anything leaves. The chain is marked as distributed only once
-the server accepted the send.
+and the keystore saved before anything leaves whenever a pairwise ratchet moved or the sending
+chain's saved position ran out (``SendingChain.reserve``: once per 32 messages, not per send).
+The chain is marked as distributed only once the server accepted the send.
 
 Receiving: a room delivery (``room_seq``) is checked against the roster (a NEWER version is
 fetched first, a FORKED one is told and not decrypted) and opened with the sender's chain. A
@@ -172,13 +173,16 @@ class RoomChannel:
                 expected=expected,
             )  # fmt: skip
         message = keys.encrypt(roster, plaintext, now=now)
-        self.vault.save()  # the chain moved: persist before the ciphertext leaves
+        if envelopes or keys.unsaved:  # pairwise ratchets moved, or the chain's reservation
+            self.vault.save()  # persisted before the ciphertext leaves
+            keys.saved()
         parts = chunk(envelopes, message)
         distributed = tuple(plan.recipients)
 
         def accepted() -> None:
-            self.keys(room).mark_distributed(distributed)
-            self.vault.save()
+            if distributed:
+                self.keys(room).mark_distributed(distributed)
+                self.vault.save()
 
         return Sealed(parts[-1], message, tuple(parts[:-1]), tuple(sorted(ready)), accepted)
 

@@ -102,6 +102,11 @@ class RoomKeys:
         self.own = own
         self.sending = sending
         self._receiving = receiving if receiving is not None else {}
+        self.unsaved = False  # the sending chain moved past what the keystore holds
+
+    def saved(self) -> None:
+        """The keystore now holds this state (see :attr:`unsaved`)."""
+        self.unsaved = False
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -121,6 +126,7 @@ class RoomKeys:
         reason = needs_rotation(self.sending, roster, now, valid)
         if reason is not None:
             self.sending = SendingChain.create(roster.version, now=now, randomness=randomness)
+            self.unsaved = True
         chain = self.sending
         assert chain is not None
         lacking = sorted(valid - chain.distributed_to)
@@ -149,6 +155,8 @@ class RoomKeys:
         chain = self.sending
         if chain is None or needs_rotation(chain, roster, now) is not None:
             raise InvalidArgument("the room's sending chain must be rotated: call prepare_send")
+        if chain.reserve():
+            self.unsaved = True  # save before this message leaves
         iteration, message_key = chain.next_message_key()
         header = ChainPosition(self.room, roster.version, self.own, chain.chain_id, iteration)
         return RoomMessage.seal(header, message_key, chain, plaintext).to_bytes()

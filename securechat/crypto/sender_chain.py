@@ -4,7 +4,9 @@
   step, libsignal's constants); ``key || nonce = HKDF(MK_i, info=ROOM_MESSAGE_KEYS, 44)``.
 * :class:`SendingChain` is this device's own chain in a room: chain id, iteration, chain key,
   the chain's Ed25519 signing key, when and for which roster version it was made, and the member
-  devices it has been distributed to.
+  devices it has been distributed to. It is saved :data:`RESERVED_ITERATIONS` ahead of the
+  position in use (:meth:`SendingChain.reserve`), so the keystore is written once per that many
+  messages and a restart still never reuses an iteration: it skips the unused rest.
 * :class:`ReceivingChain` is another device's chain as received in a distribution message, with
   bounded skipped message keys: at most :data:`MAX_FORWARD_JUMP` steps per message and
   :data:`MAX_SKIPPED_PER_CHAIN` stored keys (a message needing more fails), each expiring after
@@ -33,6 +35,7 @@ MAX_FORWARD_JUMP = 2000
 MAX_SKIPPED_PER_CHAIN = 2000
 SKIPPED_KEY_LIFETIME = 30 * 24 * 3600
 MAX_ITERATION = 0xFFFFFFFF  # exclusive: iterations are u32 and the next one must fit too
+RESERVED_ITERATIONS = 32  # saved this far ahead; receivers skip at most this much per restart
 
 
 def message_aead_keys(message_key: bytes) -> tuple[bytes, bytes]:
@@ -60,6 +63,7 @@ class SendingChain:
     created_at: int
     made_for: RosterVersion
     distributed_to: set[Address] = field(default_factory=set)
+    saved_at: tuple[int, bytes] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def create(
@@ -86,8 +90,25 @@ class SendingChain:
         self.iteration += 1
         return iteration, message_key
 
+    def reserve(self, count: int = RESERVED_ITERATIONS) -> bool:
+        """Make sure the position :meth:`write` saves lies beyond the next iteration.
+
+        Returns True when it moved (``count`` iterations ahead of the one in use): the keystore
+        must then be saved before the next message leaves. Until it moves again, messages need
+        no save: a restart resumes from the saved position, past every iteration used."""
+        if self.saved_at is not None and self.saved_at[0] > self.iteration:
+            return False
+        iteration, chain_key = self.iteration, self.chain_key
+        for _ in range(max(1, min(count, MAX_ITERATION - 1 - iteration))):
+            _, chain_key = chain_step(chain_key)
+            iteration += 1
+        self.saved_at = (iteration, chain_key)
+        return True
+
     def write(self, writer: Writer) -> Writer:
-        writer.u32(self.chain_id).u32(self.iteration).fixed(self.chain_key, CHAIN_KEY_SIZE)
+        """The saved form: the reserved position once :meth:`reserve` made one."""
+        iteration, chain_key = self.saved_at or (self.iteration, self.chain_key)
+        writer.u32(self.chain_id).u32(iteration).fixed(chain_key, CHAIN_KEY_SIZE)
         writer.fixed(self.signing.private_bytes_raw(), KEY_SIZE).u64(self.created_at)
         self.made_for.write(writer).u32(len(self.distributed_to))
         for address in sorted(self.distributed_to):

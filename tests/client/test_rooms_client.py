@@ -18,6 +18,7 @@ from securechat.crypto.room_keys import RoomKeys
 from securechat.crypto.room_membership import join_event
 from securechat.crypto.roster import Roster
 from securechat.crypto.roster_event import EventKind, RosterEvent
+from securechat.crypto.sender_chain import RESERVED_ITERATIONS
 from securechat.errors import (
     DecryptionError,
     InvalidArgument,
@@ -454,3 +455,32 @@ async def test_a_rate_limited_key_claim_leaves_a_device_out_for_now(
     second = await relay.send(alice, ROOM, "now carol too", ["bob", "carol"])
     assert sorted(second.ciphertexts) == [carol.address]
     assert _texts(carol) == ["now carol too"]
+
+
+async def test_room_sends_save_the_keystore_once_per_reservation_and_survive_a_kill(
+    make_device: MakeDevice,
+) -> None:
+    """Issue 15: a room send used to re-encrypt and fsync the whole keystore every time."""
+    relay, (alice, bob) = await _room(make_device, "alice", "bob")
+    saves = 0
+    vault = alice.messenger.vault
+    save = vault.save
+
+    def counted() -> None:
+        nonlocal saves
+        saves += 1
+        save()
+
+    await relay.send(alice, ROOM, "m0", ["bob"])  # sessions, devices, distribution: saved
+    vault.save = counted  # type: ignore[method-assign]
+    sends = 2 * RESERVED_ITERATIONS + 10
+    for n in range(1, sends):
+        await relay.send(alice, ROOM, f"m{n}", ["bob"])
+    assert 1 <= saves <= sends // RESERVED_ITERATIONS  # once per reservation run out
+    # Killed now: the keystore on disk is older than the chain in memory. The chain resumes
+    # at the reserved position, past every iteration used, and bob reads on.
+    killed = Vault.open(vault.keystore.path, PASSWORD)
+    alice.messenger.vault.state.room_keys[ROOM] = killed.state.room_keys[ROOM]
+    await relay.send(alice, ROOM, "after the kill", ["bob"])
+    assert _texts(bob) == [f"m{n}" for n in range(sends)] + ["after the kill"]
+    assert not [n for n in _notices(bob) if "could not" in n]

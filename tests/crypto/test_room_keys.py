@@ -28,6 +28,7 @@ from securechat.crypto.roster_event import RosterVersion
 from securechat.crypto.sender_chain import (
     MAX_FORWARD_JUMP,
     MAX_SKIPPED_PER_CHAIN,
+    RESERVED_ITERATIONS,
     SKIPPED_KEY_LIFETIME,
     SendingChain,
 )
@@ -218,13 +219,36 @@ def test_after_a_keystore_rollback_the_sending_chain_is_never_reused() -> None:
     world = open_room("bob")
     alice = world.device("alice")
     assert world.open("bob", world.send("alice", b"one")) == b"one"
-    saved = alice.k.to_bytes()
-    assert world.open("bob", world.send("alice", b"two")) == b"two"
-    alice.keys = RoomKeys.from_bytes(saved)  # a restored copy: "two"'s position again
+    saved = alice.k.to_bytes()  # holds the reserved position, past "one"
+    for n in range(RESERVED_ITERATIONS):  # the reservation runs out and moves on
+        assert world.open("bob", world.send("alice", b"two %d" % n)) == b"two %d" % n
+    alice.keys = RoomKeys.from_bytes(saved)  # a restored copy: a used position again
     refused(world, "bob", alice.k.encrypt(alice.r, b"three", now=NOW))
     alice.keys = RoomKeys.from_bytes(saved)
     alice.k.forget_sending_chain()  # what the keystore's rollback check must trigger
     assert world.open("bob", world.send("alice", b"three")) == b"three"
+
+
+def test_the_chain_is_saved_once_per_reservation_and_a_crash_never_reuses_an_iteration() -> None:
+    world = open_room("bob")
+    alice = world.device("alice")
+    saves, saved, opened, iterations = 0, b"", [], set()
+    for n in range(3 * RESERVED_ITERATIONS + 5):
+        if n in (7, 40, 41, 90):  # killed: only what was saved survives
+            alice.keys = RoomKeys.from_bytes(saved)
+        message = world.send("alice", b"m%d" % n)
+        if alice.k.unsaved:  # the client saves the keystore before the message leaves
+            saved = alice.k.to_bytes()
+            alice.k.saved()
+            saves += 1
+        iterations.add(peek_room_message(message).iteration)
+        opened.append(world.open("bob", message))
+    assert opened == [b"m%d" % n for n in range(3 * RESERVED_ITERATIONS + 5)]
+    assert len(iterations) == len(opened)  # no iteration used twice
+    # one save for the fresh chain and its first reservation, one per reservation run out, and
+    # one after each of the four restarts; not one per message
+    assert saves <= 3 + 4 + 1
+    assert saves < len(opened) // 10
 
 
 def test_encrypt_requires_membership_and_a_current_chain() -> None:
