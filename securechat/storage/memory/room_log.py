@@ -14,6 +14,7 @@ from securechat.domain.model import (
 )
 from securechat.storage import rules
 from securechat.storage.memory.state import MemoryState
+from securechat.storage.room_trim import Reader, trim_bound
 from securechat.storage.rules import MAX_ROSTER_PAGE, page_end
 
 
@@ -123,3 +124,45 @@ class RoomLogMemory(MemoryState):
         for device, room, seq in acks:
             key = (device, room)
             self._room_acks[key] = max(seq, self._room_acks.get(key, 0))
+
+    # ---- trimming the logs (room_trim.py) -------------------------------------------------
+    async def trim_room_logs(self, batch: int, budget: int) -> int:
+        return await self._trimmer.run(
+            self._logged_rooms, self._trim_bound, self._trim_batch, batch, budget
+        )
+
+    async def _logged_rooms(self, after: str) -> list[str]:
+        return sorted(room for room, log in self._room_logs.items() if log and room > after)
+
+    async def _trim_bound(self, room: str) -> int:
+        log = self._room_logs.get(room, {})
+        members = self._members.get(room, {})
+        readers = [
+            Reader(
+                ref,
+                max(self._joined_seq.get((room, ref.user), 0), self._room_acks.get((ref, room), 0)),
+                state.device.created_at_ms,
+            )
+            for ref, state in self._devices.items()
+            if ref.user in members
+        ]
+
+        async def first_needed(reader: Reader, bound: int) -> int | None:
+            needed = (
+                seq
+                for seq, entry in log.items()
+                if reader.floor < seq <= bound
+                and entry.sender != reader.device
+                and entry.sent_at_ms >= reader.created_at_ms
+            )
+            return min(needed, default=None)
+
+        return await trim_bound(readers, self._room_heads.get(room, 0), first_needed)
+
+    async def _trim_batch(self, room: str, bound: int, limit: int) -> int:
+        """One "transaction": the lowest ``limit`` rows of the room at or below ``bound``."""
+        log = self._room_logs.get(room, {})
+        doomed = sorted(seq for seq in log if seq <= bound)[:limit]
+        for seq in doomed:
+            del log[seq]
+        return len(doomed)

@@ -30,6 +30,7 @@ from securechat.domain.model import (
     User,
 )
 from securechat.storage import rules
+from securechat.storage.room_trim import RoomTrimmer
 
 
 @dataclass(slots=True)
@@ -69,6 +70,7 @@ class MemoryState:
         self._room_heads: dict[str, int] = {}  # room -> last_room_seq
         self._joined_seq: dict[tuple[str, str], int] = {}  # (room, user) -> log head at join
         self._room_acks: dict[tuple[DeviceRef, str], int] = {}
+        self._trimmer = RoomTrimmer()
 
     def _user(self, name: str) -> User:
         if name not in self._users:
