@@ -44,6 +44,11 @@ from securechat.transport.tls import RotatingCredentials
 log = logging.getLogger("securechat.server")  # the lifecycle lines operators grep for
 
 HOUSEKEEPING_S = 1.0
+# Room logs are trimmed every minute, at most a batch of rows per transaction and a budget per
+# round (a backlog larger than that goes in later rounds; see storage/room_trim.py).
+ROOM_TRIM_EVERY = 60  # housekeeping ticks
+ROOM_TRIM_BATCH = 500
+ROOM_TRIM_BUDGET = 50_000
 RECONNECT_HINT_MS = 1000
 SALT_SECRET_FILE = "login-salt.secret"  # noqa: S105 - a file name, not a secret
 
@@ -190,9 +195,17 @@ class Node:
             task.add_done_callback(self._background.discard)
         self.hub.handle(event)
 
+    async def trim_room_logs(self) -> int:
+        """Delete the room-log rows every current member device is past (one bounded round;
+        housekeeping runs it every ROOM_TRIM_EVERY seconds). The number deleted."""
+        trimmed = await self.store.trim_room_logs(ROOM_TRIM_BATCH, ROOM_TRIM_BUDGET)
+        if trimmed:
+            log.info("trimmed %d room messages every member device has acknowledged", trimmed)
+        return trimmed
+
     async def _housekeeping(self) -> None:
-        """Apply revocation-file changes to open streams and sessions; expire old messages and
-        sessions."""
+        """Apply revocation-file changes to open streams and sessions; trim the room logs;
+        expire old messages and sessions."""
         ticks = 0
         chat = self.config.chat
         retention_ms = int(chat.retention_days * 86_400_000)
@@ -203,6 +216,8 @@ class Node:
                 self.revocations.sweep()
                 for fingerprint, serial in self.revocations.take_new():
                     await self.accounts.end_certificate_sessions(fingerprint, serial)
+                if ticks % ROOM_TRIM_EVERY == 0:
+                    await self.trim_room_logs()
                 if ticks % 3600 == 1:
                     now = self.clock.now_ms()
                     expired = await self.store.expire_messages(now - retention_ms)
