@@ -23,6 +23,7 @@ others).
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
@@ -47,23 +48,33 @@ def check_trim(batch: int, budget: int) -> None:
         )
 
 
-FirstNeeded = Callable[[Reader, int], Awaitable[int | None]]
+SCAN_WINDOW = 1000  # positions of the log one query looks through for one reader
+
+FirstNeeded = Callable[[Reader, int, int], Awaitable[int | None]]
 
 
-async def trim_bound(readers: Iterable[Reader], head: int, first_needed: FirstNeeded) -> int:
+async def trim_bound(
+    readers: Iterable[Reader], head: int, first_needed: FirstNeeded, window: int = SCAN_WINDOW
+) -> int:
     """The highest position up to which no reader needs a row of the log (``head``: none).
 
-    ``first_needed(reader, bound)`` is the first row in ``(reader.floor, bound]`` sent at or
-    after the reader's creation by another device, or None. Readers are asked lowest floor
-    first, and only while their floor is below the bound found so far (the others cannot
-    lower it), so a caught-up room costs one query per lagging device at most."""
+    ``first_needed(reader, after, upto)`` is the first row in ``(after, upto]`` sent at or
+    after the reader's creation by another device, or None. The log is looked through a window
+    at a time, always for the reader looked through least far, and only below the bound found
+    so far: a caught-up room costs no query, a lagging reader one, and a long run of a
+    sender's own messages is not read through again and again while another reader lower
+    down holds the bound anyway."""
     bound = head
-    for reader in sorted(readers, key=lambda r: (r.floor, r.device)):
-        if reader.floor >= bound:
-            break
-        found = await first_needed(reader, bound)
+    queue = [(reader.floor, reader.device, reader) for reader in readers]
+    heapq.heapify(queue)
+    while queue and queue[0][0] < bound:
+        after, device, reader = heapq.heappop(queue)
+        upto = min(bound, after + window)
+        found = await first_needed(reader, after, upto)
         if found is not None:
-            bound = found - 1
+            bound = found - 1  # below every bound before: found <= upto <= bound
+        else:
+            heapq.heappush(queue, (upto, device, reader))
     return bound
 
 

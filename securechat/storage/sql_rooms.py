@@ -258,8 +258,8 @@ class RoomLogSql(SqlCore):
                 for user, device_id, created, floor in map(tuple, rows)
             ]
 
-            async def first_needed(reader: Reader, bound: int) -> int | None:
-                params = (room, reader.floor, bound, reader.created_at_ms, reader.device.user,
+            async def first_needed(reader: Reader, after: int, upto: int) -> int | None:
+                params = (room, after, upto, reader.created_at_ms, reader.device.user,
                           reader.device.device_id)  # fmt: skip
                 row = (await conn.exec_driver_sql(d.sql(room_log_tx.FIRST_NEEDED), params)).first()
                 return None if row is None else int(row[0])

@@ -147,11 +147,11 @@ class RoomLogMemory(MemoryState):
             if ref.user in members
         ]
 
-        async def first_needed(reader: Reader, bound: int) -> int | None:
+        async def first_needed(reader: Reader, after: int, upto: int) -> int | None:
             needed = (
                 seq
                 for seq, entry in log.items()
-                if reader.floor < seq <= bound
+                if after < seq <= upto
                 and entry.sender != reader.device
                 and entry.sent_at_ms >= reader.created_at_ms
             )
