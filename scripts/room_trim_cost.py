@@ -5,8 +5,9 @@ on the server at 127.0.0.1:5432 and dropped after).
 
     .venv/bin/python scripts/room_trim_cost.py [ROWS] [MEMBERS]
 
-Prints, per store: the time of the trim that deletes every row, and of the next trim (nothing
-left to delete: the idle cost of one housekeeping round for that room).
+Prints, per store: the time of the trim that deletes every row, of the next trim (nothing left
+to delete: the idle cost of one housekeeping round for that room), and of a round after ROWS
+more messages that every member but one acked (the one lagging member holds them all).
 """
 
 from __future__ import annotations
@@ -49,6 +50,19 @@ async def fill(store: Store, rows: int, members: int) -> None:
     await store.ack_rooms([(DeviceRef(name, 1), "r", rows) for name in names[1:]])
 
 
+async def fill_more(store: Store, rows: int, members: int) -> None:
+    """ROWS more messages, acked by every member but the last."""
+    sender = DeviceRef("u0000", 1)
+    for start in range(rows, 2 * rows, 500):
+        sends = [
+            PendingSend(f"m{i}", sender, 2, (), room_post=RoomPost("r", BODY))
+            for i in range(start, min(2 * rows, start + 500))
+        ]
+        await store.commit_sends(sends, NO_LIMITS, 0)
+    acks = [(DeviceRef(f"u{i:04d}", 1), "r", 2 * rows) for i in range(1, members - 1)]
+    await store.ack_rooms(acks)
+
+
 async def measure(label: str, store: Store, rows: int, members: int) -> str:
     await store.open()
     try:
@@ -61,11 +75,17 @@ async def measure(label: str, store: Store, rows: int, members: int) -> str:
         idle = time.perf_counter() - started
         assert (deleted, again) == (rows, 0), (deleted, again)
         assert await store.fetch_room("r", 0, 10) == []
+        await fill_more(store, rows, members)
+        started = time.perf_counter()
+        held = await store.trim_room_logs(ROOM_TRIM_BATCH, ROOM_TRIM_BUDGET)
+        lagging = time.perf_counter() - started
+        assert held == 0, held
     finally:
         await store.close()
     return (
         f"{label}: trimmed {deleted} rows ({members} members, batch {ROOM_TRIM_BATCH}) in "
-        f"{trim * 1000:.0f} ms ({deleted / trim:,.0f} rows/s); next round {idle * 1000:.1f} ms"
+        f"{trim * 1000:.0f} ms ({deleted / trim:,.0f} rows/s); next round {idle * 1000:.1f} ms; "
+        f"a round with one member {rows} behind {lagging * 1000:.1f} ms"
     )
 
 

@@ -76,7 +76,10 @@ LOGGED_ROOMS = (
     "SELECT name FROM rooms WHERE name > ? AND EXISTS "
     "(SELECT 1 FROM room_messages WHERE room_name = rooms.name) ORDER BY name LIMIT ?"
 )
-HEAD = "SELECT last_room_seq FROM rooms WHERE name = ?"
+HEAD = (
+    "SELECT last_room_seq, (SELECT min(room_seq) FROM room_messages WHERE room_name = rooms.name) "
+    "FROM rooms WHERE name = ?"
+)
 FIRST_NEEDED = (
     "SELECT room_seq FROM room_messages WHERE room_name = ? AND room_seq > ? AND room_seq <= ? "
     "AND sent_at_ms >= ? AND NOT (sender_user = ? AND sender_device = ?) "

@@ -54,9 +54,15 @@ FirstNeeded = Callable[[Reader, int, int], Awaitable[int | None]]
 
 
 async def trim_bound(
-    readers: Iterable[Reader], head: int, first_needed: FirstNeeded, window: int = SCAN_WINDOW
+    readers: Iterable[Reader],
+    head: int,
+    first_needed: FirstNeeded,
+    *,
+    lowest: int = 1,
+    window: int = SCAN_WINDOW,
 ) -> int:
-    """The highest position up to which no reader needs a row of the log (``head``: none).
+    """The highest position up to which no reader needs a row of the log (``head``: none);
+    ``lowest`` is the log's lowest row (the rows below it are gone already).
 
     ``first_needed(reader, after, upto)`` is the first row in ``(after, upto]`` sent at or
     after the reader's creation by another device, or None. The log is looked through a window
@@ -65,7 +71,7 @@ async def trim_bound(
     sender's own messages is not read through again and again while another reader lower
     down holds the bound anyway."""
     bound = head
-    queue = [(reader.floor, reader.device, reader) for reader in readers]
+    queue = [(max(reader.floor, lowest - 1), reader.device, reader) for reader in readers]
     heapq.heapify(queue)
     while queue and queue[0][0] < bound:
         after, device, reader = heapq.heappop(queue)

@@ -251,7 +251,9 @@ class RoomLogSql(SqlCore):
     async def _trim_bound(self, room: str) -> int:
         d = self.dialect
         async with self._read() as conn:
-            head = (await conn.exec_driver_sql(d.sql(room_log_tx.HEAD), (room,))).scalar()
+            ends: Any = (await conn.exec_driver_sql(d.sql(room_log_tx.HEAD), (room,))).first()
+            if ends is None or ends[1] is None:  # no such room, or nothing in its log
+                return 0
             rows = await conn.exec_driver_sql(room_log_tx.readers(d), (room,))
             found = [
                 Reader(DeviceRef(str(user), int(device_id)), int(floor), int(created))
@@ -264,7 +266,7 @@ class RoomLogSql(SqlCore):
                 row = (await conn.exec_driver_sql(d.sql(room_log_tx.FIRST_NEEDED), params)).first()
                 return None if row is None else int(row[0])
 
-            return await trim_bound(found, int(head or 0), first_needed)
+            return await trim_bound(found, int(ends[0]), first_needed, lowest=int(ends[1]))
 
     async def _trim_batch(self, room: str, bound: int, limit: int) -> int:
         """One transaction: the lowest ``limit`` rows of the room at or below ``bound``."""

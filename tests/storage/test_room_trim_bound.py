@@ -20,7 +20,9 @@ def _brute_force(log: list[Row], readers: list[Reader], head: int) -> int:
     return min(needed) - 1 if needed else head
 
 
-async def _bound(log: list[Row], readers: list[Reader], head: int, window: int) -> tuple[int, int]:
+async def _bound(
+    log: list[Row], readers: list[Reader], head: int, window: int, lowest: int = 1
+) -> tuple[int, int]:
     queries = 0
 
     async def first_needed(reader: Reader, after: int, upto: int) -> int | None:
@@ -33,7 +35,8 @@ async def _bound(log: list[Row], readers: list[Reader], head: int, window: int) 
         ]
         return min(found, default=None)
 
-    return await trim_bound(readers, head, first_needed, window), queries
+    found = await trim_bound(readers, head, first_needed, lowest=lowest, window=window)
+    return found, queries
 
 
 async def test_the_bound_is_the_first_row_some_reader_needs() -> None:
@@ -50,8 +53,10 @@ async def test_the_bound_is_the_first_row_some_reader_needs() -> None:
             for device in rng.sample(devices, rng.randint(0, len(devices)))
         ]
         expected = _brute_force(log, readers, head)
+        lowest = log[0][0] if log else head + 1
         for window in (1, 3, 1000):
             assert (await _bound(log, readers, head, window))[0] == expected
+            assert (await _bound(log, readers, head, window, lowest))[0] == expected
 
 
 async def test_a_long_run_of_own_messages_is_not_read_through_while_another_reader_lags() -> None:
@@ -61,3 +66,5 @@ async def test_a_long_run_of_own_messages_is_not_read_through_while_another_read
     assert await _bound(log[:5_000], readers, 5_000, 1000) == (0, 2)
     alone = [Reader(alice, 0, 0), Reader(bob, 20_000, 0)]
     assert await _bound(log, alone, 20_000, 1000) == (20_000, 20)
+    trimmed = log[10_000:]  # rows 1-10,000 are gone: nothing to look through below them
+    assert await _bound(trimmed, alone, 20_000, 1000, lowest=10_001) == (20_000, 10)

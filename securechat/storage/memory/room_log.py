@@ -157,7 +157,10 @@ class RoomLogMemory(MemoryState):
             )
             return min(needed, default=None)
 
-        return await trim_bound(readers, self._room_heads.get(room, 0), first_needed)
+        if not log:
+            return 0
+        head = self._room_heads.get(room, 0)
+        return await trim_bound(readers, head, first_needed, lowest=min(log))
 
     async def _trim_batch(self, room: str, bound: int, limit: int) -> int:
         """One "transaction": the lowest ``limit`` rows of the room at or below ``bound``."""
