@@ -128,6 +128,7 @@ class Node:
             raise
         self._running = True
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+        self._tasks.append(asyncio.create_task(self._room_trims(), name="room-trims"))
         if cfg.status.port:  # once the gRPC port is bound
             status = StatusServer(
                 self.view, self.metrics, cfg.status, serving=lambda: not self._draining
@@ -196,16 +197,30 @@ class Node:
         self.hub.handle(event)
 
     async def trim_room_logs(self) -> int:
-        """Delete the room-log rows every current member device is past (one bounded round;
-        housekeeping runs it every ROOM_TRIM_EVERY seconds). The number deleted."""
+        """Delete the room-log rows every current member device is past (one bounded round,
+        run every ROOM_TRIM_EVERY seconds). The number deleted."""
         trimmed = await self.store.trim_room_logs(ROOM_TRIM_BATCH, ROOM_TRIM_BUDGET)
         if trimmed:
             log.info("trimmed %d room messages every member device has acknowledged", trimmed)
         return trimmed
 
+    async def _room_trims(self) -> None:
+        """Trim the room logs every ROOM_TRIM_EVERY seconds, apart from the housekeeping: a
+        long round never delays revocations."""
+        ticks = 0
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_S)
+            ticks += 1
+            if ticks % ROOM_TRIM_EVERY:
+                continue
+            try:
+                await self.trim_room_logs()
+            except Exception:
+                log.exception("trimming the room logs failed")
+
     async def _housekeeping(self) -> None:
-        """Apply revocation-file changes to open streams and sessions; trim the room logs;
-        expire old messages and sessions."""
+        """Apply revocation-file changes to open streams and sessions; expire old messages and
+        sessions."""
         ticks = 0
         chat = self.config.chat
         retention_ms = int(chat.retention_days * 86_400_000)
@@ -216,8 +231,6 @@ class Node:
                 self.revocations.sweep()
                 for fingerprint, serial in self.revocations.take_new():
                     await self.accounts.end_certificate_sessions(fingerprint, serial)
-                if ticks % ROOM_TRIM_EVERY == 0:
-                    await self.trim_room_logs()
                 if ticks % 3600 == 1:
                     now = self.clock.now_ms()
                     expired = await self.store.expire_messages(now - retention_ms)

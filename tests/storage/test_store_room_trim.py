@@ -82,11 +82,14 @@ async def test_rows_every_device_acked_go_and_a_row_one_device_lacks_stays(store
     await store.ack_rooms([(BOB1, "den", 3), (CAROL1, "den", 2)])
     assert await store.trim_room_logs(100, BIG) == 2  # alice sent them: she holds nothing
     assert await _log(store) == [3]  # carol has not acked 3
+    [third] = await store.fetch_room("den", 0, 10)
+    assert await store.room_message_seq("den", third.message_id, third.sent_at_ms) == 3
     assert await store.trim_room_logs(100, BIG) == 0
     await store.ack_rooms([(CAROL1, "den", 3)])
     assert await store.trim_room_logs(100, BIG) == 1
     assert await _log(store) == []
     assert await store.last_room_seq("den") == 3  # positions are never reused
+    assert await store.room_message_seq("den", third.message_id, third.sent_at_ms) == 0
     assert await _post(store, 1) == [4]
     assert await _delivered(store, BOB1) == [4] and await _delivered(store, CAROL1) == [4]
 
