@@ -44,6 +44,11 @@ from securechat.transport.tls import RotatingCredentials
 log = logging.getLogger("securechat.server")  # the lifecycle lines operators grep for
 
 HOUSEKEEPING_S = 1.0
+# Room logs are trimmed every minute, at most a batch of rows per transaction and a budget per
+# round (a backlog larger than that goes in later rounds; see storage/room_trim.py).
+ROOM_TRIM_EVERY = 60  # housekeeping ticks
+ROOM_TRIM_BATCH = 500
+ROOM_TRIM_BUDGET = 50_000
 RECONNECT_HINT_MS = 1000
 SALT_SECRET_FILE = "login-salt.secret"  # noqa: S105 - a file name, not a secret
 
@@ -123,6 +128,7 @@ class Node:
             raise
         self._running = True
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+        self._tasks.append(asyncio.create_task(self._room_trims(), name="room-trims"))
         if cfg.status.port:  # once the gRPC port is bound
             status = StatusServer(
                 self.view, self.metrics, cfg.status, serving=lambda: not self._draining
@@ -189,6 +195,28 @@ class Node:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
         self.hub.handle(event)
+
+    async def trim_room_logs(self) -> int:
+        """Delete the room-log rows every current member device is past (one bounded round,
+        run every ROOM_TRIM_EVERY seconds). The number deleted."""
+        trimmed = await self.store.trim_room_logs(ROOM_TRIM_BATCH, ROOM_TRIM_BUDGET)
+        if trimmed:
+            log.info("trimmed %d room messages every member device has acknowledged", trimmed)
+        return trimmed
+
+    async def _room_trims(self) -> None:
+        """Trim the room logs every ROOM_TRIM_EVERY seconds, apart from the housekeeping: a
+        long round never delays revocations."""
+        ticks = 0
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_S)
+            ticks += 1
+            if ticks % ROOM_TRIM_EVERY:
+                continue
+            try:
+                await self.trim_room_logs()
+            except Exception:
+                log.exception("trimming the room logs failed")
 
     async def _housekeeping(self) -> None:
         """Apply revocation-file changes to open streams and sessions; expire old messages and

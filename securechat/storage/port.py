@@ -224,7 +224,8 @@ class Store(Protocol):
     async def add_member(self, room: str, user: str, now_ms: int) -> bool:
         """True when added, False when already a member."""
 
-    async def remove_member(self, room: str, user: str) -> bool: ...
+    async def remove_member(self, room: str, user: str) -> bool:
+        """False when not a member. The member's room positions are forgotten with them."""
 
     async def is_member(self, room: str, user: str) -> bool: ...
 
@@ -277,6 +278,14 @@ class Store(Protocol):
     async def ack_rooms(self, acks: Sequence[tuple[DeviceRef, str, int]]) -> None:
         """Record, in one transaction, that each device processed its room up to a position
         (a position never moves back). Callers validated the positions."""
+
+    async def trim_room_logs(self, batch: int, budget: int) -> int:
+        """Delete room-log rows that no device of a current member can still be delivered
+        (each device is past them: acked, joined or linked later, or sent them itself); only a
+        prefix of each log, never a row some current device may still need (room_trim.py).
+        At most ``batch`` rows per transaction and ``budget`` per call, rooms in name order
+        from where the last call stopped; the number deleted. InvalidArgument when ``batch``
+        or ``budget`` is below 1."""
 
     # ---- mailboxes ------------------------------------------------------------------------
     async def enqueue(

@@ -1,7 +1,8 @@
 """The room message log inside the group commit: each room message of the batch takes the next
 position of its room and is written once (one row, one copy of the bytes), whatever the number
 of members. Like mailbox_tx.py, a generator of SQL steps (sql_steps.py) that the SQLite writer
-thread and the async adapters both run."""
+thread and the async adapters both run. The statements of the log's trim (room_trim.py) are
+here too."""
 
 from __future__ import annotations
 
@@ -68,3 +69,35 @@ def expire(d: Dialect, before_ms: int) -> Tx[int]:
         d.sql("DELETE FROM room_messages WHERE sent_at_ms < ? RETURNING 1"), (before_ms,)
     )
     return len(rows_of(rows))
+
+
+# ---- trimming (room_trim.py): reads, then deletes a prefix of one room's log per transaction --
+LOGGED_ROOMS = (
+    "SELECT name FROM rooms WHERE name > ? AND EXISTS "
+    "(SELECT 1 FROM room_messages WHERE room_name = rooms.name) ORDER BY name LIMIT ?"
+)
+HEAD = (
+    "SELECT last_room_seq, (SELECT min(room_seq) FROM room_messages WHERE room_name = rooms.name) "
+    "FROM rooms WHERE name = ?"
+)
+FIRST_NEEDED = (
+    "SELECT room_seq FROM room_messages WHERE room_name = ? AND room_seq > ? AND room_seq <= ? "
+    "AND sent_at_ms >= ? AND NOT (sender_user = ? AND sender_device = ?) "
+    "ORDER BY room_seq LIMIT 1"
+)
+TRIM = (
+    "DELETE FROM room_messages WHERE room_name = ? AND room_seq IN (SELECT room_seq FROM "
+    "room_messages WHERE room_name = ? AND room_seq <= ? ORDER BY room_seq LIMIT ?) RETURNING 1"
+)
+
+
+def readers(d: Dialect) -> str:
+    """Every device of every current member of a room: (user, device, created_at_ms, floor)."""
+    return d.sql(
+        "SELECT d.user_name, d.device_id, d.created_at_ms, "  # noqa: S608
+        f"{d.greatest}(m.joined_room_seq, COALESCE(p.acked_seq, 0)) "
+        "FROM room_members m JOIN devices d ON d.user_name = m.user_name "
+        "LEFT JOIN room_positions p ON p.user_name = d.user_name "
+        "AND p.device_id = d.device_id AND p.room_name = m.room_name "
+        "WHERE m.room_name = ?"
+    )

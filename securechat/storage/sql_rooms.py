@@ -3,8 +3,9 @@
 A roster event is stored with the membership change it makes in one transaction, and only while
 the roster's length is still the event's sequence (``UPDATE rooms ... WHERE roster_length = ?``:
 of two events signed for the same position, exactly one is stored). Room messages are written
-by the group commit (room_log_tx.py); here they are read a page at a time, and each device's
-acknowledged position per room is kept (written on ack, never on send).
+by the group commit (room_log_tx.py); here they are read a page at a time, each device's
+acknowledged position per room is kept (written on ack, never on send), and the prefix of each
+log that no current device still needs is deleted (room_trim.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from securechat.domain.model import DeviceRef, RoomEntry, RosterAppend, RosterHead
-from securechat.storage import rules, sql_steps
+from securechat.storage import room_log_tx, rules, sql_steps
+from securechat.storage.room_trim import Reader, RoomTrimmer, trim_bound
 from securechat.storage.schema import (
     devices,
     room_members,
@@ -42,6 +44,11 @@ class RoomLogSql(SqlCore):
     """Store methods of signed rosters, room message logs and room positions."""
 
     dialect: Dialect = sql_steps.POSTGRES
+    TRIM_ROOMS_PAGE = 100
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._trimmer = RoomTrimmer()
 
     async def _insert_event(self, conn: AsyncConnection, change: RosterAppend) -> None:
         await conn.execute(
@@ -64,8 +71,9 @@ class RoomLogSql(SqlCore):
             )
         )
 
-    async def _leave(self, conn: AsyncConnection, room: str, user: str) -> None:
-        await conn.execute(
+    async def _leave(self, conn: AsyncConnection, room: str, user: str) -> bool:
+        """Remove the member with their devices' positions; False when not a member."""
+        left = await conn.execute(
             delete(room_members).where(
                 (room_members.c.room_name == room) & (room_members.c.user_name == user)
             )
@@ -75,6 +83,7 @@ class RoomLogSql(SqlCore):
                 (room_positions.c.room_name == room) & (room_positions.c.user_name == user)
             )
         )
+        return bool(left.rowcount)
 
     async def roster_head(self, room: str) -> RosterHead | None:
         query = select(rooms.c.roster_length, rooms.c.roster_head, rooms.c.roster_state).where(
@@ -225,3 +234,44 @@ class RoomLogSql(SqlCore):
         rows = [(d.user, d.device_id, room, seq) for (d, room), seq in sorted(marks.items())]
         async with self._write() as conn:
             await conn.exec_driver_sql(self.dialect.sql(statement), rows)
+
+    # ---- trimming the logs (room_trim.py) -------------------------------------------------
+    async def trim_room_logs(self, batch: int, budget: int) -> int:
+        return await self._trimmer.run(
+            self._logged_rooms, self._trim_bound, self._trim_batch, batch, budget
+        )
+
+    async def _logged_rooms(self, after: str) -> list[str]:
+        async with self._read() as conn:
+            rows = await conn.exec_driver_sql(
+                self.dialect.sql(room_log_tx.LOGGED_ROOMS), (after, self.TRIM_ROOMS_PAGE)
+            )
+            return [str(name) for (name,) in rows]
+
+    async def _trim_bound(self, room: str) -> int:
+        d = self.dialect
+        async with self._read() as conn:
+            ends: Any = (await conn.exec_driver_sql(d.sql(room_log_tx.HEAD), (room,))).first()
+            if ends is None or ends[1] is None:  # no such room, or nothing in its log
+                return 0
+            rows = await conn.exec_driver_sql(room_log_tx.readers(d), (room,))
+            found = [
+                Reader(DeviceRef(str(user), int(device_id)), int(floor), int(created))
+                for user, device_id, created, floor in map(tuple, rows)
+            ]
+
+            async def first_needed(reader: Reader, after: int, upto: int) -> int | None:
+                params = (room, after, upto, reader.created_at_ms, reader.device.user,
+                          reader.device.device_id)  # fmt: skip
+                row = (await conn.exec_driver_sql(d.sql(room_log_tx.FIRST_NEEDED), params)).first()
+                return None if row is None else int(row[0])
+
+            return await trim_bound(found, int(ends[0]), first_needed, lowest=int(ends[1]))
+
+    async def _trim_batch(self, room: str, bound: int, limit: int) -> int:
+        """One transaction: the lowest ``limit`` rows of the room at or below ``bound``."""
+        async with self._write() as conn:
+            result = await conn.exec_driver_sql(
+                self.dialect.sql(room_log_tx.TRIM), (room, room, bound, limit)
+            )
+            return len(result.fetchall())

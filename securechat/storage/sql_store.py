@@ -429,13 +429,10 @@ class SqlStore(KeyDirectorySql, MailboxSql, AccountsSql, RoomLogSql):
             return inserted is not None
 
     async def remove_member(self, room: str, user: str) -> bool:
+        """The member's room positions go with them (as with a signed removal): a later
+        rejoin starts at the log's head, and they no longer hold back the log's trim."""
         async with self._write() as conn:
-            result = await conn.execute(
-                delete(room_members).where(
-                    (room_members.c.room_name == room) & (room_members.c.user_name == user)
-                )
-            )
-            return bool(result.rowcount)
+            return await self._leave(conn, room, user)
 
     async def is_member(self, room: str, user: str) -> bool:
         async with self._read() as conn:
