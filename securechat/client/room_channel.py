@@ -3,7 +3,9 @@
 For a room with a verified roster (client/rosters.py) this device keeps a
 :class:`~securechat.crypto.room_keys.RoomKeys` in the keystore. Sending (:meth:`RoomChannel.seal`):
 the recipient devices are the certified devices of the members in ``Roster.recipients()``
-(shown joins only; the server's member list is never asked); a device without published keys
+(shown joins only, and only members whose member key is the account key this client accepts for
+them: a stale member is neither sent to nor accepted from; the server's member list is never
+asked); a device without published keys
 is skipped, never blocks the send, and gets the chain at the first send after it has keys (the
 user is told both). The chain rotates when ``needs_rotation`` says so (every removal, a removed
 device, age, count); its distribution is sealed over the pairwise sessions under the
@@ -143,7 +145,9 @@ class RoomChannel:
         """One room ciphertext, plus the distributions the devices lacking the chain need."""
         room = roster.room
         run = self._run(room)
-        shown = set(roster.recipients())
+        pinned = self.vault.account.account_key_of
+        self.rosters.tell_stale(room, roster)  # (a key accepted since: told at the send)
+        shown = set(roster.recipients(pinned))
         wanted = [d for d in devices if d.user in shown and d != self.me]
         ready = await self.ensure_sessions(wanted, partial=True)
         for device in sorted(set(wanted) - set(ready) - run.keyless):
@@ -156,7 +160,7 @@ class RoomChannel:
             )
         keys = self.keys(room)
         now = now_s()
-        plan = keys.prepare_send(roster, ready, now=now)
+        plan = keys.prepare_send(roster, ready, now=now, accepted=pinned)
         for device in sorted(run.keyless & set(plan.recipients)):
             run.keyless.discard(device)
             self._tell(
@@ -171,7 +175,7 @@ class RoomChannel:
                 plan.recipients, distribution_conversation(room), plan.distribution,
                 expected=expected,
             )  # fmt: skip
-        message = keys.encrypt(roster, plaintext, now=now)
+        message = keys.encrypt(roster, plaintext, now=now, accepted=pinned)
         self.vault.save()  # the chain moved: persist before the ciphertext leaves
         parts = chunk(envelopes, message)
         distributed = tuple(plan.recipients)
@@ -216,10 +220,11 @@ class RoomChannel:
             return [self._undecryptable(delivery, header.sender)]
         keys = self.keys(room)
         has_chain = any(c.chain_id == header.chain_id for c in keys.receiving_chains(header.sender))
-        if not has_chain and roster.is_member(header.sender.user):
+        accepted = self.vault.account.account_key_of
+        if not has_chain and roster.current_member(header.sender.user, accepted) is not None:
             return self._hold(room, header.sender, delivery)
         try:
-            opened = keys.decrypt(roster, delivery.ciphertext, now=now_s())
+            opened = keys.decrypt(roster, delivery.ciphertext, now=now_s(), accepted=accepted)
             content = content_pb2.MessageContent.FromString(opened.plaintext)
         except (DecryptionError, DecodeError):
             return [self._undecryptable(delivery, header.sender)]
@@ -272,13 +277,15 @@ class RoomChannel:
             relation = await self.rosters.relation(room, header, sender.user)
             if relation is RosterRelation.FORKED:
                 return []
-            self.keys(room).receive_distribution(roster, sender, plaintext, now=now_s())
+            self.keys(room).receive_distribution(
+                roster, sender, plaintext, now=now_s(), accepted=self.vault.account.account_key_of
+            )
         except (DecryptionError, InvalidArgument, ValueError):
             self._tell(
                 room,
                 f"#{room}: ignored a room key from {sender.user} device {sender.device_id}: "
-                f"{sender.user} is not a member in your verified member list, or it does not "
-                "verify",
+                f"{sender.user} is not a member in your verified member list (or is one under an "
+                "account key you have not accepted), or it does not verify",
                 warning=True,
             )
             return []

@@ -60,7 +60,12 @@ async def test_one_ciphertext_reaches_every_member_and_keys_go_out_once(
     make_device: MakeDevice,
 ) -> None:
     relay, (alice, bob, carol) = await _room(make_device, "alice", "bob", "carol")
-    assert sorted(alice.messenger.rosters.roster(ROOM).recipients()) == ["alice", "bob", "carol"]  # type: ignore[union-attr]
+    pinned = alice.messenger.vault.account.account_key_of
+    assert sorted(alice.messenger.rosters.roster(ROOM).recipients(pinned)) == [
+        "alice",
+        "bob",
+        "carol",
+    ]  # type: ignore[union-attr]
     assert "#ops: carol joined" in _notices(alice) and "#ops: bob joined" in _notices(carol)
 
     first = await relay.send(alice, ROOM, "hello room", ["bob", "carol"])
@@ -122,7 +127,10 @@ async def test_removal_rotates_and_the_removed_member_cannot_read_on(
     assert _texts(bob) == ["before", "after"]
     # carol's client, even one that ignored the removal, holds no key for the new chain
     with pytest.raises(DecryptionError):
-        old_keys.decrypt(old_roster, after.room_message, now=0)
+        old_keys.decrypt(
+            old_roster, after.room_message, now=0,
+            accepted=carol.messenger.vault.account.account_key_of,
+        )  # fmt: skip
     assert carol.messenger.rooms.keys(ROOM).receiving_chains(alice.address) == []
 
 
@@ -208,6 +216,7 @@ async def test_ghost_member_is_never_encrypted_to(make_device: MakeDevice, serve
             alice.messenger.rosters.roster(ROOM),  # type: ignore[arg-type]
             sealed.room_message,
             now=0,
+            accepted=ghost.messenger.vault.account.account_key_of,
         )
 
 
@@ -309,7 +318,9 @@ async def test_distribution_from_a_non_member_is_refused(make_device: MakeDevice
     roster = bob.messenger.rosters.roster(ROOM)
     assert roster is not None
     with pytest.raises(InvalidArgument):
-        keys.prepare_send(roster, [bob.address], now=0)  # not even her own core makes it
+        keys.prepare_send(
+            roster, [bob.address], now=0, accepted=bob.messenger.vault.account.account_key_of
+        )  # not even her own core makes it
     from securechat.crypto.room_message import SenderKeyDistribution, distribution_conversation
     from securechat.crypto.sender_chain import SendingChain
 
