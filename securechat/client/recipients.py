@@ -51,7 +51,7 @@ class RecipientBook:
         if target.kind == "room" and self.rosters is not None:
             roster = await self.rosters.current(target.name)
             if roster is not None:
-                accepted = self.accounts.vault.account.account_key_of
+                accepted = self.rosters.account_key_of
                 return await self._roster_devices(target, roster.recipients(accepted))
         known = self._known.get(target)
         if known:
@@ -84,7 +84,7 @@ class RecipientBook:
         if target.kind == "room" and self.rosters is not None:
             roster = self.rosters.roster(target.name)
             if roster is not None:
-                for user in roster.recipients(self.accounts.vault.account.account_key_of):
+                for user in roster.recipients(self.rosters.account_key_of):
                     await self.accounts.refresh(user, save=False)
                 self.accounts.vault.save()
                 return []

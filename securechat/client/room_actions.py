@@ -96,7 +96,7 @@ class RoomActions:
             roster = await self.rosters.sync(room)
             if roster is None:
                 return None
-            if roster.current_member(user, self.vault.account.account_key_of) is not None:
+            if roster.current_member(user, self.rosters.account_key_of) is not None:
                 raise InvalidArgument(f"you are already a member of #{room}")
             if roster.policy.protected and keys is None:
                 params = roster.policy.argon2

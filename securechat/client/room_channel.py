@@ -145,7 +145,7 @@ class RoomChannel:
         """One room ciphertext, plus the distributions the devices lacking the chain need."""
         room = roster.room
         run = self._run(room)
-        pinned = self.vault.account.account_key_of
+        pinned = self.rosters.account_key_of
         self.rosters.tell_stale(room, roster)  # (a key accepted since: told at the send)
         shown = set(roster.recipients(pinned))
         wanted = [d for d in devices if d.user in shown and d != self.me]
@@ -220,7 +220,7 @@ class RoomChannel:
             return [self._undecryptable(delivery, header.sender)]
         keys = self.keys(room)
         has_chain = any(c.chain_id == header.chain_id for c in keys.receiving_chains(header.sender))
-        accepted = self.vault.account.account_key_of
+        accepted = self.rosters.account_key_of
         if not has_chain and roster.current_member(header.sender.user, accepted) is not None:
             return self._hold(room, header.sender, delivery)
         try:
@@ -278,7 +278,7 @@ class RoomChannel:
             if relation is RosterRelation.FORKED:
                 return []
             self.keys(room).receive_distribution(
-                roster, sender, plaintext, now=now_s(), accepted=self.vault.account.account_key_of
+                roster, sender, plaintext, now=now_s(), accepted=self.rosters.account_key_of
             )
         except (DecryptionError, InvalidArgument, ValueError):
             self._tell(

@@ -110,6 +110,8 @@ class RosterBook:
     # -- account keys ------------------------------------------------------------------------
 
     def account_key_of(self, user: str) -> bytes | None:
+        """The account key this client accepts for ``user`` (its own for itself): a member
+        whose member key is another is stale."""
         return self.vault.account.account_key_of(user)
 
     async def learn_keys(self, events: Iterable[bytes], *, save: bool = True) -> None:
