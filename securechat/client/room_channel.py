@@ -19,6 +19,9 @@ fetched first, a FORKED one is told and not decrypted) and opened with the sende
 message whose chain has not arrived yet is held (bounded, in memory) and opened as soon as the
 distribution arrives; the room's acknowledged position stays below the oldest held message, so
 a restart replays it. A distribution from a device that is not a member's is refused and told.
+One from a *stale* member (one who rejoined under a new account key the user has not accepted
+yet) is kept in memory, with that member's messages held, and installed once the key is
+accepted: at the member's next message.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from securechat_proto.v1 import chat_pb2, content_pb2
 # One send request is at most 64 KiB + 4 KiB: distributions beyond this go in sends of their own.
 CHUNK_BYTES = 60_000
 MAX_HELD_PER_ROOM = 200
+MAX_PARKED_PER_SENDER = 4  # key distributions kept (in memory) from a member stale for us
 _USABLE = (RosterRelation.SAME, RosterRelation.OLDER)
 
 
@@ -89,6 +93,7 @@ class _RoomRun:
     """What this process remembers of one room besides the keystore."""
 
     held: dict[Address, list[_Held]] = field(default_factory=dict)
+    parked: dict[Address, list[bytes]] = field(default_factory=dict)  # keys from stale members
     keyless: set[Address] = field(default_factory=set)
     highest: int = 0  # the highest room position processed (held or not)
 
@@ -221,7 +226,15 @@ class RoomChannel:
         keys = self.keys(room)
         has_chain = any(c.chain_id == header.chain_id for c in keys.receiving_chains(header.sender))
         accepted = self.rosters.account_key_of
-        if not has_chain and roster.current_member(header.sender.user, accepted) is not None:
+        if not has_chain and roster.is_member(header.sender.user):
+            parked = self._run(room).parked.pop(header.sender, [])
+            if parked and roster.current_member(header.sender.user, accepted) is not None:
+                events: list[Event] = []  # its key came while the member was stale for us
+                for plaintext in parked:
+                    events.extend(await self.distribution(header.sender, room, plaintext))
+                return [*events, *await self._open(delivery)]
+            if parked:
+                self._run(room).parked[header.sender] = parked
             return self._hold(room, header.sender, delivery)
         try:
             opened = keys.decrypt(roster, delivery.ciphertext, now=now_s(), accepted=accepted)
@@ -277,6 +290,10 @@ class RoomChannel:
             relation = await self.rosters.relation(room, header, sender.user)
             if relation is RosterRelation.FORKED:
                 return []
+            if self._stale_sender(roster, sender):
+                parked = self._run(room).parked.setdefault(sender, [])
+                parked[:] = [*parked, plaintext][-MAX_PARKED_PER_SENDER:]
+                return []  # installed once the user accepts the sender's key (next message)
             self.keys(room).receive_distribution(
                 roster, sender, plaintext, now=now_s(), accepted=self.rosters.account_key_of
             )
@@ -297,6 +314,15 @@ class RoomChannel:
             events.extend(await self._open(item.delivery))
         self.position(room, 0)
         return events
+
+    def _stale_sender(self, roster: Roster, sender: Address) -> bool:
+        """A member whose member key is not the key we accept for them: typically one who
+        rejoined under a new key that the user has not accepted yet."""
+        user = sender.user
+        return (
+            roster.is_member(user)
+            and roster.current_member(user, self.rosters.account_key_of) is None
+        )
 
 
 def peek_distribution(plaintext: bytes) -> RosterVersion:
