@@ -20,7 +20,7 @@ from securechat.client.upkeep import maintain
 from securechat.client.vault import Vault
 from securechat.crypto.roster import Roster
 from securechat.crypto.roster_event import EventKind, RosterEvent
-from securechat.errors import IdentityChanged, RosterRejected
+from securechat.errors import IdentityChanged, InvalidArgument, RosterRejected
 from securechat.node import Node
 from securechat.pki import DevPki
 from tests.client.conftest import MakeDevice
@@ -257,3 +257,50 @@ async def test_a_fabricated_join_in_a_protected_room_is_refused(make_device: Mak
         assert _roster(member).version == version
         assert len(_warnings(member, "password proof")) == 2
         assert not _warnings(member, "account key changed")
+
+
+async def test_reset_and_rejoin_through_the_real_server(
+    make_device: MakeDevice, reset_device: Reset
+) -> None:
+    """No relay: the server's own gate refuses an event for the old membership signed by the
+    new key, takes the rekeyed JOIN (signed by the caller's current key), and the streams carry
+    it to the members."""
+    alice, bob = await make_device("alice"), await make_device("bob")
+    chat = await alice.start()
+    await chat.messenger.actions.create(ROOM)
+    await bob.messenger().actions.join(ROOM, _no_password)  # (bob's old device: no stream)
+    await alice.watch.until(lambda: "#ops: bob joined" in alice.watch.notices())
+
+    new_bob = await reset_device("bob")
+    reply = await new_bob.api.get_roster(ROOM, 0, 100)
+    roster, _ = Roster.from_events(ROOM, list(reply.events))
+    account = new_bob.vault.account
+    key = account.account_key_of("bob")
+    assert key is not None
+    version = roster.version
+    leave = RosterEvent(
+        EventKind.LEAVE, ROOM, version.sequence + 1, version.head, "bob", key, "bob"
+    ).sign(account.devices.signer)
+    with pytest.raises(InvalidArgument, match="not the one bob joined with"):
+        await new_bob.api.leave_room(ROOM, leave_event=leave.to_bytes())
+
+    session = await new_bob.start()
+    await session.messenger.rosters.sync(ROOM)  # stale: it rejoins under its key by itself
+    await alice.watch.until(
+        lambda: "#ops: bob rejoined with a new account key" in alice.watch.notices()
+    )
+    await alice.watch.until(
+        lambda: any(
+            "bob's account key changed since bob joined" in w for w in alice.watch.warnings()
+        )
+    )
+    messenger = chat.messenger
+    with pytest.raises(IdentityChanged):
+        await messenger.book.refresh(Target.user("bob"))
+    mine = messenger.vault.account
+    mine.accept_identity("bob", mine.safety_number("bob"), verified=False)
+    await messenger.accounts.refresh("bob")
+    await chat.send(Target.room(ROOM), "welcome back")
+    await new_bob.watch.until(lambda: new_bob.watch.texts() == ["welcome back"])
+    await session.send(Target.room(ROOM), "thanks")
+    await alice.watch.until(lambda: alice.watch.texts() == ["thanks"])
