@@ -36,8 +36,8 @@ from securechat.client.events import Event, NoticeEvent, Target
 from securechat.client.rpc.api import Api
 from securechat.client.vault import Vault
 from securechat.client.verified import AccountBook
-from securechat.crypto.roster import Roster, RosterChange, RosterRelation
-from securechat.crypto.roster_event import RosterEvent, RosterVersion, event_hash
+from securechat.crypto.roster import Roster, RosterRelation
+from securechat.crypto.roster_event import RosterChange, RosterEvent, RosterVersion, event_hash
 from securechat.errors import (
     FailedPrecondition,
     InvalidArgument,

@@ -27,8 +27,8 @@ from securechat.crypto.room_message import (
     RoomMessage,
     SenderKeyDistribution,
 )
-from securechat.crypto.roster import AccountKeyLookup, Roster, RosterChange, RosterRelation
-from securechat.crypto.roster_event import RosterVersion
+from securechat.crypto.roster import AccountKeyLookup, Roster, RosterRelation
+from securechat.crypto.roster_event import RosterChange, RosterVersion
 from securechat.crypto.sender_chain import ReceivingChain, SendingChain
 from securechat.errors import DecryptionError, InvalidArgument
 

@@ -32,7 +32,13 @@ from securechat.crypto.room_policy import (
     argon2_within_bounds,
     join_proof_valid,
 )
-from securechat.crypto.roster_event import GENESIS_PREV_HASH, EventKind, RosterEvent, RosterVersion
+from securechat.crypto.roster_event import (
+    GENESIS_PREV_HASH,
+    EventKind,
+    RosterChange,
+    RosterEvent,
+    RosterVersion,
+)
 from securechat.errors import InvalidArgument, RosterRejected
 
 AccountKeyLookup = Callable[[str], bytes | None]
@@ -40,7 +46,6 @@ STATE_MAGIC = b"SCRS"
 STATE_VERSION = 1
 MAX_HISTORY = 1024  # event hashes kept for comparing versions
 _SELF_EVENTS = (EventKind.CREATE, EventKind.JOIN, EventKind.LEAVE, EventKind.SET_POLICY)
-_REMOVALS = (EventKind.LEAVE, EventKind.REMOVE)
 
 
 class RosterRelation(Enum):
@@ -63,50 +68,6 @@ class Member:
     def current(self, accepted: AccountKeyLookup) -> bool:
         """Whether the member key is the key the client accepts for the user (not stale)."""
         return accepted(self.user) == self.account_key
-
-
-@dataclass(frozen=True)
-class RosterChange:
-    """One applied event, in the typed form the client shows."""
-
-    kind: EventKind
-    actor: str
-    subject: str
-    version: RosterVersion
-    protected: bool  # the room's policy after the event
-    rekeyed: bool = False  # a JOIN that replaced the actor's membership under another key
-    dropped_admin: bool = False  # ... whose replaced membership was an admin
-
-    @property
-    def removes_member(self) -> bool:
-        """The subject's (old) membership ended: its chains are forgotten, senders rotate."""
-        return self.kind in _REMOVALS or self.rekeyed
-
-    def describe(self) -> str:
-        actor, subject = self.actor, self.subject
-        match self.kind:
-            case EventKind.CREATE:
-                suffix = " (protected by a password)" if self.protected else ""
-                return f"{actor} created the room{suffix}"
-            case EventKind.JOIN:
-                if not self.rekeyed:
-                    return f"{actor} joined"
-                demoted = " and is no longer an admin" if self.dropped_admin else ""
-                return f"{actor} rejoined with a new account key{demoted}"
-            case EventKind.LEAVE:
-                return f"{actor} left"
-            case EventKind.REMOVE:
-                return f"{actor} removed {subject}"
-            case EventKind.ADMIN_ADD:
-                return f"{actor} made {subject} an admin"
-            case EventKind.ADMIN_REMOVE:
-                if subject == actor:
-                    return f"{actor} is no longer an admin"
-                return f"{actor} removed {subject} as an admin"
-            case EventKind.SET_POLICY:
-                if self.protected:
-                    return f"{actor} set a new room password"
-                return f"{actor} opened the room (no password)"
 
 
 @dataclass(frozen=True)

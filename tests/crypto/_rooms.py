@@ -18,7 +18,8 @@ from securechat.crypto.room_membership import (
     remove_event,
 )
 from securechat.crypto.room_policy import OPEN_POLICY, RoomPasswordKeys, RoomPolicy
-from securechat.crypto.roster import Roster, RosterChange
+from securechat.crypto.roster import Roster
+from securechat.crypto.roster_event import RosterChange
 
 from ._support import NOW, DeterministicRandomness
 
