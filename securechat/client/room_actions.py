@@ -93,7 +93,7 @@ class RoomActions:
         signer, user, key = self._identity()
         keys: RoomPasswordKeys | None = None
         for _ in range(ATTEMPTS):
-            roster = await self.rosters.sync(room)
+            roster = await self.rosters.sync(room, rejoin=False)  # (this is the rejoin)
             if roster is None:
                 return None
             if roster.current_member(user, self.rosters.account_key_of) is not None:

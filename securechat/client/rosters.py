@@ -146,8 +146,9 @@ class RosterBook:
             if not reply.events or position >= reply.next_sequence:
                 return events
 
-    async def sync(self, room: str) -> Roster | None:
-        """Bring the room's roster up to the server's head; None for a room without one."""
+    async def sync(self, room: str, *, rejoin: bool = True) -> Roster | None:
+        """Bring the room's roster up to the server's head; None for a room without one.
+        ``rejoin``: a stale own membership of an open room is renewed (see the module doc)."""
         lock = self._locks.setdefault(room, asyncio.Lock())
         async with lock:
             roster = self.roster(room)
@@ -168,7 +169,7 @@ class RosterBook:
                 self._tell(room, fork_warning(room), warning=True)
             else:
                 self._apply_all(room, roster, events[1:])
-        if roster is not None:
+        if roster is not None and rejoin:
             await self._rejoin_if_stale(room, roster)
         return roster
 

@@ -189,6 +189,22 @@ async def test_a_reset_admin_rejoins_without_admin_status(
         await new_alice.messenger.actions.remove(ROOM, "bob")
 
 
+async def test_an_explicit_join_of_a_stale_member_is_the_rejoin(
+    make_device: MakeDevice, reset_device: Reset
+) -> None:
+    """/join by a member whose key changed signs one rekeyed JOIN (the sync it starts does not
+    rejoin first and then call the join "already a member")."""
+    relay, (alice, _bob) = await _room(make_device, "alice", "bob")
+    new_bob = relay.attach(await reset_device("bob"))
+    length = len(relay.events[ROOM])
+    await new_bob.messenger.actions.join(ROOM, _no_password)
+    assert len(relay.events[ROOM]) == length + 1
+    await relay.push(ROOM, ["alice"])
+    assert "#ops: bob rejoined with a new account key" in alice.device.watch.notices()
+    with pytest.raises(InvalidArgument, match="already a member"):
+        await new_bob.messenger.actions.join(ROOM, _no_password)
+
+
 async def test_a_protected_room_asks_a_reset_member_to_rejoin_with_the_password(
     make_device: MakeDevice, reset_device: Reset
 ) -> None:
