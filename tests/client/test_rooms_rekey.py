@@ -6,57 +6,19 @@ the test's RoomRelay (tests/client/rooms_support.py), which lies where a test sa
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from securechat.client.credentials import derive
 from securechat.client.events import Target
-from securechat.client.linking import account_request
-from securechat.client.rpc import Api, Endpoint
-from securechat.client.upkeep import maintain
-from securechat.client.vault import Vault
 from securechat.crypto.roster import Roster
 from securechat.crypto.roster_event import EventKind, RosterEvent
 from securechat.errors import IdentityChanged, InvalidArgument, RosterRejected
-from securechat.node import Node
-from securechat.pki import DevPki
-from tests.client.conftest import MakeDevice
-from tests.client.live import PASSWORD, Device
+from tests.client.conftest import MakeDevice, Reset
 from tests.client.rooms_support import Member, RoomRelay
 
 ROOM = "ops"
-Reset = Callable[[str], Awaitable[Device]]
-
-
-@pytest.fixture
-async def reset_device(
-    server: Node, pki: DevPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[Reset]:
-    """reset_device(user): ``securechat login USER --reset`` as the client library does it: a
-    new device with a new keystore and a new account key (every other device is removed)."""
-    monkeypatch.setenv("SECURECHAT_KDF_PROFILE", "test")
-    made: list[Device] = []
-
-    async def reset(user: str) -> Device:
-        paths = pki.client("client")
-        api = Api(Endpoint(f"localhost:{server.port}", pki.ca_cert, paths.cert, paths.key).open())
-        keys = await derive(PASSWORD, (await api.login_parameters(user)).login)
-        login = await api.login(user, keys.authenticator_text())
-        account, state = Vault.new_account(user, login.device_id)
-        vault = Vault.create(tmp_path / f"{user}-reset-{login.device_id}.keystore", keys,
-                             account, state)  # fmt: skip
-        await api.publish_account(account_request(account, reset=True))
-        vault.state.account_published = True
-        await maintain(api, vault)
-        made.append(Device(user, api, vault))
-        return made[-1]
-
-    yield reset
-    for device in made:
-        await device.stop()
 
 
 async def _no_password() -> str:
