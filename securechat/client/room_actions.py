@@ -133,6 +133,15 @@ class RoomActions:
             roster = await self.rosters.sync(room)
             if roster is None:
                 return False
+            if (
+                roster.is_member(user)
+                and roster.current_member(user, self.rosters.account_key_of) is None
+            ):
+                how = "with its room password " if roster.policy.protected else ""
+                raise FailedPrecondition(
+                    f"your membership of #{room} is under your old account key: join it again "
+                    f"{how}(/join #{room}) to leave it, or ask an admin to remove you"
+                )
             event = leave_event(roster, signer, user, key)
             try:
                 await self.api.leave_room(room, leave_event=event)

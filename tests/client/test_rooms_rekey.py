@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from securechat.client.events import Target
 from securechat.crypto.roster import Roster
 from securechat.crypto.roster_event import EventKind, RosterEvent
-from securechat.errors import IdentityChanged, InvalidArgument, RosterRejected
+from securechat.errors import FailedPrecondition, IdentityChanged, InvalidArgument, RosterRejected
 from tests.client.conftest import MakeDevice, Reset
 from tests.client.rooms_support import Member, RoomRelay
 
@@ -167,6 +167,20 @@ async def test_an_explicit_join_of_a_stale_member_is_the_rejoin(
         await new_bob.messenger.actions.join(ROOM, _no_password)
 
 
+async def test_a_stale_member_leaves_an_open_room_by_rejoining_first(
+    make_device: MakeDevice, reset_device: Reset
+) -> None:
+    relay, (alice, _bob) = await _room(make_device, "alice", "bob")
+    new_bob = relay.attach(await reset_device("bob"))
+    assert await new_bob.messenger.actions.leave(ROOM)
+    kinds = [RosterEvent.parse(e).kind for e in relay.events[ROOM][-2:]]
+    assert kinds == [EventKind.JOIN, EventKind.LEAVE]
+    await relay.push(ROOM, ["alice"])
+    assert alice.device.watch.notices()[-2:] == [
+        "#ops: bob rejoined with a new account key", "#ops: bob left",
+    ]  # fmt: skip
+
+
 async def test_a_protected_room_asks_a_reset_member_to_rejoin_with_the_password(
     make_device: MakeDevice, reset_device: Reset
 ) -> None:
@@ -181,6 +195,8 @@ async def test_a_protected_room_asks_a_reset_member_to_rejoin_with_the_password(
     async def right() -> str:
         return "room password"
 
+    with pytest.raises(FailedPrecondition, match="join it again with its room password"):
+        await new_bob.messenger.actions.leave(ROOM)  # (a LEAVE needs the old key)
     await new_bob.messenger.actions.join(ROOM, right)  # not "already a member"
     await relay.push(ROOM, ["alice"])
     assert "#ops: bob rejoined with a new account key" in alice.device.watch.notices()
