@@ -227,15 +227,17 @@ class RoomChannel:
         has_chain = any(c.chain_id == header.chain_id for c in keys.receiving_chains(header.sender))
         accepted = self.rosters.account_key_of
         if not has_chain and roster.is_member(header.sender.user):
-            parked = self._run(room).parked.pop(header.sender, [])
-            if parked and roster.current_member(header.sender.user, accepted) is not None:
-                events: list[Event] = []  # its key came while the member was stale for us
+            run = self._run(room)
+            current = roster.current_member(header.sender.user, accepted) is not None
+            parked = run.parked.get(header.sender)
+            if parked and current:  # its key came while the member was stale for us
+                del run.parked[header.sender]
+                events: list[Event] = []
                 for plaintext in parked:
                     events.extend(await self.distribution(header.sender, room, plaintext))
                 return [*events, *await self._open(delivery)]
-            if parked:
-                self._run(room).parked[header.sender] = parked
-            return self._hold(room, header.sender, delivery)
+            if current or parked:  # (a stale member with no key waiting: undecryptable)
+                return self._hold(room, header.sender, delivery)
         try:
             opened = keys.decrypt(roster, delivery.ciphertext, now=now_s(), accepted=accepted)
             content = content_pb2.MessageContent.FromString(opened.plaintext)
