@@ -37,7 +37,13 @@ from securechat.client.rpc.api import Api
 from securechat.client.vault import Vault
 from securechat.client.verified import AccountBook
 from securechat.crypto.roster import Roster, RosterRelation
-from securechat.crypto.roster_event import RosterChange, RosterEvent, RosterVersion, event_hash
+from securechat.crypto.roster_event import (
+    EventKind,
+    RosterChange,
+    RosterEvent,
+    RosterVersion,
+    event_hash,
+)
 from securechat.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -115,14 +121,26 @@ class RosterBook:
         return self.vault.account.account_key_of(user)
 
     async def learn_keys(self, events: Iterable[bytes], *, save: bool = True) -> None:
-        """Fetch (and judge) the account of every actor this client holds no key for yet."""
+        """Fetch (and judge) the account of every actor this client holds no key for yet, and
+        of every user whose latest JOIN names another key than the accepted one (a rejoin after
+        a reset: the key change is noticed, and put to the user, at once)."""
         actors: set[str] = set()
+        joined: dict[str, bytes] = {}
         for data in events:
             try:
-                actors.add(RosterEvent.parse(data).actor)
+                event = RosterEvent.parse(data)
             except (InvalidArgument, RosterRejected, ValueError):
                 continue  # apply() rejects it with the reason
-        unknown = sorted(a for a in actors if self.account_key_of(a) is None)
+            actors.add(event.actor)
+            if event.kind in (EventKind.CREATE, EventKind.JOIN):
+                joined[event.actor] = event.actor_key
+        me = self.vault.account.address.user
+
+        def wanted(user: str) -> bool:
+            key = self.account_key_of(user)
+            return key is None or (user != me and user in joined and joined[user] != key)
+
+        unknown = sorted(a for a in actors if wanted(a))
         limit = asyncio.Semaphore(FETCH_CONCURRENCY)
 
         async def one(user: str) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from securechat.client.events import Target
+from securechat.client.events import IdentityEvent, Target
 from securechat.crypto.roster import Roster
 from securechat.crypto.roster_event import EventKind, RosterEvent
 from securechat.errors import FailedPrecondition, IdentityChanged, InvalidArgument, RosterRejected
@@ -117,6 +117,10 @@ async def test_after_a_reset_a_new_member_verifies_the_history_and_the_member_re
     assert RosterEvent.parse(relay.events[ROOM][-1]).actor_key == new_key
     await relay.push(ROOM, ["alice", "bob", "dave"])
     assert "#ops: carol rejoined with a new account key" in alice.device.watch.notices()
+    # bob's client, seeing her JOIN under another key, fetched her account: the change is his
+    # to decide (key-change prompt), and she is stale for him until he does
+    assert any(isinstance(e, IdentityEvent) and e.user == "carol" for e in bob.device.watch.events)
+    assert "carol" not in _roster(bob).recipients(_pinned(bob))
     assert _roster(alice).recipients(_pinned(alice)) == ["alice", "bob", "carol", "dave"]
     assert _roster(new_carol).recipients(_pinned(new_carol)) == ["alice", "bob", "carol", "dave"]
 
