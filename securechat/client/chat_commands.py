@@ -95,10 +95,14 @@ async def members(engine: ChatEngine, command: Command) -> None:
             engine.view.say(f"  {user}  {'online' if is_online else 'offline'}")
         return
     engine.view.say(f"verified members of #{room} (roster {roster.version}):")
+    stale = {m.user for m in roster.stale_members(engine.session.messenger.rosters.account_key_of)}
     for user, member in sorted(roster.members.items()):
         engine.users.add(user)
         state = "online" if online.get(user) else "offline"
-        engine.view.say(f"  {user}  {state}" + ("  admin" if member.admin else ""))
+        line = f"  {user}  {state}" + ("  admin" if member.admin else "")
+        if user in stale:  # (its member key is not the account key accepted for the user)
+            line += "  stale: account key changed, gets nothing"
+        engine.view.say(line, warning=user in stale)
     for user in sorted(set(online) - set(roster.members)):
         engine.view.say(
             f"  {user}: listed by the server but not in the verified member list: nothing is "

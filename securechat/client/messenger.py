@@ -86,6 +86,7 @@ class Messenger:
         self.book = RecipientBook(api, self.me, self.accounts, self.rosters)
         self.rooms = RoomChannel(vault, self.rosters, self.ensure_sessions, self._certified, notify)
         self.actions = RoomActions(self.rosters)
+        self.rosters.rejoin = self.actions.rejoin  # a stale own membership: join again
         self._rechecked: set[Address] = set()
 
     def _warn(self, user: str, key: str, text: str) -> None:

@@ -3,8 +3,9 @@
 For a private conversation: the peer's verified devices and the sender's own other verified
 devices (they keep a copy, shown there as sent by the user). For a room from before signed
 rosters: the verified devices of every member the server lists; in a signed room (issue 15)
-only those of the members of the verified roster whose join the user was shown, whatever the
-server lists. The device lists come from :class:`~securechat.client.verified.AccountBook`,
+only those of the members of the verified roster whose join the user was shown and whose
+member key is the account key this client accepts for them, whatever the server lists. The
+device lists come from :class:`~securechat.client.verified.AccountBook`,
 never from the server's say-so: a device it lists without a valid certificate is not encrypted
 to.
 
@@ -50,7 +51,8 @@ class RecipientBook:
         if target.kind == "room" and self.rosters is not None:
             roster = await self.rosters.current(target.name)
             if roster is not None:
-                return await self._roster_devices(target, roster.recipients())
+                accepted = self.rosters.account_key_of
+                return await self._roster_devices(target, roster.recipients(accepted))
         known = self._known.get(target)
         if known:
             self._check_decided({d.user for d in known})
@@ -82,7 +84,7 @@ class RecipientBook:
         if target.kind == "room" and self.rosters is not None:
             roster = self.rosters.roster(target.name)
             if roster is not None:
-                for user in roster.recipients():
+                for user in roster.recipients(self.rosters.account_key_of):
                     await self.accounts.refresh(user, save=False)
                 self.accounts.vault.save()
                 return []

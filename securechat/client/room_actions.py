@@ -9,6 +9,10 @@ otherwise: the client fetches what came first and signs again, a bounded number 
 For a protected room the password is stretched with the room's salt into two independent keys
 (``RoomPasswordKeys``): the authenticator, which the server bcrypt-checks, and the proof key,
 which signs the join so that members' clients accept it. The password itself never leaves.
+
+A member whose account key changed since joining (a reset) is *stale* until they join again
+under the new key: :meth:`RoomActions.join` signs that rejoin although the user is a member
+(under the old key); it replaces the membership and drops admin status.
 """
 
 from __future__ import annotations
@@ -89,10 +93,10 @@ class RoomActions:
         signer, user, key = self._identity()
         keys: RoomPasswordKeys | None = None
         for _ in range(ATTEMPTS):
-            roster = await self.rosters.sync(room)
+            roster = await self.rosters.sync(room, rejoin=False)  # (this is the rejoin)
             if roster is None:
                 return None
-            if roster.is_member(user):
+            if roster.current_member(user, self.rosters.account_key_of) is not None:
                 raise InvalidArgument(f"you are already a member of #{room}")
             if roster.policy.protected and keys is None:
                 params = roster.policy.argon2
@@ -111,6 +115,17 @@ class RoomActions:
             return info
         raise FailedPrecondition(f"#{room} kept changing while joining: try again")
 
+    async def rejoin(self, room: str) -> None:
+        """Join again under the current account key (our membership is stale); an open room
+        only: a protected room needs the password, which only the user can give."""
+
+        async def no_password() -> str:
+            raise FailedPrecondition(
+                f"#{room} is protected: join it again with the room password (/join #{room})"
+            )
+
+        await self.join(room, no_password)
+
     async def leave(self, room: str) -> bool:
         """Leave a signed room (False: it has none, leave it the old way)."""
         signer, user, key = self._identity()
@@ -118,6 +133,15 @@ class RoomActions:
             roster = await self.rosters.sync(room)
             if roster is None:
                 return False
+            if (
+                roster.is_member(user)
+                and roster.current_member(user, self.rosters.account_key_of) is None
+            ):
+                how = "with its room password " if roster.policy.protected else ""
+                raise FailedPrecondition(
+                    f"your membership of #{room} is under your old account key: join it again "
+                    f"{how}(/join #{room}) to leave it, or ask an admin to remove you"
+                )
             event = leave_event(roster, signer, user, key)
             try:
                 await self.api.leave_room(room, leave_event=event)

@@ -3,7 +3,9 @@
 For a room with a verified roster (client/rosters.py) this device keeps a
 :class:`~securechat.crypto.room_keys.RoomKeys` in the keystore. Sending (:meth:`RoomChannel.seal`):
 the recipient devices are the certified devices of the members in ``Roster.recipients()``
-(shown joins only; the server's member list is never asked); a device without published keys
+(shown joins only, and only members whose member key is the account key this client accepts for
+them: a stale member is neither sent to nor accepted from; the server's member list is never
+asked); a device without published keys
 is skipped, never blocks the send, and gets the chain at the first send after it has keys (the
 user is told both). The chain rotates when ``needs_rotation`` says so (every removal, a removed
 device, age, count); its distribution is sealed over the pairwise sessions under the
@@ -18,6 +20,9 @@ fetched first, a FORKED one is told and not decrypted) and opened with the sende
 message whose chain has not arrived yet is held (bounded, in memory) and opened as soon as the
 distribution arrives; the room's acknowledged position stays below the oldest held message, so
 a restart replays it. A distribution from a device that is not a member's is refused and told.
+One from a *stale* member (one who rejoined under a new account key the user has not accepted
+yet) is kept in memory, with that member's messages held, and installed once the key is
+accepted: at the member's next message.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from securechat_proto.v1 import chat_pb2, content_pb2
 # One send request is at most 64 KiB + 4 KiB: distributions beyond this go in sends of their own.
 CHUNK_BYTES = 60_000
 MAX_HELD_PER_ROOM = 200
+MAX_PARKED_PER_SENDER = 4  # key distributions kept (in memory) from a member stale for us
 _USABLE = (RosterRelation.SAME, RosterRelation.OLDER)
 
 
@@ -88,6 +94,7 @@ class _RoomRun:
     """What this process remembers of one room besides the keystore."""
 
     held: dict[Address, list[_Held]] = field(default_factory=dict)
+    parked: dict[Address, list[bytes]] = field(default_factory=dict)  # keys from stale members
     keyless: set[Address] = field(default_factory=set)
     highest: int = 0  # the highest room position processed (held or not)
 
@@ -144,7 +151,9 @@ class RoomChannel:
         """One room ciphertext, plus the distributions the devices lacking the chain need."""
         room = roster.room
         run = self._run(room)
-        shown = set(roster.recipients())
+        pinned = self.rosters.account_key_of
+        self.rosters.tell_stale(room, roster)  # (a key accepted since: told at the send)
+        shown = set(roster.recipients(pinned))
         wanted = [d for d in devices if d.user in shown and d != self.me]
         ready = await self.ensure_sessions(wanted, partial=True)
         for device in sorted(set(wanted) - set(ready) - run.keyless):
@@ -157,7 +166,7 @@ class RoomChannel:
             )
         keys = self.keys(room)
         now = now_s()
-        plan = keys.prepare_send(roster, ready, now=now)
+        plan = keys.prepare_send(roster, ready, now=now, accepted=pinned)
         for device in sorted(run.keyless & set(plan.recipients)):
             run.keyless.discard(device)
             self._tell(
@@ -172,7 +181,7 @@ class RoomChannel:
                 plan.recipients, distribution_conversation(room), plan.distribution,
                 expected=expected,
             )  # fmt: skip
-        message = keys.encrypt(roster, plaintext, now=now)
+        message = keys.encrypt(roster, plaintext, now=now, accepted=pinned)
         if envelopes or keys.unsaved:  # pairwise ratchets moved, or the chain's reservation
             self.vault.save()  # persisted before the ciphertext leaves
             keys.saved()
@@ -220,10 +229,21 @@ class RoomChannel:
             return [self._undecryptable(delivery, header.sender)]
         keys = self.keys(room)
         has_chain = any(c.chain_id == header.chain_id for c in keys.receiving_chains(header.sender))
+        accepted = self.rosters.account_key_of
         if not has_chain and roster.is_member(header.sender.user):
-            return self._hold(room, header.sender, delivery)
+            run = self._run(room)
+            current = roster.current_member(header.sender.user, accepted) is not None
+            parked = run.parked.get(header.sender)
+            if parked and current:  # its key came while the member was stale for us
+                del run.parked[header.sender]
+                events: list[Event] = []
+                for plaintext in parked:
+                    events.extend(await self.distribution(header.sender, room, plaintext))
+                return [*events, *await self._open(delivery)]
+            if current or parked:  # (a stale member with no key waiting: undecryptable)
+                return self._hold(room, header.sender, delivery)
         try:
-            opened = keys.decrypt(roster, delivery.ciphertext, now=now_s())
+            opened = keys.decrypt(roster, delivery.ciphertext, now=now_s(), accepted=accepted)
             content = content_pb2.MessageContent.FromString(opened.plaintext)
         except (DecryptionError, DecodeError):
             return [self._undecryptable(delivery, header.sender)]
@@ -276,13 +296,19 @@ class RoomChannel:
             relation = await self.rosters.relation(room, header, sender.user)
             if relation is RosterRelation.FORKED:
                 return []
-            self.keys(room).receive_distribution(roster, sender, plaintext, now=now_s())
+            if self._stale_sender(roster, sender):
+                parked = self._run(room).parked.setdefault(sender, [])
+                parked[:] = [*parked, plaintext][-MAX_PARKED_PER_SENDER:]
+                return []  # installed once the user accepts the sender's key (next message)
+            self.keys(room).receive_distribution(
+                roster, sender, plaintext, now=now_s(), accepted=self.rosters.account_key_of
+            )
         except (DecryptionError, InvalidArgument, ValueError):
             self._tell(
                 room,
                 f"#{room}: ignored a room key from {sender.user} device {sender.device_id}: "
-                f"{sender.user} is not a member in your verified member list, or it does not "
-                "verify",
+                f"{sender.user} is not a member in your verified member list (or is one under an "
+                "account key you have not accepted), or it does not verify",
                 warning=True,
             )
             return []
@@ -294,6 +320,15 @@ class RoomChannel:
             events.extend(await self._open(item.delivery))
         self.position(room, 0)
         return events
+
+    def _stale_sender(self, roster: Roster, sender: Address) -> bool:
+        """A member whose member key is not the key we accept for them: typically one who
+        rejoined under a new key that the user has not accepted yet."""
+        user = sender.user
+        return (
+            roster.is_member(user)
+            and roster.current_member(user, self.rosters.account_key_of) is None
+        )
 
 
 def peek_distribution(plaintext: bytes) -> RosterVersion:

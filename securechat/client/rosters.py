@@ -4,9 +4,16 @@ A room created with a signed CREATE event (issue 15, docs/e2e-wire-rooms.md sect
 hash chain of membership events, each signed by its actor's account key. :class:`RosterBook`
 keeps one :class:`~securechat.crypto.roster.Roster` per such room in the keystore and changes it
 only through ``Roster.apply``: an event pushed on the stream (``RosterEvent``) or fetched with
-``GetRoster`` when the stream's sequence is beyond the head (NEWER). The account key each event
-must be signed with comes from the client's pins (``CryptoAccount.account_key_of``), fetched
-and judged by the account book the first time an actor is met, never from the event itself.
+``GetRoster`` when the stream's sequence is beyond the head (NEWER). A CREATE or JOIN is signed
+by the key it names (the member's *member key*), every later event by its actor's member key.
+
+Account keys change (a reset), so whether a member key is the user's key is asked of the
+client's pins (``CryptoAccount.account_key_of``, fetched and judged by the account book the first
+time an actor is met): a member whose key is not the accepted one is *stale*, told once in the
+room, and neither encrypted to nor accepted from. Finding its *own* membership stale (this
+account's key changed since it joined), the client rejoins under its current key by itself in an
+open room (once per run); a protected room needs the room password, so the user is told to join
+again.
 
 Every applied change is shown in the room's buffer with who made it ("alice removed carol"),
 and only then does its joiner become someone keys are sent to (``Roster.mark_shown``). An event
@@ -23,14 +30,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from securechat.client.events import Event, NoticeEvent, Target
 from securechat.client.rpc.api import Api
 from securechat.client.vault import Vault
 from securechat.client.verified import AccountBook
-from securechat.crypto.roster import Roster, RosterChange, RosterRelation
-from securechat.crypto.roster_event import RosterEvent, RosterVersion, event_hash
+from securechat.crypto.roster import Roster, RosterRelation
+from securechat.crypto.roster_event import (
+    EventKind,
+    RosterChange,
+    RosterEvent,
+    RosterVersion,
+    event_hash,
+)
 from securechat.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -41,6 +54,7 @@ from securechat.errors import (
 )
 
 Notify = Callable[[Event], None]
+Rejoin = Callable[[str], Awaitable[object]]
 PAGE = 1024
 FETCH_CONCURRENCY = 16
 # A first sync of a big room is summed up in one line instead of one line per join.
@@ -69,6 +83,8 @@ class RosterBook:
         self._locks: dict[str, asyncio.Lock] = {}
         self._legacy: set[str] = set()  # rooms the server has no signed roster for (this run)
         self._fresh: set[str] = set()  # synced since the stream (re)opened: events keep them
+        self.rejoin: Rejoin | None = None  # joins a room again under the own current key
+        self._rejoined: set[str] = set()  # rooms rejoined automatically this run (once each)
 
     def roster(self, room: str) -> Roster | None:
         return self.vault.state.rosters.get(room)
@@ -100,17 +116,31 @@ class RosterBook:
     # -- account keys ------------------------------------------------------------------------
 
     def account_key_of(self, user: str) -> bytes | None:
+        """The account key this client accepts for ``user`` (its own for itself): a member
+        whose member key is another is stale."""
         return self.vault.account.account_key_of(user)
 
     async def learn_keys(self, events: Iterable[bytes], *, save: bool = True) -> None:
-        """Fetch (and judge) the account of every actor this client holds no key for yet."""
+        """Fetch (and judge) the account of every actor this client holds no key for yet, and
+        of every user whose latest JOIN names another key than the accepted one (a rejoin after
+        a reset: the key change is noticed, and put to the user, at once)."""
         actors: set[str] = set()
+        joined: dict[str, bytes] = {}
         for data in events:
             try:
-                actors.add(RosterEvent.parse(data).actor)
+                event = RosterEvent.parse(data)
             except (InvalidArgument, RosterRejected, ValueError):
                 continue  # apply() rejects it with the reason
-        unknown = sorted(a for a in actors if self.account_key_of(a) is None)
+            actors.add(event.actor)
+            if event.kind in (EventKind.CREATE, EventKind.JOIN):
+                joined[event.actor] = event.actor_key
+        me = self.vault.account.address.user
+
+        def wanted(user: str) -> bool:
+            key = self.account_key_of(user)
+            return key is None or (user != me and user in joined and joined[user] != key)
+
+        unknown = sorted(a for a in actors if wanted(a))
         limit = asyncio.Semaphore(FETCH_CONCURRENCY)
 
         async def one(user: str) -> None:
@@ -134,8 +164,9 @@ class RosterBook:
             if not reply.events or position >= reply.next_sequence:
                 return events
 
-    async def sync(self, room: str) -> Roster | None:
-        """Bring the room's roster up to the server's head; None for a room without one."""
+    async def sync(self, room: str, *, rejoin: bool = True) -> Roster | None:
+        """Bring the room's roster up to the server's head; None for a room without one.
+        ``rejoin``: a stale own membership of an open room is renewed (see the module doc)."""
         lock = self._locks.setdefault(room, asyncio.Lock())
         async with lock:
             roster = self.roster(room)
@@ -151,19 +182,21 @@ class RosterBook:
             await self.learn_keys(events, save=False)  # saved with the roster below
             self._fresh.add(room)
             if roster is None:
-                return self._first(room, events)
-            if events and event_hash(events[0]) != roster.version.head:
+                roster = self._first(room, events)
+            elif events and event_hash(events[0]) != roster.version.head:
                 self._tell(room, fork_warning(room), warning=True)
-                return roster
-            self._apply_all(room, roster, events[1:])
-            return roster
+            else:
+                self._apply_all(room, roster, events[1:])
+        if roster is not None and rejoin:
+            await self._rejoin_if_stale(room, roster)
+        return roster
 
     def _first(self, room: str, events: list[bytes]) -> Roster | None:
         if not events:
             self._legacy.add(room)
             return None
         try:
-            roster, changes = Roster.from_events(room, events, self.account_key_of)
+            roster, changes = Roster.from_events(room, events)
         except (RosterRejected, InvalidArgument) as exc:
             self.rejected(room, exc)
             return None
@@ -179,18 +212,72 @@ class RosterBook:
             for change in changes:
                 self._show(room, change)
         roster.mark_shown(roster.version.sequence)
+        self.tell_stale(room, roster)
         self.vault.save()
         return roster
 
     def _apply_all(self, room: str, roster: Roster, events: list[bytes]) -> None:
         for data in events:
             try:
-                change = roster.apply(data, self.account_key_of)
+                change = roster.apply(data)
             except (RosterRejected, InvalidArgument) as exc:
                 self.rejected(room, exc)
                 break
             self._changed(room, roster, change)
+        self.tell_stale(room, roster)
         self.vault.save()
+
+    # -- stale members -------------------------------------------------------------------------
+
+    def tell_stale(self, room: str, roster: Roster) -> None:
+        """Tell, once per membership, of each member whose member key is not the account key
+        this client accepts for them (they get nothing and are not accepted as senders)."""
+        me = self.vault.account.address.user
+        for member in roster.stale_members(self.account_key_of):
+            key = f"stale:{room}:{member.user}:{member.account_key.hex()}"
+            if not self.vault.state.first_time(key):
+                continue
+            if member.user == me:
+                how = (
+                    "rejoining it under your current key"
+                    if not roster.policy.protected
+                    else f"join it again with the room password (/join #{room})"
+                )
+                self._tell(
+                    room,
+                    f"#{room}: your membership is under an account key that is not this "
+                    "device's (you reset your account key since you joined, or the server made a "
+                    f"join in your name): you get no room messages until you rejoin; {how}",
+                    warning=True,
+                )
+            else:
+                who = member.user
+                self._tell(
+                    room,
+                    f"#{room}: {who}'s account key changed since {who} joined (or the membership "
+                    f"was made under a key you have not accepted for {who}): {who} gets no "
+                    f"messages and none from {who} are accepted until {who} rejoins",
+                    warning=True,
+                )
+
+    async def _rejoin_if_stale(self, room: str, roster: Roster) -> None:
+        """Our own membership is stale: rejoin an open room under the current key (once a
+        run, so that a server fabricating joins in our name cannot make us loop)."""
+        me = self.vault.account.address.user
+        if (
+            self.rejoin is None
+            or roster.policy.protected
+            or room in self._rejoined
+            or not roster.is_member(me)
+            or roster.current_member(me, self.account_key_of) is not None
+            or self.account_key_of(me) is None
+        ):
+            return
+        self._rejoined.add(room)
+        try:
+            await self.rejoin(room)
+        except SecureChatError as exc:
+            self._tell(room, f"#{room}: could not rejoin: {exc.message}", warning=True)
 
     def _show(self, room: str, change: RosterChange) -> None:
         self._tell(room, f"#{room}: {change.describe()}")
@@ -235,6 +322,7 @@ class RosterBook:
         async with lock:
             if roster.version.sequence == head:
                 self._apply_all(room, roster, following)
+        await self._rejoin_if_stale(room, roster)
 
     async def relation(self, room: str, version: RosterVersion, other: str) -> RosterRelation:
         """How another member's version relates to ours: NEWER fetches first; FORKED is told."""

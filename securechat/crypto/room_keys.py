@@ -8,7 +8,9 @@ room), saves the keystore, uploads, and calls :meth:`RoomKeys.mark_distributed` 
 acknowledged. On receipt it calls :meth:`receive_distribution` for a pairwise-delivered
 distribution and :meth:`decrypt` for a room message; both raise only ``DecryptionError`` and leave
 the state unchanged on failure. :meth:`on_roster_change` forgets the chains of a member who
-left or was removed. Verification order and limits: docs/e2e-wire-rooms.md §2.
+left or was removed (or rejoined under a new account key). ``accepted`` is the client's lookup of
+the account key it accepts for each user: a member whose member key is not that key is stale,
+neither sent to nor accepted from. Verification order and limits: docs/e2e-wire-rooms.md §2.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ from securechat.crypto.room_message import (
     RoomMessage,
     SenderKeyDistribution,
 )
-from securechat.crypto.roster import Roster, RosterChange, RosterRelation
-from securechat.crypto.roster_event import RosterVersion
+from securechat.crypto.roster import AccountKeyLookup, Roster, RosterRelation
+from securechat.crypto.roster_event import RosterChange, RosterVersion
 from securechat.crypto.sender_chain import ReceivingChain, SendingChain
 from securechat.errors import DecryptionError, InvalidArgument
 
@@ -116,12 +118,13 @@ class RoomKeys:
         devices: Iterable[Address],
         *,
         now: int,
+        accepted: AccountKeyLookup,
         randomness: SystemRandomness = SYSTEM_RANDOMNESS,
     ) -> SendPlan:
         """Rotate if needed; ``devices``: every certified device of every member, as known."""
-        self._require_member(roster)
+        self._require_member(roster, accepted)
         listed = set(devices)
-        shown = set(roster.recipients())
+        shown = set(roster.recipients(accepted))
         valid = {d for d in listed if d.user in shown and d != self.own}
         reason = needs_rotation(self.sending, roster, now, valid)
         if reason is not None:
@@ -149,9 +152,11 @@ class RoomKeys:
         if self.sending is not None:
             self.sending.distributed_to.update(devices)
 
-    def encrypt(self, roster: Roster, plaintext: bytes, *, now: int) -> bytes:
+    def encrypt(
+        self, roster: Roster, plaintext: bytes, *, now: int, accepted: AccountKeyLookup
+    ) -> bytes:
         """One room ciphertext for every member device (call :meth:`prepare_send` first)."""
-        self._require_member(roster)
+        self._require_member(roster, accepted)
         chain = self.sending
         if chain is None or needs_rotation(chain, roster, now) is not None:
             raise InvalidArgument("the room's sending chain must be rotated: call prepare_send")
@@ -161,20 +166,26 @@ class RoomKeys:
         header = ChainPosition(self.room, roster.version, self.own, chain.chain_id, iteration)
         return RoomMessage.seal(header, message_key, chain, plaintext).to_bytes()
 
-    def _require_member(self, roster: Roster) -> None:
+    def _require_member(self, roster: Roster, accepted: AccountKeyLookup) -> None:
         if roster.room != self.room or not roster.is_member(self.own.user):
             raise InvalidArgument(f"you are not a member of room {self.room!r}")
+        if roster.current_member(self.own.user, accepted) is None:
+            raise InvalidArgument(
+                f"your membership of room {self.room!r} is under another account key than "
+                "yours: join it again"
+            )
 
     # -- receiving -------------------------------------------------------------------------
 
     def receive_distribution(
-        self, roster: Roster, sender: Address, data: bytes, *, now: int
-    ) -> bool:
+        self, roster: Roster, sender: Address, data: bytes, *, now: int,
+        accepted: AccountKeyLookup,
+    ) -> bool:  # fmt: skip
         """Install a chain that ``sender`` sent over its pairwise session.
 
         Returns False for a chain already known (nothing changes); raises DecryptionError for a
-        distribution from a non-member, for another room or roster history, or one whose
-        signature or bytes do not hold.
+        distribution from a non-member or a stale member, for another room or roster history,
+        or one whose signature or bytes do not hold.
         """
         distribution = SenderKeyDistribution.parse(data)
         position = distribution.position
@@ -183,7 +194,7 @@ class RoomKeys:
             or roster.room != self.room
             or position.sender != sender
             or sender == self.own
-            or not roster.is_member(sender.user)
+            or roster.current_member(sender.user, accepted) is None
             or roster.relation(position.version) not in _USABLE
             or not distribution.signature_valid()
         ):
@@ -206,12 +217,14 @@ class RoomKeys:
         self._receiving[sender] = [chain, *chains][:MAX_CHAINS_PER_SENDER]
         return True
 
-    def decrypt(self, roster: Roster, data: bytes, *, now: int) -> OpenedRoomMessage:
+    def decrypt(
+        self, roster: Roster, data: bytes, *, now: int, accepted: AccountKeyLookup
+    ) -> OpenedRoomMessage:
         """Verify and open one room message, exactly once, or raise DecryptionError."""
         message = RoomMessage.parse(data)
         header = message.header
         relation = roster.relation(header.version)
-        member = roster.member(header.sender.user)
+        member = roster.current_member(header.sender.user, accepted)
         chain = self._chain(header.sender, header.chain_id)
         if (
             header.room != self.room

@@ -54,7 +54,7 @@ def create_event(
         policy=policy,
     ).sign(signer)
     data = event.to_bytes()
-    Roster.from_events(room, [data], lambda name: account_key if name == user else None)
+    Roster.from_events(room, [data])
     return data
 
 
@@ -132,5 +132,5 @@ def _next(
         proof=proof,
     ).sign(signer)
     data = event.to_bytes()
-    roster.preview(data, lambda name: account_key if name == actor else None)
+    roster.preview(data)
     return data

@@ -2,11 +2,17 @@
 
 The client keeps one :class:`Roster` per room and encrypts only to its members. Events come from
 the server, which may lie; :meth:`Roster.apply` accepts an event only if it is the next one in
-the hash chain, is signed by the account key the client holds for its actor (the
-``account_key_of`` lookup, backed by pins and certified devices) and follows the rules (only
-admins remove or change admins, the last admin cannot vanish, joins and leaves are self-signed,
-a protected room's join carries a password proof). Anything else raises ``RosterRejected`` and
-changes nothing. Each applied event returns a :class:`RosterChange` to show in the room.
+the hash chain, is signed by the right key (a CREATE or JOIN by the key it names, which becomes
+the member's *member key*; every other event by its actor's member key) and follows the rules
+(only admins remove or change admins, the last admin cannot vanish, joins and leaves are
+self-signed, a protected room's join carries a password proof). Anything else raises
+``RosterRejected`` and changes nothing. Each applied event returns a :class:`RosterChange` to
+show in the room. Applying uses nothing but the events, so every client reaches the same roster.
+
+Account keys change (a reset): whether a member's key is still the one the client accepts for
+the user is asked separately (``accepted``, backed by the client's pins): a member whose key
+differs is *stale* (:meth:`Roster.stale_members`), never a recipient nor a valid sender, until
+they rejoin under the accepted key (a *rekeyed rejoin*, which drops their admin status).
 
 Rules and byte layouts: docs/e2e-wire-rooms.md §1.
 """
@@ -26,7 +32,13 @@ from securechat.crypto.room_policy import (
     argon2_within_bounds,
     join_proof_valid,
 )
-from securechat.crypto.roster_event import GENESIS_PREV_HASH, EventKind, RosterEvent, RosterVersion
+from securechat.crypto.roster_event import (
+    GENESIS_PREV_HASH,
+    EventKind,
+    RosterChange,
+    RosterEvent,
+    RosterVersion,
+)
 from securechat.errors import InvalidArgument, RosterRejected
 
 AccountKeyLookup = Callable[[str], bytes | None]
@@ -34,7 +46,6 @@ STATE_MAGIC = b"SCRS"
 STATE_VERSION = 1
 MAX_HISTORY = 1024  # event hashes kept for comparing versions
 _SELF_EVENTS = (EventKind.CREATE, EventKind.JOIN, EventKind.LEAVE, EventKind.SET_POLICY)
-_REMOVALS = (EventKind.LEAVE, EventKind.REMOVE)
 
 
 class RosterRelation(Enum):
@@ -50,47 +61,13 @@ class RosterRelation(Enum):
 @dataclass(frozen=True)
 class Member:
     user: str
-    account_key: bytes
+    account_key: bytes  # the member key: the key of the member's CREATE or (last) JOIN
     admin: bool
     joined_at: int  # sequence of the member's JOIN (0 for the creator)
 
-
-@dataclass(frozen=True)
-class RosterChange:
-    """One applied event, in the typed form the client shows."""
-
-    kind: EventKind
-    actor: str
-    subject: str
-    version: RosterVersion
-    protected: bool  # the room's policy after the event
-
-    @property
-    def removes_member(self) -> bool:
-        return self.kind in _REMOVALS
-
-    def describe(self) -> str:
-        actor, subject = self.actor, self.subject
-        match self.kind:
-            case EventKind.CREATE:
-                suffix = " (protected by a password)" if self.protected else ""
-                return f"{actor} created the room{suffix}"
-            case EventKind.JOIN:
-                return f"{actor} joined"
-            case EventKind.LEAVE:
-                return f"{actor} left"
-            case EventKind.REMOVE:
-                return f"{actor} removed {subject}"
-            case EventKind.ADMIN_ADD:
-                return f"{actor} made {subject} an admin"
-            case EventKind.ADMIN_REMOVE:
-                if subject == actor:
-                    return f"{actor} is no longer an admin"
-                return f"{actor} removed {subject} as an admin"
-            case EventKind.SET_POLICY:
-                if self.protected:
-                    return f"{actor} set a new room password"
-                return f"{actor} opened the room (no password)"
+    def current(self, accepted: AccountKeyLookup) -> bool:
+        """Whether the member key is the key the client accepts for the user (not stale)."""
+        return accepted(self.user) == self.account_key
 
 
 @dataclass(frozen=True)
@@ -124,9 +101,7 @@ class Roster:
     # -- construction ----------------------------------------------------------------------
 
     @classmethod
-    def from_events(
-        cls, room: str, events: Iterable[bytes], account_key_of: AccountKeyLookup
-    ) -> tuple[Roster, list[RosterChange]]:
+    def from_events(cls, room: str, events: Iterable[bytes]) -> tuple[Roster, list[RosterChange]]:
         """Verify a room's whole history from its CREATE event on."""
         iterator = iter(events)
         first = next(iterator, None)
@@ -141,7 +116,8 @@ class Roster:
             raise RosterRejected("malformed CREATE event")
         assert event.room_salt is not None
         assert event.policy is not None
-        _check_signature(event, account_key_of)
+        if not event.signed_by(event.actor_key):
+            raise RosterRejected(f"event 0 is not signed by {event.actor}")
         creator = Member(event.actor, event.actor_key, admin=True, joined_at=0)
         roster = cls(
             room,
@@ -151,7 +127,7 @@ class Roster:
             [_Entry(0, event.hash(), removal=False)],
         )
         changes = [roster._change(event, roster.version)]
-        changes.extend(roster.apply(data, account_key_of) for data in iterator)
+        changes.extend(roster.apply(data) for data in iterator)
         return roster, changes
 
     # -- queries ---------------------------------------------------------------------------
@@ -175,9 +151,25 @@ class Roster:
         member = self._members.get(user)
         return member is not None and member.admin
 
-    def recipients(self) -> list[str]:
-        """Members whose join the client has shown (:meth:`mark_shown`): the ones to encrypt to."""
-        return sorted(m.user for m in self._members.values() if m.joined_at < self.shown_count)
+    def recipients(self, accepted: AccountKeyLookup) -> list[str]:
+        """Members whose join the client has shown (:meth:`mark_shown`) and who are not stale
+        (their member key is the key ``accepted`` returns for them): the ones to encrypt to."""
+        return sorted(
+            m.user
+            for m in self._members.values()
+            if m.joined_at < self.shown_count and m.current(accepted)
+        )
+
+    def stale_members(self, accepted: AccountKeyLookup) -> list[Member]:
+        """Members whose member key is not the key ``accepted`` returns for them (a reset since
+        they joined, or a key the client does not accept): no messages to or from them."""
+        return [self._members[u] for u in sorted(self._members)
+                if not self._members[u].current(accepted)]  # fmt: skip
+
+    def current_member(self, user: str, accepted: AccountKeyLookup) -> Member | None:
+        """``user``'s membership if it is not stale (a valid sender), else None."""
+        member = self._members.get(user)
+        return member if member is not None and member.current(accepted) else None
 
     def unshown_members(self) -> list[str]:
         return sorted(m.user for m in self._members.values() if m.joined_at >= self.shown_count)
@@ -215,20 +207,19 @@ class Roster:
 
     # -- applying events --------------------------------------------------------------------
 
-    def apply(self, data: bytes, account_key_of: AccountKeyLookup) -> RosterChange:
+    def apply(self, data: bytes) -> RosterChange:
         """Verify and apply the next event or raise RosterRejected, changing nothing."""
-        event, members = self._verify(data, account_key_of)
-        self._commit(event, members)
-        return self._change(event, self.version)
+        event, members = self._verify(data)
+        change = self._change(event, RosterVersion(event.sequence, event.hash()))
+        self._commit(event, members, removal=change.removes_member)
+        return change
 
-    def preview(self, data: bytes, account_key_of: AccountKeyLookup) -> RosterChange:
+    def preview(self, data: bytes) -> RosterChange:
         """What :meth:`apply` would report, without applying (RosterRejected if invalid)."""
-        event, _ = self._verify(data, account_key_of)
+        event, _ = self._verify(data)
         return self._change(event, RosterVersion(event.sequence, event.hash()))
 
-    def _verify(
-        self, data: bytes, account_key_of: AccountKeyLookup
-    ) -> tuple[RosterEvent, dict[str, Member]]:
+    def _verify(self, data: bytes) -> tuple[RosterEvent, dict[str, Member]]:
         event = RosterEvent.parse(data)
         if event.room != self.room:
             raise RosterRejected(f"event for room {event.room!r} offered to room {self.room!r}")
@@ -248,8 +239,24 @@ class Roster:
                 f"event {event.sequence} does not chain onto event {expected - 1} (broken chain "
                 "or a fork)"
             )
-        _check_signature(event, account_key_of)
+        self._check_signature(event)
         return event, self._check_rules(event)
+
+    def _check_signature(self, event: RosterEvent) -> None:
+        """CREATE and JOIN: under their own key (the member key to be); the rest: under the
+        actor's member key, whatever key the client holds for the user today."""
+        key = event.actor_key
+        if event.kind not in (EventKind.CREATE, EventKind.JOIN):
+            member = self._members.get(event.actor)
+            if member is None:
+                raise RosterRejected(f"{event.actor} is not a member of the room")
+            if member.account_key != key:
+                raise RosterRejected(
+                    f"event {event.sequence} names a key that is not the one {event.actor} "
+                    "joined with"
+                )
+        if not event.signed_by(key):
+            raise RosterRejected(f"event {event.sequence} is not signed by {event.actor}")
 
     def _check_rules(self, event: RosterEvent) -> dict[str, Member]:
         """The membership after ``event``, or RosterRejected naming the broken rule."""
@@ -299,7 +306,8 @@ class Roster:
         return members
 
     def _check_join(self, event: RosterEvent) -> None:
-        if event.actor in self._members:
+        member = self._members.get(event.actor)
+        if member is not None and member.account_key == event.actor_key:
             raise RosterRejected(f"{event.actor} is already a member")
         if not self.policy.protected:
             if event.proof is not None:
@@ -316,18 +324,23 @@ class Roster:
         ):
             raise RosterRejected(f"{event.actor}'s join has no valid room password proof")
 
-    def _commit(self, event: RosterEvent, members: dict[str, Member]) -> None:
+    def _commit(self, event: RosterEvent, members: dict[str, Member], *, removal: bool) -> None:
         if event.kind is EventKind.SET_POLICY:
             assert event.policy is not None
             self.policy = event.policy
         self._members = members
         self.closed = not members
-        self._history.append(_Entry(event.sequence, event.hash(), event.kind in _REMOVALS))
+        self._history.append(_Entry(event.sequence, event.hash(), removal))
         del self._history[:-MAX_HISTORY]
 
     def _change(self, event: RosterEvent, version: RosterVersion) -> RosterChange:
         policy = event.policy if event.policy is not None else self.policy
-        return RosterChange(event.kind, event.actor, event.subject, version, policy.protected)
+        before = self._members.get(event.actor) if event.kind is EventKind.JOIN else None
+        rekeyed = before is not None  # (the rules refused a JOIN under the same key)
+        return RosterChange(
+            event.kind, event.actor, event.subject, version, policy.protected,
+            rekeyed=rekeyed, dropped_admin=rekeyed and before is not None and before.admin,
+        )  # fmt: skip
 
     # -- persistence -----------------------------------------------------------------------
 
@@ -368,13 +381,3 @@ class Roster:
         if not history or (policy.argon2 is not None and not argon2_within_bounds(policy.argon2)):
             raise InvalidArgument("malformed roster state")
         return cls(room, salt, policy, members, history, shown, closed)
-
-
-def _check_signature(event: RosterEvent, account_key_of: AccountKeyLookup) -> None:
-    key = account_key_of(event.actor)
-    if key is None:
-        raise RosterRejected(f"no verified account key for {event.actor}: cannot check the event")
-    if key != event.actor_key:
-        raise RosterRejected(f"event {event.sequence} names a key that is not {event.actor}'s")
-    if not event.signed_by(key):
-        raise RosterRejected(f"event {event.sequence} is not signed by {event.actor}")

@@ -9,7 +9,8 @@ Layout (docs/e2e-wire-rooms.md §1)::
     hash      = SHA-256(label(ROSTER_EVENT_HASH) || u32 len(event) || event)
 
 Parsing accepts exactly one encoding per event and raises ``RosterRejected`` for anything else;
-the membership rules live in :mod:`securechat.crypto.roster`.
+the membership rules live in :mod:`securechat.crypto.roster`, which reports each applied event
+as a :class:`RosterChange` (the typed form the client shows).
 """
 
 from __future__ import annotations
@@ -176,3 +177,50 @@ class RosterEvent:
 def event_hash(event: bytes) -> bytes:
     """The hash chaining events: SHA-256 over the labelled, length-prefixed event bytes."""
     return labels.sha256(Writer(labels.ROSTER_EVENT_HASH).var_bytes(event).to_bytes())
+
+
+_REMOVALS = (EventKind.LEAVE, EventKind.REMOVE)
+
+
+@dataclass(frozen=True)
+class RosterChange:
+    """One applied event, in the typed form the client shows."""
+
+    kind: EventKind
+    actor: str
+    subject: str
+    version: RosterVersion
+    protected: bool  # the room's policy after the event
+    rekeyed: bool = False  # a JOIN that replaced the actor's membership under another key
+    dropped_admin: bool = False  # ... whose replaced membership was an admin
+
+    @property
+    def removes_member(self) -> bool:
+        """The subject's (old) membership ended: its chains are forgotten, senders rotate."""
+        return self.kind in _REMOVALS or self.rekeyed
+
+    def describe(self) -> str:
+        actor, subject = self.actor, self.subject
+        match self.kind:
+            case EventKind.CREATE:
+                suffix = " (protected by a password)" if self.protected else ""
+                return f"{actor} created the room{suffix}"
+            case EventKind.JOIN:
+                if not self.rekeyed:
+                    return f"{actor} joined"
+                demoted = " and is no longer an admin" if self.dropped_admin else ""
+                return f"{actor} rejoined with a new account key{demoted}"
+            case EventKind.LEAVE:
+                return f"{actor} left"
+            case EventKind.REMOVE:
+                return f"{actor} removed {subject}"
+            case EventKind.ADMIN_ADD:
+                return f"{actor} made {subject} an admin"
+            case EventKind.ADMIN_REMOVE:
+                if subject == actor:
+                    return f"{actor} is no longer an admin"
+                return f"{actor} removed {subject} as an admin"
+            case EventKind.SET_POLICY:
+                if self.protected:
+                    return f"{actor} set a new room password"
+                return f"{actor} opened the room (no password)"

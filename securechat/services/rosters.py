@@ -11,7 +11,9 @@ bad event is refused at once instead of being relayed to every member:
 * the membership rules, by replaying the event on the server's own verified roster
   (``crypto.roster.Roster``, kept as state next to the head): admins only for removals, admin
   changes and policies, no second join, the last admin stays, the join proof of a protected
-  room verifies under the policy's public key.
+  room verifies under the policy's public key; a member whose account key changed rejoins with a
+  JOIN under the new key (which replaces the membership and drops admin status), and every
+  other event must be signed by the key the actor joined with.
 
 Members' clients check everything again with the keys they pinned; this gate only spares them
 events that no honest server would relay.
@@ -112,9 +114,9 @@ class RosterGate:
         event = self.parse(room, data, frozenset({EventKind.CREATE}))
         if event.sequence != 0 or event.prev_hash != GENESIS_PREV_HASH:
             raise InvalidArgument("a CREATE event is event 0 of its roster")
-        key = await self._actor_key(event, caller)
+        await self._actor_key(event, caller)
         try:
-            roster, _ = Roster.from_events(room, [data], {caller: key}.get)
+            roster, _ = Roster.from_events(room, [data])
         except RosterRejected as exc:
             raise InvalidArgument(exc.message) from None
         return Verified(event, data, roster, frozenset())
@@ -134,13 +136,13 @@ class RosterGate:
                 f"next position is {head.length} (or it does not chain onto the last event): "
                 "fetch the roster and sign again"
             )
-        key = await self._actor_key(event, caller)
+        await self._actor_key(event, caller)
         roster = Roster.from_bytes(head.state)
         before = frozenset(roster.members)
         if event.kind in CHANGE_KINDS and not roster.is_admin(caller):
             raise PermissionDenied(f"{caller} is not an admin of {room!r}")
         try:
-            roster.apply(data, {caller: key}.get)
+            roster.apply(data)
         except RosterRejected as exc:
             raise InvalidArgument(exc.message) from None
         return Verified(event, data, roster, before)

@@ -13,7 +13,7 @@ import pytest
 
 from securechat.node import Node
 from securechat.pki import DevPki
-from tests.client.live import Device, Relay, device
+from tests.client.live import Device, Relay, device, reset
 from tests.client.tmux import Tmux
 from tests.support.process import BIN, ServerProcess, clean_env
 
@@ -90,6 +90,7 @@ def make_user(server_process: ServerProcess, pki: DevPki, tmp_path: Path):  # ty
 
 
 MakeDevice = Callable[..., Awaitable[Device]]
+Reset = Callable[[str], Awaitable[Device]]
 
 
 @pytest.fixture
@@ -114,6 +115,24 @@ async def make_device(
                 port or server.port, pki, tmp_path, user, register=register, link_from=link_from
             )
         )
+        return made[-1]
+
+    yield build
+    for each in made:
+        await each.stop()
+
+
+@pytest.fixture
+async def reset_device(
+    server: Node, pki: DevPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Reset]:
+    """reset_device(user): ``securechat login USER --reset`` as the client library does it (see
+    live.reset); the devices are stopped at the end."""
+    monkeypatch.setenv("SECURECHAT_KDF_PROFILE", "test")  # cheap keystores
+    made: list[Device] = []
+
+    async def build(user: str) -> Device:
+        made.append(await reset(server.port, pki, tmp_path, user))
         return made[-1]
 
     yield build

@@ -218,3 +218,19 @@ class Relay:
                 await sink.drain()
         sink.transport.abort()
         self._transports.discard(sink.transport)
+
+
+async def reset(port: int, pki: DevPki, keystores: Path, user: str) -> Device:
+    """``securechat login USER --reset`` as the client library does it: a new device with a new
+    keystore and a new account key (the user's other devices are removed)."""
+    paths = pki.client("client")
+    api = Api(Endpoint(f"localhost:{port}", pki.ca_cert, paths.cert, paths.key).open())
+    keys = await derive(PASSWORD, (await api.login_parameters(user)).login)
+    login = await api.login(user, keys.authenticator_text())
+    account, state = Vault.new_account(user, login.device_id)
+    path = keystores / f"{user}-reset-{login.device_id}.keystore"
+    vault = Vault.create(path, keys, account, state)
+    await api.publish_account(account_request(account, reset=True))
+    vault.state.account_published = True
+    await maintain(api, vault)
+    return Device(user, api, vault)

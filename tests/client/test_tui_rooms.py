@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from securechat.client.events import Target
-from tests.client.conftest import MakeDevice
+from tests.client.conftest import MakeDevice, Reset
 from tests.client.test_tui import type_line
 from tests.client.tui_support import buffer_lines, chat_app, running, until
 
@@ -46,3 +46,39 @@ async def test_room_commands_sign_and_every_change_is_shown(
         await bob.watch.until(lambda: "#ops: alice removed bob" in bob.watch.notices())
         await type_line(pilot, "/leave")
         await until(lambda: any("alice left" in line for line in buffer_lines(app, "#ops")))
+
+
+async def test_a_member_whose_key_is_not_accepted_is_shown_stale(
+    make_device: MakeDevice, reset_device: Reset, tmp_path: Path
+) -> None:
+    """bob resets his account key and his new device rejoins #ops: alice, who has not accepted
+    the new key, is told in the room once, and /members marks him."""
+    alice, bob = await make_device("alice"), await make_device("bob")
+    app = chat_app(alice, tmp_path)
+    async with running(app) as pilot:
+        await type_line(pilot, "/create ops")
+        await until(
+            lambda: any("alice created the room" in line for line in buffer_lines(app, "#ops"))
+        )
+        await bob.messenger().actions.join("ops", _open)
+        await until(lambda: any("#ops: bob joined" in line for line in buffer_lines(app, "#ops")))
+        new_bob = await reset_device("bob")
+        await new_bob.messenger().actions.join("ops", _open)  # the rekeyed rejoin
+        await until(
+            lambda: any(
+                "bob rejoined with a new account key" in line for line in buffer_lines(app, "#ops")
+            )
+        )
+        await until(
+            lambda: any(
+                "bob's account key changed since bob joined" in line
+                for line in buffer_lines(app, "#ops")
+            )
+        )
+        await type_line(pilot, "/members")
+        await until(
+            lambda: any(
+                "bob  " in line and "stale: account key changed" in line
+                for line in buffer_lines(app, "#ops")
+            )
+        )

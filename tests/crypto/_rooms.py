@@ -18,7 +18,8 @@ from securechat.crypto.room_membership import (
     remove_event,
 )
 from securechat.crypto.room_policy import OPEN_POLICY, RoomPasswordKeys, RoomPolicy
-from securechat.crypto.roster import Roster, RosterChange
+from securechat.crypto.roster import Roster
+from securechat.crypto.roster_event import RosterChange
 
 from ._support import NOW, DeterministicRandomness
 
@@ -34,6 +35,13 @@ def account_key(user: str) -> Ed25519PrivateKey:
 
 def public(user: str) -> bytes:
     return account_key(user).public_key().public_bytes_raw()
+
+
+def reset_key(user: str, generation: int) -> Ed25519PrivateKey:
+    """The account key ``user`` has after ``generation`` resets (0: :func:`account_key`)."""
+    if generation == 0:
+        return account_key(user)
+    return DeterministicRandomness(b"account:%s:%d" % (user.encode(), generation)).ed25519()
 
 
 @dataclass
@@ -64,6 +72,19 @@ class RoomWorld:
         self.pins: dict[str, bytes] = {}
         self.randomness = DeterministicRandomness(seed)
         self.password_keys: RoomPasswordKeys | None = None
+        self.generations: dict[str, int] = {}  # account-key resets per user
+
+    def key(self, user: str) -> Ed25519PrivateKey:
+        """``user``'s current account key (after any resets)."""
+        return reset_key(user, self.generations.get(user, 0))
+
+    def pub(self, user: str) -> bytes:
+        return self.key(user).public_key().public_bytes_raw()
+
+    def reset(self, user: str) -> None:
+        """``user`` makes a new account key; every client accepts it (the pins follow)."""
+        self.generations[user] = self.generations.get(user, 0) + 1
+        self.pins[user] = self.pub(user)
 
     # -- people ------------------------------------------------------------------------------
 
@@ -71,7 +92,7 @@ class RoomWorld:
         address = Address(user, device_id)
         if address not in self.devices:
             self.devices[address] = Device(address)
-            self.pins[user] = public(user)
+            self.pins[user] = self.pub(user)
         return self.devices[address]
 
     def lookup(self, user: str) -> bytes | None:
@@ -90,9 +111,9 @@ class RoomWorld:
             policy = self.password_keys.policy(TINY)
         event = create_event(
             self.room,
-            account_key(creator),
+            self.key(creator),
             creator,
-            public(creator),
+            self.pub(creator),
             room_salt=SALT,
             policy=policy,
         )
@@ -114,24 +135,24 @@ class RoomWorld:
         device = self.device(user, device_id)
         roster = self.any_roster()
         keys = self.keys_for(password) if password is not None else None
-        event = join_event(roster, account_key(user), user, public(user), keys)
+        event = join_event(roster, self.key(user), user, self.pub(user), keys)
         self.append(event)
         self._sync(device)
         return event
 
     def leave(self, user: str) -> bytes:
-        return self.append(leave_event(self.any_roster(), account_key(user), user, public(user)))
+        return self.append(leave_event(self.any_roster(), self.key(user), user, self.pub(user)))
 
     def remove(self, admin: str, subject: str) -> bytes:
         roster = self.any_roster()
-        return self.append(remove_event(roster, account_key(admin), admin, public(admin), subject))
+        return self.append(remove_event(roster, self.key(admin), admin, self.pub(admin), subject))
 
     def make_admin(self, admin: str, subject: str, *, make_admin: bool = True) -> bytes:
         event = admin_event(
             self.any_roster(),
-            account_key(admin),
+            self.key(admin),
             admin,
-            public(admin),
+            self.pub(admin),
             subject,
             make_admin=make_admin,
         )
@@ -139,14 +160,14 @@ class RoomWorld:
 
     def set_policy(self, admin: str, policy: RoomPolicy) -> bytes:
         roster = self.any_roster()
-        return self.append(policy_event(roster, account_key(admin), admin, public(admin), policy))
+        return self.append(policy_event(roster, self.key(admin), admin, self.pub(admin), policy))
 
     def append(self, event: bytes) -> bytes:
         """The server appends ``event``; every device holding a roster applies it."""
         self.events.append(event)
         for device in self.devices.values():
             if device.roster is not None:
-                change = device.roster.apply(event, self.lookup)
+                change = device.roster.apply(event)
                 device.roster.mark_shown(change.version.sequence)
                 device.changes.append(change)
                 assert device.keys is not None
@@ -154,7 +175,7 @@ class RoomWorld:
         return event
 
     def _sync(self, device: Device) -> None:
-        roster, changes = Roster.from_events(self.room, self.events, self.lookup)
+        roster, changes = Roster.from_events(self.room, self.events)
         roster.mark_shown(roster.version.sequence)
         device.roster, device.changes = roster, changes
         device.keys = RoomKeys(self.room, device.address)
@@ -177,16 +198,20 @@ class RoomWorld:
         """Distribute the sender's chain to the devices lacking it, then encrypt once."""
         sender = self.devices[Address(user, device_id)]
         devices = [a for a in self.member_devices() if self.devices[a].r.is_member(a.user)]
-        plan = sender.k.prepare_send(sender.r, devices, now=now, randomness=self.randomness)
+        plan = sender.k.prepare_send(
+            sender.r, devices, now=now, accepted=self.lookup, randomness=self.randomness
+        )
         for address in plan.recipients:
             receiver = self.devices[address]
-            receiver.k.receive_distribution(receiver.r, sender.address, plan.distribution, now=now)
+            receiver.k.receive_distribution(
+                receiver.r, sender.address, plan.distribution, now=now, accepted=self.lookup
+            )
         sender.k.mark_distributed(plan.recipients)
-        return sender.k.encrypt(sender.r, text, now=now)
+        return sender.k.encrypt(sender.r, text, now=now, accepted=self.lookup)
 
     def open(self, user: str, message: bytes, *, device_id: int = 1, now: int = NOW) -> bytes:
         device = self.devices[Address(user, device_id)]
-        return device.k.decrypt(device.r, message, now=now).plaintext
+        return device.k.decrypt(device.r, message, now=now, accepted=self.lookup).plaintext
 
 
 def open_room(*members: str) -> RoomWorld:

@@ -44,7 +44,7 @@ def refused(world: RoomWorld, user: str, message: bytes, *, now: int = NOW) -> N
     device = world.device(user)
     before = device.k.to_bytes()
     with pytest.raises(DecryptionError):
-        device.k.decrypt(device.r, message, now=now)
+        device.k.decrypt(device.r, message, now=now, accepted=world.lookup)
     assert device.k.to_bytes() == before
 
 
@@ -52,7 +52,9 @@ def test_one_ciphertext_opens_for_every_member_exactly_once() -> None:
     world = open_room("bob", "carol")
     message = world.send("alice", b"hello room")
     for user in ("bob", "carol"):
-        opened = world.device(user).k.decrypt(world.device(user).r, message, now=NOW)
+        opened = world.device(user).k.decrypt(
+            world.device(user).r, message, now=NOW, accepted=world.lookup
+        )
         assert opened.plaintext == b"hello room"
         assert opened.sender == ALICE
         assert opened.relation is RosterRelation.SAME
@@ -64,7 +66,7 @@ def test_the_distribution_is_sent_once_per_chain() -> None:
     world = open_room("bob")
     device = world.device("alice")
     world.send("alice", b"one")
-    plan = device.k.prepare_send(device.r, [ALICE, BOB], now=NOW)
+    plan = device.k.prepare_send(device.r, [ALICE, BOB], now=NOW, accepted=world.lookup)
     assert plan.rotated is None
     assert plan.recipients == []
     assert plan.distribution == b""  # nothing to sign or send in the steady state
@@ -175,7 +177,7 @@ def test_a_removed_member_cannot_read_the_next_message() -> None:
     after = world.send("alice", b"after")
     assert world.open("bob", after) == b"after"
     with pytest.raises(DecryptionError):
-        carol_keys.decrypt(carol_roster, after, now=NOW)
+        carol_keys.decrypt(carol_roster, after, now=NOW, accepted=world.lookup)
 
 
 def test_senders_rotate_on_every_removal_and_receivers_enforce_it() -> None:
@@ -208,7 +210,7 @@ def test_rotation_after_a_bounded_number_of_messages_or_days_or_a_lost_device() 
     assert needs_rotation(None, alice.r, NOW) is RotationReason.NO_CHAIN
     chain.iteration = ROTATE_AFTER_MESSAGES
     assert needs_rotation(chain, alice.r, NOW) is RotationReason.MESSAGE_LIMIT
-    plan = alice.k.prepare_send(alice.r, [ALICE, BOB], now=NOW)
+    plan = alice.k.prepare_send(alice.r, [ALICE, BOB], now=NOW, accepted=world.lookup)
     assert plan.rotated is RotationReason.MESSAGE_LIMIT
     assert plan.recipients == [BOB]
     diverged = replace(chain, made_for=RosterVersion(0, bytes(32)))
@@ -223,7 +225,7 @@ def test_after_a_keystore_rollback_the_sending_chain_is_never_reused() -> None:
     for n in range(RESERVED_ITERATIONS):  # the reservation runs out and moves on
         assert world.open("bob", world.send("alice", b"two %d" % n)) == b"two %d" % n
     alice.keys = RoomKeys.from_bytes(saved)  # a restored copy: a used position again
-    refused(world, "bob", alice.k.encrypt(alice.r, b"three", now=NOW))
+    refused(world, "bob", alice.k.encrypt(alice.r, b"three", now=NOW, accepted=world.lookup))
     alice.keys = RoomKeys.from_bytes(saved)
     alice.k.forget_sending_chain()  # what the keystore's rollback check must trigger
     assert world.open("bob", world.send("alice", b"three")) == b"three"
@@ -255,14 +257,14 @@ def test_encrypt_requires_membership_and_a_current_chain() -> None:
     world = open_room("bob")
     alice = world.device("alice")
     with pytest.raises(InvalidArgument, match="prepare_send"):
-        alice.k.encrypt(alice.r, b"no chain yet", now=NOW)
+        alice.k.encrypt(alice.r, b"no chain yet", now=NOW, accepted=world.lookup)
     world.send("alice", b"ok")
     with pytest.raises(InvalidArgument, match="prepare_send"):
-        alice.k.encrypt(alice.r, b"too old", now=NOW + ROTATE_AFTER_SECONDS)
+        alice.k.encrypt(alice.r, b"too old", now=NOW + ROTATE_AFTER_SECONDS, accepted=world.lookup)
     world.leave("bob")
     bob = world.device("bob")
     with pytest.raises(InvalidArgument, match="not a member"):
-        bob.k.prepare_send(bob.r, [ALICE], now=NOW)
+        bob.k.prepare_send(bob.r, [ALICE], now=NOW, accepted=world.lookup)
 
 
 def test_a_distribution_from_a_device_that_is_not_a_member_is_refused() -> None:
@@ -275,14 +277,14 @@ def test_a_distribution_from_a_device_that_is_not_a_member_is_refused() -> None:
     data = SenderKeyDistribution.of(chain, "lobby", mallory.own, bob.r.version).to_bytes()
     before = bob.k.to_bytes()
     with pytest.raises(DecryptionError):
-        bob.k.receive_distribution(bob.r, mallory.own, data, now=NOW)
+        bob.k.receive_distribution(bob.r, mallory.own, data, now=NOW, accepted=world.lookup)
     assert bob.k.to_bytes() == before
 
 
 def test_a_distribution_must_match_its_pairwise_sender_room_and_roster() -> None:
     world = open_room("bob", "carol")
     alice, bob = world.device("alice"), world.device("bob")
-    plan = alice.k.prepare_send(alice.r, [ALICE, BOB], now=NOW)
+    plan = alice.k.prepare_send(alice.r, [ALICE, BOB], now=NOW, accepted=world.lookup)
     parsed = SenderKeyDistribution.parse(plan.distribution)
     chain = alice.k.sending
     assert chain is not None
@@ -299,15 +301,19 @@ def test_a_distribution_must_match_its_pairwise_sender_room_and_roster() -> None
         (ALICE, plan.distribution[:-1]),
     ]:
         with pytest.raises(DecryptionError):
-            bob.k.receive_distribution(bob.r, sender, data, now=NOW)
+            bob.k.receive_distribution(bob.r, sender, data, now=NOW, accepted=world.lookup)
     assert bob.k.to_bytes() == before
-    assert bob.k.receive_distribution(bob.r, ALICE, plan.distribution, now=NOW)
-    assert not bob.k.receive_distribution(bob.r, ALICE, plan.distribution, now=NOW)
+    assert bob.k.receive_distribution(
+        bob.r, ALICE, plan.distribution, now=NOW, accepted=world.lookup
+    )
+    assert not bob.k.receive_distribution(
+        bob.r, ALICE, plan.distribution, now=NOW, accepted=world.lookup
+    )
     swapped = SendingChain.create(parsed.position.version, now=NOW)
     swapped.chain_id = parsed.position.chain_id
     clash = SenderKeyDistribution.of(swapped, "lobby", ALICE, parsed.position.version).to_bytes()
     with pytest.raises(DecryptionError):
-        bob.k.receive_distribution(bob.r, ALICE, clash, now=NOW)
+        bob.k.receive_distribution(bob.r, ALICE, clash, now=NOW, accepted=world.lookup)
 
 
 def test_a_new_member_reads_only_from_its_join_on() -> None:
@@ -330,11 +336,11 @@ def test_a_join_not_yet_shown_gets_no_keys_and_a_ghost_never_does() -> None:
     world.join("carol")
     alice.r.shown_count = alice.r.version.sequence  # alice's client has not shown the join yet
     ghost = Address("ghost", 1)  # listed by the server, in no signed event
-    plan = alice.k.prepare_send(alice.r, [ALICE, BOB, CAROL, ghost], now=NOW)
+    plan = alice.k.prepare_send(alice.r, [ALICE, BOB, CAROL, ghost], now=NOW, accepted=world.lookup)
     assert plan.recipients == []
     assert plan.ignored == [CAROL, ghost]
     alice.r.mark_shown(alice.r.version.sequence)
-    plan = alice.k.prepare_send(alice.r, [ALICE, BOB, CAROL, ghost], now=NOW)
+    plan = alice.k.prepare_send(alice.r, [ALICE, BOB, CAROL, ghost], now=NOW, accepted=world.lookup)
     assert plan.recipients == [CAROL]
     assert plan.ignored == [ghost]
 
@@ -353,7 +359,9 @@ def test_an_older_roster_version_is_reported() -> None:
     world = open_room("bob")
     message = world.send("alice", b"sent before dave joined")
     world.join("dave")
-    opened = world.device("bob").k.decrypt(world.device("bob").r, message, now=NOW)
+    opened = world.device("bob").k.decrypt(
+        world.device("bob").r, message, now=NOW, accepted=world.lookup
+    )
     assert opened.relation is RosterRelation.OLDER
 
 
@@ -362,32 +370,34 @@ def test_members_shown_different_rosters_see_the_fork_and_refuse() -> None:
     assert world.open("bob", world.send("alice", b"before the fork")) == b"before the fork"
     alice, bob = world.device("alice"), world.device("bob")
     world.pins.update(carol=public("carol"), dave=public("dave"))
-    alice.r.apply(join_event(alice.r, account_key("carol"), "carol", public("carol")), world.lookup)
-    bob.r.apply(join_event(bob.r, account_key("dave"), "dave", public("dave")), world.lookup)
-    message = alice.k.encrypt(alice.r, b"after the fork", now=NOW)
+    alice.r.apply(join_event(alice.r, account_key("carol"), "carol", public("carol")))
+    bob.r.apply(join_event(bob.r, account_key("dave"), "dave", public("dave")))
+    message = alice.k.encrypt(alice.r, b"after the fork", now=NOW, accepted=world.lookup)
     assert bob.r.relation(peek_room_message(message).version) is RosterRelation.FORKED
     refused(world, "bob", message)
     alice.r.mark_shown(2)
-    plan = alice.k.prepare_send(alice.r, [ALICE, BOB], now=NOW)
+    plan = alice.k.prepare_send(alice.r, [ALICE, BOB], now=NOW, accepted=world.lookup)
     assert plan.recipients == []  # bob already has the chain; a fresh one would not be accepted
     fresh = SendingChain.create(alice.r.version, now=NOW)
     data = SenderKeyDistribution.of(fresh, "lobby", ALICE, alice.r.version).to_bytes()
     with pytest.raises(DecryptionError):
-        bob.k.receive_distribution(bob.r, ALICE, data, now=NOW)
+        bob.k.receive_distribution(bob.r, ALICE, data, now=NOW, accepted=world.lookup)
 
 
 def test_a_distribution_travels_inside_a_pairwise_envelope_bound_to_the_room() -> None:
     alice_account, bob_account = paired()
     world = open_room("bob")
     alice, bob = world.device("alice"), world.device("bob")
-    plan = alice.k.prepare_send(alice.r, [ALICE, BOB], now=NOW)
+    plan = alice.k.prepare_send(alice.r, [ALICE, BOB], now=NOW, accepted=world.lookup)
     envelope = alice_account.encrypt(BOB, distribution_conversation("lobby"), plan.distribution)
     with pytest.raises(DecryptionError):
         bob_account.decrypt(ALICE, distribution_conversation("other"), envelope, now=NOW)
     payload = bob_account.decrypt(ALICE, distribution_conversation("lobby"), envelope, now=NOW)
-    assert bob.k.receive_distribution(bob.r, ALICE, payload, now=NOW)
+    assert bob.k.receive_distribution(bob.r, ALICE, payload, now=NOW, accepted=world.lookup)
     alice.k.mark_distributed(plan.recipients)
-    assert world.open("bob", alice.k.encrypt(alice.r, b"over sender keys", now=NOW))
+    assert world.open(
+        "bob", alice.k.encrypt(alice.r, b"over sender keys", now=NOW, accepted=world.lookup)
+    )
 
 
 def test_state_round_trips_and_refuses_damage() -> None:
@@ -400,7 +410,9 @@ def test_state_round_trips_and_refuses_damage() -> None:
     data = keys.to_bytes()
     restored = RoomKeys.from_bytes(data)
     assert restored.to_bytes() == data
-    assert restored.decrypt(world.device("bob").r, world.send("alice", b"e"), now=NOW)
+    assert restored.decrypt(
+        world.device("bob").r, world.send("alice", b"e"), now=NOW, accepted=world.lookup
+    )
     for damaged in (b"XXXX" + data[4:], data[:4] + b"\x00\x02" + data[6:], data[:-1], data + b"\0"):
         with pytest.raises(InvalidArgument):
             RoomKeys.from_bytes(damaged)

@@ -47,9 +47,12 @@ def test_every_delivered_room_message_decrypts_exactly_once(
         message = sent[sender][index]
         if (sender, index) in opened:
             with pytest.raises(DecryptionError):
-                bob.k.decrypt(bob.r, message, now=NOW)
+                bob.k.decrypt(bob.r, message, now=NOW, accepted=world.lookup)
         else:
-            assert bob.k.decrypt(bob.r, message, now=NOW).plaintext == f"{sender} {index}".encode()
+            assert (
+                bob.k.decrypt(bob.r, message, now=NOW, accepted=world.lookup).plaintext
+                == f"{sender} {index}".encode()
+            )
             opened.add((sender, index))
 
 
@@ -101,7 +104,7 @@ def play(choices: list[int]) -> RoomWorld:
 def test_a_roster_accepts_its_events_in_one_order_only(script: list[int], random: Random) -> None:
     world = play(script)
     events = world.events
-    roster, _ = Roster.from_events(ROOM, events, world.lookup)
+    roster, _ = Roster.from_events(ROOM, events)
     assert roster.to_bytes().startswith(b"SCRS")
     assert roster.version.sequence == len(events) - 1
     if len(events) < 3:
@@ -110,15 +113,15 @@ def test_a_roster_accepts_its_events_in_one_order_only(script: list[int], random
     random.shuffle(order)
     if order == sorted(order):
         order[0], order[1] = order[1], order[0]
-    replay, _ = Roster.from_events(ROOM, events[:1], world.lookup)
+    replay, _ = Roster.from_events(ROOM, events[:1])
     for position, index in enumerate(order, start=1):
         if index != position:
             before = replay.to_bytes()
             with pytest.raises(RosterRejected):
-                replay.apply(events[index], world.lookup)
+                replay.apply(events[index])
             assert replay.to_bytes() == before
             break
-        replay.apply(events[index], world.lookup)
+        replay.apply(events[index])
     else:  # pragma: no cover - the order is never the identity
         raise AssertionError("a reordered history was accepted")
 
@@ -130,18 +133,18 @@ def test_two_valid_events_at_one_position_are_a_visible_fork(
 ) -> None:
     world = play(script)
     base = world.events
-    left, _ = Roster.from_events(ROOM, base, world.lookup)
-    right, _ = Roster.from_events(ROOM, base, world.lookup)
+    left, _ = Roster.from_events(ROOM, base)
+    right, _ = Roster.from_events(ROOM, base)
     if left.closed or first == second or left.is_member(first) or left.is_member(second):
         return
     world.pins.update({first: public(first), second: public(second)})
     to_left = join_event(left, account_key(first), first, public(first))
     to_right = join_event(right, account_key(second), second, public(second))
-    left.apply(to_left, world.lookup)
-    right.apply(to_right, world.lookup)
+    left.apply(to_left)
+    right.apply(to_right)
     assert left.relation(right.version) is RosterRelation.FORKED
     assert right.relation(left.version) is RosterRelation.FORKED
     with pytest.raises(RosterRejected):
-        left.apply(to_right, world.lookup)
+        left.apply(to_right)
     with pytest.raises(RosterRejected):
-        right.apply(to_left, world.lookup)
+        right.apply(to_left)

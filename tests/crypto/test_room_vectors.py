@@ -42,13 +42,19 @@ def _world() -> tuple[RoomWorld, list[bytes], bytes]:
     world.join("dave", password=PASSWORD)
     alice = world.device("alice")
     plan = alice.k.prepare_send(
-        alice.r, world.member_devices(), now=NOW, randomness=world.randomness
-    )
+        alice.r, world.member_devices(), now=NOW, accepted=world.lookup,
+        randomness=world.randomness,
+    )  # fmt: skip
     for address in plan.recipients:
         device = world.devices[address]
-        device.k.receive_distribution(device.r, alice.address, plan.distribution, now=NOW)
+        device.k.receive_distribution(
+            device.r, alice.address, plan.distribution, now=NOW, accepted=world.lookup
+        )
     alice.k.mark_distributed(plan.recipients)
-    messages = [alice.k.encrypt(alice.r, f"room message {i}".encode(), now=NOW) for i in range(3)]
+    messages = [
+        alice.k.encrypt(alice.r, f"room message {i}".encode(), now=NOW, accepted=world.lookup)
+        for i in range(3)
+    ]
     return world, messages, plan.distribution
 
 
@@ -105,7 +111,7 @@ def build_states() -> dict[str, str]:
     """Alice's roster and sending state; dave's keys after opening message 2 (0 and 1 skipped)."""
     world, messages, _ = _world()
     dave = world.device("dave")
-    dave.k.decrypt(dave.r, messages[2], now=NOW)
+    dave.k.decrypt(dave.r, messages[2], now=NOW, accepted=world.lookup)
     return {
         "alice_roster": world.device("alice").r.to_bytes().hex(),
         "alice_room_keys": world.device("alice").k.to_bytes().hex(),
@@ -126,7 +132,7 @@ def test_frozen_events_verify_from_the_account_keys_alone() -> None:
     frozen = load_json(VECTORS_FILE)
     pins = {user: bytes.fromhex(key) for user, key in frozen["account_public_keys"].items()}
     events = [bytes.fromhex(entry["event"]) for entry in frozen["roster_events"]]
-    roster, changes = Roster.from_events(ROOM, events, pins.get)
+    roster, changes = Roster.from_events(ROOM, events)
     assert [c.describe() for c in changes] == [e["shown"] for e in frozen["roster_events"]]
     assert roster.version.to_bytes().hex() == frozen["roster_version"]
     password = frozen["room_password"]
@@ -140,10 +146,11 @@ def test_frozen_messages_open_from_the_frozen_distribution() -> None:
     frozen = load_json(VECTORS_FILE)
     pins = {user: bytes.fromhex(key) for user, key in frozen["account_public_keys"].items()}
     events = [bytes.fromhex(entry["event"]) for entry in frozen["roster_events"]]
-    roster, _ = Roster.from_events(ROOM, events, pins.get)
+    roster, _ = Roster.from_events(ROOM, events)
     keys = RoomKeys(ROOM, Address("bob", 1))
     distribution = bytes.fromhex(frozen["distribution_from_alice"])
-    assert keys.receive_distribution(roster, Address("alice", 1), distribution, now=NOW)
+    alice = Address("alice", 1)
+    assert keys.receive_distribution(roster, alice, distribution, now=NOW, accepted=pins.get)
     parsed = SenderKeyDistribution.parse(distribution)
     assert parsed.position.version == RosterVersion.from_bytes(
         bytes.fromhex(frozen["roster_version"])
@@ -151,12 +158,14 @@ def test_frozen_messages_open_from_the_frozen_distribution() -> None:
     for entry in reversed(frozen["room_messages_from_alice"]):
         message = bytes.fromhex(entry["message"])
         assert RoomMessage.parse(message).to_bytes() == message
-        assert keys.decrypt(roster, message, now=NOW).plaintext.hex() == entry["plaintext"]
+        opened = keys.decrypt(roster, message, now=NOW, accepted=pins.get)
+        assert opened.plaintext.hex() == entry["plaintext"]
 
 
 def test_frozen_states_load_and_keep_working() -> None:
     frozen_states = load_json(STATES_FILE)
     vectors = load_json(VECTORS_FILE)
+    pins = {user: bytes.fromhex(key) for user, key in vectors["account_public_keys"].items()}
     for name in ("alice_roster", "dave_roster"):
         data = bytes.fromhex(frozen_states[name])
         assert Roster.from_bytes(data).to_bytes() == data
@@ -164,11 +173,13 @@ def test_frozen_states_load_and_keep_working() -> None:
     dave_keys = RoomKeys.from_bytes(bytes.fromhex(frozen_states["dave_room_keys"]))
     assert RoomKeys.from_bytes(dave_keys.to_bytes()).to_bytes() == dave_keys.to_bytes()
     skipped = bytes.fromhex(vectors["room_messages_from_alice"][0]["message"])
-    assert dave_keys.decrypt(dave_roster, skipped, now=NOW).plaintext == b"room message 0"
+    opened = dave_keys.decrypt(dave_roster, skipped, now=NOW, accepted=pins.get)
+    assert opened.plaintext == b"room message 0"
     alice_roster = Roster.from_bytes(bytes.fromhex(frozen_states["alice_roster"]))
     alice_keys = RoomKeys.from_bytes(bytes.fromhex(frozen_states["alice_room_keys"]))
-    next_message = alice_keys.encrypt(alice_roster, b"room message 3", now=NOW)
-    assert dave_keys.decrypt(dave_roster, next_message, now=NOW).plaintext == b"room message 3"
+    next_message = alice_keys.encrypt(alice_roster, b"room message 3", now=NOW, accepted=pins.get)
+    opened = dave_keys.decrypt(dave_roster, next_message, now=NOW, accepted=pins.get)
+    assert opened.plaintext == b"room message 3"
 
 
 def test_the_sender_chain_is_libsignals_chain_kdf() -> None:

@@ -183,6 +183,21 @@ async def test_positions_start_at_the_join_and_never_move_back(store: Store) -> 
     assert await store.last_room_seq("den") == 2
 
 
+async def test_a_member_rejoining_under_a_new_key_keeps_membership_and_position(
+    store: Store,
+) -> None:
+    """A JOIN by a member (a rekeyed rejoin after an account-key reset) is stored as the next
+    event; the member stays a member once, with its room position."""
+    await _people(store, "alice", "bob")
+    await _den(store, "alice", "bob")
+    await store.commit_sends([_post("m1", b"1")], NO_LIMITS, 0)
+    await store.ack_rooms([(BOB1, "den", 1)])
+    assert await store.append_roster_event(_event(2, add="bob"))
+    assert await store.room_members("den") == ["alice", "bob"]
+    assert await store.room_starts(BOB1) == {"den": 1}
+    assert await store.roster_events("den", 2, 1) == [b"event-2"]
+
+
 async def test_a_removed_device_forgets_its_positions(store: Store) -> None:
     await _people(store, "alice", "bob")
     await _den(store, "alice", "bob")

@@ -103,7 +103,7 @@ async def room_user(api: Api, keys: Keys) -> RoomUser:
 
 async def roster_of(api: Api, room: str, keys: Keys) -> Roster:
     reply = await api.rooms.GetRoster(rooms_pb2.GetRosterRequest(name=room), metadata=api.md)
-    roster, _ = Roster.from_events(room, list(reply.events), keys.lookup)
+    roster, _ = Roster.from_events(room, list(reply.events))
     return roster
 
 

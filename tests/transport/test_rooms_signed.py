@@ -8,6 +8,7 @@ from dataclasses import replace
 import grpc
 import pytest
 
+from securechat.crypto.account import CryptoAccount
 from securechat.crypto.account_key import AccountKeyPair
 from securechat.crypto.room_membership import admin_event, policy_event
 from securechat.crypto.room_policy import OPEN_POLICY
@@ -16,7 +17,7 @@ from securechat.crypto.roster_event import EventKind, RosterEvent
 from securechat.node import Node
 from securechat_proto.v1 import chat_pb2, common_pb2, rooms_pb2
 from tests.conftest import ApiFactory
-from tests.support.accounts import AccountDevice
+from tests.support.accounts import AccountDevice, account_request, now
 from tests.support.chat import ChatClient
 from tests.support.net import Api
 from tests.support.rosters import (
@@ -309,6 +310,59 @@ async def test_only_admins_change_the_roster_and_stale_events_are_aborted(
         grpc.StatusCode.INVALID_ARGUMENT,
     )
     assert await _members(alice.api) == ["alice", "bob", "carol", "dave"]
+
+
+async def test_a_reset_member_rejoins_under_the_new_key_without_admin(connect: ApiFactory) -> None:
+    """alice (the admin) resets her account key: her old key can no longer sign anything, her
+    new key cannot act for the old membership, and her rejoin under the new key is taken,
+    without admin status."""
+    keys, (alice, bob) = await _den(connect, "alice", "bob")
+    api = await connect()
+    await api.login("alice", keys=False)
+    key = AccountKeyPair.generate()
+    crypto = CryptoAccount.create(
+        "alice", api.device_id, now=now(), one_time_count=2, kem_one_time_count=2,
+        account_key=key,
+    )  # fmt: skip
+    await api.keys.PublishAccount(account_request(crypto, reset=True), metadata=api.md)
+    new_alice = RoomUser(AccountDevice(api, crypto), key)
+    roster = await roster_of(bob.api, "den", keys)
+    await _refused(
+        api.rooms.ChangeRoster(
+            rooms_pb2.ChangeRosterRequest(name="den", event=alice.remove(roster, "bob")),
+            metadata=api.md,
+        ),
+        grpc.StatusCode.PERMISSION_DENIED,
+        "not yours",
+    )
+    await _refused(
+        api.rooms.ChangeRoster(
+            rooms_pb2.ChangeRosterRequest(
+                name="den", event=new_alice.raw(roster, EventKind.REMOVE, "bob")
+            ),
+            metadata=api.md,
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "not the one alice joined with",
+    )
+    await api.rooms.JoinRoom(
+        rooms_pb2.JoinRoomRequest(name="den", join_event=new_alice.join(roster)), metadata=api.md
+    )
+    after = await roster_of(bob.api, "den", keys)
+    member = after.member("alice")
+    assert member is not None and member.account_key == new_alice.public
+    assert not after.is_admin("alice") and after.version.sequence == roster.version.sequence + 1
+    assert await _members(bob.api) == ["alice", "bob"]
+    await _refused(
+        api.rooms.ChangeRoster(
+            rooms_pb2.ChangeRosterRequest(
+                name="den", event=new_alice.raw(after, EventKind.REMOVE, "bob")
+            ),
+            metadata=api.md,
+        ),
+        grpc.StatusCode.PERMISSION_DENIED,
+        "not an admin",
+    )
 
 
 # ---- room messages ------------------------------------------------------------------------------
