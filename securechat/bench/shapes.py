@@ -119,9 +119,10 @@ def _signed_step(
     db, room = bench.store_path(STORE_TAG), f"signed{members}"
     before = footprint(db, room)
     step = _step(bench, pool, server, members, rate, pattern)
-    step["stored"] = per_message(before, footprint(db, room), step["sent_messages"])
-    # every member got every message (checked after the window: the late ones too)
+    # every member got every message (checked after the window: the late ones too), so every
+    # message of the step is stored by now
     step["all_delivered"] = drain(pool, members, DRAIN_MAX_S)
+    step["stored"] = per_message(before, footprint(db, room), step["sent_messages"])
     counts = pool.call("counts")
     step["sent_total"] = sum(c["sent"] for c in counts)
     step["received_total"] = sum(c["received"] for c in counts)

@@ -35,9 +35,9 @@ TINY = dataclasses.replace(
     Params.for_run(quick=True),
     room_members=4,
     shapes=(
-        ("10x2 spread", 3, 2.0, "spread"),
-        ("50x2 spread", 4, 2.0, "spread"),
-        ("50x2 burst", 4, 2.0, "burst"),
+        ("10x2 spread", 3, 2.0, "spread", "legacy"),
+        ("50x2 spread", 4, 2.0, "spread", "legacy"),
+        ("50x2 burst", 4, 2.0, "burst", "legacy"),
     ),
     shape_repeats=2,
     room_processes=1,
