@@ -6,7 +6,13 @@ member, sends spread evenly over the period or all at the same instant) is measu
 ``shape_repeats`` times, the two systems interleaved (securechat first in even repeats, the
 reference first in odd ones) so a change in the machine's load hits both alike; the figures are
 the medians over the repeats, and the ratios are securechat's median over the reference's.
-Saturation follows on the ``room_members`` rooms.
+Saturation follows on the ``room_members`` rooms (legacy; ``Params.saturation``).
+
+A shape's room kind (issue 15): ``legacy`` rooms get one ciphertext per recipient device;
+``signed`` rooms (signed_room.py: a signed roster, one room message per send, stored once)
+get their own securechat room and load processes beside the legacy one of the same size, and
+their steps also record what each message left in the store (stored.py) and whether every
+member received every message.
 """
 
 from __future__ import annotations
