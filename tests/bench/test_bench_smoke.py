@@ -77,7 +77,7 @@ def test_tiny_run_writes_every_result_with_finite_figures(tmp_path: Path) -> Non
     assert set(summary) >= SUMMARY_KEYS | SCALEOUT_KEYS
     assert_finite(summary, SUMMARY_KEYS)
     assert summary["scaleout_1_worker"] is None  # not run: null, not a made-up figure
-    assert summary["room_1000_cpu_ratio_to_50"] is None  # a gap until rooms land, not a figure
+    assert summary["room_1000_cpu_ratio_to_50"] is None  # a gap, not a figure
     fanout = json.loads((tmp_path / "fanout.json").read_text())
     for shape in fanout["shapes"].values():  # both servers, every repeat, same run
         assert [len(shape["steps"][s]) for s in ("securechat", "reference")] == [2, 2]
