@@ -119,9 +119,11 @@ class Recorder:
     latency_ms: array[float] = field(default_factory=lambda: array("d"))
     errors: Counter[str] = field(default_factory=Counter)
     last_receive_ns: int = 0
+    frames_in_window: int = 0  # stream frames (server writes) that carried deliveries
 
     def window(self, start_ns: int, end_ns: int) -> None:
         self.start_ns, self.end_ns, self.in_window = start_ns, end_ns, 0
+        self.frames_in_window = 0
         self.at_ms, self.latency_ms = array("d"), array("d")
 
     def add(self, sent_ns: int, now_ns: int) -> None:
@@ -131,6 +133,11 @@ class Recorder:
             self.in_window += 1
             self.at_ms.append((now_ns - self.start_ns) / 1e6)
             self.latency_ms.append((now_ns - sent_ns) / 1e6)
+
+    def frame(self, now_ns: int) -> None:
+        """One frame of the stream (one server write) brought deliveries."""
+        if self.start_ns <= now_ns < self.end_ns:
+            self.frames_in_window += 1
 
 
 async def pace(
@@ -189,7 +196,7 @@ class SecureMember:
         reply = await self.api.login(self.user, PASSWORD, device_id)
         self.device_id = reply.device_id
         if not device_id:
-            await publish_keys(self.api, self.user, self.device_id)
+            await self.publish()
         self.book = ServerListedRecipients(self.api, Address(self.user, self.device_id))
         self.link = ChatLink(
             self.api,
@@ -201,6 +208,14 @@ class SecureMember:
             backoff=RECONNECT,
         )
         self.sender = Sender(self.link, self.book)
+
+    async def publish(self) -> None:
+        """What a new device publishes: a minimal bundle (a signed room's members: more)."""
+        await publish_keys(self.api, self.user, self.device_id)
+
+    def seal(self, sent_ns: int) -> Seal:
+        """This member's stand-in for encryption (a legacy room: one ciphertext per device)."""
+        return opaque_seal(sent_ns)
 
     async def enter_room(self) -> None:
         """Join the room, creating it when it does not exist yet (members race for it)."""
@@ -227,12 +242,25 @@ class SecureMember:
         now = time.time_ns()
         recorder = self.recorder
         highest = 0
+        deliveries = 0
         for event in events:
             if event.WhichOneof("event") == "delivery":
                 delivery = event.delivery
                 recorder.add(int.from_bytes(delivery.ciphertext[:8], "big"), now)
-                highest = delivery.seq
+                deliveries += 1
+                if delivery.room_seq:  # a room message stored once: a position in the room
+                    self._position(delivery.conversation.room, delivery.room_seq)
+                else:
+                    highest = max(highest, delivery.seq)
+        if deliveries:
+            recorder.frame(now)
         return highest
+
+    def _position(self, room: str, room_seq: int) -> None:
+        """Processed up to ``room_seq`` in ``room``: ChatLink acks it (AckRequest.rooms)."""
+        assert self.link is not None
+        if room_seq > self.link.rooms.get(room, 0):
+            self.link.rooms[room] = room_seq
 
     def _connection(self, event: ConnectionEvent) -> None:
         if event.code:
@@ -244,7 +272,7 @@ class SecureMember:
         now = time.time_ns()
         self._sent += 1
         try:
-            answer = await self.sender.submit(self.target, opaque_seal(now), str(self._sent))
+            answer = await self.sender.submit(self.target, self.seal(now), str(self._sent))
         except SecureChatError as exc:
             self.recorder.errors[f"send_{exc.code}"] += 1
             return
@@ -291,7 +319,9 @@ class ReferenceMember:
         # read() throughout: a call cannot mix read() and async iteration.
         with contextlib.suppress(grpc.aio.AioRpcError):
             while (message := await call.read()) is not grpc.aio.EOF:
-                recorder.add(int.from_bytes(message[:8], "big"), time.time_ns())
+                now = time.time_ns()
+                recorder.add(int.from_bytes(message[:8], "big"), now)
+                recorder.frame(now)  # one message per write
 
     async def send_one(self) -> None:
         assert self.call is not None

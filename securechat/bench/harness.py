@@ -23,13 +23,18 @@ class Params:
     room_members: int = 50
     room_processes: int = 2
     fixed_rate_per_member: float = 2.0  # 50 members x 2 msg/s x 49 recipients = 4,900/s
-    # The load shapes of issue 18 (name, members, msg/s per member, send pattern), each measured
-    # on both servers in the same run, interleaved, ``shape_repeats`` times (medians reported).
-    shapes: tuple[tuple[str, int, float, str], ...] = (
-        ("10x2 spread", 10, 2.0, "spread"),
-        ("50x2 spread", 50, 2.0, "spread"),
-        ("50x2 burst", 50, 2.0, "burst"),
+    # The load shapes of issue 18 (name, members, msg/s per member, send pattern, room kind),
+    # each measured on both servers in the same run, interleaved, ``shape_repeats`` times
+    # (medians reported). Room kind "legacy": one ciphertext per recipient device; "signed"
+    # (issue 15): a signed roster, one room message per send stored once.
+    shapes: tuple[tuple[str, int, float, str, str], ...] = (
+        ("10x2 spread", 10, 2.0, "spread", "legacy"),
+        ("50x2 spread", 50, 2.0, "spread", "legacy"),
+        ("50x2 burst", 50, 2.0, "burst", "legacy"),
+        ("10x2 spread signed", 10, 2.0, "spread", "signed"),
+        ("50x2 spread signed", 50, 2.0, "spread", "signed"),
     )
+    saturation: bool = True  # scenario 2 after the shapes
     shape_repeats: int = 3
     fanout_warmup_s: float = 2.0
     fanout_s: float = 10.0
@@ -123,8 +128,18 @@ class Bench:
         for server in list(self.servers):
             self.stop(server)
 
+    def store_path(self, tag: str) -> Path:
+        """The SQLite file of the securechat server started with ``tag`` (its default store)."""
+        return self.workdir / f"{tag}-data" / "securechat.db"
+
     def room_pool(
-        self, server: ServerProcess, system: str, members: int, room: str = "bench"
+        self,
+        server: ServerProcess,
+        system: str,
+        members: int,
+        room: str = "bench",
+        *,
+        signed: bool = False,
     ) -> Workers:
         parts = split(range(members), self.params.room_processes)
         specs = [
@@ -136,6 +151,7 @@ class Bench:
                 "indexes": indexes,
                 "room_size": members,
                 "ack_every_s": self.params.ack_every_s,
+                "signed": signed,
             }
             for indexes in parts
         ]
@@ -181,6 +197,7 @@ def run_step(
     parts = pool.collect()
     latencies = [x for part in parts for x in part["latency_ms"]]
     delivered = sum(p["delivered"] for p in parts)
+    frames = sum(p.get("delivery_frames", 0) for p in parts)
     errors: dict[str, int] = {}
     for part in parts:
         for key, count in part["errors"].items():
@@ -192,6 +209,7 @@ def run_step(
         "pattern": pattern,
         "offered_deliveries_per_s": offered,
         "delivered_per_s": delivered / duration_s,
+        "deliveries_per_write": ratio(delivered, frames),  # frames that carried deliveries
         "sent_messages": sum(p["sent"] for p in parts),
         "latency_ms": percentiles(latencies),
         "server_cpu_s": server_cpu,

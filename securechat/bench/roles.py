@@ -25,6 +25,7 @@ from securechat.bench.clients import (
     pace,
 )
 from securechat.bench.recipients import ServerListedRecipients
+from securechat.bench.signed_room import SignedMember
 from securechat.bench.workers import gather_limited
 from securechat.client.events import Target
 from securechat.client.rpc import Sender, UnaryOutlet
@@ -55,16 +56,20 @@ class RoomRole:
         else:
             room = self.spec["room"]
             ack = self.spec.get("ack_every_s", ACK_EVERY_S)
-            self.members = [
-                SecureMember(self.tls, u, room, self.recorder, ack) for u in self.spec["users"]
-            ]
+            # a signed room (issue 15): signed joins, one room message per send
+            kind = SignedMember if self.spec.get("signed") else SecureMember
+            self.members = [kind(self.tls, u, room, self.recorder, ack) for u in self.spec["users"]]
 
             async def account(member: SecureMember) -> None:
                 await member.register()
                 await member.login()
-                await member.enter_room()
+                if kind is SecureMember:
+                    await member.enter_room()
 
             await gather_limited([partial(account, m) for m in self.members], SETUP_CONCURRENCY)
+            if kind is SignedMember:  # one signed join at a time: each takes the roster's head
+                for member in self.members:
+                    await member.enter_room()
         await gather_limited([m.open for m in self.members], SETUP_CONCURRENCY)
         return {"members": len(self.members)}
 
@@ -104,6 +109,7 @@ class RoomRole:
         return {
             "sent": sum(sent),
             "delivered": r.in_window,
+            "delivery_frames": r.frames_in_window,
             "at_ms": list(r.at_ms),
             "latency_ms": list(r.latency_ms),
             "errors": dict(r.errors),

@@ -34,7 +34,7 @@ def _passes(bench: Bench, step: dict[str, Any]) -> bool:
     return enough and math.isfinite(p99) and p99 <= p.saturation_max_p99_ms
 
 
-def _drain(pool: Workers, members: int, max_s: float) -> bool:
+def drain(pool: Workers, members: int, max_s: float) -> bool:
     """Wait until every message sent so far has reached every other member (the server's
     backlog from an overloaded step is gone); False when ``max_s`` passed first."""
     deadline = time.monotonic() + max_s
@@ -58,7 +58,7 @@ def saturate(
     steps = [first]
 
     def step(rate: float) -> dict[str, Any]:
-        drained = _drain(pool, p.room_members, 30.0)
+        drained = drain(pool, p.room_members, 30.0)
         result = run_step(
             pool, server, p.room_members, rate, 1.0, p.saturation_step_s, p.step_lead_s
         )

@@ -6,21 +6,41 @@ member, sends spread evenly over the period or all at the same instant) is measu
 ``shape_repeats`` times, the two systems interleaved (securechat first in even repeats, the
 reference first in odd ones) so a change in the machine's load hits both alike; the figures are
 the medians over the repeats, and the ratios are securechat's median over the reference's.
-Saturation follows on the ``room_members`` rooms.
+Saturation follows on the ``room_members`` rooms (legacy; ``Params.saturation``).
+
+A shape's room kind (issue 15): ``legacy`` rooms get one ciphertext per recipient device;
+``signed`` rooms (signed_room.py: a signed roster, one room message per send, stored once)
+get their own securechat room and load processes beside the legacy one of the same size, and
+their steps also record what each message left in the store (stored.py) and whether every
+member received every message.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from typing import Any
 
 from securechat.bench.harness import STEP_HEADER, Bench, run_step, step_row
 from securechat.bench.procs import ServerProcess
 from securechat.bench.report import ratio, show
-from securechat.bench.scenarios import SYSTEMS, saturate
+from securechat.bench.scenarios import SYSTEMS, drain, saturate
+from securechat.bench.stored import footprint, per_message
 from securechat.bench.workers import Workers
 
-FIGURES = ("server_cpu_us_per_delivery", "p50_ms", "p99_ms", "delivered_per_s")
+LEGACY, SIGNED = "legacy", "signed"  # room kinds of a shape (Params.shapes)
+STORE_TAG = "fanout"  # the securechat server of the shapes
+DRAIN_MAX_S = 30.0
+
+FIGURES = (
+    "server_cpu_us_per_delivery",
+    "p50_ms",
+    "p99_ms",
+    "delivered_per_s",
+    "deliveries_per_write",
+)
+STORED = ("room_log_rows_per_message", "room_log_bytes_per_message",
+          "store_rows_per_message", "store_bytes_per_message")  # fmt: skip
 
 
 def figures(step: dict[str, Any]) -> dict[str, float]:
@@ -30,6 +50,7 @@ def figures(step: dict[str, Any]) -> dict[str, float]:
         "p50_ms": step["latency_ms"]["p50"],
         "p99_ms": step["latency_ms"]["p99"],
         "delivered_per_s": step["delivered_per_s"],
+        "deliveries_per_write": step.get("deliveries_per_write", math.nan),
     }
 
 
@@ -39,6 +60,9 @@ def medians(steps: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {k: statistics.median(f[k] for f in each) for k in FIGURES}
     out["p99_ms_each"] = [f["p99_ms"] for f in each]
     out["cpu_us_each"] = [f["server_cpu_us_per_delivery"] for f in each]
+    stored = [s["stored"] for s in steps if "stored" in s]
+    if stored:
+        out["stored"] = {k: statistics.median(x[k] for x in stored) for k in STORED}
     return out
 
 
@@ -57,8 +81,58 @@ def summarise_shape(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
 
 def _sizes(bench: Bench) -> list[int]:
     p = bench.params
-    sizes = sorted({members for _, members, _, _ in p.shapes})
-    return sizes if p.room_members in sizes else [*sizes, p.room_members]
+    sizes = sorted({members for _, members, _, _, _ in p.shapes})
+    return sizes if p.room_members in sizes or not p.saturation else [*sizes, p.room_members]
+
+
+def _pools(bench: Bench, size: int, servers: dict[str, ServerProcess]) -> dict[str, Workers]:
+    """The load pools of one room size: the reference's, securechat's legacy room when a legacy
+    shape (or saturation) needs it, securechat's signed room when a signed shape does."""
+    p = bench.params
+    kinds = {kind for _, members, _, _, kind in p.shapes if members == size}
+    if p.saturation and size == p.room_members:
+        kinds.add(LEGACY)
+    pools: dict[str, Workers] = {}
+    room = f"room{size}"
+    try:
+        pools["reference"] = bench.room_pool(servers["reference"], "reference", size, room)
+        if LEGACY in kinds:
+            pools[LEGACY] = bench.room_pool(servers["securechat"], "securechat", size, room)
+        if SIGNED in kinds:
+            pools[SIGNED] = bench.room_pool(
+                servers["securechat"], "securechat", size, f"signed{size}", signed=True
+            )
+    except BaseException:
+        for pool in pools.values():
+            pool.close()
+        raise
+    return pools
+
+
+def _step(
+    bench: Bench, pool: Workers, server: ServerProcess, members: int, rate: float, pattern: str
+) -> dict[str, Any]:
+    p = bench.params
+    return run_step(
+        pool, server, members, rate, p.fanout_warmup_s, p.fanout_s, p.step_lead_s, pattern
+    )
+
+
+def _signed_step(
+    bench: Bench, pool: Workers, server: ServerProcess, members: int, rate: float, pattern: str
+) -> dict[str, Any]:
+    """A step of a signed room, with what it left in the store per message."""
+    db, room = bench.store_path(STORE_TAG), f"signed{members}"
+    before = footprint(db, room)
+    step = _step(bench, pool, server, members, rate, pattern)
+    # every member got every message (checked after the window: the late ones too), so every
+    # message of the step is stored by now
+    step["all_delivered"] = drain(pool, members, DRAIN_MAX_S)
+    step["stored"] = per_message(before, footprint(db, room), step["sent_messages"])
+    counts = pool.call("counts")
+    step["sent_total"] = sum(c["sent"] for c in counts)
+    step["received_total"] = sum(c["received"] for c in counts)
+    return step
 
 
 def _measure_size(
@@ -69,33 +143,30 @@ def _measure_size(
     saturation: dict[str, Any],
 ) -> None:
     p = bench.params
-    pools: dict[str, Workers] = {}
+    pools = _pools(bench, size, servers)
     try:
-        for system in SYSTEMS:
-            pools[system] = bench.room_pool(servers[system], system, size, room=f"room{size}")
         for repeat in range(p.shape_repeats):
             order = SYSTEMS if repeat % 2 == 0 else SYSTEMS[::-1]
-            for name, members, rate, pattern in p.shapes:
+            for name, members, rate, pattern, kind in p.shapes:
                 if members != size:
                     continue
                 for system in order:
-                    step = run_step(
-                        pools[system],
-                        servers[system],
-                        members,
-                        rate,
-                        p.fanout_warmup_s,
-                        p.fanout_s,
-                        p.step_lead_s,
-                        pattern,
-                    )
-                    step["shape"], step["repeat"] = name, repeat
+                    if system == "reference":
+                        step = _step(bench, pools[system], servers[system], members, rate, pattern)
+                    elif kind == SIGNED:
+                        step = _signed_step(
+                            bench, pools[kind], servers[system], members, rate, pattern
+                        )
+                    else:
+                        step = _step(bench, pools[kind], servers[system], members, rate, pattern)
+                    step["shape"], step["repeat"], step["room"] = name, repeat, kind
                     shapes.setdefault(name, {s: [] for s in SYSTEMS})[system].append(step)
                     show(f"[1] {name} #{repeat + 1}", STEP_HEADER, [step_row(system, step)])
-        if size == p.room_members:
+        if p.saturation and size == p.room_members:
             for system in SYSTEMS:
+                pool = pools[LEGACY if system == "securechat" else system]
                 first = run_step(
-                    pools[system],
+                    pool,
                     servers[system],
                     size,
                     p.fixed_rate_per_member,
@@ -103,7 +174,7 @@ def _measure_size(
                     p.saturation_step_s,
                     p.step_lead_s,
                 )
-                saturation[system] = saturate(bench, pools[system], servers[system], first)
+                saturation[system] = saturate(bench, pool, servers[system], first)
                 show(
                     f"[2] saturation, {system}",
                     STEP_HEADER,
@@ -128,6 +199,7 @@ def show_shapes(shapes: dict[str, dict[str, Any]]) -> None:
                 f"{ref['p50_ms']:.1f} / {ref['p99_ms']:.1f}",
                 " ".join(f"{x:.0f}" for x in sc["p99_ms_each"]),
                 sc["delivered_per_s"],
+                sc["deliveries_per_write"],
             ]
         )
     show(
@@ -141,9 +213,21 @@ def show_shapes(shapes: dict[str, dict[str, Any]]) -> None:
             "ref p50/p99 ms",
             "sc p99 each",
             "sc deliv/s",
+            "sc deliv/write",
         ],
         rows,
     )
+    stored = [
+        [name, *(shape["securechat"]["stored"][k] for k in STORED)]
+        for name, shape in shapes.items()
+        if "stored" in shape["securechat"]
+    ]
+    if stored:
+        show(
+            "[1] stored per room message (signed rooms; medians over the repeats)",
+            ["shape", "room log rows", "room log bytes", "store rows", "store bytes"],
+            stored,
+        )
 
 
 def shapes_and_saturation(bench: Bench) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -154,7 +238,7 @@ def shapes_and_saturation(bench: Bench) -> tuple[dict[str, Any], dict[str, Any]]
     raw: dict[str, dict[str, list[dict[str, Any]]]] = {}
     saturation: dict[str, Any] = {"params": p.as_dict()}
     try:
-        servers["securechat"] = bench.securechat("fanout", p.setup_bcrypt_cost)
+        servers["securechat"] = bench.securechat(STORE_TAG, p.setup_bcrypt_cost)
         servers["reference"] = bench.reference()
         for size in _sizes(bench):
             _measure_size(bench, size, servers, raw, saturation)
@@ -168,6 +252,9 @@ def shapes_and_saturation(bench: Bench) -> tuple[dict[str, Any], dict[str, Any]]
     fanout["cpu_per_delivery_ratio"] = main["cpu_per_delivery_ratio"]
     fanout["p99_ms"] = main["securechat"]["p99_ms"]
     fanout["reference"] = {"latency_ms": {"p99": main["reference"]["p99_ms"]}}
+    if not p.saturation:
+        saturation["skipped"] = "saturation not run (--no-saturation)"
+        return fanout, saturation
     saturation["ratio"] = ratio(
         saturation["securechat"]["max_sustained_deliveries_per_s"],
         saturation["reference"]["max_sustained_deliveries_per_s"],

@@ -35,9 +35,9 @@ TINY = dataclasses.replace(
     Params.for_run(quick=True),
     room_members=4,
     shapes=(
-        ("10x2 spread", 3, 2.0, "spread"),
-        ("50x2 spread", 4, 2.0, "spread"),
-        ("50x2 burst", 4, 2.0, "burst"),
+        ("10x2 spread", 3, 2.0, "spread", "legacy"),
+        ("50x2 spread", 4, 2.0, "spread", "legacy"),
+        ("50x2 burst", 4, 2.0, "burst", "legacy"),
     ),
     shape_repeats=2,
     room_processes=1,
@@ -77,7 +77,7 @@ def test_tiny_run_writes_every_result_with_finite_figures(tmp_path: Path) -> Non
     assert set(summary) >= SUMMARY_KEYS | SCALEOUT_KEYS
     assert_finite(summary, SUMMARY_KEYS)
     assert summary["scaleout_1_worker"] is None  # not run: null, not a made-up figure
-    assert summary["room_1000_cpu_ratio_to_50"] is None  # a gap until rooms land, not a figure
+    assert summary["room_1000_cpu_ratio_to_50"] is None  # a gap, not a figure
     fanout = json.loads((tmp_path / "fanout.json").read_text())
     for shape in fanout["shapes"].values():  # both servers, every repeat, same run
         assert [len(shape["steps"][s]) for s in ("securechat", "reference")] == [2, 2]
