@@ -30,7 +30,6 @@ from securechat.client.rpc.sender import Sealed
 from securechat.crypto.account import Address, CryptoAccount
 from securechat.crypto.room_membership import create_event, join_event, new_room_salt
 from securechat.crypto.roster import Roster
-from securechat.crypto.roster_event import RosterEvent
 from securechat.errors import AlreadyExists, NotFound, RosterMovedOn
 
 JOIN_ATTEMPTS = 200  # members of several processes race for the roster's next position
@@ -46,13 +45,10 @@ def room_seal(sent_ns: int) -> Seal:
 
 
 def first_use_roster(room: str, events: Sequence[bytes]) -> Roster:
-    """The room's roster, each event checked against the actor key it names (trust on first use:
-    the bench's members have no pins of each other)."""
-    keys: dict[str, bytes] = {}
-    for data in events:
-        event = RosterEvent.parse(data)
-        keys.setdefault(event.actor, event.actor_key)
-    roster, _ = Roster.from_events(room, events, keys.get)
+    """The room's roster: each CREATE and JOIN checked under the key it names, every later
+    event under its actor's member key (the bench pins nobody and encrypts nothing, so it never
+    asks which member keys are current)."""
+    roster, _ = Roster.from_events(room, events)
     return roster
 
 
