@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from securechat.domain.model import PendingSend, RoomEntry
+from securechat.domain.model import DeviceRef, PendingSend, RoomEntry
 from securechat.storage import rules
 from securechat.storage.sql_steps import Dialect, Many, Query, Tx, rows_of
 
@@ -72,6 +72,20 @@ def expire(d: Dialect, before_ms: int) -> Tx[int]:
 
 
 # ---- trimming (room_trim.py): reads, then deletes a prefix of one room's log per transaction --
+ACK_POSITION = (
+    "INSERT INTO room_positions (user_name, device_id, room_name, acked_seq) "
+    "VALUES (?, ?, ?, ?) ON CONFLICT (user_name, device_id, room_name) DO UPDATE SET "
+    "acked_seq = {greatest}(room_positions.acked_seq, excluded.acked_seq)"
+)
+
+
+def ack(d: Dialect, marks: dict[tuple[DeviceRef, str], int]) -> Tx[None]:
+    """Move each device's acknowledged position in each room up to its mark (never back)."""
+    rows = [(dev.user, dev.device_id, room, seq) for (dev, room), seq in sorted(marks.items())]
+    if rows:
+        yield Many(d.sql(ACK_POSITION.format(greatest=d.greatest)), rows)
+
+
 LOGGED_ROOMS = (
     "SELECT name FROM rooms WHERE name > ? AND EXISTS "
     "(SELECT 1 FROM room_messages WHERE room_name = rooms.name) ORDER BY name LIMIT ?"

@@ -11,7 +11,7 @@ log that no current device still needs is deleted (room_trim.py).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -30,6 +30,8 @@ from securechat.storage.schema import (
 )
 from securechat.storage.sql_core import SqlCore
 from securechat.storage.sql_steps import Dialect
+
+T = TypeVar("T")
 
 
 def _room_entry(row: Row[Any]) -> RoomEntry:
@@ -221,19 +223,18 @@ class RoomLogSql(SqlCore):
             }
 
     async def ack_rooms(self, acks: Sequence[tuple[DeviceRef, str, int]]) -> None:
+        """Not durable, like mailbox acks: one lost in a crash of the machine means the room
+        messages after the previous position are delivered again, which the client drops by
+        room position; every durable commit after it carries it to disk anyway."""
         marks: dict[tuple[DeviceRef, str], int] = {}
         for device, room, seq in acks:
             marks[(device, room)] = max(seq, marks.get((device, room), 0))
-        if not marks:
-            return
-        statement = (
-            "INSERT INTO room_positions (user_name, device_id, room_name, acked_seq) "  # noqa: S608
-            "VALUES (?, ?, ?, ?) ON CONFLICT (user_name, device_id, room_name) DO UPDATE SET "
-            f"acked_seq = {self.dialect.greatest}(room_positions.acked_seq, excluded.acked_seq)"
-        )
-        rows = [(d.user, d.device_id, room, seq) for (d, room), seq in sorted(marks.items())]
-        async with self._write() as conn:
-            await conn.exec_driver_sql(self.dialect.sql(statement), rows)
+        if marks:
+            await self._transact(room_log_tx.ack(self.dialect, marks), durable=False)
+
+    async def _transact(self, tx: sql_steps.Tx[T], *, durable: bool = True) -> T:
+        """One write transaction of SQL steps (MailboxSql and the SQLite writer provide it)."""
+        raise NotImplementedError
 
     # ---- trimming the logs (room_trim.py) -------------------------------------------------
     async def trim_room_logs(self, batch: int, budget: int) -> int:

@@ -18,6 +18,7 @@ from securechat.domain.model import (
 from securechat.storage.sql_steps import Many, Query, Tx
 from securechat.storage.sqlite import SqliteStore
 from securechat.storage.sqlite_writer import SqliteWriter
+from tests.storage.test_store_rooms import BOB1, _den, _people
 
 PRAGMAS = ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL"]
 RELAXED = ("PRAGMA synchronous = NORMAL", "PRAGMA synchronous = FULL")
@@ -80,5 +81,27 @@ async def test_acks_delete_through_the_relaxed_path(tmp_path: Path) -> None:
             await store.enqueue(f"m{i}", al, 1, [OutgoingCiphertext(bob, b"x", DIRECT)])
         await store.ack_many([(bob, 2)])
         assert [e.seq for e in await store.fetch(bob, 0, 10)] == [3]
+    finally:
+        await store.close()
+
+
+async def test_room_acks_go_through_the_relaxed_path(tmp_path: Path) -> None:
+    """A room ack (a position that only moves up) need not wait for the disk either."""
+    store = SqliteStore(tmp_path / "r.db")
+    await store.open()
+    try:
+        await _people(store, "alice", "bob")
+        await _den(store, "alice", "bob")
+        run = store._writer.run
+        modes: list[bool] = []
+
+        async def recorded(tx: Tx[Any], *, durable: bool = True) -> Any:
+            modes.append(durable)
+            return await run(tx, durable=durable)
+
+        store._writer.run = recorded  # type: ignore[method-assign]
+        await store.ack_rooms([(BOB1, "den", 0)])
+        assert modes == [False]
+        assert await store.room_starts(BOB1) == {"den": 0}
     finally:
         await store.close()
