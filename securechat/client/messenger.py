@@ -32,6 +32,7 @@ from securechat.client.events import (
 from securechat.client.recipients import RecipientBook
 from securechat.client.room_actions import RoomActions
 from securechat.client.room_channel import RoomChannel
+from securechat.client.room_upgrade import LegacyRooms
 from securechat.client.rosters import RosterBook
 from securechat.client.rpc.api import Api
 from securechat.client.rpc.sender import Receipt, Seal, Sealed, Sender
@@ -86,6 +87,7 @@ class Messenger:
         self.book = RecipientBook(api, self.me, self.accounts, self.rosters)
         self.rooms = RoomChannel(vault, self.rosters, self.ensure_sessions, self._certified, notify)
         self.actions = RoomActions(self.rosters)
+        self.upgrades = LegacyRooms(self.actions, notify)
         self._rechecked: set[Address] = set()
 
     def _warn(self, user: str, key: str, text: str) -> None:
