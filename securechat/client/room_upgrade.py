@@ -148,7 +148,7 @@ class LegacyRooms:
             await self.actions.create(room, password)
         except (AlreadyExists, RosterMovedOn, PermissionDenied):
             # another member signed first (the server then dropped the old member list)
-            return await self.rosters.sync(room)
+            return await self.rosters.refetch(room)
         except (NotFound, FailedPrecondition) as exc:
             self._tell(room, f"#{room} could not be upgraded: {exc.message}", warning=True)
             return None
@@ -163,7 +163,7 @@ class LegacyRooms:
             return self.rosters.roster(room)
         lock = self._locks.setdefault(room, asyncio.Lock())
         async with lock:
-            roster = await self.rosters.sync(room)
+            roster = await self.rosters.refetch(room)
             if roster is None:
                 return None
             return await self._settle(room, roster)

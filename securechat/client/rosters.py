@@ -99,6 +99,11 @@ class RosterBook:
         """Known (this connection) to have no signed roster."""
         return room in self._legacy and room not in self.vault.state.rosters
 
+    async def refetch(self, room: str) -> Roster | None:
+        """:meth:`sync`, also for a room known to be legacy (someone may have upgraded it)."""
+        self._legacy.discard(room)
+        return await self.sync(room)
+
     def _mark_legacy(self, room: str) -> None:
         self._legacy.add(room)
         self._was_legacy.add(room)
