@@ -13,8 +13,8 @@ import pytest
 
 from securechat.client.events import Target
 from securechat.client.room_upgrade import protected_notice
-from securechat.client.rpc.sender import Sender
 from securechat.client.rosters import upgrade_notice
+from securechat.client.rpc.sender import Sender
 from securechat.crypto.room_keys import RoomKeys
 from securechat.errors import AlreadyExists, DecryptionError, InvalidArgument, PermissionDenied
 from securechat.node import Node
