@@ -8,9 +8,12 @@ before the upgrade stay readable.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
+from securechat.client.chat_engine import ChatEngine
+from securechat.client.config import ClientConfig
 from securechat.client.events import Target
 from securechat.client.room_upgrade import protected_notice
 from securechat.client.rosters import upgrade_notice
@@ -21,6 +24,8 @@ from securechat.node import Node
 from securechat_proto.v1 import chat_pb2
 from tests.client.conftest import MakeDevice
 from tests.client.live import Device
+from tests.client.rooms_support import Recorder
+from tests.client.tui_support import client_for
 
 LOBBY = "lobby"
 
@@ -215,3 +220,19 @@ async def test_a_protected_legacy_room_is_not_upgraded_without_its_password(
     with pytest.raises(PermissionDenied, match="wrong password"):
         await bob_messenger.actions.join("vault", wrong)
     assert await bob_messenger.actions.join("vault", new_password) is not None
+
+
+async def test_opening_the_chat_in_the_lobby_upgrades_it(
+    make_device: MakeDevice, server: Node, tmp_path: Path
+) -> None:
+    """What the chat does at start (ChatEngine.prepare on its room, the lobby by default)."""
+    (bob,) = await _started(make_device, "bob")
+    alice = await make_device("alice")
+    engine = ChatEngine(client_for(alice, tmp_path), ClientConfig(), Recorder(LOBBY))
+    await engine.prepare(LOBBY)
+    assert _members(alice)[:1] == ["alice"]
+    await bob.watch.until(lambda: _members(bob) == ["alice", "bob"])
+    assert await _server_members(server, LOBBY) == ["alice", "bob"]
+    # a chat opened again later changes nothing: the room is signed, alice is in it
+    await engine.prepare(LOBBY)
+    assert len((await alice.api.get_roster(LOBBY)).events) == 2

@@ -11,48 +11,16 @@ import pytest
 
 from securechat.client.chat_engine import ChatEngine
 from securechat.client.config import ClientConfig
-from securechat.client.events import Event, Target
-from securechat.client.history import Entry
+from securechat.client.events import Target
 from securechat.client.passwords import ROOM_PASSWORD_ENV
 from securechat.crypto.roster import Roster
-from securechat.errors import FailedPrecondition, InvalidArgument, PermissionDenied, SecureChatError
+from securechat.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from tests.client.conftest import MakeDevice
 from tests.client.live import Device
+from tests.client.rooms_support import Recorder
 from tests.client.tui_support import client_for
 
 ROOM = "den"
-
-
-class Recorder:
-    """A View without a screen: what the engine says, and the secrets it is given."""
-
-    def __init__(self, room: str) -> None:
-        self.current = Target.room(room)
-        self.lines: list[str] = []
-        self.answers: list[str] = []
-        self.asked: list[str] = []
-
-    def show_entry(self, entry: Entry, error: SecureChatError | None) -> None:
-        self.lines.append(entry.text)
-
-    def show_event(self, event: Event) -> None:
-        self.lines.append(str(getattr(event, "text", event)))
-
-    def say(self, text: str, *, target: Target | None = None, warning: bool = False) -> None:
-        self.lines.append(text)
-
-    def switch(self, target: Target) -> None:
-        self.current = target
-
-    def show_search(self, query: str, entries: list[Entry]) -> None:
-        raise AssertionError("no search here")
-
-    async def ask_secret(self, prompt: str) -> str | None:
-        self.asked.append(prompt)
-        return self.answers.pop(0) if self.answers else None
-
-    async def confirm(self, question: str) -> bool:
-        raise AssertionError("nothing to confirm here")
 
 
 def _engine(device: Device, tmp_path: Path, room: str = ROOM) -> tuple[ChatEngine, Recorder]:
