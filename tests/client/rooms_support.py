@@ -175,7 +175,7 @@ class Recorder:
         self.asked: list[str] = []
 
     def show_entry(self, entry: Entry, error: SecureChatError | None) -> None:
-        self.lines.append(entry.text)
+        self.lines.append(entry.body)
 
     def show_event(self, event: Event) -> None:
         self.lines.append(str(getattr(event, "text", event)))
