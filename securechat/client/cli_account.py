@@ -24,6 +24,7 @@ async def _join_default_room(client: Client) -> None:
     room = client_config().ui.room
     messenger = Messenger(client.api, client.vault)
     try:
+        await messenger.upgrades.settle_all()  # a legacy lobby is remembered: joined again later
         joined = await messenger.upgrades.join_open(room)
     except SecureChatError as exc:
         note(f"! could not join #{room}: {exc.message}")

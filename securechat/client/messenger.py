@@ -204,6 +204,9 @@ class Messenger:
                 f"the message is too long ({size} bytes; at most {MAX_BODY_BYTES}): send it in "
                 "parts"
             )
+        room = target.name if target.kind == "room" else ""
+        if room in self.vault.state.legacy_rooms and not self.rosters.is_legacy(room):
+            await self.upgrades.rejoin(room)  # upgraded meanwhile, maybe: join it again first
         content = content_pb2.MessageContent(
             message_id=message_id or uuid.uuid4().hex,
             sent_at_ms=now_ms(),
