@@ -50,6 +50,7 @@ from securechat.errors import (
     InvalidArgument,
     NotFound,
     ResourceExhausted,
+    SecureChatError,
 )
 from securechat_proto.v1 import chat_pb2, content_pb2, keys_pb2
 
@@ -206,7 +207,10 @@ class Messenger:
             )
         room = target.name if target.kind == "room" else ""
         if room in self.vault.state.legacy_rooms and not self.rosters.is_legacy(room):
-            await self.upgrades.rejoin(room)  # upgraded meanwhile, maybe: join it again first
+            # upgraded meanwhile, maybe: join it again first (a failure, the network's above
+            # all, is the send's to report: it says it in the send path's own words)
+            with contextlib.suppress(SecureChatError):
+                await self.upgrades.rejoin(room)
         content = content_pb2.MessageContent(
             message_id=message_id or uuid.uuid4().hex,
             sent_at_ms=now_ms(),
