@@ -92,6 +92,14 @@ async def test_the_lobby_is_upgraded_and_its_members_join_again(
     carol = await make_device("carol")
     assert "carol" not in await _server_members(server, LOBBY)
     assert not [r for r in await carol.api.list_rooms() if r.name == LOBBY and r.member]
+    # a CREATE pushed for a room the client never saw it in makes it join nothing
+    seen_by_carol = carol.messenger()
+    create = (await carol.api.get_roster(LOBBY)).events[0]
+    await seen_by_carol.rosters.receive(LOBBY, 0, create)
+    assert (await seen_by_carol.upgrades.rejoin(LOBBY)) is not None
+    opened = await seen_by_carol.upgrades.open(LOBBY)
+    assert opened is not None and not opened.is_member("carol")
+    assert "carol" not in await _server_members(server, LOBBY)
     # ... its client joins with a signed JOIN, which every member is shown
     assert await carol.messenger().upgrades.join_open(LOBBY) is True
     await alice.watch.until(lambda: "#lobby: carol joined" in alice.watch.notices())
