@@ -192,11 +192,11 @@ class RosterBook:
             self.rejected(room, exc)
             return None
         self.vault.state.rosters[room] = roster
+        creator = changes[0].actor if changes else ""
         if changes and changes[0].version.sequence == 0 and self._upgraded(room):
-            self._tell(room, upgrade_notice(room, changes[0].actor))
+            self._tell(room, upgrade_notice(room, creator))
             changes = changes[1:]
         if len(changes) > SUMMARY_OVER:
-            creator = changes[0].actor
             self._tell(
                 room,
                 f"#{room}: verified member list, {len(roster.members)} members, each join "
