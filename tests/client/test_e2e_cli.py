@@ -100,36 +100,36 @@ def test_rooms_commands_and_room_password_from_the_environment(make_user) -> Non
 
 
 def test_rooms_password_sets_changes_and_removes_a_room_password(make_user) -> None:  # type: ignore[no-untyped-def]
-    hana: User = make_user("hana")
-    hana.run("register", "hana")
-    hana.run("rooms", "create", "den")
+    nora: User = make_user("nora")
+    nora.run("register", "nora")
+    nora.run("rooms", "create", "den")
     pass_one = {"SECURECHAT_ROOM_PASSWORD": "den-secret-1"}
-    made = _run_with(hana, pass_one, "rooms", "password", "den")
+    made = _run_with(nora, pass_one, "rooms", "password", "den")
     assert made.returncode == 0, made.stderr
     assert "den has a new password" in made.stderr
     assert "den-secret-1" not in made.stderr + made.stdout
-    assert "den  1 member(s)  [member, password]" in hana.run("rooms", "list").stdout
+    assert "den  1 member(s)  [member, password]" in nora.run("rooms", "list").stdout
 
-    ivan: User = make_user("ivan")
-    ivan.run("register", "ivan")
-    wrong = _run_with(ivan, {"SECURECHAT_ROOM_PASSWORD": "not-it-1"}, "rooms", "join", "den")
+    otto: User = make_user("otto")
+    otto.run("register", "otto")
+    wrong = _run_with(otto, {"SECURECHAT_ROOM_PASSWORD": "not-it-1"}, "rooms", "join", "den")
     assert wrong.returncode == 68
-    joined = _run_with(ivan, pass_one, "rooms", "join", "den")
+    joined = _run_with(otto, pass_one, "rooms", "join", "den")
     assert joined.returncode == 0, joined.stderr
-    refused = _run_with(ivan, {"SECURECHAT_ROOM_PASSWORD": "ivans-own-1"}, "rooms", "password",
+    refused = _run_with(otto, {"SECURECHAT_ROOM_PASSWORD": "ottos-own-1"}, "rooms", "password",
                         "den")  # fmt: skip
     assert refused.returncode != 0 and "only an admin of #den" in refused.stderr
-    assert "den  2 member(s)  [member, password]" in hana.run("rooms", "list").stdout
+    assert "den  2 member(s)  [member, password]" in nora.run("rooms", "list").stdout
 
-    opened = hana.run("rooms", "password", "den", "--remove")
+    opened = nora.run("rooms", "password", "den", "--remove")
     assert "den is open now (no password)" in opened.stderr
-    assert "den  2 member(s)  [member]" in hana.run("rooms", "list").stdout
-    again = hana.run("rooms", "password", "den", "--remove", ok=False)
+    assert "den  2 member(s)  [member]" in nora.run("rooms", "list").stdout
+    again = nora.run("rooms", "password", "den", "--remove", ok=False)
     assert again.returncode != 0 and "open already" in again.stderr
     # no password in the environment and no terminal: refused, nothing changed
-    blind = hana.run("rooms", "password", "den", ok=False)
+    blind = nora.run("rooms", "password", "den", ok=False)
     assert blind.returncode != 0 and "SECURECHAT_ROOM_PASSWORD" in blind.stderr
-    assert "den  2 member(s)  [member]" in hana.run("rooms", "list").stdout
+    assert "den  2 member(s)  [member]" in nora.run("rooms", "list").stdout
 
 
 def _run_with(user: User, extra: dict[str, str], *args: str):  # type: ignore[no-untyped-def]
