@@ -269,3 +269,23 @@ def test_devices_link_list_and_remove_from_the_command_line(make_user) -> None: 
     ]
     gone = phone.run("inbox", "--json", ok=False)
     assert gone.returncode == 67 and "session" in gone.stderr  # its sessions were revoked
+
+
+def test_zz_an_upgraded_lobby_is_joined_by_the_accounts_registered_after(make_user) -> None:  # type: ignore[no-untyped-def]
+    """Last in this module: it makes the shared server's lobby a signed room."""
+    pia: User = make_user("pia")
+    pia.run("register", "pia")  # put in the legacy lobby by the server
+    upgraded = pia.run("rooms", "upgrade", "lobby")
+    assert "lobby is end-to-end verified now" in upgraded.stderr
+    assert "pia made #lobby end-to-end verified" in upgraded.stderr
+    again = pia.run("rooms", "upgrade", "lobby", ok=False)
+    assert again.returncode != 0 and "verified already" in again.stderr
+
+    quinn: User = make_user("quinn")
+    registered = quinn.run("register", "quinn")  # the server no longer adds it: it joins itself
+    assert "joined #lobby (a signed join" in registered.stderr
+    assert "lobby  2 member(s)  [member]" in quinn.run("rooms", "list").stdout
+    sent = pia.run("send", "--room", "lobby", "hello quinn, verified")
+    assert "#lobby: quinn joined" in sent.stderr  # shown before anything was encrypted to it
+    inbox = quinn.run("inbox").stdout
+    assert "hello quinn, verified" in inbox
