@@ -18,7 +18,7 @@ from securechat.client.devices_view import devices_command
 from securechat.client.events import Target, check_room, check_user
 from securechat.client.key_change import decide
 from securechat.crypto.trust import TrustLevel
-from securechat.errors import SecureChatError
+from securechat.errors import InvalidArgument, SecureChatError
 
 if TYPE_CHECKING:
     from securechat.client.chat_engine import ChatEngine
@@ -119,6 +119,27 @@ async def change_roster(engine: ChatEngine, command: Command) -> None:
         await actions.remove(room, user)
     else:
         await actions.set_admin(room, user, make_admin=command.name == "admin")
+
+
+@handles("password")
+async def password(engine: ChatEngine, command: Command) -> None:
+    """Set or change the current room's password (asked twice), or open the room again."""
+    room = engine.current_room()
+    actions = engine.session.messenger.actions
+    roster = await actions.admin_roster(room)  # before a password is typed for nothing
+    if command.args:  # --remove
+        if not roster.policy.protected:
+            raise InvalidArgument(f"#{room} has no password: it is open already")
+        await actions.set_password(room, "")
+    else:
+        await actions.set_password(room, await engine.new_room_password(room))
+
+
+@handles("upgrade")
+async def upgrade(engine: ChatEngine, command: Command) -> None:
+    """Sign the CREATE of a room from before signed rosters (its notice says so)."""
+    room = engine.current_room()
+    await engine.session.messenger.upgrades.upgrade(room, lambda: engine.new_room_password(room))
 
 
 @handles("who")

@@ -39,6 +39,7 @@ from securechat.client.relogin import Credential, Renewal
 from securechat.client.rpc.link import Backoff
 from securechat.client.session import ChatSession
 from securechat.errors import InvalidArgument, PermissionDenied, SecureChatError
+from securechat_proto.v1 import rooms_pb2
 
 HISTORY_FILE = "history.db"
 
@@ -133,6 +134,8 @@ class ChatEngine:
         info = listed.get(room)
         if info is None or not info.member:
             await self.join(room)
+        else:
+            await self.open_room(room, info)
         self.users.update(m.user for m in await api.list_members(room))
         self.users.update(u.user for u in await api.list_online())
         self.users.discard(self.me)
@@ -208,6 +211,27 @@ class ChatEngine:
             raise InvalidArgument(f"no password given: not joined to #{room}")
         return typed
 
+    async def new_room_password(self, room: str) -> str:
+        """A new room password: SECURECHAT_ROOM_PASSWORD, else asked twice (hidden)."""
+        value = os.environ.get(ROOM_PASSWORD_ENV)
+        if value is not None:
+            return value
+        typed = await self.view.ask_secret(f"new password for #{room}")
+        if not typed:
+            raise InvalidArgument(f"no password given: #{room} is unchanged")
+        if await self.view.ask_secret(f"repeat the new password for #{room}") != typed:
+            raise InvalidArgument(f"the two passwords differ: #{room} is unchanged")
+        return typed
+
+    async def open_room(self, room: str, info: rooms_pb2.RoomInfo | None = None) -> None:
+        """A room of the user's is opened: an open room from before signed rosters is made
+        end-to-end verified (client/room_upgrade.py); a failure is told, the chat goes on."""
+        try:
+            await self.session.messenger.upgrades.open(room, info)
+        except SecureChatError as exc:
+            self.view.say(f"! #{room} could not be upgraded: {exc.message}",
+                          target=Target.room(room), warning=True)  # fmt: skip
+
     async def join(self, room: str) -> None:
         room = check_room(room)
         api = self.client.api
@@ -226,6 +250,7 @@ class ChatEngine:
         self.rooms.add(room)
         self.view.say(f"joined #{joined.name} ({joined.member_count} member(s))",
                       target=Target.room(room))  # fmt: skip
+        await self.open_room(room)  # a room from before signed rosters: upgraded when open
 
     # -- what arrives ----------------------------------------------------------------------
 

@@ -10,7 +10,27 @@ import click
 from securechat.client.cli_common import echo, note, note_event, opened, run
 
 if TYPE_CHECKING:
-    from securechat.client.account import Options
+    from securechat.client.account import Client, Options
+
+
+async def _join_default_room(client: Client) -> None:
+    """The server joins a new account to its default room only while that room has no signed
+    roster; once it has one, the new client joins it itself (a signed JOIN) when it is open."""
+    from securechat.client.cli_common import client_config
+    from securechat.client.messenger import Messenger
+    from securechat.errors import SecureChatError
+
+    assert client.vault is not None
+    room = client_config().ui.room
+    messenger = Messenger(client.api, client.vault)
+    try:
+        await messenger.upgrades.settle_all()  # a legacy lobby is remembered: joined again later
+        joined = await messenger.upgrades.join_open(room)
+    except SecureChatError as exc:
+        note(f"! could not join #{room}: {exc.message}")
+        return
+    if joined:
+        note(f"joined #{room} (a signed join, shown to its members)")
 
 
 @click.command()
@@ -25,6 +45,7 @@ def register(options: Options, user: str) -> None:
             password = options.secrets.account_password(confirm=True)
             await account.register(client, user, password)
             assert client.session is not None
+            await _join_default_room(client)
             note(
                 f"registered {user} (device {client.session.device_id}) on "
                 f"{client.endpoint.server}; profile {client.profile.name!r} is logged in"

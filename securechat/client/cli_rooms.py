@@ -1,4 +1,4 @@
-"""Room subcommands: rooms list|create|join|leave|members|remove|admin.
+"""Room subcommands: rooms list|create|join|leave|members|remove|admin|password|upgrade.
 
 Create, join, leave, remove and admin changes are signed roster events (issue 15) made with the
 account key in the keystore (so these commands unlock it); a room password is turned into the
@@ -182,6 +182,54 @@ def rooms_admin(options: Options, room: str, user: str, revoke: bool) -> None:
         async with signing(options) as (_, messenger):
             await messenger.actions.set_admin(room, user, make_admin=not revoke)
             note(f"{user} is {'no longer ' if revoke else ''}an admin of {room}")
+
+    run(go())
+
+
+@rooms.command("password")
+@click.argument("room")
+@click.option("--remove", is_flag=True, help="Take the password away: the room is open again.")
+@click.pass_obj
+def rooms_password(options: Options, room: str, remove: bool) -> None:
+    """Set or change the password of ROOM (admins only; asked twice, or
+    SECURECHAT_ROOM_PASSWORD). Members already in it stay; joins need the new password."""
+    from securechat.client.events import check_room
+    from securechat.errors import InvalidArgument
+
+    check_room(room)
+
+    async def go() -> None:
+        async with signing(options) as (_, messenger):
+            roster = await messenger.actions.admin_roster(room)
+            if remove and not roster.policy.protected:
+                raise InvalidArgument(f"{room} has no password: it is open already")
+            password = "" if remove else options.secrets.room_password(room, confirm=True)
+            if not remove and not password:
+                raise InvalidArgument(f"no password given: {room} is unchanged")
+            await messenger.actions.set_password(room, password)
+            note(f"{room} is open now (no password)" if remove else f"{room} has a new password")
+
+    run(go())
+
+
+@rooms.command("upgrade")
+@click.argument("room")
+@click.pass_obj
+def rooms_upgrade(options: Options, room: str) -> None:
+    """Make ROOM, a room from before signed member lists that you are in, end-to-end verified
+    (a protected one asks for a room password, which its members then join with)."""
+    from securechat.client.events import check_room
+
+    check_room(room)
+
+    async def go() -> None:
+        async with signing(options) as (_, messenger):
+
+            async def ask() -> str:
+                return options.secrets.room_password(room, confirm=True)
+
+            await messenger.upgrades.upgrade(room, ask)
+            note(f"{room} is end-to-end verified now: its members join again")
 
     run(go())
 

@@ -16,6 +16,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "remove": ("USER", "remove USER from the current room (admins; a signed change)"),
     "admin": ("USER", "make USER an admin of the current room (admins)"),
     "unadmin": ("USER", "USER is no longer an admin of the current room (admins)"),
+    "password": (
+        "[--remove]",
+        "set or change the current room's password, asked twice (admins); --remove opens "
+        "the room again",
+    ),
+    "upgrade": (
+        "",
+        "make the current room (one from before signed member lists) end-to-end verified; "
+        "a protected one asks for a room password",
+    ),
     "who": ("", "who is online"),
     "w": ("USER TEXT", "private message (also /whisper USER TEXT and @USER TEXT)"),
     "switch": ("ROOM|@USER", "send plain text to another room or person"),
@@ -47,6 +57,7 @@ ARGUMENTS = {
     "trust": (1, 1),
     "reject": (1, 1),
     "devices": (0, 2),
+    "password": (0, 1),
 }
 
 
@@ -87,6 +98,8 @@ def parse(line: str) -> Command | None:
         raise InvalidArgument(f"usage: /{name} {usage}".rstrip())
     if name == "create" and len(args) == 2 and args[1] != "--password":
         raise InvalidArgument("usage: /create ROOM [--password]")
+    if name == "password" and args not in ((), ("--remove",)):
+        raise InvalidArgument("usage: /password [--remove]")
     if (
         name == "devices"
         and args not in ((), ("link",))

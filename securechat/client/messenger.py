@@ -32,6 +32,7 @@ from securechat.client.events import (
 from securechat.client.recipients import RecipientBook
 from securechat.client.room_actions import RoomActions
 from securechat.client.room_channel import RoomChannel
+from securechat.client.room_upgrade import LegacyRooms
 from securechat.client.rosters import RosterBook
 from securechat.client.rpc.api import Api
 from securechat.client.rpc.sender import Receipt, Seal, Sealed, Sender
@@ -49,6 +50,7 @@ from securechat.errors import (
     InvalidArgument,
     NotFound,
     ResourceExhausted,
+    SecureChatError,
 )
 from securechat_proto.v1 import chat_pb2, content_pb2, keys_pb2
 
@@ -87,6 +89,7 @@ class Messenger:
         self.rooms = RoomChannel(vault, self.rosters, self.ensure_sessions, self._certified, notify)
         self.actions = RoomActions(self.rosters)
         self.rosters.rejoin = self.actions.rejoin  # a stale own membership: join again
+        self.upgrades = LegacyRooms(self.actions, notify)
         self._rechecked: set[Address] = set()
 
     def _warn(self, user: str, key: str, text: str) -> None:
@@ -203,6 +206,12 @@ class Messenger:
                 f"the message is too long ({size} bytes; at most {MAX_BODY_BYTES}): send it in "
                 "parts"
             )
+        room = target.name if target.kind == "room" else ""
+        if room in self.vault.state.legacy_rooms and not self.rosters.is_legacy(room):
+            # upgraded meanwhile, maybe: join it again first (a failure, the network's above
+            # all, is the send's to report: it says it in the send path's own words)
+            with contextlib.suppress(SecureChatError):
+                await self.upgrades.rejoin(room)
         content = content_pb2.MessageContent(
             message_id=message_id or uuid.uuid4().hex,
             sent_at_ms=now_ms(),

@@ -53,11 +53,14 @@ class SecretSource:
         self._account = value
         return value
 
-    def room_password(self, room: str) -> str:
-        """SECURECHAT_ROOM_PASSWORD, else a hidden prompt."""
+    def room_password(self, room: str, *, confirm: bool = False) -> str:
+        """SECURECHAT_ROOM_PASSWORD, else a hidden prompt (asked twice with ``confirm``)."""
         value = self.env.get(ROOM_PASSWORD_ENV)
         if value is not None:
             return value
         if not self._interactive():
             raise InvalidArgument(f"room {room} needs a password: set {ROOM_PASSWORD_ENV}")
-        return getpass.getpass(f"Password for room {room}: ")
+        value = getpass.getpass(f"Password for room {room}: ")
+        if confirm and getpass.getpass(f"Repeat the password for room {room}: ") != value:
+            raise InvalidArgument("the two passwords differ: try again")
+        return value

@@ -161,10 +161,22 @@ class RoomActions:
             room, lambda r: admin_event(r, signer, user, key, subject, make_admin=make_admin)
         )
 
-    async def set_password(self, room: str, password: str) -> None:
-        """Protect the room with ``password`` (empty: open it)."""
-        signer, user, key = self._identity()
+    async def admin_roster(self, room: str) -> Roster:
+        """The room's verified roster, when this user is one of its admins (asked before a
+        password is typed for nothing); PermissionDenied otherwise."""
+        _, user, _ = self._identity()
         roster = await self._signed(room)
+        if not roster.is_admin(user):
+            raise PermissionDenied(
+                f"only an admin of #{room} can change its password: ask one of its admins "
+                f"({', '.join(sorted(u for u, m in roster.members.items() if m.admin))})"
+            )
+        return roster
+
+    async def set_password(self, room: str, password: str) -> None:
+        """Protect the room with ``password`` (empty: open it); admins only."""
+        signer, user, key = self._identity()
+        roster = await self.admin_roster(room)
         policy, authenticator = OPEN_POLICY, ""
         if password:
             params = room_argon2()

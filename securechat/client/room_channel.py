@@ -97,6 +97,7 @@ class _RoomRun:
     parked: dict[Address, list[bytes]] = field(default_factory=dict)  # keys from stale members
     keyless: set[Address] = field(default_factory=set)
     highest: int = 0  # the highest room position processed (held or not)
+    done: set[int] = field(default_factory=set)  # positions above the ack already processed
 
     def held_count(self) -> int:
         return sum(len(items) for items in self.held.values())
@@ -207,13 +208,32 @@ class RoomChannel:
         acks = self.vault.state.room_acks
         if upto > acks.get(room, 0):
             acks[room] = upto
+        acked = acks.get(room, 0)
+        run.done = {seq for seq in run.done if seq > acked}
+
+    def _served_before(self, room: str, room_seq: int) -> bool:
+        """The server serves a room position again after a reconnect or resume that came
+        before its ack: it was processed (shown, or held for its key), so it is not opened a
+        second time (its message key is gone: it would show as undecryptable)."""
+        if room_seq <= self.vault.state.room_acks.get(room, 0):
+            return True
+        return room_seq in self._run(room).done or any(
+            h.room_seq == room_seq for h in self._held(room)
+        )
 
     async def open(self, delivery: chat_pb2.Delivery) -> list[Event]:
-        """A room message stored once (``delivery.room_seq``)."""
+        """A room message stored once (``delivery.room_seq``); [] for one served again."""
         room = delivery.conversation.room
+        if self._served_before(room, delivery.room_seq):
+            return []
         events = await self._open(delivery)
+        if not any(h.room_seq == delivery.room_seq for h in self._held(room)):
+            self._run(room).done.add(delivery.room_seq)
         self.position(room, delivery.room_seq)
         return events
+
+    def _held(self, room: str) -> list[_Held]:
+        return [h for items in self._run(room).held.values() for h in items]
 
     async def _open(self, delivery: chat_pb2.Delivery) -> list[Event]:
         room = delivery.conversation.room
@@ -318,6 +338,7 @@ class RoomChannel:
         events: list[Event] = []
         for item in held:
             events.extend(await self._open(item.delivery))
+            run.done.add(item.room_seq)
         self.position(room, 0)
         return events
 

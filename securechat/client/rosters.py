@@ -61,6 +61,14 @@ FETCH_CONCURRENCY = 16
 SUMMARY_OVER = 20
 
 
+def upgrade_notice(room: str, actor: str) -> str:
+    return (
+        f"#{room}: {actor} made #{room} end-to-end verified: its member list is signed from now "
+        "on, and room messages go only to members whose signed join is shown here. Members of "
+        "the old room are in it again once they join (their clients do that for an open room)"
+    )
+
+
 def fork_warning(room: str, other: str = "") -> str:
     who = other or "other members"
     return (
@@ -82,6 +90,7 @@ class RosterBook:
         self.notify = notify
         self._locks: dict[str, asyncio.Lock] = {}
         self._legacy: set[str] = set()  # rooms the server has no signed roster for (this run)
+        self._was_legacy: set[str] = set()  # ... at some point of this run (upgrades are told)
         self._fresh: set[str] = set()  # synced since the stream (re)opened: events keep them
         self.rejoin: Rejoin | None = None  # joins a room again under the own current key
         self._rejoined: set[str] = set()  # rooms rejoined automatically this run (once each)
@@ -97,8 +106,23 @@ class RosterBook:
         return self.roster(room)
 
     def reconnected(self) -> None:
-        """A new stream: events may have been missed while it was down."""
+        """A new stream: events may have been missed while it was down (a legacy room may
+        have been upgraded meanwhile)."""
         self._fresh.clear()
+        self._legacy.clear()
+
+    def is_legacy(self, room: str) -> bool:
+        """Known (this connection) to have no signed roster."""
+        return room in self._legacy and room not in self.vault.state.rosters
+
+    async def refetch(self, room: str) -> Roster | None:
+        """:meth:`sync`, also for a room known to be legacy (someone may have upgraded it)."""
+        self._legacy.discard(room)
+        return await self.sync(room)
+
+    def _mark_legacy(self, room: str) -> None:
+        self._legacy.add(room)
+        self._was_legacy.add(room)
 
     def _tell(self, room: str, text: str, *, warning: bool = False) -> None:
         if self.notify is not None:
@@ -177,7 +201,7 @@ class RosterBook:
                 events = await self._fetch(room, start)
             except (NotFound, PermissionDenied, FailedPrecondition):
                 if roster is None:
-                    self._legacy.add(room)  # no roster to be had (or a server without rosters)
+                    self._mark_legacy(room)  # no roster to be had (or a server without rosters)
                 return roster
             await self.learn_keys(events, save=False)  # saved with the roster below
             self._fresh.add(room)
@@ -193,7 +217,7 @@ class RosterBook:
 
     def _first(self, room: str, events: list[bytes]) -> Roster | None:
         if not events:
-            self._legacy.add(room)
+            self._mark_legacy(room)
             return None
         try:
             roster, changes = Roster.from_events(room, events)
@@ -201,8 +225,11 @@ class RosterBook:
             self.rejected(room, exc)
             return None
         self.vault.state.rosters[room] = roster
+        creator = changes[0].actor if changes else ""
+        if changes and changes[0].version.sequence == 0 and self._upgraded(room):
+            self._tell(room, upgrade_notice(room, creator))
+            changes = changes[1:]
         if len(changes) > SUMMARY_OVER:
-            creator = changes[0].actor
             self._tell(
                 room,
                 f"#{room}: verified member list, {len(roster.members)} members, each join "
@@ -215,6 +242,10 @@ class RosterBook:
         self.tell_stale(room, roster)
         self.vault.save()
         return roster
+
+    def _upgraded(self, room: str) -> bool:
+        """Whether this room was known without a signed roster: its CREATE is an upgrade."""
+        return room in self._was_legacy or room in self.vault.state.legacy_rooms
 
     def _apply_all(self, room: str, roster: Roster, events: list[bytes]) -> None:
         for data in events:
@@ -301,6 +332,7 @@ class RosterBook:
         different one there is a fork)."""
         roster = self.roster(room)
         if roster is None:
+            self._legacy.discard(room)  # an upgrade of a room from before rosters, maybe
             await self.sync(room)
             return
         head = roster.version.sequence

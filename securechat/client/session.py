@@ -139,8 +139,11 @@ class ChatSession:
             if event.WhichOneof("event") == "roster":
                 r = event.roster
                 rosters.setdefault(r.room, []).append((r.sequence, r.event))
+        legacy = self.vault.state.legacy_rooms
         for room, changes in rosters.items():
             await self.messenger.rosters.receive_many(room, changes)
+            if room in legacy:  # upgraded, maybe: join it again (client/room_upgrade.py)
+                self._background(self._guarded(self.messenger.upgrades.rejoin(room), room))
         for event in events:
             kind = event.WhichOneof("event")
             if kind == "delivery":
@@ -150,6 +153,7 @@ class ChatSession:
                 self._check_prekeys()
             elif kind == "opened":
                 self.messenger.rosters.reconnected()
+                self._background(self._guarded(self.messenger.upgrades.settle_all()))
                 self.refill.due()  # this check counts as the periodic one
                 self._background(self._upkeep())
             elif kind == "presence":
@@ -187,6 +191,15 @@ class ChatSession:
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _guarded(self, work: Awaitable[object], room: str = "") -> None:
+        """A room upkeep beside the stream: its failure is told, never fatal."""
+        try:
+            await work
+        except SecureChatError as exc:
+            where = Target.room(room) if room else None
+            text = f"could not bring {'#' + room if room else 'your rooms'} up to date: "
+            self.notify(NoticeEvent(text + exc.message, warning=True, target=where))
 
     async def _recheck(self, user: str) -> None:
         """Fetch and verify ``user``'s devices again (it tells the user what changed)."""

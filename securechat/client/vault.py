@@ -69,6 +69,9 @@ class ClientState:
     rosters: dict[str, Roster] = field(default_factory=dict)
     room_keys: dict[str, RoomKeys] = field(default_factory=dict)
     room_acks: dict[str, int] = field(default_factory=dict)
+    # Rooms from before signed rosters this user was seen a member of: once one of them has a
+    # signed roster without the user, the client joins it again (client/room_upgrade.py).
+    legacy_rooms: dict[str, None] = field(default_factory=dict)
 
     def remember(self, message_id: str) -> None:
         self.seen[message_id] = None
@@ -179,6 +182,8 @@ def _encode(account: CryptoAccount, state: ClientState) -> bytes:
         document["room_keys"] = {room: _b64(k.to_bytes()) for room, k in state.room_keys.items()}
     if state.room_acks:
         document["room_acks"] = dict(state.room_acks)
+    if state.legacy_rooms:
+        document["legacy_rooms"] = list(state.legacy_rooms)
     if state.history_key:
         document["history_key"] = base64.b64encode(state.history_key).decode("ascii")
     return json.dumps(document, separators=(",", ":")).encode("utf-8")
@@ -215,6 +220,7 @@ def _decode(data: bytes) -> tuple[CryptoAccount, ClientState]:
                 for room, data in document.get("room_keys", {}).items()
             },
             room_acks={str(room): int(n) for room, n in document.get("room_acks", {}).items()},
+            legacy_rooms=dict.fromkeys(str(r) for r in document.get("legacy_rooms", ())),
         )
     except KeystoreError:
         raise

@@ -137,6 +137,8 @@ async def device(
         await link(link_from, made)
     vault.state.account_published = True
     await maintain(api, vault)
+    if register:  # as `securechat register` does: the legacy lobby it is in is remembered
+        await Messenger(api, vault).upgrades.settle_all()
     return made
 
 

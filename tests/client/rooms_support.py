@@ -15,11 +15,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from securechat.client.events import Event, Target
+from securechat.client.history import Entry
 from securechat.client.messenger import Messenger, now_ms
 from securechat.client.rpc.sender import Sealed
 from securechat.crypto.account import Address
 from securechat.crypto.roster_event import RosterEvent
-from securechat.errors import RosterMovedOn
+from securechat.errors import RosterMovedOn, SecureChatError
 from securechat_proto.v1 import chat_pb2, content_pb2, rooms_pb2
 from tests.client.live import Device
 
@@ -162,3 +163,35 @@ class RoomRelay:
                     await member.take(delivery)
             await member.take(message)
         return sealed
+
+
+class Recorder:
+    """A View without a screen: what the engine says, and the secrets it is given."""
+
+    def __init__(self, room: str) -> None:
+        self.current = Target.room(room)
+        self.lines: list[str] = []
+        self.answers: list[str] = []
+        self.asked: list[str] = []
+
+    def show_entry(self, entry: Entry, error: SecureChatError | None) -> None:
+        self.lines.append(entry.body)
+
+    def show_event(self, event: Event) -> None:
+        self.lines.append(str(getattr(event, "text", event)))
+
+    def say(self, text: str, *, target: Target | None = None, warning: bool = False) -> None:
+        self.lines.append(text)
+
+    def switch(self, target: Target) -> None:
+        self.current = target
+
+    def show_search(self, query: str, entries: list[Entry]) -> None:
+        raise AssertionError("no search here")
+
+    async def ask_secret(self, prompt: str) -> str | None:
+        self.asked.append(prompt)
+        return self.answers.pop(0) if self.answers else None
+
+    async def confirm(self, question: str) -> bool:
+        raise AssertionError("nothing to confirm here")

@@ -26,6 +26,9 @@ from securechat.errors import InvalidArgument
         ("/devices", Command("devices")),
         ("/devices link", Command("devices", ("link",))),
         ("/devices remove 3", Command("devices", ("remove", "3"))),
+        ("/password", Command("password")),
+        ("/password --remove", Command("password", ("--remove",))),
+        ("/upgrade", Command("upgrade")),
     ],
 )
 def test_parse(line: str, command: Command) -> None:
@@ -49,6 +52,9 @@ def test_blank_line_is_nothing() -> None:
         ("/devices remove", "usage: /devices [link | remove N]"),
         ("/devices remove me", "usage: /devices [link | remove N]"),
         ("/devices unlink", "usage: /devices [link | remove N]"),
+        ("/password hunter2", "usage: /password [--remove]"),
+        ("/password --remove now", "usage: /password [--remove]"),
+        ("/upgrade lobby", "usage: /upgrade"),
     ],
 )
 def test_bad_input_says_what_to_do(line: str, message: str) -> None:
@@ -59,5 +65,6 @@ def test_bad_input_says_what_to_do(line: str, message: str) -> None:
 def test_help_lists_every_command() -> None:
     text = "\n".join(help_lines())
     for name in ("/help", "/join", "/create", "/leave", "/rooms", "/members", "/who", "/w",
-                 "/switch", "/verify", "/trust", "/reject", "/devices", "/quit"):  # fmt: skip
+                 "/switch", "/verify", "/trust", "/reject", "/devices", "/password", "/upgrade",
+                 "/quit"):  # fmt: skip
         assert name in text

@@ -99,6 +99,39 @@ def test_rooms_commands_and_room_password_from_the_environment(make_user) -> Non
     assert "removed gerda" in frank.run("rooms", "remove", "vault", "gerda").stderr
 
 
+def test_rooms_password_sets_changes_and_removes_a_room_password(make_user) -> None:  # type: ignore[no-untyped-def]
+    nora: User = make_user("nora")
+    nora.run("register", "nora")
+    nora.run("rooms", "create", "den")
+    pass_one = {"SECURECHAT_ROOM_PASSWORD": "den-secret-1"}
+    made = _run_with(nora, pass_one, "rooms", "password", "den")
+    assert made.returncode == 0, made.stderr
+    assert "den has a new password" in made.stderr
+    assert "den-secret-1" not in made.stderr + made.stdout
+    assert "den  1 member(s)  [member, password]" in nora.run("rooms", "list").stdout
+
+    otto: User = make_user("otto")
+    otto.run("register", "otto")
+    wrong = _run_with(otto, {"SECURECHAT_ROOM_PASSWORD": "not-it-1"}, "rooms", "join", "den")
+    assert wrong.returncode == 68
+    joined = _run_with(otto, pass_one, "rooms", "join", "den")
+    assert joined.returncode == 0, joined.stderr
+    refused = _run_with(otto, {"SECURECHAT_ROOM_PASSWORD": "ottos-own-1"}, "rooms", "password",
+                        "den")  # fmt: skip
+    assert refused.returncode != 0 and "only an admin of #den" in refused.stderr
+    assert "den  2 member(s)  [member, password]" in nora.run("rooms", "list").stdout
+
+    opened = nora.run("rooms", "password", "den", "--remove")
+    assert "den is open now (no password)" in opened.stderr
+    assert "den  2 member(s)  [member]" in nora.run("rooms", "list").stdout
+    again = nora.run("rooms", "password", "den", "--remove", ok=False)
+    assert again.returncode != 0 and "open already" in again.stderr
+    # no password in the environment and no terminal: refused, nothing changed
+    blind = nora.run("rooms", "password", "den", ok=False)
+    assert blind.returncode != 0 and "SECURECHAT_ROOM_PASSWORD" in blind.stderr
+    assert "den  2 member(s)  [member]" in nora.run("rooms", "list").stdout
+
+
 def _run_with(user: User, extra: dict[str, str], *args: str):  # type: ignore[no-untyped-def]
     import subprocess
 
@@ -236,3 +269,23 @@ def test_devices_link_list_and_remove_from_the_command_line(make_user) -> None: 
     ]
     gone = phone.run("inbox", "--json", ok=False)
     assert gone.returncode == 67 and "session" in gone.stderr  # its sessions were revoked
+
+
+def test_zz_an_upgraded_lobby_is_joined_by_the_accounts_registered_after(make_user) -> None:  # type: ignore[no-untyped-def]
+    """Last in this module: it makes the shared server's lobby a signed room."""
+    pia: User = make_user("pia")
+    pia.run("register", "pia")  # put in the legacy lobby by the server
+    upgraded = pia.run("rooms", "upgrade", "lobby")
+    assert "lobby is end-to-end verified now" in upgraded.stderr
+    assert "pia made #lobby end-to-end verified" in upgraded.stderr
+    again = pia.run("rooms", "upgrade", "lobby", ok=False)
+    assert again.returncode != 0 and "verified already" in again.stderr
+
+    quinn: User = make_user("quinn")
+    registered = quinn.run("register", "quinn")  # the server no longer adds it: it joins itself
+    assert "joined #lobby (a signed join" in registered.stderr
+    assert "lobby  2 member(s)  [member]" in quinn.run("rooms", "list").stdout
+    sent = pia.run("send", "--room", "lobby", "hello quinn, verified")
+    assert "#lobby: quinn joined" in sent.stderr  # shown before anything was encrypted to it
+    inbox = quinn.run("inbox").stdout
+    assert "hello quinn, verified" in inbox

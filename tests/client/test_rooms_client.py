@@ -11,6 +11,7 @@ from collections.abc import Iterable
 import pytest
 
 from securechat.client.events import MessageEvent, UndecryptableEvent
+from securechat.client.messenger import Messenger
 from securechat.client.room_channel import CHUNK_BYTES, MAX_HELD_PER_ROOM, chunk
 from securechat.client.vault import Vault
 from securechat.crypto.account import Address
@@ -508,3 +509,27 @@ async def test_room_sends_save_the_keystore_once_per_reservation_and_survive_a_k
     await relay.send(alice, ROOM, "after the kill", ["bob"])
     assert _texts(bob) == [f"m{n}" for n in range(sends)] + ["after the kill"]
     assert not [n for n in _notices(bob) if "could not" in n]
+
+
+async def test_a_room_message_served_twice_is_shown_once(make_device: MakeDevice) -> None:
+    """A reconnect or resume can serve the same room position again: it is the same message,
+    not one that "could not be decrypted"."""
+    relay, (alice, bob) = await _room(make_device, "alice", "bob")
+    sealed, _ = await relay.seal(alice, ROOM, "once")
+    assert sealed.accepted is not None
+    sealed.accepted()
+    pairwise, message = relay.deliveries(alice, ROOM, sealed)
+    for device, delivery in pairwise:
+        if device == bob.address:
+            await bob.take(delivery)
+    first = await bob.take(message)
+    assert [e.text for e in first if isinstance(e, MessageEvent)] == ["once"]
+    assert await bob.take(message) == []  # served again in the same run
+    assert bob.messenger.vault.state.room_acks[ROOM] == message.room_seq
+
+    # and after a restart (a new client on the same keystore), from the saved position
+    bob.messenger.vault.save()
+    restarted = Member(bob.device, Messenger(bob.device.api, bob.messenger.vault, bob.device.watch))
+    assert await restarted.take(message) == []
+    assert not [e for e in bob.device.watch.events if isinstance(e, UndecryptableEvent)]
+    assert _texts(bob) == ["once"]

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from securechat.client.events import Target
+from securechat.client.passwords import ROOM_PASSWORD_ENV
+from securechat.client.tui.prompts import SecretPrompt
 from tests.client.conftest import MakeDevice, Reset
 from tests.client.test_tui import type_line
 from tests.client.tui_support import buffer_lines, chat_app, running, until
@@ -82,3 +86,27 @@ async def test_a_member_whose_key_is_not_accepted_is_shown_stale(
                 for line in buffer_lines(app, "#ops")
             )
         )
+
+
+async def test_the_chat_upgrades_the_lobby_and_asks_a_new_password_twice(
+    make_device: MakeDevice, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(ROOM_PASSWORD_ENV, raising=False)
+    alice, bob = await make_device("alice"), await make_device("bob")
+    await bob.start()  # in the legacy lobby, remembered at registration
+    app = chat_app(alice, tmp_path)
+    async with running(app) as pilot:
+        lobby = lambda: buffer_lines(app, "#lobby")  # noqa: E731
+        await until(lambda: any("alice made #lobby end-to-end verified" in x for x in lobby()))
+        await until(lambda: any("#lobby: bob joined" in line for line in lobby()))
+
+        await type_line(pilot, "/password")
+        await until(lambda: isinstance(app.screen, SecretPrompt))
+        await type_line(pilot, "lobby-pass-1")
+        await until(lambda: isinstance(app.screen, SecretPrompt))  # asked again
+        await type_line(pilot, "lobby-pass-1")
+        await until(lambda: any("alice set a new room password" in line for line in lobby()))
+        await bob.watch.until(
+            lambda: "#lobby: alice set a new room password" in bob.watch.notices()
+        )
+        assert not any("lobby-pass-1" in line for line in lobby())

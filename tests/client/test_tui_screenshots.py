@@ -94,6 +94,11 @@ def _utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 async def test_the_main_screen_matches_the_docs(make_device: MakeDevice, tmp_path: Path) -> None:
     alice, bob = await make_device("alice"), await make_device("bob")
     await bob.start()
+    # an ordinary day: the lobby was made end-to-end verified long ago (its notices are not
+    # on this screen), and bob is in it again
+    await alice.messenger().upgrades.open("lobby")
+    await bob.watch.until(lambda: "#lobby: bob joined" in bob.watch.notices())
+    await alice.messenger().rosters.sync("lobby")
     client = client_for(alice, tmp_path, "chat.example.org:50051")
     seed(client.profile.directory / HISTORY_FILE, alice.vault.history_key())
     keep = ClientConfig(history=HistoryConfig(retention_days=0))  # the fixed day stays

@@ -271,6 +271,8 @@ class ChatApp(App[None]):
         elif isinstance(event, NoticeEvent):
             where = str(event.target) if event.target is not None else str(self._current)
             self._note(where, describe(event), "warning" if event.warning else "notice")
+            if event.target is not None and event.target == self._current:
+                self._refresh_members()  # a signed room's changes come as notices
 
     def say(self, text: str, *, target: Target | None = None, warning: bool = False) -> None:
         conversation = str(target) if target is not None else str(self._current)
