@@ -177,7 +177,10 @@ async def test_a_ghost_the_server_adds_to_the_upgraded_lobby_gets_nothing(
     room_message = next(r.room_message for r in written if r.room_message)
     with pytest.raises(DecryptionError):  # the stored room message is not for the ghost
         RoomKeys(LOBBY, mallory.vault.account.address).decrypt(
-            alice.vault.state.rosters[LOBBY], room_message, now=0
+            alice.vault.state.rosters[LOBBY],
+            room_message,
+            now=0,
+            accepted=mallory.messenger().rosters.account_key_of,
         )
     mallory_chat = await mallory.start()
     assert not mallory_chat.messenger.rosters.roster(LOBBY) or not _members(mallory)
