@@ -25,7 +25,7 @@ from securechat.bench.clients import (
     pace,
 )
 from securechat.bench.recipients import ServerListedRecipients
-from securechat.bench.signed_room import SignedMember
+from securechat.bench.signed_room import SharedRoster, SignedMember
 from securechat.bench.workers import gather_limited
 from securechat.client.events import Target
 from securechat.client.rpc import Sender, UnaryOutlet
@@ -68,21 +68,27 @@ class RoomRole:
 
             await gather_limited([partial(account, m) for m in self.members], SETUP_CONCURRENCY)
             if kind is SignedMember:  # one signed join at a time: each takes the roster's head
+                shared = SharedRoster()
                 for member in self.members:
+                    member.shared = shared
                     await member.enter_room()
         await gather_limited([m.open for m in self.members], SETUP_CONCURRENCY)
         return {"members": len(self.members)}
 
-    def phase(self, pattern: str, position: int) -> float | None:
-        """Where in the send period a member sends: ``spread`` evenly over the room (member i
-        of n at i/n), ``burst`` (everyone at the same instant), ``random``."""
+    def phase(self, pattern: str, position: int, senders: int | None = None) -> float | None:
+        """Where in the send period a member sends: ``spread`` evenly over the room's senders
+        (sender i of n at i/n), ``burst`` (everyone at the same instant), ``random``."""
         if pattern == "burst":
             return 0.0
         if pattern == "spread":
-            indexes: list[int] = self.spec.get("indexes", list(range(len(self.members))))
-            size: int = self.spec.get("room_size", len(self.members))
-            return indexes[position] / size
+            size: int = senders or self.spec.get("room_size", len(self.members))
+            return self._index(position) / size
         return None
+
+    def _index(self, position: int) -> int:
+        """The room-wide index of this process's member at ``position``."""
+        indexes: list[int] = self.spec.get("indexes", list(range(len(self.members))))
+        return indexes[position]
 
     async def cmd_run(
         self,
@@ -91,16 +97,24 @@ class RoomRole:
         stop_ns: int,
         window: tuple[int, int],
         pattern: str = "random",
+        senders: int | None = None,
     ) -> dict[str, Any]:
-        """Send at ``rate`` per member from start to stop; record deliveries inside ``window``."""
+        """Send at ``rate`` per sending member from start to stop (``senders``: only the room's
+        first that many members send, None: every member); record deliveries inside
+        ``window``."""
+        sending = [
+            (i, m)
+            for i, m in enumerate(self.members)
+            if senders is None or self._index(i) < senders
+        ]
         if not self.reference:
-            await asyncio.gather(*(m.load_recipients() for m in self.members))
+            await asyncio.gather(*(m.load_recipients() for _, m in sending))
         self.recorder.window(*window)
         self.recorder.errors.clear()
         sent = await asyncio.gather(
             *(
-                pace(rate, start_ns, stop_ns, m.send_one, self.phase(pattern, i))
-                for i, m in enumerate(self.members)
+                pace(rate, start_ns, stop_ns, m.send_one, self.phase(pattern, i, senders))
+                for i, m in sending
             )
         )
         self.sent_total += sum(sent)

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import math
 import statistics
+import time
 from typing import Any
 
-from securechat.bench.harness import STEP_HEADER, Bench, run_step, step_row
+from securechat.bench.harness import ROOM_1000, STEP_HEADER, Bench, run_step, step_row
 from securechat.bench.procs import ServerProcess
 from securechat.bench.report import ratio, show
 from securechat.bench.scenarios import SYSTEMS, drain, saturate
@@ -31,6 +32,7 @@ from securechat.bench.workers import Workers
 LEGACY, SIGNED = "legacy", "signed"  # room kinds of a shape (Params.shapes)
 STORE_TAG = "fanout"  # the securechat server of the shapes
 DRAIN_MAX_S = 30.0
+FIFTY_SIGNED = "50x2 spread signed"  # what the big room is compared with
 
 FIGURES = (
     "server_cpu_us_per_delivery",
@@ -68,7 +70,10 @@ def medians(steps: list[dict[str, Any]]) -> dict[str, Any]:
 
 def summarise_shape(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     sc, ref = medians(runs["securechat"]), medians(runs["reference"])
+    first = runs["securechat"][0]
     return {
+        "members": first["members"],
+        "senders": first["senders"],
         "securechat": sc,
         "reference": ref,
         "cpu_per_delivery_ratio": ratio(
@@ -110,21 +115,31 @@ def _pools(bench: Bench, size: int, servers: dict[str, ServerProcess]) -> dict[s
 
 
 def _step(
-    bench: Bench, pool: Workers, server: ServerProcess, members: int, rate: float, pattern: str
+    bench: Bench, pool: Workers, server: ServerProcess, shape: tuple[str, int, float, str, str]
 ) -> dict[str, Any]:
     p = bench.params
+    name, members, rate, pattern, _ = shape
     return run_step(
-        pool, server, members, rate, p.fanout_warmup_s, p.fanout_s, p.step_lead_s, pattern
+        pool,
+        server,
+        members,
+        rate,
+        p.fanout_warmup_s,
+        p.fanout_s,
+        p.step_lead_s,
+        pattern,
+        p.senders(name),
     )
 
 
 def _signed_step(
-    bench: Bench, pool: Workers, server: ServerProcess, members: int, rate: float, pattern: str
+    bench: Bench, pool: Workers, server: ServerProcess, shape: tuple[str, int, float, str, str]
 ) -> dict[str, Any]:
     """A step of a signed room, with what it left in the store per message."""
+    members = shape[1]
     db, room = bench.store_path(STORE_TAG), f"signed{members}"
     before = footprint(db, room)
-    step = _step(bench, pool, server, members, rate, pattern)
+    step = _step(bench, pool, server, shape)
     # every member got every message (checked after the window: the late ones too), so every
     # message of the step is stored by now
     step["all_delivered"] = drain(pool, members, DRAIN_MAX_S)
@@ -141,24 +156,27 @@ def _measure_size(
     servers: dict[str, ServerProcess],
     shapes: dict[str, dict[str, list[dict[str, Any]]]],
     saturation: dict[str, Any],
+    setup_s: dict[int, float],
 ) -> None:
     p = bench.params
+    started = time.perf_counter()
     pools = _pools(bench, size, servers)
+    setup_s[size] = time.perf_counter() - started
+    print(f"[1] room of {size}: set-up (both servers' pools) {setup_s[size]:.1f} s", flush=True)
     try:
         for repeat in range(p.shape_repeats):
             order = SYSTEMS if repeat % 2 == 0 else SYSTEMS[::-1]
-            for name, members, rate, pattern, kind in p.shapes:
+            for shape in p.shapes:
+                name, members, _, _, kind = shape
                 if members != size:
                     continue
                 for system in order:
                     if system == "reference":
-                        step = _step(bench, pools[system], servers[system], members, rate, pattern)
+                        step = _step(bench, pools[system], servers[system], shape)
                     elif kind == SIGNED:
-                        step = _signed_step(
-                            bench, pools[kind], servers[system], members, rate, pattern
-                        )
+                        step = _signed_step(bench, pools[kind], servers[system], shape)
                     else:
-                        step = _step(bench, pools[kind], servers[system], members, rate, pattern)
+                        step = _step(bench, pools[kind], servers[system], shape)
                     step["shape"], step["repeat"], step["room"] = name, repeat, kind
                     shapes.setdefault(name, {s: [] for s in SYSTEMS})[system].append(step)
                     show(f"[1] {name} #{repeat + 1}", STEP_HEADER, [step_row(system, step)])
@@ -230,6 +248,34 @@ def show_shapes(shapes: dict[str, dict[str, Any]]) -> None:
         )
 
 
+def room_1000(shapes: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Issue 18's big-room target: the big signed room's server CPU per delivery over the
+    50-member signed room's, both measured in this run (and each one's ratio to the reference
+    driven with the same shape)."""
+    big, fifty = shapes[ROOM_1000], shapes.get(FIFTY_SIGNED)
+    cpu = big["securechat"]["server_cpu_us_per_delivery"]
+    out: dict[str, Any] = {
+        "shape": ROOM_1000,
+        "members": big["members"],
+        "senders": big["senders"],
+        "cpu_us_per_delivery": cpu,
+        "cpu_ratio_to_50": math.nan,
+        "cpu_ratio_to_reference": big["cpu_per_delivery_ratio"],
+        "all_delivered": all(s["all_delivered"] for s in big["steps"]["securechat"]),
+    }
+    if fifty is not None:
+        out["cpu_ratio_to_50"] = ratio(cpu, fifty["securechat"]["server_cpu_us_per_delivery"])
+    members = big["members"]
+    note = f"{ROOM_1000}: {members} members, {big['senders']} of them sending"
+    if members != 1000:
+        note += f" (NOT 1,000: fewer members in --quick; the ratio is for {members})"
+    if fifty is None:
+        note += f"; {FIFTY_SIGNED} not run, so no ratio to it"
+    out["note"] = note
+    print(f"[1] {note}: ratio to {FIFTY_SIGNED} {out['cpu_ratio_to_50']:.2f}", flush=True)
+    return out
+
+
 def shapes_and_saturation(bench: Bench) -> tuple[dict[str, Any], dict[str, Any]]:
     """Every shape on both servers (interleaved repeats), then saturation; returns the
     ``fanout`` (shapes) and ``saturation`` results."""
@@ -237,17 +283,20 @@ def shapes_and_saturation(bench: Bench) -> tuple[dict[str, Any], dict[str, Any]]
     servers: dict[str, ServerProcess] = {}
     raw: dict[str, dict[str, list[dict[str, Any]]]] = {}
     saturation: dict[str, Any] = {"params": p.as_dict()}
+    setup_s: dict[int, float] = {}
     try:
         servers["securechat"] = bench.securechat(STORE_TAG, p.setup_bcrypt_cost)
         servers["reference"] = bench.reference()
         for size in _sizes(bench):
-            _measure_size(bench, size, servers, raw, saturation)
+            _measure_size(bench, size, servers, raw, saturation, setup_s)
     finally:
         for server in servers.values():
             bench.stop(server)
     shapes = {name: summarise_shape(runs) for name, runs in raw.items()}
     show_shapes(shapes)
-    fanout: dict[str, Any] = {"params": p.as_dict(), "shapes": shapes}
+    fanout: dict[str, Any] = {"params": p.as_dict(), "shapes": shapes, "setup_s": setup_s}
+    if ROOM_1000 in shapes:
+        fanout["room_1000"] = room_1000(shapes)
     main = shapes.get("50x2 spread") or next(iter(shapes.values()))
     fanout["cpu_per_delivery_ratio"] = main["cpu_per_delivery_ratio"]
     fanout["p99_ms"] = main["securechat"]["p99_ms"]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from securechat.bench.clients import SecureMember, ciphertext
 from securechat.client.bundles import publish_request
@@ -52,10 +53,19 @@ def first_use_roster(room: str, events: Sequence[bytes]) -> Roster:
     return roster
 
 
+@dataclass
+class SharedRoster:
+    """The room's roster as the members of one load process last saw it: each join fetches only
+    the events after it (a 1,000-member room's set-up stays linear, not quadratic)."""
+
+    roster: Roster | None = None
+
+
 class SignedMember(SecureMember):
     """A member of a signed room: account key, signed join, one room message per send."""
 
     crypto: CryptoAccount | None = None
+    shared: SharedRoster | None = None  # set by the load process: one per process and room
 
     async def publish(self) -> None:
         """A new device publishes an account key and a bound bundle (what a room's roster
@@ -79,24 +89,49 @@ class SignedMember(SecureMember):
         assert key is not None
         signer = crypto.devices.signer
         for _ in range(JOIN_ATTEMPTS):
-            try:
-                reply = await self.api.get_roster(self.room)
-            except NotFound:
+            roster = await self._roster()
+            if roster is None:
                 event = create_event(self.room, signer, self.user, key, room_salt=new_room_salt())
                 try:
                     await self.api.create_room(self.room, create_event=event)
                 except AlreadyExists:
                     continue
                 return
-            roster = first_use_roster(self.room, list(reply.events))
+            event = join_event(roster, signer, self.user, key)
             try:
-                await self.api.join_room(
-                    self.room, join_event=join_event(roster, signer, self.user, key)
-                )
+                await self.api.join_room(self.room, join_event=event)
             except RosterMovedOn:
                 continue
+            roster.apply(event)  # the server took it at the head: ours is current again
             return
         raise RuntimeError(f"could not join the signed room {self.room}")
+
+    async def _roster(self) -> Roster | None:
+        """The roster now (None: the room does not exist yet): the shared one brought up to
+        date with the events after it, else the whole history."""
+        shared = self.shared
+        if shared is not None and shared.roster is not None:
+            roster = shared.roster
+            for data in await self._events(roster.version.sequence + 1):
+                roster.apply(data)
+            return roster
+        try:
+            events = await self._events(0)
+        except NotFound:
+            return None
+        roster = first_use_roster(self.room, events)
+        if shared is not None:
+            shared.roster = roster
+        return roster
+
+    async def _events(self, start: int) -> list[bytes]:
+        """The roster's events from ``start`` to its head, page after page."""
+        events: list[bytes] = []
+        while True:
+            reply = await self.api.get_roster(self.room, from_sequence=start + len(events))
+            events.extend(reply.events)
+            if not reply.events or start + len(events) >= reply.next_sequence:
+                return events
 
     def seal(self, sent_ns: int) -> Seal:
         return room_seal(sent_ns)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from securechat.bench.__main__ import main, params_of, run_bench
-from securechat.bench.harness import Params
+from securechat.bench.harness import QUICK_ROOM_1000_MEMBERS, ROOM_1000, Params
 from securechat.bench.signed_room import first_use_roster
 from securechat.crypto.account import CryptoAccount
 from securechat.crypto.room_membership import create_event, join_event, new_room_salt
@@ -122,3 +122,60 @@ def test_the_first_use_roster_takes_the_events_keys_and_still_checks_signatures(
     forged = join[:-1] + bytes([join[-1] ^ 1])  # the signature no longer verifies
     with pytest.raises(RosterRejected):
         first_use_roster("r", [first, forged])
+
+
+BIG_SHAPES = (
+    ("50x2 spread signed", 4, 2.0, "spread", "signed"),
+    (ROOM_1000, 9, 2.0, "spread", "signed"),  # the big room's shape, with 9 members
+)
+BIG = dataclasses.replace(
+    TINY,
+    shapes=BIG_SHAPES,
+    shape_senders=((ROOM_1000, 3),),
+    saturation=False,
+    room_processes=2,
+    shape_repeats=1,
+)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_big_room_shape_delivers_everything_and_reports_its_ratio_to_50(
+    tmp_path: Path,
+) -> None:
+    run_bench(BIG, {"fanout"}, tmp_path)
+
+    fanout = json.loads((tmp_path / "fanout.json").read_text())
+    big = fanout["shapes"][ROOM_1000]
+    assert (big["members"], big["senders"]) == (9, 3)
+    for step in big["steps"]["securechat"]:
+        assert step["errors"] == {}
+        assert step["sent_messages"] > 0
+        assert step["offered_deliveries_per_s"] == 3 * 2.0 * 8  # senders x rate x recipients
+        # every other member (the 6 that never send too) received every message
+        assert step["all_delivered"] is True
+        assert step["received_total"] == step["sent_total"] * 8
+        assert step["stored"]["room_log_rows_per_message"] == 1.0
+    assert fanout["room_1000"]["all_delivered"] is True
+
+    summary = json.loads((tmp_path / "latest.json").read_text())
+    for key in ("room_1000_cpu_ratio_to_50", "room_1000_cpu_ratio_to_reference"):
+        assert isinstance(summary[key], int | float) and math.isfinite(summary[key]), key
+        assert summary[key] > 0, key
+    assert summary["room_1000_cpu_ratio_to_50"] == pytest.approx(
+        summary[f"cpu_us_{ROOM_1000.replace(' ', '_')}"] / summary["cpu_us_50x2_spread_signed"]
+    )
+    assert summary["targets"]["room_1000_cpu_ratio_to_50"]["value"] is not None
+    assert "room_1000_cpu_ratio_to_50" not in summary["gaps"]
+    assert (summary["room_1000_members"], summary["room_1000_senders"]) == (9, 3)
+    assert "NOT 1,000" in summary["room_1000_note"]  # a smaller room says so
+
+
+def test_quick_runs_the_big_room_with_fewer_members_and_full_with_1000() -> None:
+    def members(params: Params) -> int:
+        return next(m for name, m, *_ in params.shapes if name == ROOM_1000)
+
+    assert members(Params.for_run(quick=False)) == 1000
+    assert members(Params.for_run(quick=True)) == QUICK_ROOM_1000_MEMBERS < 1000
+    assert Params.for_run(quick=False).senders(ROOM_1000) == 4
+    assert Params.for_run(quick=False).senders("50x2 spread signed") is None
