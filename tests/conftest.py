@@ -14,6 +14,7 @@ from securechat.config import Config, load_config
 from securechat.node import Node
 from securechat.pki import DevPki, make_dev_pki
 from tests.support.net import Api, secure_channel
+from tests.support.tasks import end_tasks
 
 CLIENTS = ("client", "alice", "bob", "carol", "admin", "revokee")
 
@@ -106,15 +107,13 @@ LEAK_WAIT_S = 30.0
 async def _tasks_end_with_their_test() -> AsyncIterator[None]:
     """A task still running after a test's fixtures are torn down is cancelled here, where a
     failure names it, not in the loop's close, where one that ignores its cancellation (a gRPC
-    call cut from a closed channel) hangs until the global timeout with no name."""
+    call cut from a closed channel) hangs until the global timeout with no name. The loop's
+    close cancels only once; :func:`end_tasks` cancels again what a single cancellation does
+    not end (aiosqlite's close, see there)."""
     yield
     me = asyncio.current_task()
-    left = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
-    for task in left:
-        task.cancel()
-    if left:
-        _, stuck = await asyncio.wait(left, timeout=LEAK_WAIT_S)
-        assert not stuck, f"tasks ignored their cancellation: {[t.get_coro() for t in stuck]}"
+    left = await end_tasks((t for t in asyncio.all_tasks() if t is not me), LEAK_WAIT_S)
+    assert not left, f"tasks ignored their cancellation: {[t.get_coro() for t in left]}"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
