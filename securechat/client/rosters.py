@@ -256,7 +256,7 @@ class RosterBook:
                 break
             self._changed(room, roster, change)
         self.tell_stale(room, roster)
-        self.vault.save()
+        self.vault.save_soon()  # a crash loses nothing the next sync does not fetch again
 
     # -- stale members -------------------------------------------------------------------------
 

@@ -123,6 +123,7 @@ class ChatSession:
             self.sender.close()
             for task in self._tasks:
                 task.cancel()
+            self.vault.flush()
 
     def stop(self) -> None:
         self.link.stop()

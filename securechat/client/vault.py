@@ -12,6 +12,7 @@ keystore made that way is far easier to brute-force. Anything else uses the defa
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -33,6 +34,7 @@ STATE_VERSION = 1
 MAX_SEEN = 5000
 HISTORY_KEY_BYTES = 32
 MAX_WARNED = 1000
+SAVE_SOON_S = 1.0  # how long a change recoverable from the server may wait for its save
 TEST_ARGON2 = Argon2Params(iterations=1, lanes=1, memory_cost=1024)
 KDF_PROFILES = {"": DEFAULT_ARGON2, "default": DEFAULT_ARGON2, "test": TEST_ARGON2}
 
@@ -95,6 +97,7 @@ class Vault:
         self.keystore = keystore
         self.account = account
         self.state = state
+        self._pending: asyncio.TimerHandle | None = None
 
     @classmethod
     def new_account(
@@ -148,7 +151,27 @@ class Vault:
         return self.keystore.rolled_back
 
     def save(self) -> None:
+        """Encrypt and write everything now (a pending :meth:`save_soon` included)."""
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
         self.keystore.save(_encode(self.account, self.state))
+
+    def save_soon(self, delay_s: float | None = None) -> None:
+        """Save within ``delay_s``, once for every change made meanwhile: for changes whose loss
+        in a crash the client recovers from the server (verified roster events: a restart
+        fetches them again from the saved head). Each save encrypts the whole keystore, so a
+        room of n members verified one join at a time cost n saves of a growing state. Any
+        :meth:`save` meanwhile covers it; :meth:`flush` saves a pending one at once. Default
+        delay: :data:`SAVE_SOON_S`."""
+        if self._pending is None:
+            delay = SAVE_SOON_S if delay_s is None else delay_s
+            self._pending = asyncio.get_running_loop().call_later(delay, self.save)
+
+    def flush(self) -> None:
+        """Save now if a :meth:`save_soon` is pending (at the end of a session)."""
+        if self._pending is not None:
+            self.save()
 
     def login_secret(self) -> str | None:
         """The login secret derived when the keystore was unlocked (the authenticator, base64;
