@@ -132,6 +132,10 @@ def summarise(
         "p99_ms_at_5k_reference": fanout.get("reference", {}).get("latency_ms", {}).get("p99", nan),
         "cpu_per_delivery_ratio": fanout.get("cpu_per_delivery_ratio", nan),
         "rss_kb_per_client": results.get("connections", {}).get("rss_kb_per_client", nan),
+        "reference_rss_kb_per_client": results.get("connections", {}).get(
+            "reference_rss_kb_per_client", nan
+        ),
+        "rss_ratio_to_reference": results.get("connections", {}).get("rss_ratio_to_reference", nan),
         "login_storm_p99_factor": results.get("login_storm", {}).get("p99_factor", nan),
         "login_storm_logins_per_s": results.get("login_storm", {}).get("logins_per_s", nan),
         "catchup_10k_s": results.get("catchup", {}).get("catchup_s", nan),
@@ -227,6 +231,8 @@ def run_bench(
         ["figure", "value", "target", "met"],
         [[k, v["value"], v["target"], v["met"]] for k, v in summary["targets"].items()]
         + [
+            ["reference_rss_kb_per_client", summary["reference_rss_kb_per_client"], "", ""],
+            ["rss_ratio_to_reference", summary["rss_ratio_to_reference"], "securechat / ref", ""],
             ["catchup_10k_s", summary["catchup_10k_s"], f"{params.catchup_messages} messages", ""],
             ["login_storm_logins_per_s", summary["login_storm_logins_per_s"], "", ""],
             ["scaleout_1_worker", summary["scaleout_1_worker"], "deliveries/s", ""],

@@ -205,8 +205,11 @@ def start_securechat(
     return _start(tag, argv, env, workdir / f"{tag}.log", listeners)
 
 
-def start_reference(workdir: Path, certs_dir: Path) -> ServerProcess:
+def start_reference(
+    workdir: Path, certs_dir: Path, extra_args: Sequence[str] = ()
+) -> ServerProcess:
     """The bare grpc.aio fan-out reference (securechat.bench.reference) on a free port."""
     argv = [sys.executable, "-m", "securechat.bench.reference", "--certs-dir", str(certs_dir)]
+    argv += extra_args
     env = dict(os.environ)
     return _start("reference", argv, env, workdir / "reference.log")

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import grpc
@@ -67,10 +67,10 @@ def server_credentials(certs_dir: Path) -> grpc.ServerCredentials:
     )
 
 
-async def serve(certs_dir: Path, port: int) -> None:
+async def serve(certs_dir: Path, port: int, options: Sequence[tuple[str, int]] = ()) -> None:
     fanout = Fanout()
     handler = grpc.stream_stream_rpc_method_handler(fanout.chat)
-    server = grpc.aio.server(options=[("grpc.http2.bdp_probe", 0)])
+    server = grpc.aio.server(options=[("grpc.http2.bdp_probe", 0), *options])
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler(SERVICE, {"Chat": handler}),)
     )
@@ -89,9 +89,19 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--certs-dir", type=Path, required=True)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument(
+        "--grpc-option",
+        action="append",
+        default=[],
+        metavar="NAME=INT",
+        help="an extra integer grpc server option, for experiments (scripts/idle_rss.py)",
+    )
     args = parser.parse_args(argv)
+    options = [
+        (name, int(value)) for name, _, value in (o.partition("=") for o in args.grpc_option)
+    ]
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.certs_dir, args.port))
+        asyncio.run(serve(args.certs_dir, args.port, options))
     sys.exit(0)
 
 

@@ -148,16 +148,22 @@ class RoomRole:
 
 
 class IdleRole:
-    """Many authenticated Chat streams that do nothing (the memory-per-client scenario)."""
+    """Many Chat streams that do nothing (the memory-per-client scenario): authenticated
+    securechat streams, or the reference server's bare streams (``system`` "reference"), each
+    on its own connection."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
         self.spec = spec
         self.tls = tls_of(spec)
         self.recorder = Recorder()
-        self.members: list[SecureMember] = []
+        self.reference = spec.get("system") == "reference"
+        self.members: list[SecureMember | ReferenceMember] = []
 
     async def cmd_register(self) -> dict[str, Any]:
-        """Create the accounts over one shared channel, then close it."""
+        """Create the accounts over one shared channel, then close it (the reference has no
+        accounts)."""
+        if self.reference:
+            return {"registered": 0, "s": 0.0}
         member = SecureMember(self.tls, "", "", self.recorder)
 
         async def register(user: str) -> None:
@@ -169,15 +175,23 @@ class IdleRole:
         return {"registered": len(self.spec["users"]), "s": time.perf_counter() - started}
 
     async def cmd_connect(self) -> dict[str, Any]:
-        """Each user: its own connection, a login, an open stream; then stay idle."""
+        """Each user: its own connection, a login, an open stream; then stay idle (the
+        reference: its own connection and a stream greeted by the server)."""
         started = time.perf_counter()
-        self.members = [SecureMember(self.tls, u, "", self.recorder) for u in self.spec["users"]]
+        users = self.spec["users"]
+        if self.reference:
+            self.members = [ReferenceMember(self.tls, self.recorder) for _ in users]
+            opens = [m.open for m in self.members]
+        else:
+            secure = [SecureMember(self.tls, u, "", self.recorder) for u in users]
+            self.members = list(secure)
 
-        async def connect(member: SecureMember) -> None:
-            await member.login()
-            await member.open()
+            async def connect(member: SecureMember) -> None:
+                await member.login()
+                await member.open()
 
-        await gather_limited([partial(connect, m) for m in self.members], SETUP_CONCURRENCY)
+            opens = [partial(connect, m) for m in secure]
+        await gather_limited(opens, SETUP_CONCURRENCY)
         return {"connected": len(self.members), "s": time.perf_counter() - started}
 
     async def close(self) -> None:

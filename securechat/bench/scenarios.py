@@ -95,15 +95,14 @@ def saturate(
     }
 
 
-def connections(bench: Bench) -> dict[str, Any]:
-    """Scenario 3: N idle authenticated Chat streams; server RSS per client."""
+def idle_streams(bench: Bench, server: ServerProcess, system: str) -> dict[str, Any]:
+    """``idle_clients`` idle streams held on ``server`` (securechat or the reference), each on
+    its own connection; the server's RSS before and after they connected."""
     p = bench.params
-    # No default room: every idle user alone, so connecting is not a presence broadcast to all
-    # (see docs/performance.md: with the lobby, connect time grows with N squared).
-    server = bench.securechat("idle", p.setup_bcrypt_cost, {"SECURECHAT_CHAT_DEFAULT_ROOM": ""})
     users = [f"idle{i:05d}" for i in range(p.idle_clients)]
     specs = [
-        {**bench.tls_spec(server.port), "users": chunk} for chunk in split(users, p.idle_processes)
+        {**bench.tls_spec(server.port), "system": system, "users": chunk}
+        for chunk in split(users, p.idle_processes)
     ]
     pool = Workers("idle", specs)
     try:
@@ -117,10 +116,8 @@ def connections(bench: Bench) -> dict[str, Any]:
         cpu_after = server.cpu()
     finally:
         pool.close()
-        bench.stop(server)
     clients = sum(c["connected"] for c in connected)
-    result = {
-        "params": p.as_dict(),
+    return {
         "clients": clients,
         "load_processes": len(specs),
         "register_s": max(r["s"] for r in registered),
@@ -130,11 +127,45 @@ def connections(bench: Bench) -> dict[str, Any]:
         "rss_kb_after": rss_after,
         "rss_kb_per_client": ratio(rss_after - rss_before, clients),
     }
+
+
+def connections(bench: Bench) -> dict[str, Any]:
+    """Scenario 3: N idle authenticated Chat streams; server RSS per client, and the same of
+    the reference server holding N idle streams (same client TLS, one connection each) in the
+    same run. The target is absolute (80 KB); the reference says how much of it is grpc's and
+    TLS's own cost."""
+    p = bench.params
+    # No default room: every idle user alone, so connecting is not a presence broadcast to all
+    # (see docs/performance.md: with the lobby, connect time grows with N squared).
+    server = bench.securechat("idle", p.setup_bcrypt_cost, {"SECURECHAT_CHAT_DEFAULT_ROOM": ""})
+    try:
+        secure = idle_streams(bench, server, "securechat")
+    finally:
+        bench.stop(server)
+    server = bench.reference()
+    try:
+        reference = idle_streams(bench, server, "reference")
+    finally:
+        bench.stop(server)
+    result = {
+        "params": p.as_dict(),
+        **secure,
+        "reference": reference,
+        "reference_rss_kb_per_client": reference["rss_kb_per_client"],
+        "rss_ratio_to_reference": ratio(
+            secure["rss_kb_per_client"], reference["rss_kb_per_client"]
+        ),
+    }
     show(
-        "[3] idle connections",
-        ["clients", "RSS before KB", "RSS after KB", "KB/client", "connect s"],
-        [[clients, rss_before, rss_after, result["rss_kb_per_client"], result["connect_s"]]],
-    )
+        "[3] idle connections (securechat vs reference in the same run)",
+        ["system", "clients", "RSS before KB", "RSS after KB", "KB/client", "connect s"],
+        [
+            [system, r["clients"], r["rss_kb_before"], r["rss_kb_after"],
+             r["rss_kb_per_client"], r["connect_s"]]
+            for system, r in (("securechat", secure), ("reference", reference))
+        ]
+        + [["ratio", "", "", "", result["rss_ratio_to_reference"], ""]],
+    )  # fmt: skip
     return result
 
 

@@ -246,8 +246,12 @@ class ChatService:
     async def _until_ended(self, stream: StreamSession, writer: asyncio.Task[None]) -> None:
         """Wait for the stream to end, then for the writer to finish its current write. Only a
         consumer that fell behind (whose write may be blocked for good) is not waited for:
-        interrupting a write that is about to complete confuses grpc's call state."""
-        await asyncio.wait((writer, stream.finished), return_when=asyncio.FIRST_COMPLETED)
+        interrupting a write that is about to complete confuses grpc's call state.
+
+        A writer that stops ends the stream, so waiting for the ending is enough (no
+        ``asyncio.wait`` and its set, future and callbacks held by every idle stream)."""
+        writer.add_done_callback(stream.writer_stopped)
+        await stream.finished
         if isinstance(stream.ending, SlowConsumer):
             writer.cancel()
             # Let the cancelled write unwind before the ending is sent: cancel() only schedules

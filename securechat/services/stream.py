@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 
 from securechat.domain.cursor import DeliveryCursor, Verdict
 from securechat.domain.model import (
@@ -48,11 +47,14 @@ def flushes(ending: Ending) -> bool:
 
 class StreamSession:
     """An idle stream holds no task of its own here and no more objects than it needs: with
-    thousands of idle clients connected, every one counts (see docs/performance.md)."""
+    thousands of idle clients connected, every one counts (see docs/performance.md). So the
+    queue is a list (an empty deque holds a 64-slot block), the writer waits on a bare future
+    made when it waits (no Event with its deque of waiters), and a finished pump task is
+    dropped."""
 
     __slots__ = (
         "_drained", "_expiry", "_fetch_wanted", "_in_flight", "_pump_task", "_rooms_joining",
-        "_rooms_wanted", "_wake", "acks", "batch_bytes", "bound", "certificate", "connected_ms",
+        "_rooms_wanted", "_waiter", "acks", "batch_bytes", "bound", "certificate", "connected_ms",
         "cursor", "device", "ending", "finished", "max_bytes", "page", "peer", "queue",
         "queued_bytes", "room_acks", "rooms", "session", "store",
     )  # fmt: skip
@@ -85,10 +87,10 @@ class StreamSession:
         self.certificate = certificate
         self.connected_ms = connected_ms
         self.cursor = DeliveryCursor(resume_after)
-        self.queue: deque[OutEvent] = deque()
+        self.queue: list[OutEvent] = []
         self.ending: Ending | None = None
         self._expiry: asyncio.TimerHandle | None = None
-        self._wake = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None  # the writer waiting for events
         # Resolved when the stream ends (a bare future: no task waits on an event per stream).
         self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._in_flight: asyncio.Semaphore | None = None
@@ -193,7 +195,7 @@ class StreamSession:
             return
         self.queue.append(event)
         self.queued_bytes += size
-        self._wake.set()
+        self._wake()
 
     def _put_room(self, entry: RoomEntry) -> None:
         """A room message in order; the sending device's own is skipped (its position still
@@ -216,13 +218,24 @@ class StreamSession:
     def notify(self, event: Notification) -> None:
         self._put(event)
 
+    def _wake(self) -> None:
+        """Wake the writer when it waits for events."""
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def writer_stopped(self, writer: asyncio.Task[None]) -> None:
+        """The writer task is done: unless it was cancelled, the stream is over (when it had
+        not ended yet, the write failed: the connection is gone)."""
+        if not writer.cancelled():
+            self.end(Closed("connection lost"))
+
     def end(self, ending: Ending) -> None:
         """End the stream (the first ending wins); the transport tells the client."""
         if self.ending is None:
             self.ending = ending
             if not self.finished.done():
                 self.finished.set_result(None)
-            self._wake.set()
+            self._wake()
             if self._drained is not None:
                 self._drained.set()
 
@@ -238,6 +251,8 @@ class StreamSession:
             log.exception("mailbox catch-up failed for %s/%d", self.device.user,
                           self.device.device_id)  # fmt: skip
             self.end(Unavailable("the server could not read your mailbox: reconnect"))
+        finally:
+            self._pump_task = None  # an idle stream keeps no finished task (and its coroutine)
 
     async def _pump(self) -> None:
         """The mailbox first, then the rooms one at a time (the mailbox again whenever it fell
@@ -313,13 +328,15 @@ class StreamSession:
         while not self.queue:
             if self.ending is not None:
                 return None
-            self._wake.clear()
-            await self._wake.wait()
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
         if self.ending is not None and not flushes(self.ending):
             return None
         if self.queued_bytes <= self.batch_bytes:  # the usual case: everything, one frame
-            batch = list(self.queue)
-            self.queue.clear()
+            batch, self.queue = self.queue, []
             self.queued_bytes = 0
         else:
             batch = self._take(self.batch_bytes)
@@ -329,14 +346,15 @@ class StreamSession:
 
     def _take(self, budget: int) -> list[OutEvent]:
         """The oldest events that fit ``budget`` bytes (at least one)."""
-        batch: list[OutEvent] = []
-        taken = 0
-        while self.queue:
-            size = wire_size(self.queue[0])
-            if batch and taken + size > budget:
+        count = taken = 0
+        for event in self.queue:
+            size = wire_size(event)
+            if count and taken + size > budget:
                 break
-            batch.append(self.queue.popleft())
+            count += 1
             taken += size
+        batch = self.queue[:count]
+        del self.queue[:count]
         self.queued_bytes -= taken
         return batch
 

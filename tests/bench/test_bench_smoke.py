@@ -19,6 +19,8 @@ SUMMARY_KEYS = {
     "p99_ms_at_5k",
     "cpu_per_delivery_ratio",
     "rss_kb_per_client",
+    "reference_rss_kb_per_client",
+    "rss_ratio_to_reference",
     "login_storm_p99_factor",
     "login_storm_logins_per_s",
     "catchup_10k_s",
@@ -113,6 +115,24 @@ def test_tiny_scaleout_measures_one_and_two_workers(tmp_path: Path) -> None:
     assert summary["scaleout_ratio"] == pytest.approx(
         summary["scaleout_2_workers"] / summary["scaleout_1_worker"]
     )
+
+
+@pytest.mark.timeout(300)
+def test_idle_connections_measure_the_reference_in_the_same_run(tmp_path: Path) -> None:
+    run_bench(TINY, {"connections"}, tmp_path)
+
+    result = json.loads((tmp_path / "connections.json").read_text())
+    reference = result["reference"]
+    assert result["clients"] == reference["clients"] == TINY.idle_clients
+    assert reference["rss_kb_after"] > 0
+    assert result["reference_rss_kb_per_client"] == reference["rss_kb_per_client"]
+    summary = json.loads((tmp_path / "latest.json").read_text())
+    assert summary["reference_rss_kb_per_client"] == reference["rss_kb_per_client"]
+    if reference["rss_kb_per_client"]:  # 6 streams may not move the RSS of a fresh server
+        assert summary["rss_ratio_to_reference"] == pytest.approx(
+            result["rss_kb_per_client"] / reference["rss_kb_per_client"]
+        )
+    assert summary["targets"]["rss_kb_per_client"]["target"] == "<= 80.0"  # absolute
 
 
 def test_unreachable_postgres_is_recorded_not_fatal(tmp_path: Path) -> None:

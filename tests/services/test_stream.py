@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tracemalloc
 
 import pytest
 
@@ -20,7 +21,7 @@ from securechat.domain.model import (
 from securechat.errors import InvalidArgument, SlowConsumer, Unavailable
 from securechat.services.acks import AckBatcher, RoomAckBatcher
 from securechat.services.stream import StreamSession
-from securechat.services.stream_events import EVENT_OVERHEAD, wire_size
+from securechat.services.stream_events import EVENT_OVERHEAD, Closed, Pong, wire_size
 from securechat.storage.memory import MemoryStore
 
 BOB = DeviceRef("bob", 1)
@@ -162,3 +163,57 @@ async def test_a_room_left_while_its_log_is_read_is_dropped() -> None:
     session.follow_rooms({"den": 0}, RoomAckBatcher(store))
     await session.pump()
     assert not any(isinstance(e, RoomEntry) for e in session.queue)
+
+
+IDLE_STREAMS = 200
+# An idle stream with its writer waiting held 4.8 KB of Python heap (a deque's 64-slot block,
+# an asyncio.Event with its own deque, the finished pump task); now about 2.1 KB.
+IDLE_BYTES_MAX = 3072
+
+
+async def test_an_idle_stream_with_its_writer_waiting_holds_little_memory() -> None:
+    store = MemoryStore()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        sessions = [stream(store) for _ in range(IDLE_STREAMS)]
+        for session in sessions:
+            session.start()
+        pumps = [s._pump_task for s in sessions]
+        await asyncio.gather(*pumps)
+        del pumps
+        writers = [asyncio.create_task(s.next_batch()) for s in sessions]
+        await asyncio.sleep(0)  # every writer now waits for an event
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    grown = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+    assert grown / IDLE_STREAMS <= IDLE_BYTES_MAX
+    assert not any(w.done() for w in writers)
+    sessions[0].notify(Pong(1, 2))  # a waiting writer still wakes for an event
+    assert await writers[0] == [Pong(1, 2)]
+    for writer in writers[1:]:
+        writer.cancel()
+
+
+async def test_a_writer_that_stops_ends_the_stream_and_a_cancelled_one_does_not() -> None:
+    async def fails() -> None:
+        raise ConnectionError("gone")
+
+    session = stream(MemoryStore())
+    failed = asyncio.create_task(fails())
+    failed.add_done_callback(session.writer_stopped)
+    with pytest.raises(ConnectionError):
+        await failed
+    await asyncio.sleep(0)  # the done callback
+    assert isinstance(session.ending, Closed)
+    assert session.finished.done()
+
+    other = stream(MemoryStore())
+    cancelled = asyncio.create_task(asyncio.sleep(10))
+    cancelled.add_done_callback(other.writer_stopped)
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    await asyncio.sleep(0)
+    assert other.ending is None
