@@ -34,6 +34,7 @@ from securechat.bench.reference import HELLO, METHOD
 from securechat.client.bundles import publish_request
 from securechat.client.events import ConnectionEvent, Target
 from securechat.client.rpc import (
+    ACK_EVERY_S,
     Api,
     Backoff,
     ChatLink,
@@ -50,7 +51,6 @@ from securechat_proto.v1 import chat_pb2
 
 PASSWORD = "bench password 0123"  # noqa: S105 - throwaway bench accounts
 CIPHERTEXT_MIN, CIPHERTEXT_MAX = 200, 400
-ACK_EVERY_S = 0.05
 # Reconnect quickly after an overload ending (RESOURCE_EXHAUSTED): the bench measures how the
 # server recovers, not the interactive client's patience.
 RECONNECT = Backoff(base_s=0.05, cap_s=1.0)

@@ -12,6 +12,7 @@ from securechat.bench import procs
 from securechat.bench.procs import ServerProcess
 from securechat.bench.report import percentiles, ratio
 from securechat.bench.workers import Workers, split
+from securechat.client.rpc import ACK_EVERY_S
 from securechat.pki import DevPki, make_dev_pki
 
 # Issue 18's big room: 1,000 members on real streams, a few of them sending (2 msg/s in all,
@@ -64,7 +65,7 @@ class Params:
     setup_bcrypt_cost: int = 4
     storm_bcrypt_cost: str = "default (12)"
     ciphertext_bytes: str = "200-400 random, first 8 = send time"
-    ack_every_s: float = 0.05
+    ack_every_s: float = ACK_EVERY_S  # the client library's own cadence
     step_lead_s: float = 1.5  # time the load processes get to prepare a step before it starts
     idle_settle_before_s: float = 2.0
     idle_settle_after_s: float = 3.0

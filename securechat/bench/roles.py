@@ -15,7 +15,6 @@ from typing import Any
 
 from securechat.bench.churn import ChurnRole
 from securechat.bench.clients import (
-    ACK_EVERY_S,
     PASSWORD,
     Recorder,
     ReferenceMember,
@@ -28,7 +27,7 @@ from securechat.bench.recipients import ServerListedRecipients
 from securechat.bench.signed_room import SharedRoster, SignedMember
 from securechat.bench.workers import gather_limited
 from securechat.client.events import Target
-from securechat.client.rpc import Sender, UnaryOutlet
+from securechat.client.rpc import ACK_EVERY_S, Sender, UnaryOutlet
 from securechat.crypto.account import Address
 from securechat.errors import SecureChatError
 

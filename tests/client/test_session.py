@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from securechat.client.events import ConnectionEvent, Target
-from securechat.client.rpc import ChatLink, Receipt
+from securechat.client.rpc import ACK_EVERY_S, ChatLink, Receipt
+from securechat.domain.model import DeviceRef
 from securechat.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -308,3 +309,41 @@ async def test_a_bare_link_opens_with_start_and_refuses_a_dead_token(
     with pytest.raises(Unauthenticated):
         await asyncio.wait_for(dead.start(), WAIT_S)
     assert dead.state == "offline"
+
+
+async def _pending(server: Node, device: DeviceRef) -> int:
+    return await server.store.pending_count(device, 0)
+
+
+async def test_acks_are_folded_and_a_clean_stop_sends_the_last_one(
+    make_device: MakeDevice, server: Node
+) -> None:
+    """Acks leave at most once per ACK_EVERY_S (one frame per delivery cost the server a third
+    of its CPU per delivery at chat rates); the one still waiting goes out on a clean stop, so
+    the server keeps nothing the device already processed."""
+    alice, bob = await make_device("alice"), await make_device("bob")
+    sender = await alice.start()
+    chat = await bob.start()
+    assert chat.link.ack_every_s == ACK_EVERY_S > 0
+    bob_device = DeviceRef("bob", bob.vault.account.address.device_id)
+    await sender.send(Target.user("bob"), "first")
+    await bob.watch.until(lambda: bob.watch.texts() == ["first"])
+    for _ in range(int(WAIT_S / 0.05)):  # the first ack after a quiet spell leaves at once
+        if await _pending(server, bob_device) == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert await _pending(server, bob_device) == 0
+
+    chat.link.ack_every_s = 3600.0  # the next ack waits its turn for the rest of the test
+    for text in ("second", "third", "fourth"):
+        await sender.send(Target.user("bob"), text)
+    await bob.watch.until(lambda: len(bob.watch.texts()) == 4)
+    assert bob.vault.state.last_ack == 4  # processed and saved by the device ...
+    assert await _pending(server, bob_device) == 3  # ... but not yet acknowledged
+
+    await bob.stop()
+    for _ in range(int(WAIT_S / 0.05)):
+        if await _pending(server, bob_device) == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert await _pending(server, bob_device) == 0  # the clean stop sent the waiting ack

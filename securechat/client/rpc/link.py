@@ -40,6 +40,12 @@ from securechat_proto.v1 import chat_pb2
 
 FATAL = FINAL
 WRITE_QUEUE_BOUND = 1024
+# Acks go out at most this often (the first after a quiet spell at once). An ack only lets the
+# server delete what this device processed; where it resumes is the device's own record
+# (``resume_after``), so an ack lost or late costs nothing but rows kept a moment longer. At
+# chat rates one ack frame per delivery cost the server a third of its CPU per delivery
+# (docs/performance.md, issue 18): half a second folds them, and a clean stop sends the last.
+ACK_EVERY_S = 0.5
 
 Handler = Callable[[Sequence[chat_pb2.ServerEvent]], Awaitable[int]]
 """Processes one batch; returns the highest delivery sequence it processed (0: none)."""
@@ -80,7 +86,7 @@ class ChatLink:
         resume_after: int,
         handle: Handler,
         notify: Callable[[ConnectionEvent], None] = _ignore,
-        ack_every_s: float = 0.0,
+        ack_every_s: float = ACK_EVERY_S,
         backoff: Backoff | None = None,
         rooms: dict[str, int] | None = None,
     ) -> None:
@@ -151,10 +157,14 @@ class ChatLink:
         return task
 
     def stop(self) -> None:
-        """End the stream (a clean close) and stop reconnecting."""
+        """End the stream (a clean close, after the ack still waiting for its turn) and stop
+        reconnecting."""
         self._stopping.set()
         queue = self._queue
         if queue is not None:
+            if self._ack_timer is not None:
+                self._ack_timer.cancel()
+                self._send_ack()
             self._close_queue(queue)
 
     async def run(self) -> None:
