@@ -24,30 +24,23 @@ import tempfile
 import tracemalloc
 from pathlib import Path
 
-from securechat.bench import procs
 from securechat.bench.harness import Bench, Params
 from securechat.bench.procs import ServerProcess, raise_nofile_limit
-from securechat.bench.scenarios import idle_streams
+from securechat.bench.scenarios import IDLE_ENV, idle_streams
 from securechat.bench.soak import TRACED_SERVER, snapshot
 
 
 def start(bench: Bench, args: argparse.Namespace, snaps: Path) -> ServerProcess:
     if args.system == "reference":
-        extra = [arg for option in args.grpc_option for arg in ("--grpc-option", option)]
-        server = procs.start_reference(bench.workdir, bench.pki.directory, extra)
-        bench.servers.append(server)
-        return server
-    env = {"SECURECHAT_CHAT_DEFAULT_ROOM": ""}  # as the bench's connections scenario
-    if not args.trace:
-        return bench.securechat("idle", bench.params.setup_bcrypt_cost, env)
-    env = procs.securechat_env(bench.params.setup_bcrypt_cost, env)
-    env["TRACEMALLOC_SNAPSHOT_DIR"] = str(snaps)
-    program = [sys.executable, str(TRACED_SERVER)]
-    server = procs.start_securechat(
-        bench.workdir, bench.pki.directory, env, "idle", program=program
-    )
-    bench.servers.append(server)
-    return server
+        return bench.reference(
+            [a for option in args.grpc_option for a in ("--grpc-option", option)]
+        )
+    env = dict(IDLE_ENV)  # as the bench's connections scenario
+    program = None
+    if args.trace:
+        env["TRACEMALLOC_SNAPSHOT_DIR"] = str(snaps)
+        program = [sys.executable, str(TRACED_SERVER)]
+    return bench.securechat("idle", bench.params.setup_bcrypt_cost, env, program)
 
 
 def grown(snaps: Path, clients: int, top: int = 40) -> str:

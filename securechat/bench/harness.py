@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,15 +128,20 @@ class Bench:
         }
 
     def securechat(
-        self, tag: str, bcrypt_cost: int | None, extra_env: dict[str, str] | None = None
+        self,
+        tag: str,
+        bcrypt_cost: int | None,
+        extra_env: dict[str, str] | None = None,
+        program: Sequence[str] | None = None,
     ) -> ServerProcess:
+        """A securechat server; ``program`` replaces the `securechat-server` command."""
         env = procs.securechat_env(bcrypt_cost, extra_env)
-        server = procs.start_securechat(self.workdir, self.pki.directory, env, tag)
+        server = procs.start_securechat(self.workdir, self.pki.directory, env, tag, program=program)
         self.servers.append(server)
         return server
 
-    def reference(self) -> ServerProcess:
-        server = procs.start_reference(self.workdir, self.pki.directory)
+    def reference(self, extra_args: Sequence[str] = ()) -> ServerProcess:
+        server = procs.start_reference(self.workdir, self.pki.directory, extra_args)
         self.servers.append(server)
         return server
 

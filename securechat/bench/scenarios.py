@@ -95,6 +95,12 @@ def saturate(
     }
 
 
+# The idle servers' settings: no default room, every idle user alone, so connecting is not a
+# presence broadcast to all (see docs/performance.md: with the lobby, connect time grows with N
+# squared).
+IDLE_ENV = {"SECURECHAT_CHAT_DEFAULT_ROOM": ""}
+
+
 def idle_streams(bench: Bench, server: ServerProcess, system: str) -> dict[str, Any]:
     """``idle_clients`` idle streams held on ``server`` (securechat or the reference), each on
     its own connection; the server's RSS before and after they connected."""
@@ -135,9 +141,7 @@ def connections(bench: Bench) -> dict[str, Any]:
     same run. The target is absolute (80 KB); the reference says how much of it is grpc's and
     TLS's own cost."""
     p = bench.params
-    # No default room: every idle user alone, so connecting is not a presence broadcast to all
-    # (see docs/performance.md: with the lobby, connect time grows with N squared).
-    server = bench.securechat("idle", p.setup_bcrypt_cost, {"SECURECHAT_CHAT_DEFAULT_ROOM": ""})
+    server = bench.securechat("idle", p.setup_bcrypt_cost, dict(IDLE_ENV))
     try:
         secure = idle_streams(bench, server, "securechat")
     finally:
