@@ -347,3 +347,34 @@ async def test_acks_are_folded_and_a_clean_stop_sends_the_last_one(
             break
         await asyncio.sleep(0.05)
     assert await _pending(server, bob_device) == 0  # the clean stop sent the waiting ack
+
+
+async def _until_pending(server: Node, device: DeviceRef, count: int) -> int:
+    for _ in range(int(WAIT_S / 0.05)):
+        if await _pending(server, device) == count:
+            break
+        await asyncio.sleep(0.05)
+    return await _pending(server, device)
+
+
+async def test_an_ack_leaves_at_once_when_ack_after_deliveries_wait(
+    make_device: MakeDevice, server: Node
+) -> None:
+    """However long the cadence, at most ``ack_after`` processed deliveries wait for an ack:
+    the rows a device leaves on the server stay bounded at any rate."""
+    alice, bob = await make_device("alice"), await make_device("bob")
+    sender = await alice.start()
+    chat = await bob.start()
+    bob_device = DeviceRef("bob", bob.vault.account.address.device_id)
+    await sender.send(Target.user("bob"), "first")  # the first ack after a quiet spell
+    await bob.watch.until(lambda: bob.watch.texts() == ["first"])
+    assert await _until_pending(server, bob_device, 0) == 0
+
+    chat.link.ack_every_s, chat.link.ack_after = 3600.0, 3
+    for text in ("second", "third"):
+        await sender.send(Target.user("bob"), text)
+    await bob.watch.until(lambda: len(bob.watch.texts()) == 3)
+    assert await _pending(server, bob_device) == 2  # below ack_after: waiting for the cadence
+    await sender.send(Target.user("bob"), "fourth")
+    await bob.watch.until(lambda: len(bob.watch.texts()) == 4)
+    assert await _until_pending(server, bob_device, 0) == 0  # the third one sent the ack

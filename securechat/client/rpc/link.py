@@ -40,12 +40,17 @@ from securechat_proto.v1 import chat_pb2
 
 FATAL = FINAL
 WRITE_QUEUE_BOUND = 1024
-# Acks go out at most this often (the first after a quiet spell at once). An ack only lets the
-# server delete what this device processed; where it resumes is the device's own record
-# (``resume_after``), so an ack lost or late costs nothing but rows kept a moment longer. At
-# chat rates one ack frame per delivery cost the server a third of its CPU per delivery
-# (docs/performance.md, issue 18): half a second folds them, and a clean stop sends the last.
-ACK_EVERY_S = 0.5
+# Acks go out at most this often (the first after a quiet spell at once), or at once when
+# ACK_AFTER deliveries wait unacknowledged. An ack only lets the server delete what this device
+# processed; where it resumes is the device's own record (``resume_after``), so an ack lost or
+# late costs nothing but rows kept a moment longer (at most ACK_AFTER of them beyond the
+# cadence's, far below any mailbox limit). Every ack frame is read, parsed and stored by the
+# server: at chat rates one per delivery cost it a third of its CPU per delivery, and in a
+# 1,000-member room, where each member gets a message every half second, acks at 0.5 s still
+# cost 1.6x the server CPU per delivery of acks at 2 s (docs/performance.md, issue 18). A clean
+# stop sends the last one.
+ACK_EVERY_S = 2.0
+ACK_AFTER = 500
 
 Handler = Callable[[Sequence[chat_pb2.ServerEvent]], Awaitable[int]]
 """Processes one batch; returns the highest delivery sequence it processed (0: none)."""
@@ -87,6 +92,7 @@ class ChatLink:
         handle: Handler,
         notify: Callable[[ConnectionEvent], None] = _ignore,
         ack_every_s: float = ACK_EVERY_S,
+        ack_after: int = ACK_AFTER,
         backoff: Backoff | None = None,
         rooms: dict[str, int] | None = None,
     ) -> None:
@@ -99,6 +105,7 @@ class ChatLink:
         self.handle = handle
         self.notify = notify
         self.ack_every_s = ack_every_s
+        self.ack_after = ack_after
         self.backoff = backoff or Backoff()
         self.state = "offline"
         self.reconnects = 0
@@ -289,8 +296,15 @@ class ChatLink:
 
     # -- acknowledgements ------------------------------------------------------------------
 
+    def _unacked(self) -> int:
+        """Deliveries processed since the last ack (mailbox sequences and room positions)."""
+        rooms = sum(n - self._acked_rooms.get(r, 0) for r, n in self.rooms.items())
+        return self.resume_after - self._acked + rooms
+
     def _ack_due(self) -> None:
-        if self.ack_every_s <= 0:
+        if self.ack_every_s <= 0 or self._unacked() >= self.ack_after:
+            if self._ack_timer is not None:
+                self._ack_timer.cancel()
             self._send_ack()
             return
         loop = asyncio.get_running_loop()
