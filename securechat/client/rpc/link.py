@@ -40,17 +40,18 @@ from securechat_proto.v1 import chat_pb2
 
 FATAL = FINAL
 WRITE_QUEUE_BOUND = 1024
-# Acks go out at most this often (the first after a quiet spell at once), or at once when
+# Acks go out at most every ACK_EVERY_S (the first after a quiet spell at once), and at once when
 # ACK_AFTER deliveries wait unacknowledged. An ack only lets the server delete what this device
 # processed; where it resumes is the device's own record (``resume_after``), so an ack lost or
-# late costs nothing but rows kept a moment longer (at most ACK_AFTER of them beyond the
-# cadence's, far below any mailbox limit). Every ack frame is read, parsed and stored by the
-# server: at chat rates one per delivery cost it a third of its CPU per delivery, and in a
-# 1,000-member room, where each member gets a message every half second, acks at 0.5 s still
-# cost 1.6x the server CPU per delivery of acks at 2 s (docs/performance.md, issue 18). A clean
-# stop sends the last one.
+# late costs nothing but rows kept a moment longer. Every ack frame is read, parsed and stored
+# by the server: in a 1,000-member room, where each member gets a message every half second,
+# acks every 0.5 s cost 1.6x the server CPU per delivery of acks every 2 s. The count bounds
+# what one ack deletes: with acks every 2 s alone, a client receiving 100 messages a second
+# acked 200 mailbox rows at a time, and those deletes, on the store's one writer, delayed the
+# sends' commits (p99 65 ms against 18 ms with ACK_AFTER = 50; docs/performance.md, issue 18).
+# A clean stop sends the last one.
 ACK_EVERY_S = 2.0
-ACK_AFTER = 500
+ACK_AFTER = 50
 
 Handler = Callable[[Sequence[chat_pb2.ServerEvent]], Awaitable[int]]
 """Processes one batch; returns the highest delivery sequence it processed (0: none)."""
