@@ -377,4 +377,4 @@ async def test_an_ack_leaves_at_once_when_ack_after_deliveries_wait(
     assert await _pending(server, bob_device) == 2  # below ack_after: waiting for the cadence
     await sender.send(Target.user("bob"), "fourth")
     await bob.watch.until(lambda: len(bob.watch.texts()) == 4)
-    assert await _until_pending(server, bob_device, 0) == 0  # the third one sent the ack
+    assert await _until_pending(server, bob_device, 0) == 0  # the third unacked one sent it
