@@ -15,9 +15,9 @@ flight, and a full one every five seconds walking every stream (55 ms each with 
 connected): 19 % of the event loop's CPU in that room. THRESHOLDS make young collections
 about three times rarer and full ones dozens of times rarer (none in the 10 s measured): the
 collector's time fell by half (0.37 to 0.18 s in 10 s), and the garbage that waits longer is
-the same few objects a second.
-A young threshold of 5,000 saved a little more CPU but cost +4 KB of RSS per idle client at
-1,000 clients (20,000: +6 KB at 500); 2,000 costs less than the run-to-run noise of 1 KB.
+the same few objects a second. A young threshold of 5,000 saved a little more CPU but cost
++4 KB of RSS per idle client at 1,000 clients (20,000: +6 KB at 500); 2,000 costs less than
+the run-to-run noise of 1 KB.
 """
 
 from __future__ import annotations

@@ -315,6 +315,14 @@ async def _pending(server: Node, device: DeviceRef) -> int:
     return await server.store.pending_count(device, 0)
 
 
+async def _until_pending(server: Node, device: DeviceRef, count: int) -> int:
+    for _ in range(int(WAIT_S / 0.05)):
+        if await _pending(server, device) == count:
+            break
+        await asyncio.sleep(0.05)
+    return await _pending(server, device)
+
+
 async def test_acks_are_folded_and_a_clean_stop_sends_the_last_one(
     make_device: MakeDevice, server: Node
 ) -> None:
@@ -328,11 +336,8 @@ async def test_acks_are_folded_and_a_clean_stop_sends_the_last_one(
     bob_device = DeviceRef("bob", bob.vault.account.address.device_id)
     await sender.send(Target.user("bob"), "first")
     await bob.watch.until(lambda: bob.watch.texts() == ["first"])
-    for _ in range(int(WAIT_S / 0.05)):  # the first ack after a quiet spell leaves at once
-        if await _pending(server, bob_device) == 0:
-            break
-        await asyncio.sleep(0.05)
-    assert await _pending(server, bob_device) == 0
+    # the first ack after a quiet spell leaves at once
+    assert await _until_pending(server, bob_device, 0) == 0
 
     chat.link.ack_every_s = 3600.0  # the next ack waits its turn for the rest of the test
     for text in ("second", "third", "fourth"):
@@ -342,19 +347,7 @@ async def test_acks_are_folded_and_a_clean_stop_sends_the_last_one(
     assert await _pending(server, bob_device) == 3  # ... but not yet acknowledged
 
     await bob.stop()
-    for _ in range(int(WAIT_S / 0.05)):
-        if await _pending(server, bob_device) == 0:
-            break
-        await asyncio.sleep(0.05)
-    assert await _pending(server, bob_device) == 0  # the clean stop sent the waiting ack
-
-
-async def _until_pending(server: Node, device: DeviceRef, count: int) -> int:
-    for _ in range(int(WAIT_S / 0.05)):
-        if await _pending(server, device) == count:
-            break
-        await asyncio.sleep(0.05)
-    return await _pending(server, device)
+    assert await _until_pending(server, bob_device, 0) == 0  # the clean stop sent the waiting ack
 
 
 async def test_an_ack_leaves_at_once_when_ack_after_deliveries_wait(

@@ -171,7 +171,6 @@ class ChatLink:
         queue = self._queue
         if queue is not None:
             if self._ack_timer is not None:
-                self._ack_timer.cancel()
                 self._send_ack()
             self._close_queue(queue)
 
@@ -304,8 +303,6 @@ class ChatLink:
 
     def _ack_due(self) -> None:
         if self.ack_every_s <= 0 or self._unacked() >= self.ack_after:
-            if self._ack_timer is not None:
-                self._ack_timer.cancel()
             self._send_ack()
             return
         loop = asyncio.get_running_loop()
@@ -316,7 +313,10 @@ class ChatLink:
             self._ack_timer = loop.call_later(wait, self._send_ack)
 
     def _send_ack(self) -> None:
-        self._ack_timer = None
+        """Send the ack now (a timer still waiting for its turn is cancelled)."""
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
+            self._ack_timer = None
         queue, seq, rooms = self._queue, self.resume_after, self._rooms_due()
         if queue is None or (seq <= self._acked and not rooms):
             return
