@@ -35,6 +35,7 @@ from securechat.client.bundles import publish_request
 from securechat.client.events import ConnectionEvent, Target
 from securechat.client.rpc import (
     ACK_EVERY_S,
+    ROOM_ACK_EVERY_S,
     Api,
     Backoff,
     ChatLink,
@@ -165,10 +166,16 @@ class SecureMember:
     Api, ChatLink and Sender, with opaque ciphertexts."""
 
     def __init__(
-        self, tls: Tls, user: str, room: str, recorder: Recorder, ack_every_s: float = ACK_EVERY_S
+        self,
+        tls: Tls,
+        user: str,
+        room: str,
+        recorder: Recorder,
+        ack_every_s: float = ACK_EVERY_S,
+        room_ack_every_s: float = ROOM_ACK_EVERY_S,
     ) -> None:
         self.tls, self.user, self.room, self.recorder = tls, user, room, recorder
-        self.ack_every_s = ack_every_s
+        self.ack_every_s, self.room_ack_every_s = ack_every_s, room_ack_every_s
         self.api = Api(tls.channel())
         self.target = Target.room(room) if room else Target.user(user)
         self.device_id = 0
@@ -205,6 +212,7 @@ class SecureMember:
             handle=self._handle,
             notify=self._connection,
             ack_every_s=self.ack_every_s,
+            room_ack_every_s=self.room_ack_every_s,
             backoff=RECONNECT,
         )
         self.sender = Sender(self.link, self.book)

@@ -13,7 +13,7 @@ from securechat.bench import procs
 from securechat.bench.procs import ServerProcess
 from securechat.bench.report import percentiles, ratio
 from securechat.bench.workers import Workers, split
-from securechat.client.rpc import ACK_EVERY_S
+from securechat.client.rpc import ACK_EVERY_S, ROOM_ACK_EVERY_S
 from securechat.pki import DevPki, make_dev_pki
 
 # Issue 18's big room: 1,000 members on real streams, a few of them sending (2 msg/s in all,
@@ -66,7 +66,8 @@ class Params:
     setup_bcrypt_cost: int = 4
     storm_bcrypt_cost: str = "default (12)"
     ciphertext_bytes: str = "200-400 random, first 8 = send time"
-    ack_every_s: float = ACK_EVERY_S  # the client library's own cadence
+    ack_every_s: float = ACK_EVERY_S  # the client library's own cadences
+    room_ack_every_s: float = ROOM_ACK_EVERY_S
     step_lead_s: float = 1.5  # time the load processes get to prepare a step before it starts
     idle_settle_before_s: float = 2.0
     idle_settle_after_s: float = 3.0
@@ -177,6 +178,7 @@ class Bench:
                 "indexes": indexes,
                 "room_size": members,
                 "ack_every_s": self.params.ack_every_s,
+                "room_ack_every_s": self.params.room_ack_every_s,
                 "signed": signed,
             }
             for indexes in parts

@@ -27,7 +27,7 @@ from securechat.bench.recipients import ServerListedRecipients
 from securechat.bench.signed_room import SharedRoster, SignedMember
 from securechat.bench.workers import gather_limited
 from securechat.client.events import Target
-from securechat.client.rpc import ACK_EVERY_S, Sender, UnaryOutlet
+from securechat.client.rpc import ACK_EVERY_S, ROOM_ACK_EVERY_S, Sender, UnaryOutlet
 from securechat.crypto.account import Address
 from securechat.errors import SecureChatError
 
@@ -54,10 +54,15 @@ class RoomRole:
             self.members = [ReferenceMember(self.tls, self.recorder) for _ in self.spec["users"]]
         else:
             room = self.spec["room"]
-            ack = self.spec.get("ack_every_s", ACK_EVERY_S)
+            acks = (
+                self.spec.get("ack_every_s", ACK_EVERY_S),
+                self.spec.get("room_ack_every_s", ROOM_ACK_EVERY_S),
+            )
             # a signed room (issue 15): signed joins, one room message per send
             kind = SignedMember if self.spec.get("signed") else SecureMember
-            self.members = [kind(self.tls, u, room, self.recorder, ack) for u in self.spec["users"]]
+            self.members = [
+                kind(self.tls, u, room, self.recorder, *acks) for u in self.spec["users"]
+            ]
 
             async def account(member: SecureMember) -> None:
                 await member.register()

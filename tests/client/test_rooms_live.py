@@ -7,12 +7,16 @@ can read afterwards; room positions are acknowledged and survive a restart of th
 
 from __future__ import annotations
 
+import asyncio
+
 from securechat.client.events import Target
+from securechat.client.rpc import ROOM_ACK_EVERY_S
 from securechat.client.rpc.sender import Sender
+from securechat.domain.model import DeviceRef
 from securechat.node import Node
 from securechat_proto.v1 import chat_pb2
 from tests.client.conftest import MakeDevice
-from tests.client.live import Device
+from tests.client.live import WAIT_S, Device
 
 ROOM = "ops"
 
@@ -96,3 +100,56 @@ async def test_room_positions_resume_after_a_restart(make_device: MakeDevice) ->
     await bob.start()  # a new session on the same keystore: resumes after the acked position
     await bob.watch.until(lambda: bob.watch.texts() == ["one", "two while away"])
     await bob.watch.until(lambda: bob.vault.state.room_acks.get(ROOM, 0) >= 2)
+
+
+async def _acked_on_server(server: Node, device: DeviceRef, position: int) -> int:
+    """The device's room position as the server stores it, once it reaches ``position`` (or
+    the wait runs out)."""
+    for _ in range(int(WAIT_S / 0.05)):
+        stored = (await server.store.room_starts(device)).get(ROOM, 0)
+        if stored >= position:
+            return stored
+        await asyncio.sleep(0.05)
+    return (await server.store.room_starts(device)).get(ROOM, 0)
+
+
+async def _until_mailbox_acked(server: Node, device: DeviceRef) -> bool:
+    for _ in range(int(WAIT_S / 0.05)):
+        if await server.store.pending_count(device, 0) == 0:
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+async def test_room_positions_alone_wait_for_their_own_cadence(
+    make_device: MakeDevice, server: Node
+) -> None:
+    """Room positions alone are acked at most every ROOM_ACK_EVERY_S (the server deletes
+    nothing for them; in a 1,000-member room they were most of its acks); a mailbox ack, at
+    its own shorter cadence, carries the positions due with it."""
+    alice, bob = await _started(make_device, "alice", "bob")
+    assert alice.session and bob.session
+    link = bob.session.link
+    assert link.room_ack_every_s == ROOM_ACK_EVERY_S > link.ack_every_s > 0
+    await alice.session.messenger.actions.create(ROOM)
+    await bob.session.messenger.actions.join(ROOM, _never)
+    await alice.watch.until(lambda: "#ops: bob joined" in alice.watch.notices())
+    bob_device = DeviceRef("bob", bob.vault.account.address.device_id)
+
+    await alice.session.send(Target.room(ROOM), "one")
+    await bob.watch.until(lambda: bob.watch.texts() == ["one"])
+    first = bob.vault.state.room_acks.get(ROOM, 0)
+    assert first > 0
+    assert await _acked_on_server(server, bob_device, first) == first  # after a quiet spell
+
+    link.room_ack_every_s, link.ack_every_s = 3600.0, 0.0  # rooms wait; the mailbox does not
+    await alice.session.send(Target.room(ROOM), "two")
+    await bob.watch.until(lambda: bob.vault.state.room_acks.get(ROOM, 0) > first)
+    second = bob.vault.state.room_acks[ROOM]
+    # processed and saved by the device, but the ack waits (the link decided as it processed)
+    assert link._acked_rooms.get(ROOM) == first
+    assert (await server.store.room_starts(bob_device)).get(ROOM) == first
+    await alice.session.send(Target.user("bob"), "direct")  # a mailbox delivery: acked at once
+    await bob.watch.until(lambda: "direct" in bob.watch.texts())
+    assert await _until_mailbox_acked(server, bob_device)
+    assert await _acked_on_server(server, bob_device, second) == second  # it went along

@@ -15,12 +15,13 @@ The chat client, the scriptable CLI, ``securechat-admin`` and the bench's load c
 
 from securechat.client.rpc.api import Api, LoginResult
 from securechat.client.rpc.channel import Endpoint, check_server, open_channel, resolve_path
-from securechat.client.rpc.link import ACK_EVERY_S, Backoff, ChatLink
+from securechat.client.rpc.link import ACK_EVERY_S, ROOM_ACK_EVERY_S, Backoff, ChatLink
 from securechat.client.rpc.sender import Receipt, Seal, Sender, UnaryOutlet
 from securechat.client.rpc.status import call, result_error, translate
 
 __all__ = [
     "ACK_EVERY_S",
+    "ROOM_ACK_EVERY_S",
     "Api",
     "Backoff",
     "ChatLink",
