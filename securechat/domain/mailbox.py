@@ -41,6 +41,12 @@ class Usage(NamedTuple):
 
 ZERO = Usage()
 
+# The most mailbox entries one acknowledgement transaction deletes. An ack deletes everything up
+# to its sequence, which can be a whole mailbox (20,000 entries at the default quota); on
+# SQLite's one writer such a delete held every send's commit behind it. A bigger ack is written
+# in several transactions (docs/performance.md, issue 18, stop 24).
+ACK_ROWS_PER_TRANSACTION = 1000
+
 
 @dataclass(frozen=True, slots=True)
 class MailboxLimits:

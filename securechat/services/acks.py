@@ -14,13 +14,15 @@ import logging
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Generic, TypeVar
 
+from securechat.domain.mailbox import ACK_ROWS_PER_TRANSACTION
 from securechat.domain.model import DeviceRef
 from securechat.storage.port import Store
 
 log = logging.getLogger("securechat.acks")
 
 K = TypeVar("K", bound=Hashable)
-Write = Callable[[Sequence[tuple[K, int]]], Awaitable[None]]
+# Writes a round's marks; returns the marks it left for the next round (None: none).
+Write = Callable[[Sequence[tuple[K, int]]], Awaitable[Sequence[tuple[K, int]] | None]]
 # Acks: at most one round per this many seconds. The first ack after a quiet spell is written at
 # once; while acks keep coming (each client acks every 50 ms) they wait for the next round
 # instead of each starting a write transaction: at 10 clients x 2 msg/s that was ~70 ack
@@ -58,10 +60,13 @@ class Coalesced(Generic[K]):
             self._last_round = loop.time()
             batch, self._pending = self._pending, {}
             try:
-                await self._write(list(batch.items()))
+                left = await self._write(list(batch.items()))
             except Exception:
                 log.warning("could not store %d %s", len(batch), self.what)
+                left = None
             self.rounds += 1
+            for key, mark in left or ():
+                self._record(key, mark)  # the next round's, with what arrives meanwhile
 
     async def drain(self) -> None:
         while self._task is not None and not self._task.done():
@@ -69,13 +74,24 @@ class Coalesced(Generic[K]):
 
 
 class AckBatcher(Coalesced[DeviceRef]):
-    """Acks of every stream (a lost one means a redelivery the client drops by message id)."""
+    """Acks of every stream (a lost one means a redelivery the client drops by message id).
+    A round deletes at most ``round_rows`` mailbox entries: the rest of a big ack (a device
+    that acks a whole mailbox at once) waits for the next rounds, so the sends' commits on the
+    store's one writer never queue behind one long delete."""
 
     what = "acknowledgements (they will be redelivered)"
     task_name = "ack-batch"
 
-    def __init__(self, store: Store, interval_s: float = ACK_ROUND_S) -> None:
-        super().__init__(store.ack_many, interval_s)
+    def __init__(
+        self,
+        store: Store,
+        interval_s: float = ACK_ROUND_S,
+        round_rows: int = ACK_ROWS_PER_TRANSACTION,
+    ) -> None:
+        async def write(marks: Sequence[tuple[DeviceRef, int]]) -> list[tuple[DeviceRef, int]]:
+            return await store.ack_many(marks, round_rows)
+
+        super().__init__(write, interval_s)
 
     def ack(self, device: DeviceRef, seq: int) -> None:
         """Record that ``device`` processed everything up to ``seq`` (validated by the caller)."""

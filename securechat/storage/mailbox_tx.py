@@ -63,6 +63,14 @@ DELETE_RETURNING = (
     "DELETE FROM mailbox WHERE user_name = ? AND device_id = ? AND seq <= ? "
     "RETURNING sender_user, length(ciphertext)"
 )
+# The same, but only the device's oldest N entries at most: a range up to the Nth oldest entry
+# (found through the primary key's index), so as cheap as the plain delete for a small ack.
+DELETE_OLDEST_RETURNING = (
+    "DELETE FROM mailbox WHERE user_name = ? AND device_id = ? AND seq <= ? AND seq <= "
+    "COALESCE((SELECT seq FROM mailbox WHERE user_name = ? AND device_id = ? "
+    "ORDER BY seq LIMIT 1 OFFSET ?), ?) "
+    "RETURNING sender_user, length(ciphertext)"
+)
 
 
 def _read_sent(
@@ -216,19 +224,39 @@ def _decide(
     return decided, entering, shares
 
 
-def remove(d: Dialect, acks: Sequence[tuple[DeviceRef, int]]) -> Tx[int]:
-    """Delete each device's entries up to its sequence and take them off its usage; the number
-    of entries deleted. A device whose mailbox is now empty stops being tracked."""
+Acks = list[tuple[DeviceRef, int]]
+
+
+def remove(d: Dialect, acks: Sequence[tuple[DeviceRef, int]], limit: int) -> Tx[tuple[int, Acks]]:
+    """Delete each device's entries up to its sequence and take them off its usage, at most
+    ``limit`` entries in all (0: no limit; each device's oldest first, the devices in order).
+    Returns the number deleted and the acks not done, whole or in part, for a later
+    transaction. A device whose mailbox is now empty stops being tracked."""
     marks = sorted(dict(acks).items())
     if not marks:
-        return 0
+        return 0, []
     yield from lock(d, [device for device, _ in marks])
     tally: dict[DeviceRef, dict[str, list[int]]] = {}
+    rest: Acks = []
+    deleted = 0
     for device, seq in marks:
+        budget = limit - deleted
+        if limit and budget <= 0:
+            rest.append((device, seq))
+            continue
         # One statement per device: faster than one whose WHERE names them all (SQLite).
-        rows = yield Query(d.sql(DELETE_RETURNING), (device.user, device.device_id, seq))
+        if limit:
+            where = (device.user, device.device_id)
+            oldest = (*where, seq, *where, budget - 1, seq)
+            rows = yield Query(d.sql(DELETE_OLDEST_RETURNING), oldest)
+        else:
+            rows = yield Query(d.sql(DELETE_RETURNING), (device.user, device.device_id, seq))
+        found = rows_of(rows)
+        deleted += len(found)
+        if limit and len(found) == budget:
+            rest.append((device, seq))  # perhaps more up to seq: the next transaction's
         by: dict[str, list[int]] = {}
-        for sender, size in rows_of(rows):
+        for sender, size in found:
             use = by.get(sender)
             if use is None:
                 by[sender] = [1, int(size)]
@@ -238,10 +266,10 @@ def remove(d: Dialect, acks: Sequence[tuple[DeviceRef, int]]) -> Tx[int]:
         if by:
             tally[device] = by
     if not tally:
-        return 0
+        return 0, rest
     removed = {dev: {s: Usage(*use) for s, use in by.items()} for dev, by in tally.items()}
     yield from take_off(d, removed)
-    return sum(use[0] for by in tally.values() for use in by.values())
+    return deleted, rest
 
 
 def expire(d: Dialect, before_ms: int) -> Tx[int]:

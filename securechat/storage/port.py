@@ -323,11 +323,17 @@ class Store(Protocol):
 
     async def ack(self, device: DeviceRef, up_to_seq: int) -> int:
         """Delete entries up to and including up_to_seq; InvalidArgument when up_to_seq is
-        greater than the last sequence ever assigned to the device. Returns rows deleted."""
+        greater than the last sequence ever assigned to the device. Returns rows deleted. Durable
+        when it returns; a big ack is deleted in several transactions (at most
+        ACK_ROWS_PER_TRANSACTION entries each)."""
 
-    async def ack_many(self, acks: Sequence[tuple[DeviceRef, int]]) -> None:
-        """Delete, in one transaction, each device's entries up to its sequence. No check
-        against the last sequence (callers validated it); unknown devices are skipped."""
+    async def ack_many(
+        self, acks: Sequence[tuple[DeviceRef, int]], limit: int = 0
+    ) -> list[tuple[DeviceRef, int]]:
+        """Delete, in one transaction, each device's entries up to its sequence, at most
+        ``limit`` entries in all (0: no limit; each device's oldest first, the devices in
+        order); returns the acks not done, whole or in part, for a later call. No check against
+        the last sequence (callers validated it); unknown devices are skipped."""
 
     async def last_seq(self, device: DeviceRef) -> int:
         """The highest sequence ever assigned to the device (0 if none)."""

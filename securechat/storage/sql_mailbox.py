@@ -14,7 +14,13 @@ from typing import Any
 from sqlalchemy import ColumnElement, Row, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from securechat.domain.mailbox import NO_LIMITS, Committed, MailboxLimits, Usage
+from securechat.domain.mailbox import (
+    ACK_ROWS_PER_TRANSACTION,
+    NO_LIMITS,
+    Committed,
+    MailboxLimits,
+    Usage,
+)
 from securechat.domain.model import (
     Conversation,
     ConversationKind,
@@ -134,11 +140,21 @@ class MailboxSql(SqlCore):
         last = await self.last_seq(device)
         if up_to_seq > last:
             raise rules.ack_beyond_last(up_to_seq, last)
-        return await self._transact(mailbox_tx.remove(self.dialect, [(device, up_to_seq)]))
+        deleted, rest = 0, [(device, up_to_seq)]
+        while rest:  # a transaction per ACK_ROWS_PER_TRANSACTION: sends commit in between
+            done, rest = await self._transact(
+                mailbox_tx.remove(self.dialect, rest, ACK_ROWS_PER_TRANSACTION)
+            )
+            deleted += done
+        return deleted
 
-    async def ack_many(self, acks: Sequence[tuple[DeviceRef, int]]) -> None:
-        if acks:
-            await self._transact(mailbox_tx.remove(self.dialect, acks), durable=False)
+    async def ack_many(
+        self, acks: Sequence[tuple[DeviceRef, int]], limit: int = 0
+    ) -> list[tuple[DeviceRef, int]]:
+        if not acks:
+            return []
+        _, rest = await self._transact(mailbox_tx.remove(self.dialect, acks, limit), durable=False)
+        return rest
 
     async def last_seq(self, device: DeviceRef) -> int:
         async with self._read() as conn:

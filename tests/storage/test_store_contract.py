@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from securechat.domain.mailbox import Usage
 from securechat.domain.model import (
     Bundle,
     Conversation,
@@ -24,8 +26,11 @@ from securechat.domain.model import (
     StoreStats,
 )
 from securechat.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from securechat.storage import mailbox_tx, sql_mailbox
+from securechat.storage.memory import MemoryStore
 from securechat.storage.migrations import LATEST_VERSION
 from securechat.storage.port import Store
+from securechat.storage.sql_steps import Dialect
 
 if TYPE_CHECKING:
     from conftest import Backend
@@ -580,3 +585,49 @@ async def test_ack_many_deletes_each_devices_entries_in_one_call(store: Store) -
     assert [e.seq for e in await store.fetch(CAROL1, 0, 10)] == [2, 3]
     await store.ack_many([])
     assert [e.seq for e in await store.fetch(CAROL1, 0, 10)] == [2, 3]
+
+
+async def test_ack_many_deletes_at_most_its_limit_and_returns_the_rest(store: Store) -> None:
+    """A limit bounds what one transaction deletes (each device's oldest first, devices in
+    order); what is left of the acks comes back for a later call, and usage follows."""
+    await _people(store, "alice", "bob", "carol")
+    for i in range(5):
+        await store.enqueue(f"m{i}", ALICE1, 10, [_item(BOB1, b"b" * 3), _item(CAROL1)])
+    assert await store.ack_many([(CAROL1, 3), (BOB1, 5)], limit=4) == [(BOB1, 5), (CAROL1, 3)]
+    assert [e.seq for e in await store.fetch(BOB1, 0, 10)] == [5]
+    assert [e.seq for e in await store.fetch(CAROL1, 0, 10)] == [1, 2, 3, 4, 5]
+    assert await store.mailbox_usage(BOB1) == Usage(1, 3)
+    # bob's last entry, then carol's three up to her mark: exactly the limit, so carol's ack
+    # comes back once more (perhaps more entries up to it) and deletes nothing then
+    assert await store.ack_many([(BOB1, 5), (CAROL1, 3)], limit=4) == [(CAROL1, 3)]
+    assert await store.fetch(BOB1, 0, 10) == []
+    assert [e.seq for e in await store.fetch(CAROL1, 0, 10)] == [4, 5]
+    assert await store.ack_many([(CAROL1, 3)], limit=4) == []
+    assert await store.mailbox_usage(CAROL1) == Usage(2, 4)
+    assert await store.mailbox_usage(BOB1) == Usage(0, 0)
+    assert await store.ack_many([(CAROL1, 5)]) == []  # no limit: all of it at once
+    assert await store.fetch(CAROL1, 0, 10) == []
+
+
+async def test_a_big_ack_is_deleted_in_bounded_transactions(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The unary Ack of a whole mailbox deletes it all, in transactions of at most
+    ACK_ROWS_PER_TRANSACTION entries (SQL stores: each holds the one writer only briefly)."""
+    monkeypatch.setattr(sql_mailbox, "ACK_ROWS_PER_TRANSACTION", 2)
+    transactions: list[int] = []
+    remove = mailbox_tx.remove
+
+    def counted(d: Dialect, acks: Sequence[tuple[DeviceRef, int]], limit: int) -> Any:
+        transactions.append(limit)
+        return remove(d, acks, limit)
+
+    monkeypatch.setattr(mailbox_tx, "remove", counted)
+    await _people(store, "alice", "bob")
+    for i in range(5):
+        await store.enqueue(f"m{i}", ALICE1, 10, [_item(BOB1)])
+    assert await store.ack(BOB1, 5) == 5
+    assert await store.fetch(BOB1, 0, 10) == []
+    assert await store.mailbox_usage(BOB1) == Usage(0, 0)
+    assert transactions in ([], [2, 2, 2])  # the memory store has no writer to hold
+    assert isinstance(store, MemoryStore) or transactions == [2, 2, 2]

@@ -123,14 +123,27 @@ class MailboxMemory(MemoryState):
             del state.mailbox[seq]
         return len(doomed)
 
-    async def ack_many(self, acks: Sequence[tuple[DeviceRef, int]]) -> None:
-        for device, up_to_seq in acks:
+    async def ack_many(
+        self, acks: Sequence[tuple[DeviceRef, int]], limit: int = 0
+    ) -> list[tuple[DeviceRef, int]]:
+        rest: list[tuple[DeviceRef, int]] = []
+        deleted = 0
+        for device, up_to_seq in sorted(dict(acks).items()):
+            budget = limit - deleted
+            if limit and budget <= 0:
+                rest.append((device, up_to_seq))
+                continue
             state = self._devices.get(device)
             if state is None:
                 continue
             doomed = [seq for seq in state.mailbox if seq <= up_to_seq]
+            if limit and len(doomed) >= budget:
+                doomed = doomed[:budget]
+                rest.append((device, up_to_seq))
             for seq in doomed:
                 del state.mailbox[seq]
+            deleted += len(doomed)
+        return rest
 
     async def last_seq(self, device: DeviceRef) -> int:
         return self._device(device).last_seq
