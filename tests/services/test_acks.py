@@ -18,13 +18,19 @@ from securechat.storage.memory import MemoryStore
 ROOM = Conversation(ConversationKind.ROOM, "lobby")
 
 
-async def test_acks_of_many_devices_go_in_one_round() -> None:
+async def _three_devices() -> tuple[MemoryStore, list[DeviceRef]]:
+    """A store with alice, bob and carol, one device each."""
     store = MemoryStore()
     await store.open()
     devices = []
     for user in ("alice", "bob", "carol"):
         await store.create_user(user, b"$2b$x", Role.USER, 1)
         devices.append(DeviceRef(user, await store.add_device(user, 1)))
+    return store, devices
+
+
+async def test_acks_of_many_devices_go_in_one_round() -> None:
+    store, devices = await _three_devices()
     for i in range(4):
         items = [OutgoingCiphertext(d, b"x", ROOM) for d in devices]
         await store.enqueue(f"m{i}", devices[0], 1, items)
@@ -71,12 +77,7 @@ async def test_a_round_deletes_at_most_round_rows_and_the_rest_waits_for_the_nex
     """A device that acks a whole mailbox at once does not hold the store's writer for one long
     delete: each round deletes at most ``round_rows`` entries, the rest of the ack waits for
     the next round (with the other devices' acks), until all of it is deleted."""
-    store = MemoryStore()
-    await store.open()
-    devices = []
-    for user in ("alice", "bob", "carol"):
-        await store.create_user(user, b"$2b$x", Role.USER, 1)
-        devices.append(DeviceRef(user, await store.add_device(user, 1)))
+    store, devices = await _three_devices()
     alice, bob, carol = devices
     for i in range(7):
         await store.enqueue(f"m{i}", alice, 1, [OutgoingCiphertext(bob, b"x", ROOM)])
