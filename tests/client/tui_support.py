@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+from textual._context import visible_screen_stack  # private: what the display sets
 from textual.pilot import Pilot
 
 from securechat.client.account import Client
@@ -60,7 +61,13 @@ async def running(app: ChatApp, size: tuple[int, int] = SIZE) -> AsyncIterator[P
 
 
 def screen_text(app: ChatApp) -> str:
-    """The screen as plain text, line by line (what a terminal would show, without colour)."""
+    """The screen as plain text, line by line (what a terminal would show, without colour).
+
+    Rendered as Textual's own display does it: with the screens under a modal one (the search
+    results) as the context it draws them from. Without them, a modal screen re-rendered
+    between two display updates drew an empty background, and the docs' screenshot of it
+    failed at random on a slow machine."""
+    visible_screen_stack.set(list(app._background_screens))  # Screen.render pops from it
     strips = app.screen._compositor.render_strips()
     return "\n".join(strip.text.rstrip() for strip in strips)
 
