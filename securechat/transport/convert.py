@@ -135,15 +135,15 @@ def send_result(outcome: SendAccepted | SendRejected) -> chat_pb2.SendResult:
 
 def encode_frame(batch: list[OutEvent]) -> bytes:
     """One serialised ServerFrame: deliveries hand-encoded (the hot path), the rest by protobuf."""
-    return wire.frame([_encoded(event) for event in batch])
+    return wire.frame([_part(event) for event in batch])
 
 
-def _encoded(event: OutEvent) -> bytes:
-    if type(event) is MailboxEntry:
-        return wire.delivery_event(event)
+def _part(event: OutEvent) -> bytes:
     if type(event) is RoomEntry:
-        return wire.room_delivery_event(event)
-    return event_to_proto(event).SerializeToString()
+        return wire.room_delivery_part(event)
+    if type(event) is MailboxEntry:
+        return wire.frame_part(wire.delivery_event(event))
+    return wire.frame_part(event_to_proto(event).SerializeToString())
 
 
 def event_to_proto(event: OutEvent) -> chat_pb2.ServerEvent:

@@ -4,8 +4,11 @@ A room message becomes one Delivery per recipient device, each written to a diff
 Building protobuf objects for each and serialising them cost more server CPU than anything else
 on that path, so a Delivery is encoded straight to bytes here: the part every recipient shares
 (message id, sender, conversation, time) is encoded once per message and cached, and a frame is a
-join of length-prefixed events. The output is ordinary protobuf (tests parse it back with the
-generated classes and compare); other, rarer events are serialised by protobuf itself.
+join of length-prefixed events. A room message is the same event for every member device, so its
+whole frame part is encoded once and shared by the member streams' writers (a small cache: the
+writers take it within moments of the fan-out). The output is ordinary protobuf (tests parse it
+back with the generated classes and compare); other, rarer events are serialised by protobuf
+itself.
 """
 
 from __future__ import annotations
@@ -94,6 +97,22 @@ def room_delivery_event(entry: RoomEntry) -> bytes:
     return field(_EVENT_DELIVERY, body)
 
 
-def frame(events: list[bytes]) -> bytes:
-    """A ServerFrame from serialised ServerEvents."""
-    return b"".join([field(_FRAME_EVENTS, event) for event in events])
+# Room messages whose frame part is kept: enough for the fan-out of the latest messages to reach
+# every member's writer (a miss only encodes again); at most this many × chat.max_message_bytes.
+ROOM_PARTS_CACHED = 64
+
+
+def frame_part(event: bytes) -> bytes:
+    """One serialised ServerEvent as a part of a ServerFrame (its ``events`` field)."""
+    return field(_FRAME_EVENTS, event)
+
+
+@lru_cache(maxsize=ROOM_PARTS_CACHED)
+def room_delivery_part(entry: RoomEntry) -> bytes:
+    """``frame_part(room_delivery_event(entry))``, encoded once for all the room's members."""
+    return frame_part(room_delivery_event(entry))
+
+
+def frame(parts: list[bytes]) -> bytes:
+    """A ServerFrame from its parts (``frame_part``, ``room_delivery_part``)."""
+    return b"".join(parts)
