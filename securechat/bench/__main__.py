@@ -25,9 +25,11 @@ TARGETS = {
     "cpu_ratio_10x2_spread": ("<=", 1.0),
     "cpu_ratio_50x2_spread": ("<=", 1.0),
     "cpu_ratio_50x2_burst": ("<=", 0.5),
+    "cpu_ratio_50x2_burst_signed": ("<=", 0.5),
     "p99_ms_10x2_spread": ("<=", 25.0),
     "p99_ms_50x2_spread": ("<=", 40.0),
     "saturation_ratio": (">=", 3.0),
+    "saturation_signed_ratio": (">=", 3.0),
     "room_1000_cpu_ratio_to_50": ("<=", 1.0),
     "rss_kb_per_client": ("<=", 80.0),
     "login_storm_p99_factor": ("<=", 2.0),
@@ -128,6 +130,10 @@ def summarise(
         "saturation_reference_deliveries_per_s": saturation.get("reference", {}).get(
             "max_sustained_deliveries_per_s", nan
         ),
+        "saturation_signed_ratio": saturation.get("ratio_signed", nan),
+        "saturation_signed_securechat_deliveries_per_s": saturation.get(
+            "securechat_signed", {}
+        ).get("max_sustained_deliveries_per_s", nan),
         "p99_ms_at_5k": fanout.get("p99_ms", nan),
         "p99_ms_at_5k_reference": fanout.get("reference", {}).get("latency_ms", {}).get("p99", nan),
         "cpu_per_delivery_ratio": fanout.get("cpu_per_delivery_ratio", nan),

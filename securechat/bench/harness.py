@@ -42,6 +42,7 @@ class Params:
         ("50x2 burst", 50, 2.0, "burst", "legacy"),
         ("10x2 spread signed", 10, 2.0, "spread", "signed"),
         ("50x2 spread signed", 50, 2.0, "spread", "signed"),
+        ("50x2 burst signed", 50, 2.0, "burst", "signed"),
         (ROOM_1000, 1000, 2.0 / ROOM_1000_SENDERS, "spread", "signed"),
     )
     # shapes where only the room's first N members send (the others only receive)

@@ -16,6 +16,7 @@ from securechat.bench.scaleout import unavailable
 
 SUMMARY_KEYS = {
     "saturation_ratio",
+    "saturation_signed_ratio",
     "p99_ms_at_5k",
     "cpu_per_delivery_ratio",
     "rss_kb_per_client",
