@@ -6,8 +6,7 @@ with "database is locked" when a reader tries to upgrade. That serialisation is 
 prekey claims exactly-once here. Within this process writers also queue on an asyncio lock, so
 they wait their turn without polling; ``busy_timeout`` covers other processes (admin tools).
 Reads use plain deferred transactions and run alongside a writer thanks to WAL. The folder and
-the files are for the server's user alone (private_files.py). Commits never checkpoint the WAL:
-a task does, off the commit path (sqlite_checkpoints.py).
+the files are for the server's user alone (private_files.py).
 """
 
 from __future__ import annotations
@@ -26,11 +25,6 @@ from securechat.errors import InvalidArgument, Unavailable
 from securechat.storage.private_files import make_private
 from securechat.storage.sql_steps import SQLITE, T, Tx
 from securechat.storage.sql_store import SqlStore
-from securechat.storage.sqlite_checkpoints import (
-    CHECKPOINT_EVERY_S,
-    NO_AUTOCHECKPOINT,
-    WalCheckpointer,
-)
 from securechat.storage.sqlite_writer import SqliteWriter
 
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -44,13 +38,7 @@ class SqliteStore(SqlStore):
     backend = "SQLite"
     dialect = SQLITE
 
-    def __init__(
-        self,
-        path: Path,
-        *,
-        synchronous: str = "FULL",
-        checkpoint_every_s: float = CHECKPOINT_EVERY_S,
-    ) -> None:
+    def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
         super().__init__()
         mode = synchronous.upper()
         if mode not in SYNCHRONOUS_MODES:
@@ -62,7 +50,6 @@ class SqliteStore(SqlStore):
         self.synchronous = mode
         self._local_write_lock = asyncio.Lock()
         self._writer = SqliteWriter(self.path, self._pragmas(), relaxed=self._relaxed())
-        self.checkpointer = WalCheckpointer(self.path, self._pragmas(), checkpoint_every_s)
 
     def _relaxed(self) -> tuple[str, str] | None:
         """The pragmas around a transaction that need not be durable (before, after): in WAL
@@ -78,7 +65,6 @@ class SqliteStore(SqlStore):
             "PRAGMA journal_mode = WAL",
             f"PRAGMA synchronous = {self.synchronous}",
             "PRAGMA foreign_keys = ON",
-            NO_AUTOCHECKPOINT,  # the checkpointer's task checkpoints, never a commit
         ]
 
     async def _transact(self, tx: Tx[T], *, durable: bool = True) -> T:
@@ -91,12 +77,7 @@ class SqliteStore(SqlStore):
             except sqlite3.Error as exc:
                 raise Unavailable("the message store failed: try again") from exc
 
-    async def open(self) -> None:
-        await super().open()
-        self.checkpointer.start()
-
     async def close(self) -> None:
-        await self.checkpointer.stop()
         await self._writer.close()
         await super().close()
 
