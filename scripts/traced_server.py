@@ -44,4 +44,4 @@ if __name__ == "__main__":
     tracemalloc.start(10)
     on_signal(target)
     sys.argv[0] = "securechat-server"
-    sys.exit(main())
+    main()

@@ -12,6 +12,11 @@ snapshot written on SIGUSR1; the server is slower under it): a snapshot after th
 and one at the end, and the top allocation sites by growth between them in
 ``soak-tracemalloc.txt``, to tell a leak (one site growing without bound) from a heap that
 settles.
+
+``--heap`` runs the server under scripts/heap_server.py instead (cheap: a thread reads glibc's
+`mallinfo2` every few seconds): each sample also has malloc's bytes in use and free and Python's
+allocated blocks (plotted beside RSS), and after the load the RSS before and after
+`malloc_trim(0)`, to tell memory the allocator keeps from memory still in use.
 """
 
 from __future__ import annotations
@@ -36,7 +41,10 @@ from securechat.bench.workers import Workers, split
 from securechat.pki import make_dev_pki
 
 COLUMNS = ("elapsed_s", "rss_kb", "open_files", "store_bytes")
-TRACED_SERVER = Path(__file__).resolve().parents[2] / "scripts" / "traced_server.py"
+HEAP_COLUMNS = ("malloc_in_use_kb", "malloc_free_kb", "py_blocks")
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+TRACED_SERVER = SCRIPTS / "traced_server.py"
+HEAP_SERVER = SCRIPTS / "heap_server.py"
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,7 @@ class SoakParams:
     messages: int = 3  # per session
     gap_s: float = 1.0  # between a session's messages
     tracemalloc: bool = False
+    heap: bool = False
 
 
 def open_files(pid: int) -> int:
@@ -70,18 +79,38 @@ def slope_per_min(samples: Sequence[dict[str, float]], key: str) -> float:
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var if var else 0.0
 
 
-def sample(server: ServerProcess, data: Path, started: float) -> dict[str, float]:
-    return {
+def sample(
+    server: ServerProcess, data: Path, started: float, heap: Path | None = None
+) -> dict[str, float]:
+    """One row: RSS, open files, store size, and with ``heap`` (the heap server's samples
+    file) its latest heap figures."""
+    row: dict[str, float] = {
         "elapsed_s": round(time.monotonic() - started, 1),
         "rss_kb": server.rss_kb(),
         "open_files": open_files(server.pid),
         "store_bytes": store_bytes(data),
     }
+    if heap is not None:
+        figures = json.loads(heap.read_text()) if heap.exists() else {}
+        row.update({k: figures.get(k, float("nan")) for k in HEAP_COLUMNS})
+    return row
+
+
+def trim_heap(server: ServerProcess, heap: Path) -> dict[str, int]:
+    """Ask the heap server for `malloc_trim(0)` and return its RSS before and after."""
+    done = heap.with_name(heap.name + ".trim")
+    server.popen.send_signal(signal.SIGUSR2)
+    deadline = time.monotonic() + 60
+    while not done.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return dict(json.loads(done.read_text())) if done.exists() else {}
 
 
 def write_csv(path: Path, samples: Sequence[dict[str, float]]) -> None:
     with path.open("w", newline="") as out:
-        writer = csv.DictWriter(out, fieldnames=COLUMNS)
+        writer = csv.DictWriter(
+            out, fieldnames=[k for k in (*COLUMNS, *HEAP_COLUMNS) if k in samples[0]]
+        )
         writer.writeheader()
         writer.writerows(samples)
 
@@ -96,14 +125,22 @@ def plot(path: Path, samples: Sequence[dict[str, float]], title: str) -> bool:
     except ImportError:
         return False
     minutes = [s["elapsed_s"] / 60 for s in samples]
+    mb = 1024
+    memory = [("RSS", [s["rss_kb"] / mb for s in samples])]
+    if "malloc_in_use_kb" in samples[0]:
+        memory.append(("malloc in use", [s["malloc_in_use_kb"] / mb for s in samples]))
+        memory.append(("malloc free", [s["malloc_free_kb"] / mb for s in samples]))
     curves = (
-        ("server RSS (MB)", [s["rss_kb"] / 1024 for s in samples]),
-        ("open files", [s["open_files"] for s in samples]),
-        ("store size (MB)", [s["store_bytes"] / 1e6 for s in samples]),
+        ("server memory (MB)", memory),
+        ("open files", [("open files", [s["open_files"] for s in samples])]),
+        ("store size (MB)", [("store", [s["store_bytes"] / 1e6 for s in samples])]),
     )
     fig, axes = plt.subplots(len(curves), 1, figsize=(8, 7), sharex=True)
-    for axis, (label, values) in zip(axes, curves, strict=True):
-        axis.plot(minutes, values)
+    for axis, (label, lines) in zip(axes, curves, strict=True):
+        for name, values in lines:
+            axis.plot(minutes, values, label=name)
+        if len(lines) > 1:
+            axis.legend(fontsize=8)
         axis.set_ylabel(label)
         axis.grid(True, alpha=0.3)
     axes[-1].set_xlabel("minutes")
@@ -115,11 +152,17 @@ def plot(path: Path, samples: Sequence[dict[str, float]], title: str) -> bool:
 
 
 def start_server(workdir: Path, certs: Path, params: SoakParams) -> tuple[ServerProcess, Path]:
+    if params.tracemalloc and params.heap:
+        raise ValueError("--tracemalloc and --heap each run their own server; choose one")
     env = procs.securechat_env(4)
     program: list[str] | None = None
     if params.tracemalloc:
         env["TRACEMALLOC_SNAPSHOT_DIR"] = str(workdir / "snapshots")
         program = [sys.executable, str(TRACED_SERVER)]
+    if params.heap:
+        env["HEAP_SAMPLES_FILE"] = str(workdir / "heap.json")
+        env["HEAP_SAMPLE_S"] = str(min(5.0, params.sample_s))
+        program = [sys.executable, str(HEAP_SERVER)]
     server = procs.start_securechat(workdir, certs, env, "soak", program=program)
     return server, workdir / "soak-data"
 
@@ -163,6 +206,8 @@ def run_soak(params: SoakParams, out: Path, name: str = "soak") -> dict[str, Any
         specs = [{**tls, "room": "soak", "users": part} for part in split(users, params.processes)]
         pool = Workers("churn", specs)
         snaps: list[Path] = []
+        heap = workdir / "heap.json" if params.heap else None
+        trimmed: dict[str, int] = {}
         try:
             pool.call("setup")
             started = time.monotonic()
@@ -171,13 +216,15 @@ def run_soak(params: SoakParams, out: Path, name: str = "soak") -> dict[str, Any
             pool.send("churn", {**command, "session_s": params.messages * params.gap_s})
             next_at = started
             while time.monotonic() - started < duration_s:
-                samples.append(sample(server, data, started))
+                samples.append(sample(server, data, started, heap))
                 if params.tracemalloc and not snaps and time.monotonic() - started > duration_s / 4:
                     snaps.append(snapshot(server, workdir / "snapshots", 1))
                 next_at += params.sample_s
                 time.sleep(max(0.0, next_at - time.monotonic()))
             churn = pool.collect()
-            samples.append(sample(server, data, started))
+            samples.append(sample(server, data, started, heap))
+            if heap is not None:
+                trimmed = trim_heap(server, heap)
             if params.tracemalloc:
                 snaps.append(snapshot(server, workdir / "snapshots", 2))
                 diff = tracemalloc_diff(snaps[0], snaps[1])
@@ -201,7 +248,11 @@ def run_soak(params: SoakParams, out: Path, name: str = "soak") -> dict[str, Any
         "open_files_last": samples[-1]["open_files"],
         "store_bytes_last": samples[-1]["store_bytes"],
         "samples": len(samples),
+        **trimmed,
     }
+    if heap is not None:
+        for key in ("malloc_in_use_kb", "malloc_free_kb", "py_blocks"):
+            result[f"{key}_per_min_second_half"] = slope_per_min(samples, key)
     write_csv(out / f"{name}.csv", samples)
     (out / f"{name}.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     title = (
@@ -219,11 +270,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample-s", type=float, default=SoakParams.sample_s)
     parser.add_argument("--users", type=int, default=SoakParams.users)
     parser.add_argument("--tracemalloc", action="store_true", help="snapshot diff (slower)")
+    parser.add_argument("--heap", action="store_true", help="malloc and Python heap figures")
     parser.add_argument("--out", type=Path, default=Path("docs"), help="CSV/PNG/JSON folder")
     parser.add_argument("--name", default="soak", help="file name stem in --out")
     args = parser.parse_args(argv)
     params = SoakParams(
-        minutes=args.minutes, sample_s=args.sample_s, users=args.users, tracemalloc=args.tracemalloc
+        minutes=args.minutes,
+        sample_s=args.sample_s,
+        users=args.users,
+        tracemalloc=args.tracemalloc,
+        heap=args.heap,
     )
     run_soak(params, args.out, args.name)
     return 0

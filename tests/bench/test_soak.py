@@ -33,6 +33,27 @@ def test_short_soak_samples_rss_files_and_store_and_writes_csv_png(tmp_path: Pat
     assert diff.startswith("total growth between the snapshots:")
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_heap_soak_samples_malloc_and_python_heap_and_trims_at_the_end(tmp_path: Path) -> None:
+    params = SoakParams(minutes=0.2, sample_s=1.0, users=2, heap=True)
+    result = run_soak(params, tmp_path, "heap")
+
+    with (tmp_path / "heap.csv").open() as table:
+        rows = list(csv.DictReader(table))
+    assert {"malloc_in_use_kb", "malloc_free_kb", "py_blocks"} <= set(rows[0])
+    # the heap server's figures are real: malloc holds megabytes (grpc, SQLite), Python
+    # hundreds of thousands of blocks
+    assert int(rows[-1]["malloc_in_use_kb"]) > 1024 and int(rows[-1]["py_blocks"]) > 10_000
+    assert result["rss_kb_before_trim"] > 0 and result["rss_kb_after_trim"] > 0
+    assert math.isfinite(result["malloc_in_use_kb_per_min_second_half"])
+
+
+def test_tracemalloc_and_heap_servers_do_not_mix(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="choose one"):
+        run_soak(SoakParams(minutes=0.1, tracemalloc=True, heap=True), tmp_path)
+
+
 def test_slope_is_taken_over_the_second_half() -> None:
     samples = [
         {"elapsed_s": 60.0 * i, "rss_kb": 1000.0 + (50 * i if i >= 2 else 500 * i)}
@@ -47,3 +68,6 @@ def test_cli_parses_the_duration(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     monkeypatch.setattr("securechat.bench.soak.run_soak", lambda p, out, name: seen.append(p))
     assert main(["--minutes", "2.5", "--users", "3", "--out", str(tmp_path)]) == 0
     assert seen[0].minutes == 2.5 and seen[0].users == 3 and not seen[0].tracemalloc
+    assert not seen[0].heap
+    assert main(["--heap", "--out", str(tmp_path)]) == 0
+    assert seen[1].heap

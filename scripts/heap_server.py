@@ -1,0 +1,102 @@
+"""`securechat-server` with its heap sampled, for the soak's leak hunt (`bench.soak --heap`).
+
+Same arguments as `securechat-server`. Every $HEAP_SAMPLE_S seconds (default 5) a daemon thread
+writes the latest figures to $HEAP_SAMPLES_FILE (JSON, replaced atomically):
+
+- ``malloc_in_use_kb``: glibc malloc's bytes handed out and not freed, every arena and the
+  mmapped chunks (`mallinfo2`: uordblks + hblkhd): grpc's C core, BoringSSL, SQLite, and
+  Python's objects over 512 bytes;
+- ``malloc_free_kb``: bytes malloc holds free inside its arenas (fordblks), resident or not;
+- ``py_blocks``: Python's allocated memory blocks (`sys.getallocatedblocks`, pymalloc and
+  large objects alike).
+
+On SIGUSR2 it writes $HEAP_SAMPLES_FILE.trim: the RSS before and after `malloc_trim(0)` (glibc
+gives back the free memory of every arena it can). A heap whose in-use figures stay flat while
+RSS rises is the allocator keeping freed memory, not a leak; in-use figures that climb are.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+
+from securechat.app import main
+
+_FIELDS = (
+    "arena",
+    "ordblks",
+    "smblks",
+    "hblks",
+    "hblkhd",
+    "usmblks",
+    "fsmblks",
+    "uordblks",
+    "fordblks",
+    "keepcost",
+)
+
+
+class Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in _FIELDS]
+
+
+LIBC = ctypes.CDLL("libc.so.6")
+LIBC.mallinfo2.restype = Mallinfo2
+LIBC.malloc_trim.argtypes = [ctypes.c_size_t]
+
+
+def rss_kb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return -1
+
+
+def figures() -> dict[str, int]:
+    info = LIBC.mallinfo2()
+    return {
+        "malloc_in_use_kb": (info.uordblks + info.hblkhd) // 1024,
+        "malloc_free_kb": info.fordblks // 1024,
+        "py_blocks": sys.getallocatedblocks(),
+    }
+
+
+def write(path: Path, data: dict[str, int]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.replace(path)
+
+
+def sampler(path: Path, every_s: float) -> None:
+    while True:
+        write(path, figures())
+        time.sleep(every_s)
+
+
+def trim(path: Path) -> None:
+    before = {"rss_kb": rss_kb(), **figures()}
+    LIBC.malloc_trim(0)
+    write(
+        path, {**{f"{k}_before_trim": v for k, v in before.items()}, "rss_kb_after_trim": rss_kb()}
+    )
+
+
+if __name__ == "__main__":
+    target = Path(os.environ["HEAP_SAMPLES_FILE"])
+    every = float(os.environ.get("HEAP_SAMPLE_S", "5"))
+    threading.Thread(target=sampler, args=(target, every), daemon=True).start()
+
+    def on_usr2(signum: int, frame: FrameType | None) -> None:
+        trimmed = target.with_name(target.name + ".trim")
+        threading.Thread(target=trim, args=(trimmed,), daemon=True).start()
+
+    signal.signal(signal.SIGUSR2, on_usr2)
+    sys.argv[0] = "securechat-server"
+    main()
