@@ -7,6 +7,8 @@ writes the latest figures to $HEAP_SAMPLES_FILE (JSON, replaced atomically):
   mmapped chunks (`mallinfo2`: uordblks + hblkhd): grpc's C core, BoringSSL, SQLite, and
   Python's objects over 512 bytes;
 - ``malloc_free_kb``: bytes malloc holds free inside its arenas (fordblks), resident or not;
+- ``sqlite_kb``: SQLite's own heap, every connection's page cache above all
+  (`sqlite3_memory_used`; part of malloc's bytes in use);
 - ``py_blocks``: Python's allocated memory blocks (`sys.getallocatedblocks`, pymalloc and
   large objects alike).
 
@@ -50,6 +52,8 @@ class Mallinfo2(ctypes.Structure):
 LIBC = ctypes.CDLL("libc.so.6")
 LIBC.mallinfo2.restype = Mallinfo2
 LIBC.malloc_trim.argtypes = [ctypes.c_size_t]
+SQLITE = ctypes.CDLL("libsqlite3.so.0")  # the library Python's sqlite3 module is linked to
+SQLITE.sqlite3_memory_used.restype = ctypes.c_int64
 
 
 def rss_kb() -> int:
@@ -64,6 +68,7 @@ def figures() -> dict[str, int]:
     return {
         "malloc_in_use_kb": (info.uordblks + info.hblkhd) // 1024,
         "malloc_free_kb": info.fordblks // 1024,
+        "sqlite_kb": SQLITE.sqlite3_memory_used() // 1024,
         "py_blocks": sys.getallocatedblocks(),
     }
 

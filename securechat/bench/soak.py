@@ -15,7 +15,7 @@ settles.
 
 ``--heap`` runs the server under scripts/heap_server.py instead (cheap: a thread reads glibc's
 `mallinfo2` every few seconds): each sample also has malloc's bytes in use and free and Python's
-allocated blocks (plotted beside RSS), and after the load the RSS before and after
+allocated blocks and SQLite's heap (plotted beside RSS), and after the load the RSS before and after
 `malloc_trim(0)`, to tell memory the allocator keeps from memory still in use.
 """
 
@@ -41,7 +41,7 @@ from securechat.bench.workers import Workers, split
 from securechat.pki import make_dev_pki
 
 COLUMNS = ("elapsed_s", "rss_kb", "open_files", "store_bytes")
-HEAP_COLUMNS = ("malloc_in_use_kb", "malloc_free_kb", "py_blocks")
+HEAP_COLUMNS = ("malloc_in_use_kb", "malloc_free_kb", "sqlite_kb", "py_blocks")
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 TRACED_SERVER = SCRIPTS / "traced_server.py"
 HEAP_SERVER = SCRIPTS / "heap_server.py"
@@ -130,6 +130,7 @@ def plot(path: Path, samples: Sequence[dict[str, float]], title: str) -> bool:
     if "malloc_in_use_kb" in samples[0]:
         memory.append(("malloc in use", [s["malloc_in_use_kb"] / mb for s in samples]))
         memory.append(("malloc free", [s["malloc_free_kb"] / mb for s in samples]))
+        memory.append(("SQLite (in use)", [s["sqlite_kb"] / mb for s in samples]))
     curves = (
         ("server memory (MB)", memory),
         ("open files", [("open files", [s["open_files"] for s in samples])]),
@@ -251,7 +252,7 @@ def run_soak(params: SoakParams, out: Path, name: str = "soak") -> dict[str, Any
         **trimmed,
     }
     if heap is not None:
-        for key in ("malloc_in_use_kb", "malloc_free_kb", "py_blocks"):
+        for key in HEAP_COLUMNS:
             result[f"{key}_per_min_second_half"] = slope_per_min(samples, key)
     write_csv(out / f"{name}.csv", samples)
     (out / f"{name}.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")

@@ -41,10 +41,11 @@ def test_heap_soak_samples_malloc_and_python_heap_and_trims_at_the_end(tmp_path:
 
     with (tmp_path / "heap.csv").open() as table:
         rows = list(csv.DictReader(table))
-    assert {"malloc_in_use_kb", "malloc_free_kb", "py_blocks"} <= set(rows[0])
+    assert {"malloc_in_use_kb", "malloc_free_kb", "sqlite_kb", "py_blocks"} <= set(rows[0])
     # the heap server's figures are real: malloc holds megabytes (grpc, SQLite), Python
     # hundreds of thousands of blocks
     assert int(rows[-1]["malloc_in_use_kb"]) > 1024 and int(rows[-1]["py_blocks"]) > 10_000
+    assert 0 < int(rows[-1]["sqlite_kb"]) < int(rows[-1]["malloc_in_use_kb"])
     assert result["rss_kb_before_trim"] > 0 and result["rss_kb_after_trim"] > 0
     assert math.isfinite(result["malloc_in_use_kb_per_min_second_half"])
 
