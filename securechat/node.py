@@ -18,7 +18,6 @@ from securechat.bus.port import Bus
 from securechat.config import Config
 from securechat.domain.events import BusEvent, CertificateRevoked, Resync
 from securechat.errors import ConfigError
-from securechat.ops import heap
 from securechat.ops.metrics import Metrics
 from securechat.ops.status import StatusServer, check_config
 from securechat.services.accounts import Accounts
@@ -50,9 +49,6 @@ HOUSEKEEPING_S = 1.0
 ROOM_TRIM_EVERY = 60  # housekeeping ticks
 ROOM_TRIM_BATCH = 500
 ROOM_TRIM_BUDGET = 50_000
-# malloc's free memory is given back to the system every minute (ops/heap.py): under connection
-# churn it otherwise grows, resident but unused (the churn soak, docs/performance.md).
-MALLOC_TRIM_EVERY = 60  # housekeeping ticks
 RECONNECT_HINT_MS = 1000
 SALT_SECRET_FILE = "login-salt.secret"  # noqa: S105 - a file name, not a secret
 
@@ -245,8 +241,6 @@ class Node:
                     )
                     if expired:
                         log.info("expired %d undelivered messages past retention", expired)
-                if ticks % MALLOC_TRIM_EVERY == 0:
-                    await asyncio.to_thread(heap.give_back)  # a few ms: not on the loop
             except Exception:
                 log.exception("housekeeping failed")
 

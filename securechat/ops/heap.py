@@ -18,21 +18,11 @@ collector's time fell by half (0.37 to 0.18 s in 10 s), and the garbage that wai
 the same few objects a second. A young threshold of 5,000 saved a little more CPU but cost
 +4 KB of RSS per idle client at 1,000 clients (20,000: +6 KB at 500); 2,000 costs less than
 the run-to-run noise of 1 KB.
-
-The C heap is glibc malloc's (grpc's C core, BoringSSL, SQLite, Python's objects over 512
-bytes): what it frees it keeps in its arenas for reuse, and under connection churn those free
-chunks grow scattered between live ones, resident but unused (the churn soak: bytes in use
-flat, free bytes and RSS rising). ``give_back`` returns the free pages to the system
-(`malloc_trim(0)`); the node calls it every few minutes, on a thread.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import gc
-from collections.abc import Callable
-from functools import cache
 
 THRESHOLDS = (2000, 20, 100)  # young, middle and full generation (gc.set_threshold)
 
@@ -44,26 +34,3 @@ def settle() -> int:
     gc.freeze()
     gc.set_threshold(*THRESHOLDS)
     return gc.get_freeze_count()
-
-
-@cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's malloc_trim, or None where the C library has none (musl, macOS)."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):
-        return None
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return trim
-
-
-def give_back() -> bool:
-    """Return malloc's free memory to the system (it walks every arena: call it off the event
-    loop); False where the C library cannot."""
-    trim = _malloc_trim()
-    if trim is None:
-        return False
-    trim(0)
-    return True
