@@ -60,10 +60,11 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(PY) -m securechat.bench --quick
 
-# A churn soak (not in CI): SOAK_MINUTES=10 make bench-soak; writes docs/soak.{csv,png,json}.
+# A churn soak (not in CI): SOAK_MINUTES=10 make bench-soak; writes docs/soak.{csv,png,json},
+# with malloc's, SQLite's and Python's heap figures beside RSS (--heap).
 SOAK_MINUTES ?= 30
 bench-soak: $(STAMP)
-	$(PY) -m securechat.bench.soak --minutes $(SOAK_MINUTES)
+	$(PY) -m securechat.bench.soak --heap --minutes $(SOAK_MINUTES)
 
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .pytest_cache .ruff_cache
