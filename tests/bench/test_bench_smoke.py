@@ -88,6 +88,10 @@ def test_tiny_run_writes_every_result_with_finite_figures(tmp_path: Path) -> Non
     assert summary["params"]["room_members"] == TINY.room_members
     for name in ("fanout", "saturation", "connections", "login_storm", "catchup"):
         assert (tmp_path / f"{name}.json").is_file(), name
+    saturation = json.loads((tmp_path / "saturation.json").read_text())
+    for label in ("securechat", "securechat_signed", "reference"):
+        # every search starts on a server whose earlier loads were all delivered
+        assert saturation[label]["steps"][0]["started_drained"] is True, label
     assert not (tmp_path / "scaleout.json").exists()
     catchup = json.loads((tmp_path / "catchup.json").read_text())
     assert catchup["received"] == TINY.catchup_messages
