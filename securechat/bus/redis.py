@@ -248,7 +248,7 @@ class RedisBus:
             except asyncio.CancelledError:
                 if pubsub is not None:
                     with contextlib.suppress(*_ERRORS):
-                        await pubsub.aclose()  # type: ignore[no-untyped-call]
+                        await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis 8.2
                 raise
             except _ERRORS as exc:
                 if self.closing():
@@ -263,7 +263,7 @@ class RedisBus:
                 self._presence_dirty = True
                 if pubsub is not None:
                     with contextlib.suppress(*_ERRORS):
-                        await pubsub.aclose()  # type: ignore[no-untyped-call]
+                        await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis 8.2
                 pubsub = None
                 await asyncio.sleep(backoff.next())
 
