@@ -6,20 +6,25 @@ import csv
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from securechat.bench.soak import SoakParams, main, run_soak, slope_per_min
 
 
+def soak(params: SoakParams, out: Path, name: str) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """Run a soak; its result and the rows of its CSV."""
+    result = run_soak(params, out, name)
+    with (out / f"{name}.csv").open() as table:
+        return result, list(csv.DictReader(table))
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_short_soak_samples_rss_files_and_store_and_writes_csv_png(tmp_path: Path) -> None:
     params = SoakParams(minutes=0.25, sample_s=1.0, users=4, tracemalloc=True)
-    result = run_soak(params, tmp_path, "short")
-
-    with (tmp_path / "short.csv").open() as table:
-        rows = list(csv.DictReader(table))
+    result, rows = soak(params, tmp_path, "short")
     assert len(rows) == result["samples"] >= 5
     assert {"elapsed_s", "rss_kb", "open_files", "store_bytes"} == set(rows[0])
     assert all(int(r["rss_kb"]) > 0 and int(r["open_files"]) > 0 for r in rows)
@@ -36,11 +41,7 @@ def test_short_soak_samples_rss_files_and_store_and_writes_csv_png(tmp_path: Pat
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_heap_soak_samples_malloc_and_python_heap_and_trims_at_the_end(tmp_path: Path) -> None:
-    params = SoakParams(minutes=0.2, sample_s=1.0, users=2, heap=True)
-    result = run_soak(params, tmp_path, "heap")
-
-    with (tmp_path / "heap.csv").open() as table:
-        rows = list(csv.DictReader(table))
+    result, rows = soak(SoakParams(minutes=0.2, sample_s=1.0, users=2, heap=True), tmp_path, "heap")
     assert {"malloc_in_use_kb", "malloc_free_kb", "sqlite_kb", "py_blocks"} <= set(rows[0])
     # the heap server's figures are real: malloc holds megabytes (grpc, SQLite), Python
     # hundreds of thousands of blocks
