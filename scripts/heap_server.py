@@ -30,6 +30,7 @@ from pathlib import Path
 from types import FrameType
 
 from securechat.app import main
+from securechat.bench.procs import rss_kb
 
 _FIELDS = (
     "arena",
@@ -56,13 +57,6 @@ SQLITE = ctypes.CDLL("libsqlite3.so.0")  # the library Python's sqlite3 module i
 SQLITE.sqlite3_memory_used.restype = ctypes.c_int64
 
 
-def rss_kb() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return -1
-
-
 def figures() -> dict[str, int]:
     info = LIBC.mallinfo2()
     return {
@@ -74,6 +68,8 @@ def figures() -> dict[str, int]:
 
 
 def write(path: Path, data: dict[str, int]) -> None:
+    # Replaced whole, but not with atomicfile.write_atomically: its fsyncs (file and folder)
+    # every few seconds would add disk work to the server being measured, for a throwaway file.
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data))
     tmp.replace(path)
@@ -86,10 +82,14 @@ def sampler(path: Path, every_s: float) -> None:
 
 
 def trim(path: Path) -> None:
-    before = {"rss_kb": rss_kb(), **figures()}
+    before = {"rss_kb": rss_kb(os.getpid()), **figures()}
     LIBC.malloc_trim(0)
     write(
-        path, {**{f"{k}_before_trim": v for k, v in before.items()}, "rss_kb_after_trim": rss_kb()}
+        path,
+        {
+            **{f"{k}_before_trim": v for k, v in before.items()},
+            "rss_kb_after_trim": rss_kb(os.getpid()),
+        },
     )
 
 

@@ -58,6 +58,10 @@ class SoakParams:
     tracemalloc: bool = False
     heap: bool = False
 
+    def __post_init__(self) -> None:
+        if self.tracemalloc and self.heap:
+            raise ValueError("--tracemalloc and --heap each run their own server; choose one")
+
 
 def open_files(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
@@ -153,8 +157,6 @@ def plot(path: Path, samples: Sequence[dict[str, float]], title: str) -> bool:
 
 
 def start_server(workdir: Path, certs: Path, params: SoakParams) -> tuple[ServerProcess, Path]:
-    if params.tracemalloc and params.heap:
-        raise ValueError("--tracemalloc and --heap each run their own server; choose one")
     env = procs.securechat_env(4)
     program: list[str] | None = None
     if params.tracemalloc:
