@@ -1,7 +1,10 @@
-"""`securechat-server` with its heap sampled, for the soak's leak hunt (`bench.soak --heap`).
+"""`securechat-server` with its heap sampled, for the soak's leak hunt (`bench.soak --heap`,
+scripts/churn_heap.py).
 
-Same arguments as `securechat-server`. Every $HEAP_SAMPLE_S seconds (default 5) a daemon thread
-writes the latest figures to $HEAP_SAMPLES_FILE (JSON, replaced atomically):
+Same arguments as `securechat-server`; with ``--reference`` first, the bench's bare reference
+server (`python -m securechat.bench.reference`'s arguments) instead. Every $HEAP_SAMPLE_S
+seconds (default 5) a daemon thread writes the latest figures to $HEAP_SAMPLES_FILE (JSON,
+replaced atomically):
 
 - ``malloc_in_use_kb``: glibc malloc's bytes handed out and not freed, every arena and the
   mmapped chunks (`mallinfo2`: uordblks + hblkhd): grpc's C core, BoringSSL, SQLite, and
@@ -12,6 +15,10 @@ writes the latest figures to $HEAP_SAMPLES_FILE (JSON, replaced atomically):
 - ``py_blocks``: Python's allocated memory blocks (`sys.getallocatedblocks`, pymalloc and
   large objects alike).
 
+With HEAP_COLLECT=1 each sample is taken after a full garbage collection (scripts/churn_heap.py:
+cyclic garbage that waits for the collector is not growth; the soak leaves the server's
+collector alone).
+
 On SIGUSR2 it writes $HEAP_SAMPLES_FILE.trim: the RSS before and after `malloc_trim(0)` (glibc
 gives back the free memory of every arena it can). A heap whose in-use figures stay flat while
 RSS rises is the allocator keeping freed memory, not a leak; in-use figures that climb are.
@@ -20,6 +27,7 @@ RSS rises is the allocator keeping freed memory, not a leak; in-use figures that
 from __future__ import annotations
 
 import ctypes
+import gc
 import json
 import os
 import signal
@@ -30,6 +38,7 @@ from pathlib import Path
 from types import FrameType
 
 from securechat.app import main
+from securechat.bench import reference
 from securechat.bench.procs import rss_kb
 
 _FIELDS = (
@@ -75,8 +84,10 @@ def write(path: Path, data: dict[str, int]) -> None:
     tmp.replace(path)
 
 
-def sampler(path: Path, every_s: float) -> None:
+def sampler(path: Path, every_s: float, collect: bool) -> None:
     while True:
+        if collect:
+            gc.collect()
         write(path, figures())
         time.sleep(every_s)
 
@@ -96,12 +107,16 @@ def trim(path: Path) -> None:
 if __name__ == "__main__":
     target = Path(os.environ["HEAP_SAMPLES_FILE"])
     every = float(os.environ.get("HEAP_SAMPLE_S", "5"))
-    threading.Thread(target=sampler, args=(target, every), daemon=True).start()
+    collect = os.environ.get("HEAP_COLLECT") == "1"
+    threading.Thread(target=sampler, args=(target, every, collect), daemon=True).start()
 
     def on_usr2(signum: int, frame: FrameType | None) -> None:
         trimmed = target.with_name(target.name + ".trim")
         threading.Thread(target=trim, args=(trimmed,), daemon=True).start()
 
     signal.signal(signal.SIGUSR2, on_usr2)
-    sys.argv[0] = "securechat-server"
-    main()
+    if sys.argv[1:2] == ["--reference"]:
+        reference.main(sys.argv[2:])
+    else:
+        sys.argv[0] = "securechat-server"
+        main()

@@ -142,8 +142,16 @@ class Bench:
         self.servers.append(server)
         return server
 
-    def reference(self, extra_args: Sequence[str] = ()) -> ServerProcess:
-        server = procs.start_reference(self.workdir, self.pki.directory, extra_args)
+    def reference(
+        self,
+        extra_args: Sequence[str] = (),
+        program: Sequence[str] | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> ServerProcess:
+        """The bare reference; ``program`` replaces its command (scripts/heap_server.py)."""
+        server = procs.start_reference(
+            self.workdir, self.pki.directory, extra_args, program, extra_env
+        )
         self.servers.append(server)
         return server
 

@@ -206,10 +206,15 @@ def start_securechat(
 
 
 def start_reference(
-    workdir: Path, certs_dir: Path, extra_args: Sequence[str] = ()
+    workdir: Path,
+    certs_dir: Path,
+    extra_args: Sequence[str] = (),
+    program: Sequence[str] | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> ServerProcess:
-    """The bare grpc.aio fan-out reference (securechat.bench.reference) on a free port."""
-    argv = [sys.executable, "-m", "securechat.bench.reference", "--certs-dir", str(certs_dir)]
-    argv += extra_args
-    env = dict(os.environ)
+    """The bare grpc.aio fan-out reference (securechat.bench.reference) on a free port;
+    ``program`` replaces `python -m securechat.bench.reference` (scripts/heap_server.py)."""
+    argv = [*(program or [sys.executable, "-m", "securechat.bench.reference"])]
+    argv += ["--certs-dir", str(certs_dir), *extra_args]
+    env = {**os.environ, **(extra_env or {})}
     return _start("reference", argv, env, workdir / "reference.log")

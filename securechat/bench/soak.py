@@ -57,10 +57,15 @@ class SoakParams:
     gap_s: float = 1.0  # between a session's messages
     tracemalloc: bool = False
     heap: bool = False
+    # The heap figures taken after a full garbage collection each (HEAP_COLLECT in
+    # scripts/heap_server.py): garbage waiting for the collector is then not counted as growth.
+    heap_collect: bool = False
 
     def __post_init__(self) -> None:
         if self.tracemalloc and self.heap:
             raise ValueError("--tracemalloc and --heap each run their own server; choose one")
+        if self.heap_collect and not self.heap:
+            raise ValueError("--heap-collect is a way of sampling the heap: give --heap too")
 
 
 def open_files(pid: int) -> int:
@@ -165,6 +170,7 @@ def start_server(workdir: Path, certs: Path, params: SoakParams) -> tuple[Server
     if params.heap:
         env["HEAP_SAMPLES_FILE"] = str(workdir / "heap.json")
         env["HEAP_SAMPLE_S"] = str(min(5.0, params.sample_s))
+        env["HEAP_COLLECT"] = "1" if params.heap_collect else "0"
         program = [sys.executable, str(HEAP_SERVER)]
     server = procs.start_securechat(workdir, certs, env, "soak", program=program)
     return server, workdir / "soak-data"
@@ -274,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=SoakParams.users)
     parser.add_argument("--tracemalloc", action="store_true", help="snapshot diff (slower)")
     parser.add_argument("--heap", action="store_true", help="malloc and Python heap figures")
+    parser.add_argument(
+        "--heap-collect", action="store_true", help="--heap, each after a full gc.collect()"
+    )
     parser.add_argument("--out", type=Path, default=Path("docs"), help="CSV/PNG/JSON folder")
     parser.add_argument("--name", default="soak", help="file name stem in --out")
     args = parser.parse_args(argv)
@@ -282,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
         sample_s=args.sample_s,
         users=args.users,
         tracemalloc=args.tracemalloc,
-        heap=args.heap,
+        heap=args.heap or args.heap_collect,
+        heap_collect=args.heap_collect,
     )
     run_soak(params, args.out, args.name)
     return 0

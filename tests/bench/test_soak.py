@@ -56,6 +56,11 @@ def test_tracemalloc_and_heap_servers_do_not_mix(tmp_path: Path) -> None:
         run_soak(SoakParams(minutes=0.1, tracemalloc=True, heap=True), tmp_path)
 
 
+def test_heap_collect_is_a_way_of_sampling_the_heap(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="give --heap too"):
+        run_soak(SoakParams(minutes=0.1, heap_collect=True), tmp_path)
+
+
 def test_slope_is_taken_over_the_second_half() -> None:
     samples = [
         {"elapsed_s": 60.0 * i, "rss_kb": 1000.0 + (50 * i if i >= 2 else 500 * i)}
@@ -72,4 +77,6 @@ def test_cli_parses_the_duration(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     assert seen[0].minutes == 2.5 and seen[0].users == 3 and not seen[0].tracemalloc
     assert not seen[0].heap
     assert main(["--heap", "--out", str(tmp_path)]) == 0
-    assert seen[1].heap
+    assert seen[1].heap and not seen[1].heap_collect
+    assert main(["--heap-collect", "--out", str(tmp_path)]) == 0
+    assert seen[2].heap and seen[2].heap_collect
