@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from securechat.bus.port import Bus
@@ -26,7 +25,6 @@ from securechat.services.clock import Clock
 from securechat.services.directory import Directory
 from securechat.services.stream import StreamSession
 from securechat.services.stream_events import ReconnectHint
-from securechat.storage.port import uncancelled
 
 log = logging.getLogger("securechat.hub")
 
@@ -46,26 +44,10 @@ class Hub:
         self.by_user: dict[str, set[DeviceRef]] = {}
         # Which local streams follow which room's log (room messages are routed by room).
         self.by_room: dict[str, set[DeviceRef]] = {}
-        self._detaching: set[asyncio.Task[None]] = set()  # streams whose opening was cancelled
 
     # ---- streams coming and going -----------------------------------------------------------
     async def attach(self, stream: StreamSession) -> None:
-        """Register a stream; a previous stream of the same device ends (StreamReplaced). When
-        the caller is cancelled meanwhile (the client went away while its stream opened), the
-        caller will never detach it: the registration finishes and is undone."""
-        attaching = asyncio.ensure_future(self._attach(stream))
-        try:
-            await asyncio.shield(attaching)
-        except asyncio.CancelledError:
-            attaching.add_done_callback(lambda _: self._detach_later(stream))
-            raise
-
-    def _detach_later(self, stream: StreamSession) -> None:
-        task = asyncio.ensure_future(self.detach(stream))
-        self._detaching.add(task)
-        task.add_done_callback(self._detaching.discard)
-
-    async def _attach(self, stream: StreamSession) -> None:
+        """Register a stream; a previous stream of the same device ends (StreamReplaced)."""
         previous = self.streams.get(stream.device)
         if previous is not None:
             previous.end(StreamReplaced())
@@ -78,11 +60,8 @@ class Hub:
             await self._presence(stream.device.user, online=True)
 
     async def detach(self, stream: StreamSession) -> None:
-        """Unregister a stream that ended. It runs whole even when its caller is cancelled (the
-        Chat handler of a client that went away): the device goes offline for its contacts and
-        a store read of the presence audience is not interrupted (storage.port.uncancelled)."""
         if self.streams.get(stream.device) is stream:
-            await uncancelled(self._forget(stream))
+            await self._forget(stream)
 
     async def _forget(self, stream: StreamSession) -> None:
         del self.streams[stream.device]
