@@ -44,7 +44,7 @@ from securechat.services.stream_events import (
     SendAccepted,
     SendRejected,
 )
-from securechat.storage.port import Store, uncancelled
+from securechat.storage.port import Store
 
 log = logging.getLogger("securechat.chat")
 
@@ -182,8 +182,7 @@ class ChatService:
             raise InvalidArgument(
                 f"device {device_id} does not match this session's device {device.device_id}"
             )
-        # The client may go away meanwhile (its call is cancelled): the reads finish anyway.
-        last = await uncancelled(self.store.last_seq(device))
+        last = await self.store.last_seq(device)
         if resume_after > last:
             raise InvalidArgument(
                 f"cannot resume after sequence {resume_after}: only {last} were delivered"
@@ -205,7 +204,7 @@ class ChatService:
             connected_ms=now_ms,
         )
         stream.follow_rooms(starts, self.messenger.room_acks)
-        pending = await uncancelled(self.store.pending_count(device, resume_after))
+        pending = await self.store.pending_count(device, resume_after)
         stream.notify(Opened(device, pending, self.clock.now_ms()))
         await self.hub.attach(stream)
         stream.expire_after(max(0.0, (session.expires_at_ms - self.clock.now_ms()) / 1000))
@@ -215,11 +214,11 @@ class ChatService:
     async def _room_starts(self, device: DeviceRef, resume: dict[str, int]) -> dict[str, int]:
         """Where each room's replay starts; a resume position beyond a room's log is refused
         (rooms the user is not in are ignored: it may have left meanwhile)."""
-        starts = await uncancelled(self.store.room_starts(device))
+        starts = await self.store.room_starts(device)
         for room, position in resume.items():
             if room not in starts:
                 continue
-            last = await uncancelled(self.store.last_room_seq(room))
+            last = await self.store.last_room_seq(room)
             if position > last:
                 raise InvalidArgument(
                     f"cannot resume room {room!r} after position {position}: only {last} "

@@ -31,7 +31,7 @@ from securechat.errors import (
 )
 from securechat.services.acks import AckBatcher, RoomAckBatcher
 from securechat.services.stream_events import Closed, Ending, Notification, OutEvent, wire_size
-from securechat.storage.port import Store, uncancelled
+from securechat.storage.port import Store
 
 log = logging.getLogger("securechat.stream")
 
@@ -122,8 +122,7 @@ class StreamSession:
         self.end(SessionExpired())
 
     def stop(self) -> None:
-        """The stream is over: cancel its timer and its mailbox pump (a read the pump is
-        waiting for finishes on its own: storage.port.uncancelled)."""
+        """The stream is over: cancel its timer and its mailbox reads."""
         if self._expiry is not None:
             self._expiry.cancel()
         if self._pump_task is not None:
@@ -283,8 +282,8 @@ class StreamSession:
     async def _pump_mailbox(self) -> None:
         while self.ending is None:
             await self._flow_control()
-            entries = await uncancelled(
-                self.store.fetch(self.device, self.cursor.pushed, self.page, self.batch_bytes)
+            entries = await self.store.fetch(
+                self.device, self.cursor.pushed, self.page, self.batch_bytes
             )
             for entry in entries:
                 if self.cursor.advance(entry.seq):
@@ -294,7 +293,7 @@ class StreamSession:
         self.cursor.replaying = False
 
     async def _start_joined_rooms(self) -> None:
-        starts = await uncancelled(self.store.room_starts(self.device))
+        starts = await self.store.room_starts(self.device)
         for room in sorted(self._rooms_joining):
             if room in starts and room not in self.rooms:
                 self.rooms[room] = DeliveryCursor(starts[room])
@@ -309,9 +308,7 @@ class StreamSession:
                 if cursor is not None:
                     self._rooms_wanted.add(room)
                 return
-            entries = await uncancelled(
-                self.store.fetch_room(room, cursor.pushed, self.page, self.batch_bytes)
-            )
+            entries = await self.store.fetch_room(room, cursor.pushed, self.page, self.batch_bytes)
             if self.rooms.get(room) is not cursor:
                 return
             for entry in entries:

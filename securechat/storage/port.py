@@ -3,18 +3,12 @@
 No SQL lives outside the adapters. All methods are coroutines; adapters must be safe to call
 concurrently from one event loop. Errors are securechat.errors types (AlreadyExists, NotFound,
 InvalidArgument), never driver exceptions.
-
-A call cancelled in the middle of its query is safe (a write rolls back) but not free: the SQL
-adapters' pool then drops the connection and opens a new one (SQLAlchemy cannot tell where the
-driver was; for SQLite that is a new aiosqlite thread, its connection and its PRAGMAs). Callers
-that are cancelled as a matter of course await their reads through :func:`uncancelled`.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Sequence
-from typing import Any, Protocol, TypeVar
+from collections.abc import Sequence
+from typing import Protocol
 
 from securechat.domain.mailbox import Committed, MailboxLimits, Usage
 from securechat.domain.model import (
@@ -45,26 +39,6 @@ from securechat.domain.model import (
     StoreStats,
     User,
 )
-
-T = TypeVar("T")
-
-
-def _retrieve(read: asyncio.Future[Any]) -> None:
-    if not read.cancelled():
-        read.exception()  # dropped with the result: no "exception was never retrieved"
-
-
-async def uncancelled(read: Awaitable[T]) -> T:
-    """Await a store call so that cancelling the caller does not interrupt it: the caller is
-    cancelled at once, the call finishes on its own (its connection goes back to the pool) and
-    its result is dropped. For callers cancelled routinely: a stream's mailbox pump when the
-    stream ends, a stream's opening when the client goes away."""
-    task = asyncio.ensure_future(read)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        task.add_done_callback(_retrieve)
-        raise
 
 
 class Store(Protocol):

@@ -133,9 +133,7 @@ async def test_room_messages_wait_for_the_mailbox_then_follow_in_order() -> None
     session.deliver_room(posted(1))  # the mailbox replay has not run: it waits for the pump
     session.deliver_room(RoomEntry("elsewhere", 1, "x", BOB, b"", 1))  # not a room of bob's
     assert not session.queue
-    pump = session._pump_task  # following the room started it
-    assert pump is not None
-    await pump  # empty mailbox, empty room log: nothing to replay
+    await session.pump()  # empty mailbox, empty room log: nothing to replay
     for seq in (1, 2, 2, 4):
         session.deliver_room(posted(seq))
     session.deliver_room(posted(3, sender=BOB))  # the device's own message: counted, not sent
@@ -219,44 +217,3 @@ async def test_a_writer_that_stops_ends_the_stream_and_a_cancelled_one_does_not(
         await cancelled
     await asyncio.sleep(0)
     assert other.ending is None
-
-
-class GatedStore(MemoryStore):
-    """A mailbox read that waits for a gate, and says whether it ran to its end."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.gate = asyncio.Event()
-        self.reads_started = 0
-        self.reads_finished = 0
-
-    async def fetch(
-        self, device: DeviceRef, after_seq: int, limit: int, max_bytes: int = 0
-    ) -> list[MailboxEntry]:
-        self.reads_started += 1
-        await self.gate.wait()
-        found = await super().fetch(device, after_seq, limit, max_bytes)
-        self.reads_finished += 1
-        return found
-
-
-async def test_stopping_a_stream_does_not_interrupt_the_mailbox_read_of_its_pump() -> None:
-    """A read interrupted mid-query costs the SQL stores their pooled connection (a new
-    aiosqlite thread for SQLite, tests/storage/test_uncancelled.py): the pump stops at once,
-    its read finishes on its own."""
-    store = GatedStore()
-    session = stream(store)
-    session.start()
-    while not store.reads_started:
-        await asyncio.sleep(0)
-    pump = session._pump_task
-    assert pump is not None
-    session.end(Closed("client closed the stream"))
-    session.stop()
-    with pytest.raises(asyncio.CancelledError):
-        await pump
-    assert store.reads_finished == 0
-    store.gate.set()
-    for _ in range(5):
-        await asyncio.sleep(0)
-    assert store.reads_finished == 1
