@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 
 from securechat.bus.port import Bus
 from securechat.domain.events import (
@@ -44,10 +46,51 @@ class Hub:
         self.by_user: dict[str, set[DeviceRef]] = {}
         # Which local streams follow which room's log (room messages are routed by room).
         self.by_room: dict[str, set[DeviceRef]] = {}
+        self._finishing: set[asyncio.Task[None]] = set()  # attaches and detaches left to finish
 
     # ---- streams coming and going -----------------------------------------------------------
+    # The Chat handler of a client that goes away is cancelled, also while it attaches or
+    # detaches its stream (both await the presence audience's read). Neither is left half done:
+    # a cancelled detach finishes on its own (the device's contacts see it go offline), and a
+    # stream whose attach was cancelled is detached once registered (its caller never will).
     async def attach(self, stream: StreamSession) -> None:
         """Register a stream; a previous stream of the same device ends (StreamReplaced)."""
+        attaching = asyncio.ensure_future(self._attach(stream))
+        try:
+            await asyncio.shield(attaching)
+        except asyncio.CancelledError:
+            self._finish_alone(attaching, "attach", then=lambda: self._undo(stream))
+            raise
+
+    async def detach(self, stream: StreamSession) -> None:
+        if self.streams.get(stream.device) is stream:
+            forgetting = asyncio.ensure_future(self._forget(stream))
+            try:
+                await asyncio.shield(forgetting)
+            except asyncio.CancelledError:
+                self._finish_alone(forgetting, "detach")
+                raise
+
+    def _undo(self, stream: StreamSession) -> None:
+        self._finish_alone(asyncio.ensure_future(self.detach(stream)), "undone attach")
+
+    def _finish_alone(
+        self, task: asyncio.Task[None], what: str, then: Callable[[], None] | None = None
+    ) -> None:
+        """Hold a task its caller stopped waiting for until it ends, log its failure, then run
+        ``then``."""
+        self._finishing.add(task)
+
+        def done(_: asyncio.Task[None]) -> None:
+            self._finishing.discard(task)
+            if not task.cancelled() and (failure := task.exception()) is not None:
+                log.error("a stream's %s failed", what, exc_info=failure)
+            if then is not None:
+                then()
+
+        task.add_done_callback(done)
+
+    async def _attach(self, stream: StreamSession) -> None:
         previous = self.streams.get(stream.device)
         if previous is not None:
             previous.end(StreamReplaced())
@@ -58,10 +101,6 @@ class Hub:
             self.by_room.setdefault(room, set()).add(stream.device)
         if await self.bus.mark_online(stream.device, stream.connected_ms):
             await self._presence(stream.device.user, online=True)
-
-    async def detach(self, stream: StreamSession) -> None:
-        if self.streams.get(stream.device) is stream:
-            await self._forget(stream)
 
     async def _forget(self, stream: StreamSession) -> None:
         del self.streams[stream.device]
