@@ -14,6 +14,7 @@ from securechat.domain.model import DeviceRef, Role
 from securechat.services.clock import SystemClock
 from securechat.services.directory import Directory
 from securechat.services.hub import Hub
+from securechat.services.stream import StreamSession
 from securechat.storage.memory import MemoryStore
 from tests.services.test_stream import BOB, stream
 
@@ -41,6 +42,16 @@ async def hub_on(store: GatedStore) -> tuple[Hub, MemoryBus, list[BusEvent]]:
     return hub, bus, published
 
 
+async def attached(store: GatedStore) -> tuple[Hub, MemoryBus, list[BusEvent], StreamSession]:
+    """A hub with bob's stream attached; the next presence read waits for the gate."""
+    hub, bus, published = await hub_on(store)
+    store.gate.set()
+    session = stream(store)
+    await hub.attach(session)
+    store.gate.clear()
+    return hub, bus, published, session
+
+
 async def cancelled_in_the_read(store: GatedStore, call: asyncio.Task[None]) -> None:
     reads = store.reads
     while store.reads == reads:
@@ -55,11 +66,7 @@ async def cancelled_in_the_read(store: GatedStore, call: asyncio.Task[None]) -> 
 
 async def test_a_detach_cancelled_in_its_presence_read_still_tells_the_contacts() -> None:
     store = GatedStore()
-    hub, bus, published = await hub_on(store)
-    store.gate.set()
-    session = stream(store)
-    await hub.attach(session)
-    store.gate.clear()
+    hub, bus, published, session = await attached(store)
     await cancelled_in_the_read(store, asyncio.create_task(hub.detach(session)))
     assert BOB not in hub.streams and not await bus.online()
     offline = [e for e in published if isinstance(e, PresenceChanged) and not e.online]
@@ -81,11 +88,7 @@ async def test_a_detach_left_to_finish_alone_logs_its_failure(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     store = GatedStore()
-    hub, bus, _ = await hub_on(store)
-    store.gate.set()
-    session = stream(store)
-    await hub.attach(session)
-    store.gate.clear()
+    hub, bus, _, session = await attached(store)
 
     async def failing_publish(event: BusEvent) -> None:
         raise RuntimeError("the bus is down")
