@@ -6,10 +6,14 @@ Starts one server under scripts/heap_server.py (securechat, or the bare referenc
 connection with ``--calls`` calls on it (securechat: the Health check; the reference: a stream
 that reads its hello). With ``--sessions`` (securechat) each connection is instead the soak's
 session (bench/churn.py): Login as a known device, open a Chat stream, ``--messages`` room
-messages, close. After ``--warmup`` connections and after each of ``--rounds`` rounds it reads
-the server's glibc malloc bytes in use and free, Python's allocated blocks (both after a full
-garbage collection) and RSS, and prints the growth per connection (and over the second half of
-the rounds: settling or linear?) as one JSON line:
+messages ``--gap`` seconds apart, close. With no gap a session ends before its backlog (the
+others' messages since its last session) is replayed and acknowledged, so the mailboxes grow
+with every round: use ``--gap 1`` (the soak's) to measure sessions that read their mail.
+
+After ``--warmup`` connections and after each of ``--rounds`` rounds it reads the server's
+glibc malloc bytes in use and free, Python's allocated blocks (both after a full garbage
+collection) and RSS, and prints the growth per connection (and over the second half of the
+rounds: settling or linear?) as one JSON line:
 
     .venv/bin/python scripts/churn_heap.py reference 10000 --rounds 4
     .venv/bin/python scripts/churn_heap.py securechat 10000 --rounds 4
@@ -85,10 +89,10 @@ class Sessions:
     """The soak's sessions, run in this process: 20 users of one room, one session each at a
     time, until ``count`` sessions are done."""
 
-    def __init__(self, bench: Bench, server: ServerProcess, messages: int) -> None:
+    def __init__(self, bench: Bench, server: ServerProcess, messages: int, gap_s: float) -> None:
         users = [f"churn{i:02d}" for i in range(20)]
         self.role = ChurnRole({**bench.tls_spec(server.port), "room": "churn", "users": users})
-        self.messages = messages
+        self.messages, self.gap_s = messages, gap_s
         # One event loop for every round: grpc.aio's poller outlives a loop that asyncio.run
         # closes (and complains about it).
         self.runner = asyncio.Runner()
@@ -100,7 +104,7 @@ class Sessions:
 
             async def loop(user: str) -> None:
                 for _ in left:
-                    await self.role.session(user, self.messages, 0.0)
+                    await self.role.session(user, self.messages, self.gap_s)
 
             await asyncio.gather(*(loop(u) for u in self.role.spec["users"]))
 
@@ -162,6 +166,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="sample after each of them")
     parser.add_argument("--sessions", action="store_true", help="securechat: the soak's")
     parser.add_argument("--messages", type=int, default=3, help="per session (--sessions)")
+    parser.add_argument("--gap", type=float, default=0.0, help="seconds after each message")
     parser.add_argument(
         "--trace", action="store_true", help="securechat under tracemalloc: the sites that grew"
     )
@@ -177,7 +182,7 @@ def main() -> None:
         try:
             server = start(bench, args, heap, snaps)
             if args.sessions:
-                run = Sessions(bench, server, args.messages).churn
+                run = Sessions(bench, server, args.messages, args.gap).churn
             else:
                 run = partial(churn, bench, server, args.system, calls=args.calls)
             run(args.warmup)
@@ -202,6 +207,7 @@ def main() -> None:
         "calls_per_connection": args.calls,
         "sessions": args.sessions,
         "messages": args.messages if args.sessions else None,
+        "gap_s": args.gap if args.sessions else None,
         "seconds": round(took, 1),
         **per_connection(samples[0], samples[-1], each * args.rounds),
     }
