@@ -17,6 +17,8 @@ from securechat.bench.scaleout import unavailable
 SUMMARY_KEYS = {
     "saturation_ratio",
     "saturation_signed_ratio",
+    "saturation_drained_ratio",
+    "saturation_signed_drained_ratio",
     "p99_ms_at_5k",
     "cpu_per_delivery_ratio",
     "rss_kb_per_client",

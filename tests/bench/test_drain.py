@@ -3,11 +3,14 @@ the same server) may have ended overloaded, and its backlog would be measured as
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from securechat.bench import shapes
+from securechat.bench.harness import Params
+from securechat.bench.scenarios import best_drained
 from securechat.bench.shapes import drain_all
 
 
@@ -41,3 +44,26 @@ def test_a_pool_that_never_drains_is_reported_and_the_others_still_polled(
     after = Pool(sent=1, received=0, step=1)
     assert not drain_all({"legacy": stuck, "signed": after}, members=2)  # type: ignore[dict-item]
     assert after.polls == 2  # drained too, though the first pool failed
+
+
+def step(delivered: float, p99_ms: float, drained: bool | None) -> dict[str, Any]:
+    return {
+        "delivered_per_s": delivered,
+        "offered_deliveries_per_s": delivered,
+        "latency_ms": {"p99": p99_ms},
+        "started_drained": drained,
+    }
+
+
+def test_the_drained_best_skips_steps_that_started_with_a_backlog_and_failed_steps() -> None:
+    bench = SimpleNamespace(params=Params.for_run(quick=True))
+    limit = bench.params.saturation_max_p99_ms
+    steps = [
+        step(4_900, 10, drained=True),
+        step(19_600, 40, drained=True),
+        step(39_200, 5 * limit, drained=True),  # failed: its p99 is over the limit
+        step(30_000, limit / 2, drained=False),  # passed, but counted the failed step's backlog
+        step(50_000, 10, drained=None),  # a step that never recorded it does not count
+    ]
+    assert best_drained(bench, steps) == 19_600  # type: ignore[arg-type]
+    assert best_drained(bench, steps[3:]) == 0.0  # type: ignore[arg-type]
