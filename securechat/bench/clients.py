@@ -121,6 +121,7 @@ class Recorder:
     errors: Counter[str] = field(default_factory=Counter)
     last_receive_ns: int = 0
     frames_in_window: int = 0  # stream frames (server writes) that carried deliveries
+    failed_sends: int = 0  # over the whole run: nothing of them is due to anyone
 
     def window(self, start_ns: int, end_ns: int) -> None:
         self.start_ns, self.end_ns, self.in_window = start_ns, end_ns, 0
@@ -134,6 +135,10 @@ class Recorder:
             self.in_window += 1
             self.at_ms.append((now_ns - self.start_ns) / 1e6)
             self.latency_ms.append((now_ns - sent_ns) / 1e6)
+
+    def send_failed(self, why: str) -> None:
+        self.errors[why] += 1
+        self.failed_sends += 1
 
     def frame(self, now_ns: int) -> None:
         """One frame of the stream (one server write) brought deliveries."""
@@ -282,7 +287,7 @@ class SecureMember:
         try:
             answer = await self.sender.submit(self.target, self.seal(now), str(self._sent))
         except SecureChatError as exc:
-            self.recorder.errors[f"send_{exc.code}"] += 1
+            self.recorder.send_failed(f"send_{exc.code}")
             return
         answer.add_done_callback(self._answered)
 
@@ -292,7 +297,7 @@ class SecureMember:
         error = answer.exception()
         if error is not None:
             code = error.code if isinstance(error, SecureChatError) else type(error).__name__
-            self.recorder.errors[f"send_{code}"] += 1
+            self.recorder.send_failed(f"send_{code}")
 
     async def close(self) -> None:
         if self.link is not None:
@@ -336,7 +341,7 @@ class ReferenceMember:
         try:
             await self.call.write(ciphertext(time.time_ns()))
         except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
-            self.recorder.errors["write_failed"] += 1
+            self.recorder.send_failed("write_failed")
 
     async def close(self) -> None:
         if self.call is not None:

@@ -135,8 +135,10 @@ class RoomRole:
         }
 
     async def cmd_counts(self) -> dict[str, Any]:
-        """Messages sent and deliveries received so far by this process's members."""
-        return {"sent": self.sent_total, "received": self.recorder.received}
+        """Messages sent and deliveries received so far by this process's members. A send that
+        failed is not counted (nothing of it is due: the drains would wait for it in vain)."""
+        sent = self.sent_total - self.recorder.failed_sends
+        return {"sent": sent, "received": self.recorder.received}
 
     async def cmd_drain(self, quiet_s: float, max_s: float) -> dict[str, Any]:
         """Wait until no delivery has arrived for ``quiet_s`` (at most ``max_s``)."""
