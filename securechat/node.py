@@ -283,6 +283,7 @@ class Node:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.hub.drain()
         await self.messenger.drain()
         await self.messenger.committer.drain()
         await self.messenger.acks.drain()

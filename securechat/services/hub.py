@@ -71,6 +71,12 @@ class Hub:
                 self._finish_alone(forgetting, "detach")
                 raise
 
+    async def drain(self) -> None:
+        """Wait for the attaches and detaches left to finish on their own (at shutdown, before
+        the bus and the store close under them)."""
+        while self._finishing:
+            await asyncio.gather(*self._finishing, return_exceptions=True)
+
     def _undo(self, stream: StreamSession) -> None:
         self._finish_alone(asyncio.ensure_future(self.detach(stream)), "undone attach")
 

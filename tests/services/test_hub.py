@@ -52,13 +52,17 @@ async def attached(store: GatedStore) -> tuple[Hub, MemoryBus, list[BusEvent], S
     return hub, bus, published, session
 
 
-async def cancelled_in_the_read(store: GatedStore, call: asyncio.Task[None]) -> None:
+async def cancel_in_the_read(store: GatedStore, call: asyncio.Task[None]) -> None:
     reads = store.reads
     while store.reads == reads:
         await asyncio.sleep(0)
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
         await call
+
+
+async def cancelled_in_the_read(store: GatedStore, call: asyncio.Task[None]) -> None:
+    await cancel_in_the_read(store, call)
     store.gate.set()
     for _ in range(10):
         await asyncio.sleep(0)
@@ -99,3 +103,21 @@ async def test_a_detach_left_to_finish_alone_logs_its_failure(
     assert BOB not in hub.streams
     assert [r.getMessage() for r in caplog.records] == ["a stream's detach failed"]
     assert not hub._finishing  # nothing held once it ended
+
+
+async def test_drain_waits_for_a_detach_left_to_finish_alone() -> None:
+    """At shutdown the node drains the hub before it closes the bus and the store."""
+    store = GatedStore()
+    hub, _, published, session = await attached(store)
+    await cancel_in_the_read(store, asyncio.create_task(hub.detach(session)))
+    draining = asyncio.create_task(hub.drain())
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert not draining.done()  # the presence read still waits
+    store.gate.set()
+    await asyncio.wait_for(draining, 5)
+    assert not hub._finishing
+    assert [(e.user, e.online) for e in published if isinstance(e, PresenceChanged)] == [
+        ("bob", True),
+        ("bob", False),
+    ]
