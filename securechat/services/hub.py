@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from securechat.bus.port import Bus
 from securechat.domain.events import (
@@ -55,21 +56,25 @@ class Hub:
     # stream whose attach was cancelled is detached once registered (its caller never will).
     async def attach(self, stream: StreamSession) -> None:
         """Register a stream; a previous stream of the same device ends (StreamReplaced)."""
-        attaching = asyncio.ensure_future(self._attach(stream))
-        try:
-            await asyncio.shield(attaching)
-        except asyncio.CancelledError:
-            self._finish_alone(attaching, "attach", then=lambda: self._undo(stream))
-            raise
+        await self._whole(self._attach(stream), "attach", then=lambda: self._undo(stream))
 
     async def detach(self, stream: StreamSession) -> None:
         if self.streams.get(stream.device) is stream:
-            forgetting = asyncio.ensure_future(self._forget(stream))
-            try:
-                await asyncio.shield(forgetting)
-            except asyncio.CancelledError:
-                self._finish_alone(forgetting, "detach")
-                raise
+            await self._whole(self._forget(stream), "detach")
+
+    async def _whole(
+        self,
+        work: Coroutine[Any, Any, None],
+        what: str,
+        then: Callable[[], None] | None = None,
+    ) -> None:
+        """Run ``work`` in its own task: a cancelled caller leaves it to finish alone."""
+        task = asyncio.ensure_future(work)
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            self._finish_alone(task, what, then)
+            raise
 
     async def drain(self) -> None:
         """Wait for the attaches and detaches left to finish on their own (at shutdown, before
