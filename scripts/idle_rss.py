@@ -10,6 +10,9 @@ client as one JSON line. Faster to repeat than `python -m securechat.bench --onl
     .venv/bin/python scripts/idle_rss.py reference 1000 --grpc-option grpc.tsi.max_frame_size=4096
     .venv/bin/python scripts/idle_rss.py securechat 300 --trace   # + where the Python heap grew
 
+(``grpc.tsi.max_frame_size`` only as a memory experiment: below 16 KB, grpcio 1.85 corrupts TLS
+streams under load; tests/transport/test_tls_records.py.)
+
 ``--trace`` runs securechat under scripts/traced_server.py and prints the tracemalloc sites that
 grew per client between the two RSS readings (much slower: keep the client count low).
 """

@@ -276,7 +276,9 @@ class SecureMember:
             self.link.rooms[room] = room_seq
 
     def _connection(self, event: ConnectionEvent) -> None:
-        if event.code:
+        if event.code == SecureChatError.code:  # no code of ours: grpc's words say what it was
+            self.recorder.errors[f"stream_error ({event.detail[:100]})"] += 1
+        elif event.code:
             self.recorder.errors[f"stream_{event.code}"] += 1
 
     async def send_one(self) -> None:

@@ -34,7 +34,6 @@ from securechat.transport.rpc import Guard, service_handler
 from securechat.transport.tls import RotatingCredentials
 from securechat_proto.v1 import admin_pb2, auth_pb2, chat_pb2, keys_pb2, rooms_pb2
 
-TLS_FRAME_BYTES = 4096
 SERVICES = {
     "AuthService": auth_pb2,
     "KeyService": keys_pb2,
@@ -74,10 +73,9 @@ def grpc_options(config: Config) -> list[tuple[str, int]]:
         ("grpc.http2.min_ping_interval_without_data_ms", 20_000),
         # A stalled reader must not make the transport buffer megabytes for it.
         ("grpc.http2.bdp_probe", 0),
-        # TLS records of at most 4 KB: each connection's frame protector holds a buffer of this
-        # size (16 KB by default), about 5 KB less resident per idle connection (measured on
-        # the reference and on securechat, docs/performance.md). Chat frames are mostly smaller.
-        ("grpc.tsi.max_frame_size", TLS_FRAME_BYTES),
+        # No grpc.tsi.max_frame_size: TLS records smaller than grpc's 16 KB saved ~7 KB per idle
+        # connection, but grpcio 1.85 then corrupts its own TLS stream under load (clients fail
+        # with TSI_DATA_CORRUPTED; tests/transport/test_tls_records.py, docs/performance.md).
         ("grpc.so_reuseport", 1 if s.workers > 1 else 0),
     ]
 

@@ -14,7 +14,6 @@ import pytest
 from securechat.domain.model import DeviceRef
 from securechat.node import Node
 from securechat.pki import DevPki
-from securechat.transport.server import TLS_FRAME_BYTES, grpc_options
 from securechat_proto.v1 import chat_pb2
 from tests.conftest import server_config
 from tests.support.chat import ChatClient, direct
@@ -102,13 +101,3 @@ async def test_a_big_backlog_is_read_no_faster_than_the_reader_takes_it(
         assert stream.queued_bytes <= QUEUE
     assert stream.ending is None
     stalled.cancel()
-
-
-def test_tls_records_stay_small_so_each_connection_holds_a_small_frame_buffer(
-    pki: DevPki, tmp_path: Path
-) -> None:
-    # grpc's TLS frame protector keeps a buffer of the record size per connection (16 KB by
-    # default): 4 KB saves ~7 KB per idle client (docs/performance.md); the batches of the
-    # tests above (128 KB) cross many such records.
-    options = dict(grpc_options(server_config(pki, tmp_path / "data")))
-    assert options["grpc.tsi.max_frame_size"] == TLS_FRAME_BYTES <= 4096
